@@ -1,0 +1,23 @@
+//! What both services share, and nothing more:
+//!
+//! - [`config`]: settings from prefixed environment variables, errors naming the variable;
+//! - [`idempotency`]: the [`IdempotencyKey`] a client may send with a POST;
+//! - [`name`]: the [`Name`] domain type — the only way a person's name enters the system;
+//! - [`wire`]: the JSON bodies exchanged between hello-service and world-service;
+//! - [`problem`]: RFC 9457 `application/problem+json` errors;
+//! - [`timestamp`]: milliseconds since the epoch and their RFC 3339 form;
+//! - [`telemetry`]: `tracing` set-up (`LOG_FORMAT=json` for machines);
+//! - [`lifecycle`]: readiness and graceful shutdown on SIGTERM/SIGINT.
+
+pub mod config;
+pub mod idempotency;
+pub mod lifecycle;
+pub mod name;
+pub mod problem;
+pub mod telemetry;
+pub mod timestamp;
+pub mod wire;
+
+pub use idempotency::IdempotencyKey;
+pub use name::{Name, NameError};
+pub use problem::Problem;

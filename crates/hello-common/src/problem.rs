@@ -1,0 +1,223 @@
+//! RFC 9457 problem details: every error either service answers is one of these, served as
+//! `application/problem+json`, with a `detail` that tells a person what to change.
+
+use std::time::Duration;
+
+use actix_web::{
+    HttpResponse,
+    http::{StatusCode, header},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error as the client sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct Problem {
+    /// Identifies the kind of problem, e.g. `/problems/invalid-name`.
+    #[serde(rename = "type")]
+    #[schema(example = "/problems/invalid-name")]
+    pub kind: String,
+    /// Short summary of the kind of problem.
+    #[schema(example = "Invalid name")]
+    pub title: String,
+    /// The HTTP status code.
+    #[schema(example = 400)]
+    pub status: u16,
+    /// What went wrong with this request and how to fix it.
+    #[schema(example = "a name must start with a letter or a digit, not '$' (U+0024)")]
+    pub detail: String,
+    /// The request field at fault (`to`, `from`, `limit`, `Idempotency-Key`, `body`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Seconds to wait before retrying (also sent as the `Retry-After` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    /// A problem of kind `/problems/{slug}`.
+    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("/problems/{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    /// Names the request field at fault, so a form can show the message next to it.
+    pub fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
+    }
+
+    /// Asks the client to retry after `delay` (rounded up to whole seconds, at least 1).
+    pub fn with_retry_after(mut self, delay: Duration) -> Self {
+        let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
+    /// The HTTP status, falling back to 500 for a malformed one.
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The response: problem+json body, `Retry-After` when set.
+    pub fn to_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.body(serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// 400: a JSON body that is not what the endpoint takes.
+    pub fn malformed_body(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-body",
+            "Malformed request body",
+            detail,
+        )
+        .with_field("body")
+    }
+
+    /// 404: no such route.
+    pub fn not_found(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("there is nothing at {path}; see /openapi.json for the routes this API serves"),
+        )
+    }
+
+    /// 405: the route exists but not with this method.
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            format!("{path} does not answer {method}; see /openapi.json for the methods it takes"),
+        )
+    }
+
+    /// 503: a dependency is down; nothing was done.
+    pub fn unavailable(detail: impl Into<String>, retry_after: Duration) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            detail,
+        )
+        .with_retry_after(retry_after)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.title, self.detail)
+    }
+}
+
+impl actix_web::ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        Problem::status_code(self)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.to_response()
+    }
+}
+
+/// Extractor settings that answer every malformed request with a [`Problem`] instead of
+/// actix-web's plain-text errors.
+pub mod extractors {
+    use actix_web::{
+        HttpRequest, HttpResponse,
+        error::{JsonPayloadError, PathError, QueryPayloadError},
+        http::StatusCode,
+        web,
+    };
+
+    use super::Problem;
+
+    /// JSON bodies up to `limit` bytes, `application/json` only.
+    pub fn json_config(limit: usize) -> web::JsonConfig {
+        web::JsonConfig::default()
+            .limit(limit)
+            .content_type_required(true)
+            .error_handler(move |error, _request| json_problem(&error, limit).into())
+    }
+
+    fn json_problem(error: &JsonPayloadError, limit: usize) -> Problem {
+        match error {
+            JsonPayloadError::OverflowKnownLength { length, .. } => too_large(*length, limit),
+            JsonPayloadError::Overflow { .. } => too_large(limit + 1, limit),
+            JsonPayloadError::ContentType => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the body as JSON with the header Content-Type: application/json",
+            )
+            .with_field("body"),
+            JsonPayloadError::Deserialize(error) => Problem::malformed_body(format!(
+                "the body is not the JSON this endpoint takes: {error}"
+            )),
+            other => Problem::malformed_body(format!("the body could not be read: {other}")),
+        }
+    }
+
+    fn too_large(length: usize, limit: usize) -> Problem {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Request body too large",
+            format!("the body has {length} bytes; send at most {limit}"),
+        )
+        .with_field("body")
+    }
+
+    /// Query strings that do not parse become a 400 naming the parameter.
+    pub fn query_config() -> web::QueryConfig {
+        web::QueryConfig::default().error_handler(|error: QueryPayloadError, _: &HttpRequest| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-query",
+                "Invalid query parameter",
+                format!("the query string is not valid: {error}"),
+            )
+            .into()
+        })
+    }
+
+    /// Path segments that do not parse become a 400.
+    pub fn path_config() -> web::PathConfig {
+        web::PathConfig::default().error_handler(|error: PathError, _: &HttpRequest| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-path",
+                "Invalid path",
+                format!("the path is not valid: {error}"),
+            )
+            .into()
+        })
+    }
+
+    /// Default service: 404 for unknown paths as problem+json.
+    pub async fn not_found(request: HttpRequest) -> HttpResponse {
+        Problem::not_found(request.path()).to_response()
+    }
+
+    /// Default service of a resource: 405 for a method it does not take.
+    pub async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
+        Problem::method_not_allowed(request.method().as_str(), request.path()).to_response()
+    }
+}

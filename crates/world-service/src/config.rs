@@ -1,0 +1,134 @@
+//! world-service settings, from `WORLD_*` environment variables.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use hello_common::config::{self, ensure};
+use serde::Deserialize;
+
+use crate::store::StoreLimits;
+
+/// Every setting, with a default that works locally.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// `WORLD_LISTEN`: where the internal API listens. Loopback by default: only the pod's own
+    /// hello-service should reach it.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// `WORLD_DATA_DIR`: where the embedded store keeps its file.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// `WORLD_MONGODB_URI`: when set, hellos live in MongoDB instead of the embedded store.
+    #[serde(default)]
+    pub mongodb_uri: Option<String>,
+    /// `WORLD_MONGODB_DATABASE`: the MongoDB database.
+    #[serde(default = "default_database")]
+    pub mongodb_database: String,
+    /// `WORLD_INBOX_CAP`: most hellos that may wait in one inbox.
+    #[serde(default = "default_inbox_cap")]
+    pub inbox_cap: u64,
+    /// `WORLD_CLAIM_LEASE_MS`: how long hellos taken by a read stay hidden without an
+    /// acknowledgement before they are delivered again.
+    #[serde(default = "default_claim_lease_ms")]
+    pub claim_lease_ms: u64,
+    /// `WORLD_IDEMPOTENCY_TTL_SECS`: how long an idempotency key is remembered.
+    #[serde(default = "default_idempotency_ttl_secs")]
+    pub idempotency_ttl_secs: u64,
+    /// `WORLD_MAX_BODY_BYTES`: largest request body.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// `WORLD_SHUTDOWN_DRAIN_MS`: on SIGTERM, how long to keep serving (not ready) before closing.
+    /// Longer than hello-service's, so that the pod's hello can finish its requests.
+    #[serde(default = "default_shutdown_drain_ms")]
+    pub shutdown_drain_ms: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8082))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_database() -> String {
+    "hello".to_owned()
+}
+fn default_inbox_cap() -> u64 {
+    10_000
+}
+fn default_claim_lease_ms() -> u64 {
+    30_000
+}
+fn default_idempotency_ttl_secs() -> u64 {
+    24 * 60 * 60
+}
+fn default_max_body_bytes() -> usize {
+    4096
+}
+fn default_shutdown_drain_ms() -> u64 {
+    2000
+}
+
+impl Settings {
+    /// Reads and checks the settings; the error names the variable to fix.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let settings: Self = config::from_env("WORLD_")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the ranges envy cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        ensure(self.inbox_cap >= 1, "WORLD_INBOX_CAP", "must be at least 1")?;
+        ensure(
+            (100..=3_600_000).contains(&self.claim_lease_ms),
+            "WORLD_CLAIM_LEASE_MS",
+            "must be between 100 and 3600000 (one hour)",
+        )?;
+        ensure(
+            self.idempotency_ttl_secs >= 1,
+            "WORLD_IDEMPOTENCY_TTL_SECS",
+            "must be at least 1",
+        )?;
+        ensure(
+            self.max_body_bytes >= 64,
+            "WORLD_MAX_BODY_BYTES",
+            "must be at least 64",
+        )?;
+        if let Some(uri) = &self.mongodb_uri {
+            ensure(
+                uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://"),
+                "WORLD_MONGODB_URI",
+                "must start with mongodb:// or mongodb+srv://",
+            )?;
+        }
+        ensure(
+            !self.mongodb_database.is_empty()
+                && !self.mongodb_database.contains(['/', '.', ' ', '$']),
+            "WORLD_MONGODB_DATABASE",
+            "must be a MongoDB database name (no '/', '.', ' ' or '$')",
+        )?;
+        Ok(())
+    }
+
+    /// The limits every store enforces.
+    pub fn store_limits(&self) -> StoreLimits {
+        StoreLimits {
+            inbox_cap: self.inbox_cap,
+            idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
+        }
+    }
+
+    /// Settings for tests: loopback port 0, the given data directory, defaults elsewhere.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            mongodb_uri: None,
+            mongodb_database: default_database(),
+            inbox_cap: default_inbox_cap(),
+            claim_lease_ms: default_claim_lease_ms(),
+            idempotency_ttl_secs: default_idempotency_ttl_secs(),
+            max_body_bytes: default_max_body_bytes(),
+            shutdown_drain_ms: 0,
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! How world-service's failures become problem+json answers.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use hello_common::{NameError, Problem};
+
+use crate::store::StoreError;
+
+/// How long a client should wait before retrying while the store is down.
+pub const RETRY_AFTER_UNAVAILABLE: Duration = Duration::from_secs(2);
+
+/// A name in the path or body that is not valid.
+pub fn invalid_name(field: &str, error: &NameError) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "invalid-name",
+        "Invalid name",
+        format!("`{field}` is not a valid name: {error}"),
+    )
+    .with_field(field)
+}
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        match &error {
+            StoreError::InboxFull { .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "inbox-full",
+                "Inbox full",
+                error.to_string(),
+            )
+            .with_field("to"),
+            StoreError::IdempotencyKeyReused { .. } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                error.to_string(),
+            )
+            .with_field("Idempotency-Key"),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = format!("{cause:#}"), "store unavailable");
+                Problem::unavailable(
+                    "the hello store is unavailable; nothing was changed. Retry shortly",
+                    RETRY_AFTER_UNAVAILABLE,
+                )
+            }
+        }
+    }
+}

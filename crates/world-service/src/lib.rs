@@ -1,0 +1,15 @@
+//! world-service: the sidecar that owns the hellos.
+//!
+//! It is the only code that talks to the store. hello-service, in the same pod, calls its small
+//! internal HTTP API over localhost (see [`routes`]). Layout:
+//! - [`config`]: `WORLD_*` settings;
+//! - [`startup`]: the [`startup::Application`] that binds its listener and serves;
+//! - [`routes`]: the internal API and probes;
+//! - [`store`]: the [`store::Store`] trait and its embedded and MongoDB backends;
+//! - [`error`]: store errors as problem+json.
+
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod startup;
+pub mod store;

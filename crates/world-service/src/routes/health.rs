@@ -1,0 +1,27 @@
+use actix_web::{HttpResponse, web};
+use hello_common::{Problem, lifecycle::Lifecycle};
+
+use crate::{error::RETRY_AFTER_UNAVAILABLE, startup::AppState};
+
+/// Alive: the process answers.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "alive" }))
+}
+
+/// Ready: not shutting down, and the store answers.
+pub async fn readyz(
+    state: web::Data<AppState>,
+    lifecycle: web::Data<Lifecycle>,
+) -> Result<HttpResponse, Problem> {
+    if lifecycle.is_draining() {
+        return Err(Problem::unavailable(
+            "world-service is shutting down",
+            RETRY_AFTER_UNAVAILABLE,
+        ));
+    }
+    state.store.ping().await.map_err(Problem::from)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "status": "ready",
+        "store": state.store.backend(),
+    })))
+}

@@ -1,0 +1,29 @@
+//! The internal API, versioned under `/v1` (hello-service is its only client), and the probes.
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | POST | `/v1/inboxes/{to}/hellos` | store a hello durably: 201 with it |
+//! | POST | `/v1/inboxes/{name}/claims?limit=N&lease_ms=M` | lease the oldest waiting hellos |
+//! | DELETE | `/v1/claims/{claim_id}` | acknowledge a claim: its hellos are deleted |
+//! | GET | `/healthz`, `/readyz` | alive; ready (store answers, not shutting down) |
+
+mod claims;
+mod health;
+mod hellos;
+
+use actix_web::web;
+use hello_common::problem::extractors::method_not_allowed;
+
+/// Registers every route.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(resource("/healthz").route(web::get().to(health::healthz)))
+        .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/v1/inboxes/{to}/hellos").route(web::post().to(hellos::send)))
+        .service(resource("/v1/inboxes/{name}/claims").route(web::post().to(claims::claim)))
+        .service(resource("/v1/claims/{claim_id}").route(web::delete().to(claims::acknowledge)));
+}
+
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}

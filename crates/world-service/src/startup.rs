@@ -1,0 +1,102 @@
+//! Building and running world-service: the store, the listener, the HTTP server.
+
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_web::{App, HttpServer, dev::Server, web};
+use anyhow::Context;
+use hello_common::{
+    lifecycle::{self, Lifecycle},
+    problem::extractors,
+};
+
+use crate::{
+    config::Settings,
+    routes,
+    store::{Store, embedded::EmbeddedStore, mongo::MongoStore},
+};
+
+/// What every request handler can reach.
+#[derive(Debug)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// The lease of a claim that names none.
+    pub claim_lease_ms: u64,
+}
+
+/// A bound, not yet running world-service.
+#[allow(missing_debug_implementations)] // actix-web's Server is not Debug
+pub struct Application {
+    port: u16,
+    server: Server,
+    lifecycle: Lifecycle,
+    drain_delay: Duration,
+}
+
+/// Opens the store the settings choose: MongoDB when `WORLD_MONGODB_URI` is set, else embedded.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match &settings.mongodb_uri {
+        Some(uri) => Arc::new(
+            MongoStore::connect(uri, &settings.mongodb_database, settings.store_limits())
+                .await
+                .context("cannot use MongoDB (WORLD_MONGODB_URI)")?,
+        ),
+        None => Arc::new(EmbeddedStore::open(
+            &settings.data_dir,
+            settings.store_limits(),
+        )?),
+    })
+}
+
+impl Application {
+    /// Opens the store and binds `WORLD_LISTEN`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = open_store(&settings).await?;
+        tracing::info!(backend = store.backend(), "store open");
+        Self::build_with_store(&settings, store)
+    }
+
+    /// Binds `WORLD_LISTEN` and serves the given store.
+    pub fn build_with_store(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("cannot listen on {} (WORLD_LISTEN)", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let lifecycle = Lifecycle::default();
+        let state = web::Data::new(AppState {
+            store,
+            claim_lease_ms: settings.claim_lease_ms,
+        });
+        let max_body_bytes = settings.max_body_bytes;
+        let app_lifecycle = web::Data::new(lifecycle.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(app_lifecycle.clone())
+                .app_data(extractors::json_config(max_body_bytes))
+                .app_data(extractors::query_config())
+                .app_data(extractors::path_config())
+                .configure(routes::configure)
+                .default_service(web::to(extractors::not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        tracing::info!(address = %settings.listen, port, "world-service listening");
+        Ok(Self {
+            port,
+            server,
+            lifecycle,
+            drain_delay: Duration::from_millis(settings.shutdown_drain_ms),
+        })
+    }
+
+    /// The port it listens on (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT, then shuts down gracefully.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        lifecycle::run_until_stopped(self.server, self.lifecycle, self.drain_delay).await
+    }
+}

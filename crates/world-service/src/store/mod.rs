@@ -1,0 +1,102 @@
+//! The seam between world-service and where hellos live.
+//!
+//! Two backends implement [`Store`] and pass one shared test suite (`tests/store/`):
+//! - [`embedded`]: a redb file under `WORLD_DATA_DIR` — the default, nothing else to run;
+//! - [`mongo`]: MongoDB, shared by every replica of the pod.
+//!
+//! Taking hellos is two-phase so that a crash never loses one: [`Store::claim`] leases the oldest
+//! waiting hellos to the caller and hides them from other readers; [`Store::acknowledge`] deletes
+//! them once the caller has delivered them. A lease that runs out without an acknowledgement makes
+//! its hellos visible again, so a reader that died mid-request costs a duplicate, never a loss.
+
+pub mod embedded;
+pub mod mongo;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hello_common::{
+    IdempotencyKey, Name,
+    wire::{Claim, StoredHello},
+};
+
+/// A hello to store.
+#[derive(Debug, Clone)]
+pub struct NewHello {
+    pub to: Name,
+    pub from: Name,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// How many hellos to take and for how long to hide them.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest {
+    /// At most this many (1 or more).
+    pub limit: u32,
+    /// How long the taken hellos stay hidden without an acknowledgement.
+    pub lease: Duration,
+}
+
+/// Why a store operation did not happen. Nothing was written in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The recipient already has `cap` hellos waiting.
+    #[error("the inbox of {name} is full: {cap} hellos are waiting; it empties as {name} reads it")]
+    InboxFull { name: String, cap: u64 },
+    /// The idempotency key was first used for a different hello.
+    #[error(
+        "this Idempotency-Key was already used for a hello from {from} to {to}; use a new key for a different hello"
+    )]
+    IdempotencyKeyReused { to: String, from: String },
+    /// The store cannot be reached or failed; the caller may retry.
+    #[error("the store is unavailable: {0:#}")]
+    Unavailable(#[source] anyhow::Error),
+}
+
+impl StoreError {
+    /// Wraps any storage failure as [`StoreError::Unavailable`].
+    pub fn unavailable(error: impl Into<anyhow::Error>) -> Self {
+        Self::Unavailable(error.into())
+    }
+}
+
+/// Where hellos live. Every method is atomic: it either happens whole or not at all.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores a hello durably (on disk, or majority-acknowledged and journaled) before returning.
+    /// With an idempotency key already used for the same hello, stores nothing and returns the
+    /// first hello.
+    async fn send(&self, hello: NewHello) -> Result<StoredHello, StoreError>;
+
+    /// Leases up to `request.limit` of the oldest visible hellos of `name` to the caller.
+    async fn claim(&self, name: &Name, request: ClaimRequest) -> Result<Claim, StoreError>;
+
+    /// Deletes the hellos of a claim, if it still holds them. Returns how many were deleted.
+    /// Acknowledging twice, or an unknown claim, deletes nothing and is not an error.
+    async fn acknowledge(&self, claim_id: &str) -> Result<u64, StoreError>;
+
+    /// Succeeds when the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// `embedded` or `mongodb`, for logs, `/info` and metrics.
+    fn backend(&self) -> &'static str;
+}
+
+/// Limits every backend enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreLimits {
+    /// Most hellos that may wait in one inbox.
+    pub inbox_cap: u64,
+    /// How long an idempotency key is remembered.
+    pub idempotency_ttl: Duration,
+}
+
+/// A new claim id: unique, time-ordered.
+fn new_claim_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A new hello id: unique, time-ordered, so sorting by id is sorting by arrival.
+fn new_hello_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
