@@ -1,0 +1,134 @@
+//! hello-service settings, from `HELLO_*` environment variables (and `POD_NAME`).
+
+use std::{net::SocketAddr, time::Duration};
+
+use hello_common::config::{self, ensure};
+use serde::Deserialize;
+
+/// Every setting, with a default that works locally.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// `HELLO_LISTEN`: where the public API listens.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// `HELLO_WORLD_URL`: the pod's world-service.
+    #[serde(default = "default_world_url")]
+    pub world_url: String,
+    /// `HELLO_WORLD_TIMEOUT_MS`: longest wait for world-service on one request.
+    #[serde(default = "default_world_timeout_ms")]
+    pub world_timeout_ms: u64,
+    /// `HELLO_MAX_BODY_BYTES`: largest request body; larger is 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// `HELLO_DEFAULT_LIMIT`: hellos per GET when `limit` is not given.
+    #[serde(default = "default_limit")]
+    pub default_limit: u32,
+    /// `HELLO_RATE_LIMIT_PER_SECOND`: sustained requests per second per client to `/hello`
+    /// (0 turns rate limiting off).
+    #[serde(default = "default_rate_limit_per_second")]
+    pub rate_limit_per_second: u32,
+    /// `HELLO_RATE_LIMIT_BURST`: requests a client may send at once before the rate applies.
+    #[serde(default = "default_rate_limit_burst")]
+    pub rate_limit_burst: u32,
+    /// `HELLO_SHUTDOWN_DRAIN_MS`: on SIGTERM, how long to keep serving (not ready) before closing.
+    #[serde(default = "default_shutdown_drain_ms")]
+    pub shutdown_drain_ms: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8081))
+}
+fn default_world_url() -> String {
+    "http://127.0.0.1:8082".to_owned()
+}
+fn default_world_timeout_ms() -> u64 {
+    5000
+}
+fn default_max_body_bytes() -> usize {
+    4096
+}
+fn default_limit() -> u32 {
+    100
+}
+fn default_rate_limit_per_second() -> u32 {
+    50
+}
+fn default_rate_limit_burst() -> u32 {
+    100
+}
+fn default_shutdown_drain_ms() -> u64 {
+    1000
+}
+
+/// The largest `limit` a GET may ask for.
+pub const MAX_LIMIT: u32 = 1000;
+
+impl Settings {
+    /// Reads and checks the settings; the error names the variable to fix.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let settings: Self = config::from_env("HELLO_")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the ranges envy cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        ensure(
+            self.world_url.starts_with("http://") || self.world_url.starts_with("https://"),
+            "HELLO_WORLD_URL",
+            "must be an http:// or https:// URL, e.g. http://127.0.0.1:8082",
+        )?;
+        ensure(
+            (1..=MAX_LIMIT).contains(&self.default_limit),
+            "HELLO_DEFAULT_LIMIT",
+            "must be between 1 and 1000",
+        )?;
+        ensure(
+            (64..=1_048_576).contains(&self.max_body_bytes),
+            "HELLO_MAX_BODY_BYTES",
+            "must be between 64 and 1048576",
+        )?;
+        ensure(
+            self.world_timeout_ms >= 10,
+            "HELLO_WORLD_TIMEOUT_MS",
+            "must be at least 10",
+        )?;
+        ensure(
+            self.rate_limit_per_second == 0 || self.rate_limit_burst >= 1,
+            "HELLO_RATE_LIMIT_BURST",
+            "must be at least 1 when rate limiting is on",
+        )?;
+        Ok(())
+    }
+
+    /// How long to wait for world-service.
+    pub fn world_timeout(&self) -> Duration {
+        Duration::from_millis(self.world_timeout_ms)
+    }
+
+    /// Settings for tests: loopback port 0, the given world, rate limiting off.
+    pub fn for_tests(world_url: String) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            world_url,
+            world_timeout_ms: default_world_timeout_ms(),
+            max_body_bytes: default_max_body_bytes(),
+            default_limit: default_limit(),
+            rate_limit_per_second: 0,
+            rate_limit_burst: default_rate_limit_burst(),
+            shutdown_drain_ms: 0,
+        }
+    }
+}
+
+/// The serving pod's name: `POD_NAME` (Kubernetes downward API), else the host name.
+pub fn pod_name() -> String {
+    std::env::var("POD_NAME")
+        .ok()
+        .filter(|name| !name.trim().is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}

@@ -1,0 +1,33 @@
+//! `/healthz` and `/readyz`.
+
+use actix_web::{HttpResponse, web};
+use hello_common::{Problem, lifecycle::Lifecycle};
+
+use crate::{startup::AppState, world_client::RETRY_AFTER_UNREACHABLE};
+
+/// Alive: the process answers. Kubernetes restarts the container when this fails.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is alive")))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "alive" }))
+}
+
+/// Ready: not shutting down, and world-service and its store answer.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready for traffic"),
+        (status = 503, description = "Shutting down, or world-service or its store is down", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn readyz(
+    state: web::Data<AppState>,
+    lifecycle: web::Data<Lifecycle>,
+) -> Result<HttpResponse, Problem> {
+    if lifecycle.is_draining() {
+        return Err(Problem::unavailable(
+            "hello-service is shutting down",
+            RETRY_AFTER_UNREACHABLE,
+        ));
+    }
+    state.world.ready().await.map_err(Problem::from)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
+}

@@ -1,0 +1,98 @@
+//! Building and running hello-service.
+
+use std::{net::TcpListener, time::Duration};
+
+use actix_web::{App, HttpServer, dev::Server, middleware::DefaultHeaders, web};
+use anyhow::Context;
+use hello_common::{
+    lifecycle::{self, Lifecycle},
+    problem::extractors,
+};
+
+use crate::{
+    config::{Settings, pod_name},
+    rate_limit::ClientRateLimit,
+    routes,
+    world_client::WorldClient,
+};
+
+/// The response header that names the serving pod.
+pub const POD_NAME_HEADER: &str = "X-Pod-Name";
+
+/// What every request handler can reach.
+#[derive(Debug)]
+pub struct AppState {
+    pub world: WorldClient,
+    pub rate_limit: ClientRateLimit,
+    pub max_body_bytes: usize,
+    pub default_limit: u32,
+}
+
+/// A bound, not yet running hello-service.
+#[allow(missing_debug_implementations)] // actix-web's Server is not Debug
+pub struct Application {
+    port: u16,
+    server: Server,
+    lifecycle: Lifecycle,
+    drain_delay: Duration,
+}
+
+impl Application {
+    /// Binds `HELLO_LISTEN`; does not need world-service to be up yet.
+    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("cannot listen on {} (HELLO_LISTEN)", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let world = WorldClient::new(&settings.world_url, settings.world_timeout())?;
+        let rate_limit =
+            ClientRateLimit::new(settings.rate_limit_per_second, settings.rate_limit_burst);
+        let sweeper = rate_limit.clone();
+        tokio::spawn(async move {
+            let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every_minute.tick().await;
+                sweeper.forget_idle_clients();
+            }
+        });
+        let state = web::Data::new(AppState {
+            world,
+            rate_limit,
+            max_body_bytes: settings.max_body_bytes,
+            default_limit: settings.default_limit,
+        });
+        let lifecycle = Lifecycle::default();
+        let app_lifecycle = web::Data::new(lifecycle.clone());
+        let pod = pod_name();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(DefaultHeaders::new().add((POD_NAME_HEADER, pod.clone())))
+                .app_data(state.clone())
+                .app_data(app_lifecycle.clone())
+                .app_data(extractors::query_config())
+                .app_data(extractors::path_config())
+                .configure(routes::configure)
+                .default_service(web::to(extractors::not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        tracing::info!(address = %settings.listen, port, world = %settings.world_url, "hello-service listening");
+        Ok(Self {
+            port,
+            server,
+            lifecycle,
+            drain_delay: Duration::from_millis(settings.shutdown_drain_ms),
+        })
+    }
+
+    /// The port it listens on (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT, then shuts down gracefully.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        lifecycle::run_until_stopped(self.server, self.lifecycle, self.drain_delay).await
+    }
+}

@@ -1,0 +1,172 @@
+//! The pod's world-service, over localhost: a pooled keep-alive client with timeouts.
+//!
+//! Nothing here retries a claim: a retried claim could take a second page of hellos while the
+//! first is still leased. Acknowledgements are retried: deleting a claim twice is harmless.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use hello_common::{
+    Name, Problem,
+    problem::PROBLEM_JSON,
+    wire::{Claim, SendHello, StoredHello},
+};
+
+/// How long a client should wait before retrying when world-service is unreachable.
+pub const RETRY_AFTER_UNREACHABLE: Duration = Duration::from_secs(1);
+
+/// A handle on world-service; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct WorldClient {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+/// Why a call to world-service did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorldError {
+    /// world-service answered with a problem: pass it on to the client as it is.
+    #[error("{0}")]
+    Answered(Problem),
+    /// world-service could not be reached or answered nonsense.
+    #[error("world-service is unreachable: {0}")]
+    Unreachable(String),
+}
+
+impl From<WorldError> for Problem {
+    fn from(error: WorldError) -> Self {
+        match error {
+            WorldError::Answered(problem) => problem,
+            WorldError::Unreachable(cause) => {
+                tracing::warn!(%cause, "world-service unreachable");
+                Problem::unavailable(
+                    "the inbox service of this pod is not answering; nothing was changed. Retry shortly",
+                    RETRY_AFTER_UNREACHABLE,
+                )
+            }
+        }
+    }
+}
+
+impl WorldClient {
+    /// A client for `base_url` (e.g. `http://127.0.0.1:8082`) with a per-request `timeout`.
+    pub fn new(base_url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(1)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()?;
+        Ok(Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Stores a hello; answers once it is durable.
+    pub async fn send(&self, to: &Name, hello: &SendHello) -> Result<StoredHello, WorldError> {
+        let url = format!(
+            "{}/v1/inboxes/{}/hellos",
+            self.base_url,
+            encode(to.as_str())
+        );
+        decode(self.http.post(url).json(hello).send().await).await
+    }
+
+    /// Leases up to `limit` of the oldest hellos of `name`. Never retried.
+    pub async fn claim(&self, name: &Name, limit: u32) -> Result<Claim, WorldError> {
+        let url = format!(
+            "{}/v1/inboxes/{}/claims?limit={limit}",
+            self.base_url,
+            encode(name.as_str())
+        );
+        decode(self.http.post(url).send().await).await
+    }
+
+    /// Acknowledges a delivered claim, retrying a few times: if every try fails, the lease runs
+    /// out and the hellos are delivered again (a duplicate, not a loss).
+    pub async fn acknowledge(&self, claim_id: &str) {
+        let url = format!("{}/v1/claims/{}", self.base_url, encode(claim_id));
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1..=5 {
+            match self.http.delete(&url).send().await {
+                Ok(response) if response.status().is_success() => return,
+                Ok(response) => {
+                    tracing::warn!(attempt, status = %response.status(), claim_id, "acknowledgement refused");
+                }
+                Err(error) => {
+                    tracing::warn!(attempt, %error, claim_id, "acknowledgement failed");
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+        tracing::error!(
+            claim_id,
+            "acknowledgement gave up: these hellos will be delivered again when the lease ends"
+        );
+    }
+
+    /// Whether world-service is ready (and so its store answers).
+    pub async fn ready(&self) -> Result<(), WorldError> {
+        let url = format!("{}/readyz", self.base_url);
+        decode::<serde_json::Value>(self.http.get(url).send().await)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Percent-encodes a path segment.
+fn encode(segment: &str) -> String {
+    let mut encoded = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(
+    response: Result<reqwest::Response, reqwest::Error>,
+) -> Result<T, WorldError> {
+    let response = response.map_err(|error| WorldError::Unreachable(error.to_string()))?;
+    let status = response.status();
+    if status.is_success() {
+        return response
+            .json()
+            .await
+            .map_err(|error| WorldError::Unreachable(format!("unreadable answer: {error}")));
+    }
+    let is_problem = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let body = response.bytes().await.unwrap_or_default();
+    match serde_json::from_slice::<Problem>(&body) {
+        Ok(problem) if is_problem && status.is_client_error() => Err(WorldError::Answered(problem)),
+        Ok(problem) if is_problem && status == StatusCode::SERVICE_UNAVAILABLE.as_u16() => {
+            Err(WorldError::Answered(problem))
+        }
+        _ => Err(WorldError::Unreachable(format!(
+            "world-service answered {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode;
+
+    #[test]
+    fn encodes_every_byte_outside_the_unreserved_set() {
+        assert_eq!(encode("bob"), "bob");
+        assert_eq!(encode("Zoë"), "Zo%C3%AB");
+        assert_eq!(encode("a/b?c#d%"), "a%2Fb%3Fc%23d%25");
+    }
+}
