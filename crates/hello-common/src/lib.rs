@@ -7,7 +7,8 @@
 //! - [`problem`]: RFC 9457 `application/problem+json` errors;
 //! - [`timestamp`]: milliseconds since the epoch and their RFC 3339 form;
 //! - [`telemetry`]: `tracing` set-up (`LOG_FORMAT=json` for machines);
-//! - [`lifecycle`]: readiness and graceful shutdown on SIGTERM/SIGINT.
+//! - [`lifecycle`]: readiness and graceful shutdown on SIGTERM/SIGINT;
+//! - `testing` (feature `testing`): nx-27017 and child processes for integration tests.
 
 pub mod config;
 pub mod idempotency;
@@ -15,6 +16,8 @@ pub mod lifecycle;
 pub mod name;
 pub mod problem;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod timestamp;
 pub mod wire;
 

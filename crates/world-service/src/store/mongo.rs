@@ -13,6 +13,11 @@
 //!
 //! Every write uses write concern `majority` with journaling: a send is answered only once it is
 //! durable on a majority of the replica set.
+//!
+//! Instants that are compared or updated (`at`, `lease_until`) are Int64 milliseconds since the
+//! epoch: exact, cheap to index, and they survive `$set` on every server we test against (the
+//! nx-27017 test server turns a `$set` DateTime into a string). `created` stays a BSON date
+//! because MongoDB's TTL index needs one; it is only ever inserted.
 
 use std::time::Duration;
 
@@ -46,9 +51,11 @@ struct HelloDocument {
     to: String,
     to_spelling: String,
     from: String,
-    at: DateTime,
+    /// Stored at, ms since the epoch.
+    at: i64,
     order: String,
-    lease_until: DateTime,
+    /// Hidden from readers until this instant (ms since the epoch); 0 when never claimed.
+    lease_until: i64,
     #[serde(default)]
     claim: Option<String>,
 }
@@ -61,8 +68,10 @@ struct IdempotencyDocument {
     from_key: String,
     hello: StoredHello,
     created: DateTime,
-    /// False between recording the key and inserting its hello: a retry finishes the insert.
-    stored: bool,
+    /// When the hello was inserted (ms); absent between recording the key and inserting its
+    /// hello, in which case a retry finishes the insert.
+    #[serde(default)]
+    stored_at: Option<i64>,
 }
 
 /// The MongoDB store.
@@ -181,7 +190,7 @@ impl MongoStore {
                         from: first.hello.from,
                     });
                 }
-                if !first.stored {
+                if first.stored_at.is_none() {
                     // The first attempt died between recording the key and storing the hello.
                     self.insert_hello(&document_for(&first.hello, hello.to.key())?)
                         .await?;
@@ -198,7 +207,7 @@ impl MongoStore {
                 from_key: hello.from.key().to_owned(),
                 hello: stored.clone(),
                 created: DateTime::now(),
-                stored: false,
+                stored_at: None,
             };
             match self.idempotency.insert_one(&record).await {
                 Ok(_) => {}
@@ -217,7 +226,10 @@ impl MongoStore {
 
     async fn mark_stored(&self, key: &str) -> Result<(), StoreError> {
         self.idempotency
-            .update_one(doc! { "_id": key }, doc! { "$set": { "stored": true } })
+            .update_one(
+                doc! { "_id": key },
+                doc! { "$set": { "stored_at": Millis::now().0 } },
+            )
             .await
             .map_err(StoreError::unavailable)?;
         Ok(())
@@ -230,12 +242,11 @@ impl MongoStore {
         request: ClaimRequest,
         claim_id: &str,
     ) -> Result<(usize, Vec<HelloDocument>), StoreError> {
-        let now = DateTime::now();
-        let until = DateTime::from_millis(
-            Millis(now.timestamp_millis())
-                .plus_millis(u64::try_from(request.lease.as_millis()).unwrap_or(u64::MAX))
-                .0,
-        );
+        let now = Millis::now();
+        let until = now
+            .plus_millis(u64::try_from(request.lease.as_millis()).unwrap_or(u64::MAX))
+            .0;
+        let now = now.0;
         let claimable = doc! { "to": name.key(), "lease_until": { "$lt": now } };
         let candidates: Vec<HelloDocument> = self
             .hellos
@@ -274,13 +285,13 @@ impl MongoStore {
 }
 
 fn new_hello(hello: &NewHello) -> (StoredHello, HelloDocument) {
-    let now = DateTime::now();
+    let now = Millis::now();
     let id = new_hello_id();
     let stored = StoredHello {
         id: id.clone(),
         to: hello.to.to_string(),
         from: hello.from.to_string(),
-        at: Millis(now.timestamp_millis()).to_rfc3339(),
+        at: now.to_rfc3339(),
     };
     let document = HelloDocument {
         order: id.clone(),
@@ -288,8 +299,8 @@ fn new_hello(hello: &NewHello) -> (StoredHello, HelloDocument) {
         to: hello.to.key().to_owned(),
         to_spelling: stored.to.clone(),
         from: stored.from.clone(),
-        at: now,
-        lease_until: DateTime::from_millis(0),
+        at: now.0,
+        lease_until: 0,
         claim: None,
     };
     (stored, document)
@@ -297,7 +308,9 @@ fn new_hello(hello: &NewHello) -> (StoredHello, HelloDocument) {
 
 /// Rebuilds the document of a hello recorded with an idempotency key.
 fn document_for(hello: &StoredHello, to_key: &str) -> Result<HelloDocument, StoreError> {
-    let at = DateTime::parse_rfc3339_str(&hello.at).map_err(StoreError::unavailable)?;
+    let at = DateTime::parse_rfc3339_str(&hello.at)
+        .map_err(StoreError::unavailable)?
+        .timestamp_millis();
     Ok(HelloDocument {
         id: hello.id.clone(),
         to: to_key.to_owned(),
@@ -305,7 +318,7 @@ fn document_for(hello: &StoredHello, to_key: &str) -> Result<HelloDocument, Stor
         from: hello.from.clone(),
         at,
         order: hello.id.clone(),
-        lease_until: DateTime::from_millis(0),
+        lease_until: 0,
         claim: None,
     })
 }
@@ -344,7 +357,7 @@ impl Store for MongoStore {
         }
         let remaining = self
             .hellos
-            .count_documents(doc! { "to": name.key(), "lease_until": { "$lt": DateTime::now() } })
+            .count_documents(doc! { "to": name.key(), "lease_until": { "$lt": Millis::now().0 } })
             .await
             .map_err(StoreError::unavailable)?;
         Ok(Claim {
@@ -354,7 +367,7 @@ impl Store for MongoStore {
                 .map(|hello| DeliveredHello {
                     id: hello.id,
                     from: hello.from,
-                    at: Millis(hello.at.timestamp_millis()).to_rfc3339(),
+                    at: Millis(hello.at).to_rfc3339(),
                 })
                 .collect(),
             remaining,

@@ -1,0 +1,184 @@
+//! Test helpers shared by both services' integration tests (feature `testing`).
+//!
+//! - [`MongoTestServer`]: one nx-27017 (a MongoDB wire-protocol server) per test binary on a free
+//!   loopback port; every test takes a database of its own. A small shell watchdog stops the
+//!   server (by its PID) when the test process exits, so no server outlives the run.
+//! - [`ChildService`]: a service binary started for a test, killed by its PID when dropped.
+
+use std::{
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+/// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+/// Waits until something accepts TCP connections on `address`.
+pub fn wait_for_port(address: SocketAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The nx-27017 server of this test process.
+#[derive(Debug)]
+pub struct MongoTestServer {
+    port: u16,
+    databases: AtomicU64,
+    log_file: PathBuf,
+}
+
+impl MongoTestServer {
+    /// The server, started on first use. Panics with the fix when nx-27017 is not installed.
+    pub fn shared() -> &'static Self {
+        static SERVER: OnceLock<MongoTestServer> = OnceLock::new();
+        SERVER.get_or_init(Self::start)
+    }
+
+    fn start() -> Self {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("hello-tests-nx-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("cannot create a temp dir for nx-27017");
+        let log_file = dir.join("nx-27017.log");
+        // The watchdog runs nx-27017, then waits while both it and this test process live; when
+        // the test process is gone it stops nx-27017 by PID and removes the temp dir.
+        let script = r#"
+            nx-27017 --db memory --host 127.0.0.1 --port "$1" --log-file "$2/nx-27017.log" --pid-file "$2/nx-27017.pid" >"$2/stdout.log" 2>&1 &
+            server=$!
+            while kill -0 "$3" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 0.5; done
+            kill "$server" 2>/dev/null
+            wait "$server" 2>/dev/null
+            rm -rf "$2"
+        "#;
+        Command::new("sh")
+            .args(["-c", script, "nx-watchdog"])
+            .arg(port.to_string())
+            .arg(&dir)
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot run sh to start nx-27017");
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        assert!(
+            wait_for_port(address, Duration::from_secs(30)),
+            "nx-27017 did not start on {address} within 30 s. Is it installed? \
+             `pip install nx-27017==0.8.1` (scripts/test.sh does this). Its output: {}",
+            std::fs::read_to_string(dir.join("stdout.log")).unwrap_or_default()
+        );
+        Self {
+            port,
+            databases: AtomicU64::new(0),
+            log_file,
+        }
+    }
+
+    /// A connection string for this server.
+    pub fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
+    }
+
+    /// A database name no other test of this process uses.
+    pub fn fresh_database(&self) -> String {
+        format!(
+            "test_{}_{}",
+            std::process::id(),
+            self.databases.fetch_add(1, Ordering::SeqCst)
+        )
+    }
+
+    /// Where nx-27017 logs, for failure messages.
+    pub fn log_file(&self) -> &Path {
+        &self.log_file
+    }
+}
+
+/// A service process started for a test; killed (SIGKILL) by its PID when dropped.
+#[derive(Debug)]
+pub struct ChildService {
+    child: Child,
+    /// Where it listens.
+    pub address: SocketAddr,
+}
+
+impl ChildService {
+    /// Starts `binary` with `env` and waits until `address` accepts connections.
+    pub fn start(binary: &Path, env: &[(&str, String)], address: SocketAddr) -> Self {
+        let mut command = Command::new(binary);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
+        let service = Self { child, address };
+        assert!(
+            wait_for_port(address, Duration::from_secs(30)),
+            "{} did not listen on {address} within 30 s",
+            binary.display()
+        );
+        service
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills it with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for it to exit; returns whether it exited within `timeout`.
+    pub fn terminate(mut self, timeout: Duration) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for ChildService {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

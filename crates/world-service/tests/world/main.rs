@@ -1,0 +1,9 @@
+//! world-service's integration tests: one binary, one module per concern.
+//!
+//! - `store_suite`: the behaviour every [`Store`](world_service::store::Store) backend must have,
+//!   run against the embedded store and against MongoDB (nx-27017);
+//! - `processes`: the real binary killed with SIGKILL and restarted.
+
+mod processes;
+mod store_suite;
+mod support;

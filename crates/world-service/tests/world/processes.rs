@@ -1,0 +1,97 @@
+//! The real world-service binary, killed as a crash would kill it.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use hello_common::{
+    testing::{ChildService, free_port},
+    wire::{Claim, StoredHello},
+};
+
+fn start_world(data_dir: &Path, lease_ms: u64) -> ChildService {
+    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    ChildService::start(
+        Path::new(env!("CARGO_BIN_EXE_world-service")),
+        &[
+            ("WORLD_LISTEN", address.to_string()),
+            ("WORLD_DATA_DIR", data_dir.display().to_string()),
+            ("WORLD_CLAIM_LEASE_MS", lease_ms.to_string()),
+            ("WORLD_SHUTDOWN_DRAIN_MS", "0".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ],
+        address,
+    )
+}
+
+async fn send(world: &ChildService, from: &str, to: &str) -> StoredHello {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/inboxes/{to}/hellos", world.url()))
+        .json(&serde_json::json!({ "from": from }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 201);
+    response.json().await.expect("stored hello")
+}
+
+async fn claim(world: &ChildService, name: &str) -> Claim {
+    reqwest::Client::new()
+        .post(format!(
+            "{}/v1/inboxes/{name}/claims?limit=100",
+            world.url()
+        ))
+        .send()
+        .await
+        .expect("claim")
+        .json()
+        .await
+        .expect("claim body")
+}
+
+#[tokio::test]
+async fn an_acknowledged_send_survives_kill_9_of_world() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = start_world(dir.path(), 30_000);
+    let sent = send(&world, "alice", "bob").await;
+    world.kill();
+
+    let world = start_world(dir.path(), 30_000);
+    let claim = claim(&world, "bob").await;
+    assert_eq!(claim.hellos.len(), 1);
+    assert_eq!(claim.hellos[0].id, sent.id);
+}
+
+#[tokio::test]
+async fn hellos_taken_by_a_read_that_never_finished_come_back_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = start_world(dir.path(), 500);
+    let first = send(&world, "alice", "bob").await;
+    let second = send(&world, "carol", "bob").await;
+    // A reader takes them, then world dies before the reader could acknowledge.
+    let taken = claim(&world, "bob").await;
+    assert_eq!(taken.hellos.len(), 2);
+    world.kill();
+
+    let world = start_world(dir.path(), 500);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let again = claim(&world, "bob").await;
+    let ids: Vec<_> = again.hellos.iter().map(|hello| hello.id.as_str()).collect();
+    println!(
+        "crash during read: taken={} redelivered={}",
+        taken.hellos.len(),
+        ids.len()
+    );
+    assert_eq!(ids, [first.id.as_str(), second.id.as_str()]);
+}
+
+#[tokio::test]
+async fn sigterm_stops_world_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = start_world(dir.path(), 30_000);
+    send(&world, "alice", "bob").await;
+    assert!(
+        world.terminate(Duration::from_secs(15)),
+        "world did not exit on SIGTERM"
+    );
+    let world = start_world(dir.path(), 30_000);
+    assert_eq!(claim(&world, "bob").await.hellos.len(), 1);
+}

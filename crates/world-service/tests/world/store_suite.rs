@@ -1,0 +1,245 @@
+//! One suite, every backend: `store_suite!(backend, open)` expands to the same tests for each.
+//! Test names print as `store_suite::embedded::...` and `store_suite::mongodb::...`.
+
+macro_rules! store_suite {
+    ($backend:ident, $open:path) => {
+        mod $backend {
+            use std::{collections::HashMap, sync::Arc, time::Duration};
+
+            use world_service::store::{Store, StoreError, StoreLimits};
+
+            use crate::support::{hello, limits, name, take};
+
+            const LONG_LEASE: u64 = 60_000;
+
+            #[tokio::test]
+            async fn a_hello_is_delivered_once_and_then_gone() {
+                let store = $open(limits()).await;
+                let sent = store.say("alice", "bob").await;
+                assert_eq!((sent.to.as_str(), sent.from.as_str()), ("bob", "alice"));
+
+                let claim = store.store.claim(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
+                assert_eq!(claim.hellos.len(), 1);
+                assert_eq!(claim.hellos[0].id, sent.id);
+                assert_eq!(claim.hellos[0].at, sent.at);
+                assert_eq!(claim.remaining, 0);
+                let deleted = store.store.acknowledge(claim.claim_id.as_deref().unwrap()).await.unwrap();
+                assert_eq!(deleted, 1);
+
+                let again = store.store.claim(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
+                assert!(again.hellos.is_empty() && again.claim_id.is_none());
+            }
+
+            #[tokio::test]
+            async fn claims_take_the_oldest_first_up_to_the_limit() {
+                let store = $open(limits()).await;
+                let mut sent = Vec::new();
+                for sender in ["s1", "s2", "s3", "s4", "s5"] {
+                    sent.push(store.say(sender, "bob").await.id);
+                }
+                let first = store.store.claim(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
+                let ids: Vec<_> = first.hellos.iter().map(|hello| hello.id.clone()).collect();
+                assert_eq!(ids, sent[..2]);
+                assert_eq!(first.remaining, 3);
+                store.store.acknowledge(first.claim_id.as_deref().unwrap()).await.unwrap();
+
+                let rest = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let ids: Vec<_> = rest.hellos.iter().map(|hello| hello.id.clone()).collect();
+                assert_eq!(ids, sent[2..]);
+                assert_eq!(rest.remaining, 0);
+            }
+
+            #[tokio::test]
+            async fn names_that_differ_only_in_case_share_one_inbox() {
+                let store = $open(limits()).await;
+                store.say("Alice", "BOB").await;
+                store.say("carol", "Bob").await;
+                store.say("dave", "robert").await;
+                let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let senders: Vec<_> = claim.hellos.iter().map(|hello| hello.from.as_str()).collect();
+                assert_eq!(senders, ["Alice", "carol"], "the sender's spelling is kept");
+            }
+
+            #[tokio::test]
+            async fn a_leased_hello_is_hidden_from_other_readers() {
+                let store = $open(limits()).await;
+                store.say("alice", "bob").await;
+                let first = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(first.hellos.len(), 1);
+                let second = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert!(second.hellos.is_empty());
+                assert_eq!(second.remaining, 0);
+            }
+
+            #[tokio::test]
+            async fn an_unacknowledged_claim_is_delivered_again_after_its_lease() {
+                let store = $open(limits()).await;
+                let sent = store.say("alice", "bob").await;
+                let lost = store.store.claim(&name("bob"), take(10, 200)).await.unwrap();
+                assert_eq!(lost.hellos.len(), 1);
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let again = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(again.hellos.len(), 1);
+                assert_eq!(again.hellos[0].id, sent.id);
+            }
+
+            #[tokio::test]
+            async fn a_late_acknowledgement_does_not_delete_hellos_claimed_again() {
+                let store = $open(limits()).await;
+                store.say("alice", "bob").await;
+                let late = store.store.claim(&name("bob"), take(10, 200)).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let current = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(current.hellos.len(), 1);
+                let deleted = store.store.acknowledge(late.claim_id.as_deref().unwrap()).await.unwrap();
+                assert_eq!(deleted, 0, "the first reader's lease had ended");
+                let deleted = store.store.acknowledge(current.claim_id.as_deref().unwrap()).await.unwrap();
+                assert_eq!(deleted, 1);
+            }
+
+            #[tokio::test]
+            async fn acknowledging_twice_or_an_unknown_claim_deletes_nothing() {
+                let store = $open(limits()).await;
+                store.say("alice", "bob").await;
+                let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let id = claim.claim_id.unwrap();
+                assert_eq!(store.store.acknowledge(&id).await.unwrap(), 1);
+                assert_eq!(store.store.acknowledge(&id).await.unwrap(), 0);
+                assert_eq!(store.store.acknowledge("no-such-claim").await.unwrap(), 0);
+            }
+
+            #[tokio::test]
+            async fn an_idempotent_send_stores_once_and_answers_the_first_hello() {
+                let store = $open(limits()).await;
+                let first = store.store.send(hello("alice", "bob", Some("key-1"))).await.unwrap();
+                let repeat = store.store.send(hello("alice", "bob", Some("key-1"))).await.unwrap();
+                assert_eq!(first, repeat);
+                let other = store.store.send(hello("alice", "bob", Some("key-2"))).await.unwrap();
+                assert_ne!(first.id, other.id);
+                let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(claim.hellos.len(), 2);
+                store.store.acknowledge(claim.claim_id.as_deref().unwrap()).await.unwrap();
+                // Still remembered after delivery: a late retry must not deliver it twice.
+                let late = store.store.send(hello("alice", "bob", Some("key-1"))).await.unwrap();
+                assert_eq!(late, first);
+                let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert!(claim.hellos.is_empty());
+            }
+
+            #[tokio::test]
+            async fn an_idempotency_key_reused_for_another_hello_is_refused() {
+                let store = $open(limits()).await;
+                store.store.send(hello("alice", "bob", Some("shared"))).await.unwrap();
+                let error = store.store.send(hello("alice", "carol", Some("shared"))).await.unwrap_err();
+                assert!(matches!(error, StoreError::IdempotencyKeyReused { .. }), "{error}");
+                let claim = store.store.claim(&name("carol"), take(10, LONG_LEASE)).await.unwrap();
+                assert!(claim.hellos.is_empty(), "nothing stored for the refused send");
+            }
+
+            #[tokio::test]
+            async fn a_full_inbox_refuses_more_until_it_is_read() {
+                let store = $open(StoreLimits { inbox_cap: 3, ..limits() }).await;
+                for _ in 0..3 {
+                    store.say("alice", "bob").await;
+                }
+                let error = store.store.send(hello("alice", "bob", None)).await.unwrap_err();
+                assert!(matches!(error, StoreError::InboxFull { cap: 3, .. }), "{error}");
+                store.say("alice", "carol").await; // other inboxes are not affected
+                let claim = store.store.claim(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
+                store.store.acknowledge(claim.claim_id.as_deref().unwrap()).await.unwrap();
+                store.say("alice", "bob").await;
+                let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(claim.hellos.len(), 2);
+            }
+
+            #[tokio::test]
+            async fn hellos_survive_closing_and_reopening_the_store() {
+                let store = $open(limits()).await;
+                let sent = store.say("alice", "bob").await;
+                let store = store.reopen().await;
+                let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(claim.hellos.len(), 1);
+                assert_eq!(claim.hellos[0].id, sent.id);
+            }
+
+            #[tokio::test]
+            async fn the_store_answers_a_ping() {
+                let store = $open(limits()).await;
+                store.store.ping().await.unwrap();
+            }
+
+            /// 8 senders x 250 hellos to one name while 4 readers drain it: every hello is
+            /// received exactly once.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_readers_receive_every_hello_exactly_once() {
+                const SENDERS: usize = 8;
+                const PER_SENDER: usize = 250;
+                const READERS: usize = 4;
+                let test = $open(limits()).await;
+                let store: Arc<dyn Store> = test.store.clone();
+
+                let senders: Vec<_> = (0..SENDERS)
+                    .map(|sender| {
+                        let store = store.clone();
+                        tokio::spawn(async move {
+                            let mut ids = Vec::with_capacity(PER_SENDER);
+                            for _ in 0..PER_SENDER {
+                                let hello = hello(&format!("sender{sender}"), "popular", None);
+                                ids.push(store.send(hello).await.expect("send").id);
+                            }
+                            ids
+                        })
+                    })
+                    .collect();
+                let readers: Vec<_> = (0..READERS)
+                    .map(|_| {
+                        let store = store.clone();
+                        tokio::spawn(async move {
+                            let mut received = Vec::new();
+                            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+                            let mut idle_rounds = 0;
+                            while tokio::time::Instant::now() < deadline && idle_rounds < 40 {
+                                let claim = store.claim(&name("popular"), take(50, LONG_LEASE)).await.expect("claim");
+                                if claim.hellos.is_empty() {
+                                    idle_rounds += 1;
+                                    tokio::time::sleep(Duration::from_millis(25)).await;
+                                    continue;
+                                }
+                                idle_rounds = 0;
+                                received.extend(claim.hellos.into_iter().map(|hello| hello.id));
+                                store.acknowledge(claim.claim_id.as_deref().unwrap()).await.expect("ack");
+                            }
+                            received
+                        })
+                    })
+                    .collect();
+
+                let mut sent = Vec::new();
+                for sender in senders {
+                    sent.extend(sender.await.unwrap());
+                }
+                let mut counts: HashMap<String, usize> = HashMap::new();
+                for reader in readers {
+                    for id in reader.await.unwrap() {
+                        *counts.entry(id).or_default() += 1;
+                    }
+                }
+                let received: usize = counts.values().sum();
+                let duplicates: usize = counts.values().map(|count| count - 1).sum();
+                let missing = sent.iter().filter(|id| !counts.contains_key(*id)).count();
+                println!(
+                    "[{}] exactly-once: sent={} received={received} duplicates={duplicates} missing={missing}",
+                    stringify!($backend),
+                    sent.len()
+                );
+                assert_eq!(sent.len(), SENDERS * PER_SENDER);
+                assert_eq!(duplicates, 0);
+                assert_eq!(missing, 0);
+                assert_eq!(received, sent.len());
+            }
+        }
+    };
+}
+
+store_suite!(embedded, crate::support::open_embedded);
+store_suite!(mongodb, crate::support::open_mongo);

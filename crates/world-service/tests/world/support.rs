@@ -1,0 +1,130 @@
+//! Opening each backend for a test, and reopening it to check durability.
+
+use std::{sync::Arc, time::Duration};
+
+use hello_common::{IdempotencyKey, Name, testing::MongoTestServer};
+use tempfile::TempDir;
+use world_service::store::{
+    ClaimRequest, NewHello, Store, StoreLimits, embedded::EmbeddedStore, mongo::MongoStore,
+};
+
+/// Limits used unless a test needs others.
+pub fn limits() -> StoreLimits {
+    StoreLimits {
+        inbox_cap: 10_000,
+        idempotency_ttl: Duration::from_secs(3600),
+    }
+}
+
+/// A store under test, and what it takes to open it again.
+#[derive(Debug)]
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    reopen: Reopen,
+    limits: StoreLimits,
+}
+
+#[derive(Debug)]
+enum Reopen {
+    Embedded(TempDir),
+    Mongo { uri: String, database: String },
+}
+
+/// A fresh embedded store in a temp dir.
+pub async fn open_embedded(limits: StoreLimits) -> TestStore {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = EmbeddedStore::open(dir.path(), limits).expect("open embedded store");
+    TestStore {
+        store: Arc::new(store),
+        reopen: Reopen::Embedded(dir),
+        limits,
+    }
+}
+
+/// A fresh database on the test run's nx-27017.
+pub async fn open_mongo(limits: StoreLimits) -> TestStore {
+    let server = MongoTestServer::shared();
+    let (uri, database) = (server.uri(), server.fresh_database());
+    let store = MongoStore::connect(&uri, &database, limits)
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "cannot connect to nx-27017 at {uri}: {error:#} (log: {})",
+                server.log_file().display()
+            )
+        });
+    TestStore {
+        store: Arc::new(store),
+        reopen: Reopen::Mongo { uri, database },
+        limits,
+    }
+}
+
+impl TestStore {
+    /// Closes the store and opens the same data again, as a restarted process would.
+    pub async fn reopen(self) -> Self {
+        let Self {
+            store,
+            reopen,
+            limits,
+        } = self;
+        drop(store);
+        let store: Arc<dyn Store> = match &reopen {
+            Reopen::Embedded(dir) => {
+                // The writer thread lets go of the file once it sees the channel closed.
+                let mut attempts = 0;
+                loop {
+                    match EmbeddedStore::open(dir.path(), limits) {
+                        Ok(store) => break Arc::new(store),
+                        Err(error) if attempts < 100 => {
+                            attempts += 1;
+                            let _ = error;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Err(error) => panic!("cannot reopen the embedded store: {error:#}"),
+                    }
+                }
+            }
+            Reopen::Mongo { uri, database } => Arc::new(
+                MongoStore::connect(uri, database, limits)
+                    .await
+                    .expect("reconnect to nx-27017"),
+            ),
+        };
+        Self {
+            store,
+            reopen,
+            limits,
+        }
+    }
+
+    /// Sends `from` → `to` and expects success.
+    pub async fn say(&self, from: &str, to: &str) -> hello_common::wire::StoredHello {
+        self.store
+            .send(hello(from, to, None))
+            .await
+            .unwrap_or_else(|error| panic!("send {from} -> {to} failed: {error}"))
+    }
+}
+
+/// A new hello.
+pub fn hello(from: &str, to: &str, key: Option<&str>) -> NewHello {
+    NewHello {
+        to: name(to),
+        from: name(from),
+        idempotency_key: key.map(|key| IdempotencyKey::parse(key).expect("valid key")),
+    }
+}
+
+/// A valid name.
+pub fn name(raw: &str) -> Name {
+    Name::parse(raw).expect("valid name")
+}
+
+/// A claim of `limit` with a lease of `lease_ms`.
+pub fn take(limit: u32, lease_ms: u64) -> ClaimRequest {
+    ClaimRequest {
+        limit,
+        lease: Duration::from_millis(lease_ms),
+    }
+}
