@@ -51,6 +51,8 @@ impl MongoTestServer {
         SERVER.get_or_init(Self::start)
     }
 
+    // The watchdog is deliberately never waited for: it must outlive this process to clean up.
+    #[allow(clippy::zombie_processes)]
     fn start() -> Self {
         let port = free_port();
         let dir =

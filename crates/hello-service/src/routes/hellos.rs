@@ -51,15 +51,17 @@ pub struct Inbox {
     pub remaining: u64,
 }
 
-/// Query of `POST /hello/{name}`.
+/// Query of `POST /hello/{name}`. Unknown parameters are refused rather than ignored.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct SendQuery {
     /// Shorthand for the body's `from`, for curl users.
     pub from: Option<String>,
 }
 
-/// Query of `GET /hello/{name}`.
+/// Query of `GET /hello/{name}`. Unknown parameters are refused rather than ignored.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct ReadQuery {
     /// How many hellos to return at most, 1 to 1000 (default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]

@@ -4,14 +4,15 @@
 //! them in one transaction and commits once (group commit), so concurrent sends share a single
 //! `fsync` instead of paying one each. A batch that contains a send is committed with
 //! `Durability::Immediate`: no send is answered before its hello is on disk. Claims and
-//! acknowledgements alone commit without syncing, and an idle writer syncs them shortly after:
-//! losing one in a crash only makes hellos visible again (seen twice, never lost).
+//! acknowledgements alone commit without syncing, and are synced within `MAX_UNSYNCED` (by the
+//! next batch, or by the idle writer): losing one in a crash only makes hellos visible again
+//! (seen twice, never lost), and the window bounds how many.
 
 use std::{
     path::{Path, PathBuf},
     sync::mpsc,
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
@@ -47,6 +48,8 @@ pub const DATABASE_FILE: &str = "world.redb";
 const MAX_BATCH: usize = 512;
 /// How long the writer waits idle before syncing unsynced claims and sweeping expired entries.
 const IDLE_SYNC_AFTER: Duration = Duration::from_millis(200);
+/// The longest claims and acknowledgements stay unsynced while the writer is busy.
+const MAX_UNSYNCED: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct HelloRecord {
@@ -133,10 +136,12 @@ impl EmbeddedStore {
         match jobs.try_send(job) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(job)) => {
-                tokio::task::spawn_blocking(move || jobs.send(job))
+                let queued = tokio::task::spawn_blocking(move || jobs.send(job).is_ok())
                     .await
-                    .map_err(StoreError::unavailable)?
-                    .map_err(|_| writer_stopped())?;
+                    .map_err(StoreError::unavailable)?;
+                if !queued {
+                    return Err(writer_stopped());
+                }
             }
             Err(mpsc::TrySendError::Disconnected(_)) => return Err(writer_stopped()),
         }
@@ -207,6 +212,7 @@ enum Outcome {
 impl Writer {
     fn run(self, queue: &mpsc::Receiver<Job>) {
         let mut unsynced = false;
+        let mut last_sync = Instant::now();
         loop {
             let first = match queue.recv_timeout(IDLE_SYNC_AFTER) {
                 Ok(job) => job,
@@ -215,6 +221,7 @@ impl Writer {
                         tracing::warn!(error = format!("{error:#}"), "store housekeeping failed");
                     } else {
                         unsynced = false;
+                        last_sync = Instant::now();
                     }
                     continue;
                 }
@@ -227,17 +234,25 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let durable = batch.iter().any(|job| matches!(job, Job::Send(..)));
+            let durable = batch.iter().any(|job| matches!(job, Job::Send(..)))
+                || (unsynced && last_sync.elapsed() >= MAX_UNSYNCED);
             // A durable commit also persists every unsynced commit before it.
-            unsynced = !durable;
-            self.apply_batch(batch, durable);
+            if self.apply_batch(batch, durable) {
+                if durable {
+                    unsynced = false;
+                    last_sync = Instant::now();
+                } else {
+                    unsynced = true;
+                }
+            }
         }
         if let Err(error) = self.housekeeping(true) {
             tracing::warn!(error = format!("{error:#}"), "final store sync failed");
         }
     }
 
-    fn apply_batch(&self, batch: Vec<Job>, durable: bool) {
+    /// Applies and commits a batch, then answers its jobs; false if the transaction failed.
+    fn apply_batch(&self, batch: Vec<Job>, durable: bool) -> bool {
         let mut outcomes = Vec::with_capacity(batch.len());
         let result = (|| -> Storage<()> {
             let mut transaction = self.database.begin_write()?;
@@ -255,6 +270,7 @@ impl Writer {
                 for outcome in outcomes {
                     outcome.answer();
                 }
+                true
             }
             Err(error) => {
                 tracing::error!(
@@ -266,6 +282,7 @@ impl Writer {
                 for outcome in outcomes {
                     outcome.fail(&error);
                 }
+                false
             }
         }
     }

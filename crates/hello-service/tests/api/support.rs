@@ -1,0 +1,148 @@
+//! Spawning hello-service and world-service for a test.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use hello_common::testing::{ChildService, free_port};
+use hello_service::{config::Settings as HelloSettings, startup::Application as Hello};
+use serde_json::Value;
+use tempfile::TempDir;
+use world_service::{config::Settings as WorldSettings, startup::Application as World};
+
+/// A hello-service in this process, in front of a world-service.
+#[derive(Debug)]
+pub struct TestApp {
+    pub url: String,
+    pub client: reqwest::Client,
+    _data: Option<TempDir>,
+}
+
+/// Options for [`spawn_app_with`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub inbox_cap: u64,
+    pub claim_lease_ms: u64,
+    pub rate_limit: Option<(u32, u32)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            inbox_cap: 10_000,
+            claim_lease_ms: 30_000,
+            rate_limit: None,
+        }
+    }
+}
+
+/// hello + world (embedded store in a temp dir), both in this process on port 0.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+/// Like [`spawn_app`] with other limits.
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut settings = WorldSettings::for_tests(data.path().to_path_buf());
+    settings.inbox_cap = options.inbox_cap;
+    settings.claim_lease_ms = options.claim_lease_ms;
+    let world = World::build(settings).await.expect("build world-service");
+    let world_url = format!("http://127.0.0.1:{}", world.port());
+    tokio::spawn(world.run_until_stopped());
+    let mut app = spawn_hello(world_url, options.rate_limit);
+    app._data = Some(data);
+    app
+}
+
+/// hello-service alone, in this process, pointing at `world_url`.
+pub fn spawn_hello(world_url: String, rate_limit: Option<(u32, u32)>) -> TestApp {
+    let mut settings = HelloSettings::for_tests(world_url);
+    if let Some((per_second, burst)) = rate_limit {
+        settings.rate_limit_per_second = per_second;
+        settings.rate_limit_burst = burst;
+    }
+    let hello = Hello::build(&settings).expect("build hello-service");
+    let url = format!("http://127.0.0.1:{}", hello.port());
+    tokio::spawn(hello.run_until_stopped());
+    TestApp {
+        url,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        _data: None,
+    }
+}
+
+/// The world-service binary: built beside hello-service's by `cargo test --workspace`.
+pub fn world_binary() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_hello-service")).with_file_name("world-service");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p world-service` (or `cargo test --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// A world-service process with the given extra environment, on a free loopback port.
+pub fn start_world_process(env: &[(&str, String)]) -> ChildService {
+    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut all = vec![
+        ("WORLD_LISTEN", address.to_string()),
+        ("WORLD_SHUTDOWN_DRAIN_MS", "0".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    all.extend(env.iter().map(|(name, value)| (*name, value.clone())));
+    ChildService::start(&world_binary(), &all, address)
+}
+
+impl TestApp {
+    /// `POST /hello/{to}` with `{"from": from}`.
+    pub async fn say(&self, from: &str, to: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/hello/{to}", self.url))
+            .json(&serde_json::json!({ "from": from }))
+            .send()
+            .await
+            .expect("POST /hello")
+    }
+
+    /// `GET /hello/{name}` (path as given, so tests can send encoded forms).
+    pub async fn read(&self, name: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}/hello/{name}", self.url))
+            .send()
+            .await
+            .expect("GET /hello")
+    }
+
+    /// `GET /hello/{name}` expecting 200; the JSON body.
+    pub async fn inbox(&self, name: &str) -> Value {
+        let response = self.read(name).await;
+        assert_eq!(response.status(), 200, "GET /hello/{name}");
+        response.json().await.expect("inbox JSON")
+    }
+}
+
+/// Asserts a problem+json answer with `status`; returns the problem.
+pub async fn expect_problem(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status, "status of {}", response.url());
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let problem: Value = response.json().await.expect("problem JSON");
+    assert_eq!(problem["status"], status);
+    for member in ["type", "title", "detail"] {
+        assert!(
+            problem[member]
+                .as_str()
+                .is_some_and(|text| !text.is_empty()),
+            "problem lacks {member}: {problem}"
+        );
+    }
+    problem
+}

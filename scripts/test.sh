@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine, installing what it needs first:
+#   formatting, lints, cargo deny, and every test of the workspace (both store backends,
+#   the MongoDB one against an nx-27017 MongoDB wire-protocol server started by the tests).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+started=$(date +%s)
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
+
+step "Checking the Rust toolchain (pinned in rust-toolchain.toml)"
+command -v cargo >/dev/null || fail "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again"
+cargo --version
+
+step "Installing nx-27017 (a MongoDB wire-protocol server for the MongoDB backend's tests)"
+venv="$root/.venv"
+if [ ! -x "$venv/bin/nx-27017" ]; then
+  command -v python3 >/dev/null || fail "python3 is missing: install it (Debian: apt-get install -y python3 python3-venv)"
+  python3 -m venv "$venv" || fail "cannot create a Python venv: install python3-venv (Debian: apt-get install -y python3-venv)"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check nx-27017==0.8.1 \
+    || fail "pip could not install nx-27017==0.8.1"
+fi
+export PATH="$venv/bin:$PATH"
+echo "nx-27017 at $(command -v nx-27017)"
+
+step "Installing cargo-deny if missing (a few minutes, once)"
+if ! cargo deny --version >/dev/null 2>&1; then
+  cargo install --locked --quiet cargo-deny || fail "cargo install cargo-deny failed"
+fi
+cargo deny --version
+
+step "cargo fmt --all --check"
+cargo fmt --all --check || fail "formatting: run cargo fmt --all"
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --quiet --workspace --all-targets -- -D warnings || fail "clippy found problems (above)"
+
+step "cargo deny check bans licenses sources"
+cargo deny --log-level error check bans licenses sources || fail "cargo deny (above)"
+
+step "cargo deny check advisories"
+advisories_log=$(mktemp)
+if cargo deny --log-level error check advisories >"$advisories_log" 2>&1; then
+  echo "advisories ok"
+elif grep -q "failed to fetch advisory database" "$advisories_log"; then
+  echo "advisories NOT CHECKED: the RustSec advisory database cannot be fetched from this machine (no access to GitHub)."
+else
+  cat "$advisories_log"; rm -f "$advisories_log"; fail "cargo deny found advisories (above)"
+fi
+rm -f "$advisories_log"
+
+step "cargo test --workspace (embedded and MongoDB backends, real processes on 127.0.0.1)"
+cargo test --workspace --no-fail-fast -- --nocapture 2>&1 | tee "$root/target/test-output.log" \
+  | grep -E '^(test |running |     Running|test result:|\[(embedded|mongodb)|crash|bad input: [0-9]|failures:|---- |thread .* panicked)' || true
+status=${PIPESTATUS[0]}
+[ "$status" -eq 0 ] || fail "cargo test (full output: target/test-output.log)"
+
+passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/test-output.log | awk '{s+=$4} END {print s+0}')
+printf '\nAll checks passed in %ss: fmt, clippy, cargo deny, %s tests.\n' "$(( $(date +%s) - started ))" "$passed"
