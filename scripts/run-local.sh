@@ -16,6 +16,7 @@ say() { printf '==> %s\n' "$*"; }
 fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
 
 command -v cargo >/dev/null || fail "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again"
+command -v curl >/dev/null || fail "curl is missing: install it (Debian: apt-get install -y curl)"
 for p in "$port" "$world_port"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
     fail "port $p on 127.0.0.1 is taken: stop what uses it, or set HELLO_PORT / WORLD_PORT"
@@ -33,8 +34,10 @@ stop() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   say "Stopped. Unread hellos are kept in .data/world"
+  exit "${1:-0}"
 }
-trap stop INT TERM EXIT
+trap 'stop 0' INT TERM
+trap 'stop $?' EXIT
 
 say "Starting world-service on 127.0.0.1:$world_port (embedded store in .data/world)"
 WORLD_LISTEN="127.0.0.1:$world_port" WORLD_DATA_DIR="${WORLD_DATA_DIR:-$root/.data/world}" \

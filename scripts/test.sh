@@ -54,7 +54,7 @@ rm -f "$advisories_log"
 
 step "cargo test --workspace (embedded and MongoDB backends, real processes on 127.0.0.1)"
 cargo test --workspace --no-fail-fast -- --nocapture 2>&1 | tee "$root/target/test-output.log" \
-  | grep -E '^(test |running |     Running|test result:|\[(embedded|mongodb)|crash|bad input: [0-9]|failures:|---- |thread .* panicked)' || true
+  | grep -E '^(test |running |     Running|test result:|\[(embedded|mongodb)|crash|bad input: [0-9]+ cases|failures:|---- |thread .* panicked)' || true
 status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] || fail "cargo test (full output: target/test-output.log)"
 
