@@ -2,6 +2,8 @@
 //!
 //! - [`config`]: settings from prefixed environment variables, errors naming the variable;
 //! - [`idempotency`]: the [`IdempotencyKey`] a client may send with a POST;
+//! - [`info`]: what `/info` shows: config with sources, secret fingerprints, uptime;
+//! - [`observability`]: request ids, access logs and Prometheus metrics;
 //! - [`name`]: the [`Name`] domain type — the only way a person's name enters the system;
 //! - [`wire`]: the JSON bodies exchanged between hello-service and world-service;
 //! - [`problem`]: RFC 9457 `application/problem+json` errors;
@@ -12,8 +14,10 @@
 
 pub mod config;
 pub mod idempotency;
+pub mod info;
 pub mod lifecycle;
 pub mod name;
+pub mod observability;
 pub mod problem;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -1,12 +1,12 @@
 //! hello-service settings, from `HELLO_*` environment variables (and `POD_NAME`).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use hello_common::config::{self, ensure};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Every setting, with a default that works locally.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Settings {
     /// `HELLO_LISTEN`: where the public API listens.
     #[serde(default = "default_listen")]
@@ -33,6 +33,15 @@ pub struct Settings {
     /// `HELLO_SHUTDOWN_DRAIN_MS`: on SIGTERM, how long to keep serving (not ready) before closing.
     #[serde(default = "default_shutdown_drain_ms")]
     pub shutdown_drain_ms: u64,
+    /// `HELLO_CONFIG_DIR`: a mounted ConfigMap; its files show in `/info`, read afresh each time.
+    #[serde(default = "default_config_dir")]
+    pub config_dir: PathBuf,
+    /// `HELLO_IMMUTABLE_CONFIG_DIR`: a mounted immutable ConfigMap.
+    #[serde(default = "default_immutable_config_dir")]
+    pub immutable_config_dir: PathBuf,
+    /// `HELLO_SECRET_DIR`: a mounted Secret; only its key names and fingerprints are shown.
+    #[serde(default = "default_secret_dir")]
+    pub secret_dir: PathBuf,
 }
 
 fn default_listen() -> SocketAddr {
@@ -58,6 +67,15 @@ fn default_rate_limit_burst() -> u32 {
 }
 fn default_shutdown_drain_ms() -> u64 {
     1000
+}
+fn default_config_dir() -> PathBuf {
+    PathBuf::from("/etc/config")
+}
+fn default_immutable_config_dir() -> PathBuf {
+    PathBuf::from("/etc/config-immutable")
+}
+fn default_secret_dir() -> PathBuf {
+    PathBuf::from("/etc/secret")
 }
 
 /// The largest `limit` a GET may ask for.
@@ -117,6 +135,38 @@ impl Settings {
             rate_limit_per_second: 0,
             rate_limit_burst: default_rate_limit_burst(),
             shutdown_drain_ms: 0,
+            config_dir: default_config_dir(),
+            immutable_config_dir: default_immutable_config_dir(),
+            secret_dir: default_secret_dir(),
+        }
+    }
+}
+
+/// Where this process runs, from the Kubernetes downward API (`POD_NAME`, `POD_IP`,
+/// `NODE_NAME`, `POD_NAMESPACE`); outside Kubernetes the host name stands in for the pod name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PodIdentity {
+    pub name: String,
+    pub ip: String,
+    pub node: String,
+    pub namespace: String,
+}
+
+impl PodIdentity {
+    /// Reads the identity once, at start.
+    pub fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+                .unwrap_or_else(|| "unknown".to_owned())
+        };
+        Self {
+            name: pod_name(),
+            ip: var("POD_IP"),
+            node: var("NODE_NAME"),
+            namespace: var("POD_NAMESPACE"),
         }
     }
 }

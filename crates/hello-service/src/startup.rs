@@ -2,15 +2,23 @@
 
 use std::{net::TcpListener, time::Duration};
 
-use actix_web::{App, HttpServer, dev::Server, middleware::DefaultHeaders, web};
+use actix_web::{
+    App, HttpServer,
+    dev::Server,
+    middleware::{DefaultHeaders, from_fn},
+    web,
+};
 use anyhow::Context;
 use hello_common::{
+    info::Uptime,
     lifecycle::{self, Lifecycle},
+    observability::{self, Metrics},
     problem::extractors,
 };
+use prometheus::IntCounter;
 
 use crate::{
-    config::{Settings, pod_name},
+    config::{PodIdentity, Settings},
     rate_limit::ClientRateLimit,
     routes,
     world_client::WorldClient,
@@ -26,6 +34,13 @@ pub struct AppState {
     pub rate_limit: ClientRateLimit,
     pub max_body_bytes: usize,
     pub default_limit: u32,
+    pub settings: Settings,
+    pub pod: PodIdentity,
+    pub uptime: Uptime,
+    /// `hello_hellos_sent_total`: hellos stored through this process.
+    pub hellos_sent: IntCounter,
+    /// `hello_hellos_delivered_total`: hellos returned by reads through this process.
+    pub hellos_delivered: IntCounter,
 }
 
 /// A bound, not yet running hello-service.
@@ -54,18 +69,38 @@ impl Application {
                 sweeper.forget_idle_clients();
             }
         });
+        let metrics = Metrics::new("hello", env!("CARGO_PKG_VERSION"));
+        let hellos_sent =
+            IntCounter::new("hellos_sent_total", "Hellos stored through this process")?;
+        let hellos_delivered = IntCounter::new(
+            "hellos_delivered_total",
+            "Hellos returned by reads through this process",
+        )?;
+        metrics.registry.register(Box::new(hellos_sent.clone()))?;
+        metrics
+            .registry
+            .register(Box::new(hellos_delivered.clone()))?;
+        let metrics = web::Data::new(metrics);
+        let pod = PodIdentity::from_env();
+        let pod_header = pod.name.clone();
         let state = web::Data::new(AppState {
             world,
             rate_limit,
             max_body_bytes: settings.max_body_bytes,
             default_limit: settings.default_limit,
+            settings: settings.clone(),
+            pod,
+            uptime: Uptime::default(),
+            hellos_sent,
+            hellos_delivered,
         });
         let lifecycle = Lifecycle::default();
         let app_lifecycle = web::Data::new(lifecycle.clone());
-        let pod = pod_name();
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(DefaultHeaders::new().add((POD_NAME_HEADER, pod.clone())))
+                .wrap(from_fn(observability::observe))
+                .wrap(DefaultHeaders::new().add((POD_NAME_HEADER, pod_header.clone())))
+                .app_data(metrics.clone())
                 .app_data(state.clone())
                 .app_data(app_lifecycle.clone())
                 .app_data(extractors::query_config())

@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use hello_common::{
     Name, Problem,
+    observability::{REQUEST_ID_HEADER, RequestId},
     problem::PROBLEM_JSON,
     wire::{Claim, SendHello, StoredHello},
 };
@@ -66,32 +67,48 @@ impl WorldClient {
     }
 
     /// Stores a hello; answers once it is durable.
-    pub async fn send(&self, to: &Name, hello: &SendHello) -> Result<StoredHello, WorldError> {
+    pub async fn send(
+        &self,
+        to: &Name,
+        hello: &SendHello,
+        request_id: &RequestId,
+    ) -> Result<StoredHello, WorldError> {
         let url = format!(
             "{}/v1/inboxes/{}/hellos",
             self.base_url,
             encode(to.as_str())
         );
-        decode(self.http.post(url).json(hello).send().await).await
+        let request = self.http.post(url).header(REQUEST_ID_HEADER, &request_id.0);
+        decode(request.json(hello).send().await).await
     }
 
     /// Leases up to `limit` of the oldest hellos of `name`. Never retried.
-    pub async fn claim(&self, name: &Name, limit: u32) -> Result<Claim, WorldError> {
+    pub async fn claim(
+        &self,
+        name: &Name,
+        limit: u32,
+        request_id: &RequestId,
+    ) -> Result<Claim, WorldError> {
         let url = format!(
             "{}/v1/inboxes/{}/claims?limit={limit}",
             self.base_url,
             encode(name.as_str())
         );
-        decode(self.http.post(url).send().await).await
+        let request = self.http.post(url).header(REQUEST_ID_HEADER, &request_id.0);
+        decode(request.send().await).await
     }
 
     /// Acknowledges a delivered claim, retrying a few times: if every try fails, the lease runs
     /// out and the hellos are delivered again (a duplicate, not a loss).
-    pub async fn acknowledge(&self, claim_id: &str) {
+    pub async fn acknowledge(&self, claim_id: &str, request_id: &RequestId) {
         let url = format!("{}/v1/claims/{}", self.base_url, encode(claim_id));
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=5 {
-            match self.http.delete(&url).send().await {
+            let request = self
+                .http
+                .delete(&url)
+                .header(REQUEST_ID_HEADER, &request_id.0);
+            match request.send().await {
                 Ok(response) if response.status().is_success() => return,
                 Ok(response) => {
                     tracing::warn!(attempt, status = %response.status(), claim_id, "acknowledgement refused");
@@ -107,6 +124,40 @@ impl WorldClient {
             claim_id,
             "acknowledgement gave up: these hellos will be delivered again when the lease ends"
         );
+    }
+
+    /// world-service's `/v1/info`.
+    pub async fn info(&self, request_id: &RequestId) -> Result<serde_json::Value, WorldError> {
+        let url = format!("{}/v1/info", self.base_url);
+        decode(
+            self.http
+                .get(url)
+                .header(REQUEST_ID_HEADER, &request_id.0)
+                .send()
+                .await,
+        )
+        .await
+    }
+
+    /// world-service's `/metrics` text.
+    pub async fn metrics(&self) -> Result<String, WorldError> {
+        let url = format!("{}/metrics", self.base_url);
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|error| WorldError::Unreachable(error.to_string()))?;
+        if !response.status().is_success() {
+            return Err(WorldError::Unreachable(format!(
+                "metrics answered {}",
+                response.status()
+            )));
+        }
+        response
+            .text()
+            .await
+            .map_err(|error| WorldError::Unreachable(error.to_string()))
     }
 
     /// Whether world-service is ready (and so its store answers).

@@ -3,12 +3,12 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use hello_common::config::{self, ensure};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::StoreLimits;
 
 /// Every setting, with a default that works locally.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Settings {
     /// `WORLD_LISTEN`: where the internal API listens. Loopback by default: only the pod's own
     /// hello-service should reach it.
@@ -40,7 +40,19 @@ pub struct Settings {
     /// Longer than hello-service's, so that the pod's hello can finish its requests.
     #[serde(default = "default_shutdown_drain_ms")]
     pub shutdown_drain_ms: u64,
+    /// `WORLD_CONFIG_DIR`: a mounted ConfigMap; its files show in `/v1/info`, read afresh each time.
+    #[serde(default = "default_config_dir")]
+    pub config_dir: PathBuf,
+    /// `WORLD_IMMUTABLE_CONFIG_DIR`: a mounted immutable ConfigMap.
+    #[serde(default = "default_immutable_config_dir")]
+    pub immutable_config_dir: PathBuf,
+    /// `WORLD_SECRET_DIR`: a mounted Secret; only its key names and fingerprints are shown.
+    #[serde(default = "default_secret_dir")]
+    pub secret_dir: PathBuf,
 }
+
+/// Settings whose values are secret: `/v1/info` shows a fingerprint, never the value.
+pub const SECRET_SETTINGS: &[&str] = &["mongodb_uri"];
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8082))
@@ -65,6 +77,15 @@ fn default_max_body_bytes() -> usize {
 }
 fn default_shutdown_drain_ms() -> u64 {
     2000
+}
+fn default_config_dir() -> PathBuf {
+    PathBuf::from("/etc/config")
+}
+fn default_immutable_config_dir() -> PathBuf {
+    PathBuf::from("/etc/config-immutable")
+}
+fn default_secret_dir() -> PathBuf {
+    PathBuf::from("/etc/secret")
 }
 
 impl Settings {
@@ -129,6 +150,9 @@ impl Settings {
             idempotency_ttl_secs: default_idempotency_ttl_secs(),
             max_body_bytes: default_max_body_bytes(),
             shutdown_drain_ms: 0,
+            config_dir: default_config_dir(),
+            immutable_config_dir: default_immutable_config_dir(),
+            secret_dir: default_secret_dir(),
         }
     }
 }

@@ -2,12 +2,15 @@
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
-use actix_web::{App, HttpServer, dev::Server, web};
+use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
 use hello_common::{
+    info::Uptime,
     lifecycle::{self, Lifecycle},
+    observability::{self, Metrics},
     problem::extractors,
 };
+use prometheus::{HistogramOpts, HistogramVec};
 
 use crate::{
     config::Settings,
@@ -21,6 +24,19 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The lease of a claim that names none.
     pub claim_lease_ms: u64,
+    pub settings: Settings,
+    pub uptime: Uptime,
+    /// `world_store_operation_duration_seconds{operation, backend}`.
+    pub store_latency: HistogramVec,
+}
+
+impl AppState {
+    /// Starts timing one store operation; the time is recorded when the timer is dropped.
+    pub fn time_store(&self, operation: &str) -> prometheus::HistogramTimer {
+        self.store_latency
+            .with_label_values(&[operation, self.store.backend()])
+            .start_timer()
+    }
 }
 
 /// A bound, not yet running world-service.
@@ -61,14 +77,32 @@ impl Application {
             .with_context(|| format!("cannot listen on {} (WORLD_LISTEN)", settings.listen))?;
         let port = listener.local_addr()?.port();
         let lifecycle = Lifecycle::default();
+        let metrics = Metrics::new("world", env!("CARGO_PKG_VERSION"));
+        let store_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "store_operation_duration_seconds",
+                "Time the store took per operation (send, claim, acknowledge, ping)",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["operation", "backend"],
+        )?;
+        metrics.registry.register(Box::new(store_latency.clone()))?;
+        let metrics = web::Data::new(metrics);
         let state = web::Data::new(AppState {
             store,
             claim_lease_ms: settings.claim_lease_ms,
+            settings: settings.clone(),
+            uptime: Uptime::default(),
+            store_latency,
         });
         let max_body_bytes = settings.max_body_bytes;
         let app_lifecycle = web::Data::new(lifecycle.clone());
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(observability::observe))
+                .app_data(metrics.clone())
                 .app_data(state.clone())
                 .app_data(app_lifecycle.clone())
                 .app_data(extractors::json_config(max_body_bytes))

@@ -15,6 +15,7 @@ use actix_web::{
 use futures::StreamExt;
 use hello_common::{
     IdempotencyKey, Name, Problem,
+    observability::RequestId,
     wire::{DeliveredHello, SendHello, StoredHello},
 };
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,7 @@ pub async fn send(
     state: web::Data<AppState>,
     name: web::Path<String>,
     query: web::Query<SendQuery>,
+    request_id: RequestId,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     state.rate_limit.check(&request)?;
@@ -121,7 +123,8 @@ pub async fn send(
         from: from.as_str().to_owned(),
         idempotency_key: idempotency_key.map(|key| key.as_str().to_owned()),
     };
-    let stored = state.world.send(&to, &hello).await?;
+    let stored = state.world.send(&to, &hello, &request_id).await?;
+    state.hellos_sent.inc();
     Ok(HttpResponse::Created().json(stored))
 }
 
@@ -228,6 +231,7 @@ pub async fn read(
     state: web::Data<AppState>,
     name: web::Path<String>,
     query: web::Query<ReadQuery>,
+    request_id: RequestId,
 ) -> Result<HttpResponse, Problem> {
     state.rate_limit.check(&request)?;
     let name = Name::parse(&name).map_err(|error| invalid_name("name", &error))?;
@@ -240,7 +244,8 @@ pub async fn read(
             .filter(|limit| (1..=MAX_LIMIT).contains(limit))
             .ok_or_else(|| invalid_limit(raw))?,
     };
-    let claim = state.world.claim(&name, limit).await?;
+    let claim = state.world.claim(&name, limit, &request_id).await?;
+    state.hellos_delivered.inc_by(claim.hellos.len() as u64);
     let inbox = Inbox {
         name: name.as_str().to_owned(),
         hellos: claim.hellos,
@@ -254,11 +259,11 @@ pub async fn read(
     response.content_type("application/json");
     Ok(match claim.claim_id {
         None => response.body(body),
-        Some(claim_id) => response.body(AcknowledgeWhenSent::new(
-            body,
-            state.world.clone(),
-            claim_id,
-        )),
+        Some(claim_id) => response.body(AcknowledgeWhenSent {
+            size: body.len() as u64,
+            body: Some(body),
+            acknowledgement: Some((state.world.clone(), claim_id, request_id)),
+        }),
     })
 }
 
@@ -269,17 +274,7 @@ pub async fn read(
 struct AcknowledgeWhenSent {
     body: Option<Bytes>,
     size: u64,
-    acknowledgement: Option<(WorldClient, String)>,
-}
-
-impl AcknowledgeWhenSent {
-    fn new(body: Bytes, world: WorldClient, claim_id: String) -> Self {
-        Self {
-            size: body.len() as u64,
-            body: Some(body),
-            acknowledgement: Some((world, claim_id)),
-        }
-    }
+    acknowledgement: Option<(WorldClient, String, RequestId)>,
 }
 
 impl MessageBody for AcknowledgeWhenSent {
@@ -297,8 +292,8 @@ impl MessageBody for AcknowledgeWhenSent {
         if let Some(body) = this.body.take() {
             return Poll::Ready(Some(Ok(body)));
         }
-        if let Some((world, claim_id)) = this.acknowledgement.take() {
-            actix_web::rt::spawn(async move { world.acknowledge(&claim_id).await });
+        if let Some((world, claim_id, request_id)) = this.acknowledgement.take() {
+            actix_web::rt::spawn(async move { world.acknowledge(&claim_id, &request_id).await });
         }
         Poll::Ready(None)
     }

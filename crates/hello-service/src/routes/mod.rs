@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod hellos;
+pub mod info;
 pub mod openapi;
 
 use actix_web::web;
@@ -13,6 +14,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/openapi.json").route(web::get().to(openapi::document)))
+        .service(resource("/info").route(web::get().to(info::info)))
+        .service(resource("/metrics").route(web::get().to(info::metrics)))
         .service(
             resource("/hello/{name}")
                 .route(web::post().to(hellos::send))

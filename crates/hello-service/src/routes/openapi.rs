@@ -7,7 +7,7 @@ use hello_common::{
 };
 use utoipa::OpenApi;
 
-use super::{health, hellos};
+use super::{health, hellos, info};
 
 /// The public API.
 #[derive(Debug, OpenApi)]
@@ -19,11 +19,11 @@ use super::{health, hellos};
             pod's name in the X-Pod-Name header.",
         license(name = "MIT OR Apache-2.0"),
     ),
-    paths(hellos::send, hellos::read, health::healthz, health::readyz),
-    components(schemas(hellos::HelloBody, hellos::Inbox, StoredHello, DeliveredHello, Problem)),
+    paths(hellos::send, hellos::read, health::healthz, health::readyz, info::info, info::metrics),
+    components(schemas(hellos::HelloBody, hellos::Inbox, info::Info, StoredHello, DeliveredHello, Problem)),
     tags(
         (name = "hello", description = "Say hello and read your inbox"),
-        (name = "operations", description = "Probes"),
+        (name = "operations", description = "Probes, pod information and metrics"),
     )
 )]
 pub struct ApiDoc;

@@ -33,6 +33,7 @@ pub async fn claim(
         .with_field("limit"));
     }
     let lease_ms = query.lease_ms.unwrap_or(state.claim_lease_ms);
+    let _timer = state.time_store("claim");
     let claim = state
         .store
         .claim(
@@ -51,6 +52,7 @@ pub async fn acknowledge(
     state: web::Data<AppState>,
     claim_id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
+    let _timer = state.time_store("acknowledge");
     let deleted = state.store.acknowledge(&claim_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": deleted })))
 }

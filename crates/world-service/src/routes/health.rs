@@ -19,6 +19,7 @@ pub async fn readyz(
             RETRY_AFTER_UNAVAILABLE,
         ));
     }
+    let _timer = state.time_store("ping");
     state.store.ping().await.map_err(Problem::from)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "status": "ready",

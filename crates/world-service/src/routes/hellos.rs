@@ -26,6 +26,7 @@ pub async fn send(
             )
             .with_field("Idempotency-Key")
         })?;
+    let _timer = state.time_store("send");
     let stored = state
         .store
         .send(NewHello {

@@ -5,20 +5,25 @@
 //! | POST | `/v1/inboxes/{to}/hellos` | store a hello durably: 201 with it |
 //! | POST | `/v1/inboxes/{name}/claims?limit=N&lease_ms=M` | lease the oldest waiting hellos |
 //! | DELETE | `/v1/claims/{claim_id}` | acknowledge a claim: its hellos are deleted |
+//! | GET | `/v1/info` | version, store, uptime, configuration and its sources, secret fingerprints |
 //! | GET | `/healthz`, `/readyz` | alive; ready (store answers, not shutting down) |
+//! | GET | `/metrics` | Prometheus text format |
 
 mod claims;
 mod health;
 mod hellos;
+mod info;
 
 use actix_web::web;
-use hello_common::problem::extractors::method_not_allowed;
+use hello_common::{observability::metrics_endpoint, problem::extractors::method_not_allowed};
 
 /// Registers every route.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/metrics").route(web::get().to(metrics_endpoint)))
+        .service(resource("/v1/info").route(web::get().to(info::info)))
         .service(resource("/v1/inboxes/{to}/hellos").route(web::post().to(hellos::send)))
         .service(resource("/v1/inboxes/{name}/claims").route(web::post().to(claims::claim)))
         .service(resource("/v1/claims/{claim_id}").route(web::delete().to(claims::acknowledge)));

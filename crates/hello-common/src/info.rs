@@ -1,0 +1,188 @@
+//! What `/info` shows about a process: where it runs, its configuration with the source of each
+//! value, and its secrets as key names with short fingerprints — never a secret's value.
+
+use std::{
+    path::Path,
+    time::{Instant, SystemTime},
+};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+/// One configuration value and where it came from.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, ToSchema)]
+pub struct ConfigEntry {
+    /// The variable or file name.
+    pub key: String,
+    /// The value in force.
+    pub value: String,
+    /// `environment`, `default`, `mounted file` or `immutable ConfigMap`.
+    pub source: String,
+}
+
+/// One secret, by name only.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, ToSchema)]
+pub struct SecretEntry {
+    /// The key (file name in the mounted Secret, or variable name).
+    pub key: String,
+    /// `sha256:` and the first 8 hex digits of the value's SHA-256: enough to tell two versions
+    /// apart, not to recover the value.
+    pub fingerprint: String,
+    /// Where it came from: `mounted Secret` or `environment`.
+    pub source: String,
+}
+
+/// The short fingerprint of a secret value.
+pub fn fingerprint(value: &[u8]) -> String {
+    let digest = Sha256::digest(value);
+    let hex: String = digest
+        .iter()
+        .take(4)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
+/// The files of a mounted ConfigMap directory as entries, read now (so a change the kubelet
+/// writes shows on the next call). Kubernetes' own `..data` links are skipped, as are
+/// sub-directories and files over 64 KiB.
+pub fn read_config_dir(dir: &Path, source: &str) -> Vec<ConfigEntry> {
+    read_dir_files(dir)
+        .into_iter()
+        .map(|(key, bytes)| ConfigEntry {
+            key,
+            value: String::from_utf8_lossy(&bytes).trim_end().to_owned(),
+            source: source.to_owned(),
+        })
+        .collect()
+}
+
+/// The keys of a mounted Secret directory with their fingerprints.
+pub fn read_secret_dir(dir: &Path) -> Vec<SecretEntry> {
+    read_dir_files(dir)
+        .into_iter()
+        .map(|(key, bytes)| SecretEntry {
+            key,
+            fingerprint: fingerprint(&bytes),
+            source: "mounted Secret".to_owned(),
+        })
+        .collect()
+}
+
+fn read_dir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(String, Vec<u8>)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                return None;
+            }
+            let path = entry.path();
+            let metadata = std::fs::metadata(&path).ok()?; // follows the ConfigMap's symlinks
+            if !metadata.is_file() || metadata.len() > 64 * 1024 {
+                return None;
+            }
+            Some((name, std::fs::read(&path).ok()?))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Describes a settings struct: each field as `PREFIX_FIELD`, with `environment` when that
+/// variable is set and `default` otherwise. Fields listed in `secret_fields` are not shown.
+pub fn describe_settings<T: Serialize>(
+    prefix: &str,
+    settings: &T,
+    secret_fields: &[&str],
+) -> Vec<ConfigEntry> {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(settings) else {
+        return Vec::new();
+    };
+    fields
+        .into_iter()
+        .filter(|(field, _)| !secret_fields.contains(&field.as_str()))
+        .map(|(field, value)| {
+            let key = format!("{prefix}{}", field.to_uppercase());
+            let source = if std::env::var_os(&key).is_some() {
+                "environment"
+            } else {
+                "default"
+            };
+            let value = match value {
+                serde_json::Value::String(text) => text,
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            ConfigEntry {
+                key,
+                value,
+                source: source.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// When and for how long this process has been running.
+#[derive(Debug, Clone, Copy)]
+pub struct Uptime {
+    started: Instant,
+    started_at: SystemTime,
+}
+
+impl Default for Uptime {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+        }
+    }
+}
+
+impl Uptime {
+    /// Whole seconds since start.
+    pub fn seconds(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// The start, RFC 3339.
+    pub fn started_at(&self) -> String {
+        let millis = self
+            .started_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(0));
+        crate::timestamp::Millis(millis).to_rfc3339()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_short_and_do_not_contain_the_value() {
+        let print = fingerprint(b"hunter2");
+        assert_eq!(print.len(), "sha256:".len() + 8);
+        assert!(!print.contains("hunter2"));
+        assert_ne!(print, fingerprint(b"hunter3"));
+    }
+
+    #[test]
+    fn mounted_directories_skip_kubernetes_internals() {
+        let dir = std::env::temp_dir().join(format!("info-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("..2026_11_24")).unwrap();
+        std::fs::write(dir.join("banner"), "hello\n").unwrap();
+        std::fs::write(dir.join("..data"), "x").unwrap();
+        let entries = read_config_dir(&dir, "mounted file");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].value, "hello");
+        let secrets = read_secret_dir(&dir);
+        assert_eq!(secrets[0].key, "banner");
+        assert!(!secrets[0].fingerprint.contains("hello"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

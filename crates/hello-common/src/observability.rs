@@ -1,0 +1,171 @@
+//! Request ids, access logs and Prometheus metrics, the same in both services.
+//!
+//! Every request gets an id: the `X-Request-Id` Nginx set (or a client sent, if it is 1 to 128
+//! visible ASCII characters), else a new UUIDv7. The id is on the request's tracing span, so it
+//! appears in every log line of that request; it is echoed in the response and forwarded by
+//! hello-service to world-service, so one id follows a request through the pod.
+
+use std::{
+    future::{Ready, ready},
+    time::Instant,
+};
+
+use actix_web::{
+    Error, FromRequest, HttpMessage, HttpRequest, HttpResponse,
+    body::MessageBody,
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    http::header::{HeaderName, HeaderValue},
+    middleware::Next,
+    web,
+};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use tracing::Instrument;
+
+/// The header that carries the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The id of the request being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl FromRequest for RequestId {
+    type Error = Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let id = request
+            .extensions()
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId(uuid::Uuid::now_v7().to_string()));
+        ready(Ok(id))
+    }
+}
+
+/// A service's metrics registry with the HTTP metrics every service has; each service registers
+/// its own metrics on [`Metrics::registry`]. Names are prefixed with the service (`hello_`,
+/// `world_`) so that both can be served from one scrape.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+}
+
+impl Metrics {
+    /// A registry whose metric names start with `prefix_`.
+    pub fn new(prefix: &str, version: &str) -> Self {
+        let registry =
+            Registry::new_custom(Some(prefix.to_owned()), None).unwrap_or_else(|_| Registry::new());
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .unwrap_or_else(|error| unreachable!("static metric definition: {error}"));
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time to answer HTTP requests",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["route", "method"],
+        )
+        .unwrap_or_else(|error| unreachable!("static metric definition: {error}"));
+        let build_info = IntGauge::with_opts(
+            Opts::new(
+                "build_info",
+                "Always 1; the labels say which build is running",
+            )
+            .const_label("version", version),
+        )
+        .unwrap_or_else(|error| unreachable!("static metric definition: {error}"));
+        build_info.set(1);
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(build_info),
+        ] {
+            let _ = registry.register(collector);
+        }
+        Self {
+            registry,
+            requests,
+            latency,
+        }
+    }
+
+    /// The Prometheus text exposition of every registered metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+
+    fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.latency
+            .with_label_values(&[route, method])
+            .observe(seconds);
+    }
+}
+
+/// Middleware (`from_fn(observe)`): request id, span, access log line and HTTP metrics.
+/// Needs `web::Data<Metrics>` in the app data.
+pub async fn observe(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| {
+            !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    request.extensions_mut().insert(RequestId(id.clone()));
+    // The route pattern, not the path, keeps label cardinality bounded.
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let metrics = request.app_data::<web::Data<Metrics>>().cloned();
+    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+
+    let mut response = next.call(request).instrument(span.clone()).await?;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    if let Some(metrics) = metrics {
+        metrics.observe(&route, &method, status, elapsed.as_secs_f64());
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "answered"
+        );
+    });
+    Ok(response)
+}
+
+/// `GET /metrics` of a service with nothing to add.
+pub async fn metrics_endpoint(metrics: web::Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics.render())
+}

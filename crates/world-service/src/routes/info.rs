@@ -1,0 +1,36 @@
+//! `GET /v1/info`: world-service's view of itself, for hello-service's `/info`.
+
+use actix_web::{HttpResponse, web};
+use hello_common::info::{
+    SecretEntry, describe_settings, fingerprint, read_config_dir, read_secret_dir,
+};
+
+use crate::{config::SECRET_SETTINGS, startup::AppState};
+
+/// Version, store, uptime, configuration with sources, secrets as fingerprints.
+pub async fn info(state: web::Data<AppState>) -> HttpResponse {
+    let settings = &state.settings;
+    let mut config = describe_settings("WORLD_", settings, SECRET_SETTINGS);
+    config.extend(read_config_dir(&settings.config_dir, "mounted file"));
+    config.extend(read_config_dir(
+        &settings.immutable_config_dir,
+        "immutable ConfigMap",
+    ));
+    let mut secrets: Vec<SecretEntry> = read_secret_dir(&settings.secret_dir);
+    if let Some(uri) = &settings.mongodb_uri {
+        secrets.push(SecretEntry {
+            key: "WORLD_MONGODB_URI".to_owned(),
+            fingerprint: fingerprint(uri.as_bytes()),
+            source: "environment".to_owned(),
+        });
+    }
+    HttpResponse::Ok().json(serde_json::json!({
+        "service": "world-service",
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": state.store.backend(),
+        "started_at": state.uptime.started_at(),
+        "uptime_seconds": state.uptime.seconds(),
+        "config": config,
+        "secrets": secrets,
+    }))
+}
