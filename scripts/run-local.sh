@@ -1,33 +1,68 @@
 #!/usr/bin/env bash
-# Runs the whole product on this machine: world-service with its embedded store (data kept in
-# .data/world, so hellos survive a restart) and hello-service in front of it, on 127.0.0.1.
-# Ctrl-C stops both gracefully.
+# Runs the whole pod on this machine, on loopback:
+#   nginx :8080 (the page, proxying the API)  ->  hello-service :8081  ->  world-service :8082
+# world-service uses its embedded store in .data/world, so hellos survive a restart. Like the
+# Kubernetes pod, the services read a "mounted ConfigMap" (.data/config: edit a file there and
+# the page's info panel shows it without a restart), an "immutable ConfigMap"
+# (.data/config-immutable) and a "Secret" (.data/secret: shown only as fingerprints).
 #
-# Settings: any HELLO_* / WORLD_* variable (see README) is passed through; HELLO_PORT picks the
-# public port (default 8081).
+# Nginx comes from the system's package manager when it is missing (apt-get, dnf or brew); if it
+# cannot be installed, the API still runs on :8081 without the page.
+# Ctrl-C stops everything gracefully. Any HELLO_* / WORLD_* variable is passed through.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$(pwd)
-port=${HELLO_PORT:-8081}
-world_port=${WORLD_PORT:-8082}
+data="$root/.data"
 
 say() { printf '==> %s\n' "$*"; }
 fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
 
 command -v cargo >/dev/null || fail "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again"
 command -v curl >/dev/null || fail "curl is missing: install it (Debian: apt-get install -y curl)"
-for p in "$port" "$world_port"; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-    fail "port $p on 127.0.0.1 is taken: stop what uses it, or set HELLO_PORT / WORLD_PORT"
+
+install_nginx() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if command -v apt-get >/dev/null; then
+    say "Nginx is missing: installing it with apt-get (Debian's nginx package)"
+    $sudo apt-get install -y -q nginx >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q nginx >/dev/null; }
+  elif command -v dnf >/dev/null; then
+    say "Nginx is missing: installing it with dnf"
+    $sudo dnf install -y -q nginx >/dev/null
+  elif command -v brew >/dev/null; then
+    say "Nginx is missing: installing it with Homebrew"
+    brew install nginx >/dev/null
+  fi
+}
+if ! command -v nginx >/dev/null; then
+  install_nginx || true
+fi
+with_nginx=true
+if ! command -v nginx >/dev/null; then
+  with_nginx=false
+  say "Nginx could not be installed: running the API only (install nginx for the web page)"
+fi
+
+ports=(8081 8082)
+$with_nginx && ports=(8080 "${ports[@]}")
+for port in "${ports[@]}"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    fail "port $port on 127.0.0.1 is taken: stop what uses it (another run of this script?), then retry"
   fi
 done
 
 say "Building hello-service and world-service (release; the first build takes a few minutes)"
 cargo build --release --quiet --bin hello-service --bin world-service || fail "cargo build failed (above)"
 
-mkdir -p "$root/.data/world"
+mkdir -p "$data/world" "$data/config" "$data/config-immutable" "$data/secret" "$data/nginx/tmp"
+[ -e "$data/config/banner" ] || echo "Hello from the mounted ConfigMap: edit .data/config/banner" > "$data/config/banner"
+[ -e "$data/config-immutable/release-channel" ] || echo "local" > "$data/config-immutable/release-channel"
+[ -e "$data/secret/api-token" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$data/secret/api-token"
+ln -sfn "$root/frontend" "$data/nginx/html"
+
 pids=()
+# shellcheck disable=SC2317  # called from the traps below
 stop() {
   trap - INT TERM EXIT
   say "Stopping (SIGTERM, graceful)"
@@ -39,29 +74,40 @@ stop() {
 trap 'stop 0' INT TERM
 trap 'stop $?' EXIT
 
-say "Starting world-service on 127.0.0.1:$world_port (embedded store in .data/world)"
-WORLD_LISTEN="127.0.0.1:$world_port" WORLD_DATA_DIR="${WORLD_DATA_DIR:-$root/.data/world}" \
-  "$root/target/release/world-service" &
+export POD_NAME="${POD_NAME:-local-$(hostname)}" POD_IP="${POD_IP:-127.0.0.1}" NODE_NAME="${NODE_NAME:-$(hostname)}"
+for service in HELLO WORLD; do
+  export "${service}_CONFIG_DIR=$data/config" "${service}_IMMUTABLE_CONFIG_DIR=$data/config-immutable" "${service}_SECRET_DIR=$data/secret"
+done
+
+say "Starting world-service on 127.0.0.1:8082 (embedded store in .data/world)"
+WORLD_LISTEN=127.0.0.1:8082 WORLD_DATA_DIR="${WORLD_DATA_DIR:-$data/world}" "$root/target/release/world-service" &
 pids+=($!)
-say "Starting hello-service on 127.0.0.1:$port"
-HELLO_LISTEN="127.0.0.1:$port" HELLO_WORLD_URL="http://127.0.0.1:$world_port" \
-  "$root/target/release/hello-service" &
+say "Starting hello-service on 127.0.0.1:8081"
+HELLO_LISTEN=127.0.0.1:8081 HELLO_WORLD_URL=http://127.0.0.1:8082 "$root/target/release/hello-service" &
 pids+=($!)
+url=http://127.0.0.1:8081
+if $with_nginx; then
+  say "Starting nginx on 127.0.0.1:8080 with deploy/nginx/nginx.conf"
+  nginx -p "$data/nginx/" -c "$root/deploy/nginx/nginx.conf" -e stderr -g 'daemon off;' &
+  pids+=($!)
+  url=http://127.0.0.1:8080
+fi
 
 for _ in $(seq 1 100); do
-  if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then
+  if curl -fsS "$url/readyz" >/dev/null 2>&1; then
     cat <<MSG
 
-Scalable Hello World is running: http://127.0.0.1:$port
-  curl -i -X POST http://127.0.0.1:$port/hello/bob -H 'Content-Type: application/json' -d '{"from":"alice"}'
-  curl -i http://127.0.0.1:$port/hello/bob
-  API description: http://127.0.0.1:$port/openapi.json
+Scalable Hello World is running. Open $url/
+  curl -i -X POST $url/hello/bob -H 'Content-Type: application/json' -d '{"from":"alice"}'
+  curl -i $url/hello/bob
+  curl -s $url/info        curl -s $url/metrics        $url/openapi.json
+Edit .data/config/banner and press Refresh on the page: the mounted value changes live.
 Press Ctrl-C to stop.
 
 MSG
     wait -n "${pids[@]}" || true
-    fail "a service exited unexpectedly (its log is above)"
+    fail "a process exited unexpectedly (its log is above)"
   fi
   sleep 0.1
 done
-fail "hello-service did not become ready within 10 s (logs above)"
+fail "the pod did not become ready within 10 s (logs above)"

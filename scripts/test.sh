@@ -15,16 +15,29 @@ step "Checking the Rust toolchain (pinned in rust-toolchain.toml)"
 command -v cargo >/dev/null || fail "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again"
 cargo --version
 
-step "Installing nx-27017 (a MongoDB wire-protocol server for the MongoDB backend's tests)"
+step "Installing the Python test tools (tests/requirements.txt: nx-27017, Playwright, pytest) into .venv"
 venv="$root/.venv"
-if [ ! -x "$venv/bin/nx-27017" ]; then
+if [ ! -x "$venv/bin/python" ]; then
   command -v python3 >/dev/null || fail "python3 is missing: install it (Debian: apt-get install -y python3 python3-venv)"
   python3 -m venv "$venv" || fail "cannot create a Python venv: install python3-venv (Debian: apt-get install -y python3-venv)"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check nx-27017==0.8.1 \
-    || fail "pip could not install nx-27017==0.8.1"
 fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt \
+  || fail "pip could not install tests/requirements.txt"
 export PATH="$venv/bin:$PATH"
 echo "nx-27017 at $(command -v nx-27017)"
+
+step "Installing nginx and Chromium (Debian packages) for the browser tests"
+missing=()
+command -v nginx >/dev/null || missing+=(nginx)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null || fail "${missing[*]} missing and no apt-get: install them with your package manager"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q >/dev/null || fail "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}" >/dev/null \
+    || fail "apt-get could not install ${missing[*]}"
+fi
+echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(/usr/bin/chromium --version 2>/dev/null | head -1)"
 
 step "Installing cargo-deny if missing (a few minutes, once)"
 if ! cargo deny --version >/dev/null 2>&1; then
@@ -59,4 +72,13 @@ status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] || fail "cargo test (full output: target/test-output.log)"
 
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/test-output.log | awk '{s+=$4} END {print s+0}')
-printf '\nAll checks passed in %ss: fmt, clippy, cargo deny, %s tests.\n' "$(( $(date +%s) - started ))" "$passed"
+
+step "Browser and Nginx tests: the real pod on 127.0.0.1:8080 in headless Chromium (tests/browser)"
+cargo build --quiet --workspace --bins || fail "cargo build failed"
+"$venv/bin/python" -m pytest tests/browser -v -p no:cacheprovider --color=no | tee target/browser-test-output.log
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "browser tests (screenshots of this run: target/screenshots)"
+browser_passed=$(grep -Eo '[0-9]+ passed' target/browser-test-output.log | tail -1 | awk '{print $1}')
+
+printf '\nAll checks passed in %ss: fmt, clippy, cargo deny, %s Rust tests, %s browser tests.\n' \
+  "$(( $(date +%s) - started ))" "$passed" "$browser_passed"
+printf 'tests: %s passed, 0 failed\n' "$(( passed + browser_passed ))"

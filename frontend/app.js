@@ -1,0 +1,248 @@
+// Scalable Hello World: the page's behaviour. Plain JavaScript, no dependencies, no network
+// beyond this site's own API (the Content-Security-Policy allows nothing else).
+"use strict";
+
+const POD_HEADER = "X-Pod-Name";
+const podCounts = new Map();
+
+function $(id) {
+  return document.getElementById(id);
+}
+
+/** Calls the API; resolves to {ok, status, body, pod}. A problem+json body is parsed too. */
+async function api(method, path, body) {
+  const options = { method, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (error) {
+    return { ok: false, status: 0, body: { detail: "The server could not be reached. Check your connection and retry." }, pod: null };
+  }
+  const pod = response.headers.get(POD_HEADER);
+  let parsed = null;
+  try {
+    parsed = await response.json();
+  } catch (error) {
+    parsed = { detail: `The server answered ${response.status} without a readable body.` };
+  }
+  if (pod) {
+    recordPod(pod, `${method} ${path} → ${response.status}`);
+  }
+  return { ok: response.ok, status: response.status, body: parsed, pod };
+}
+
+function recordPod(pod, what) {
+  podCounts.set(pod, (podCounts.get(pod) || 0) + 1);
+  const log = $("pod-log");
+  const item = document.createElement("li");
+  const name = document.createElement("code");
+  name.textContent = pod;
+  item.append(name, ` answered ${what}`);
+  log.prepend(item);
+  while (log.children.length > 20) {
+    log.lastElementChild.remove();
+  }
+  const counts = $("pod-counts");
+  counts.replaceChildren(
+    ...[...podCounts.entries()].map(([podName, count]) => {
+      const chip = document.createElement("li");
+      const code = document.createElement("code");
+      code.textContent = podName;
+      chip.append(code, ` ${count} answer${count === 1 ? "" : "s"}`);
+      return chip;
+    }),
+  );
+}
+
+/** Shows a message under a field (or the form) and marks the input invalid. */
+function showError(elementId, inputId, message) {
+  const element = $(elementId);
+  element.textContent = message;
+  element.hidden = false;
+  if (inputId) {
+    $(inputId).setAttribute("aria-invalid", "true");
+  }
+}
+
+function clearErrors(form) {
+  form.querySelectorAll(".error").forEach((element) => {
+    element.hidden = true;
+    element.textContent = "";
+  });
+  form.querySelectorAll("input").forEach((input) => input.removeAttribute("aria-invalid"));
+}
+
+/** Puts a problem's own message next to the field it names. */
+function showProblem(problem, fieldInputs, formErrorId) {
+  const message = problem.detail || problem.title || "Something went wrong.";
+  const inputId = fieldInputs[problem.field];
+  if (inputId) {
+    showError(`${inputId}-error`, inputId, message);
+    $(inputId).focus();
+  } else {
+    showError(formErrorId, null, message);
+  }
+}
+
+function servedBy(pod) {
+  const line = document.createElement("p");
+  line.className = "served";
+  const code = document.createElement("code");
+  code.textContent = pod || "unknown";
+  line.append("Served by pod ", code);
+  return line;
+}
+
+function formatTime(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
+}
+
+async function sendHello(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  clearErrors(form);
+  const from = $("send-from").value.trim();
+  const to = $("send-to").value.trim();
+  const button = form.querySelector("button");
+  button.disabled = true;
+  const result = await api("POST", `hello/${encodeURIComponent(to)}`, { from });
+  button.disabled = false;
+  const output = $("send-result");
+  output.replaceChildren();
+  if (!result.ok) {
+    showProblem(result.body, { from: "send-from", to: "send-to", body: "send-from" }, "send-error");
+    return;
+  }
+  const ok = document.createElement("p");
+  ok.className = "ok";
+  ok.textContent = `Hello from ${result.body.from} to ${result.body.to} stored at ${formatTime(result.body.at)}.`;
+  output.append(ok, servedBy(result.pod));
+}
+
+async function checkInbox(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  clearErrors(form);
+  const name = $("inbox-name").value.trim();
+  const button = form.querySelector("button");
+  button.disabled = true;
+  const result = await api("GET", `hello/${encodeURIComponent(name)}`);
+  button.disabled = false;
+  const output = $("inbox-result");
+  output.replaceChildren();
+  if (!result.ok) {
+    showProblem(result.body, { name: "inbox-name", to: "inbox-name", limit: "inbox-name" }, "inbox-error");
+    return;
+  }
+  const hellos = result.body.hellos || [];
+  if (hellos.length === 0) {
+    const empty = document.createElement("p");
+    empty.className = "empty";
+    empty.textContent = `Nothing new for ${result.body.name}.`;
+    output.append(empty);
+  } else {
+    const heading = document.createElement("p");
+    heading.className = "ok";
+    heading.textContent = `${hellos.length} new hello${hellos.length === 1 ? "" : "s"} for ${result.body.name}, oldest first:`;
+    const list = document.createElement("ul");
+    list.className = "hellos";
+    for (const hello of hellos) {
+      const item = document.createElement("li");
+      const who = document.createElement("span");
+      who.textContent = hello.from;
+      const when = document.createElement("time");
+      when.dateTime = hello.at;
+      when.textContent = formatTime(hello.at);
+      item.append(who, when);
+      list.append(item);
+    }
+    output.append(heading, list);
+    if (result.body.remaining > 0) {
+      const more = document.createElement("p");
+      more.className = "hint";
+      more.textContent = `${result.body.remaining} more waiting: check again to get them.`;
+      output.append(more);
+    }
+  }
+  output.append(servedBy(result.pod));
+}
+
+function fact(term, value) {
+  const wrapper = document.createElement("div");
+  const dt = document.createElement("dt");
+  dt.textContent = term;
+  const dd = document.createElement("dd");
+  dd.textContent = value;
+  wrapper.append(dt, dd);
+  return wrapper;
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  if (className) {
+    const badge = document.createElement("span");
+    badge.className = `source ${className}`;
+    badge.textContent = text;
+    td.append(badge);
+  } else {
+    td.textContent = text;
+  }
+  return td;
+}
+
+function sourceClass(source) {
+  return `source-${String(source).toLowerCase().replace(/[^a-z]+/g, "-")}`;
+}
+
+async function loadInfo() {
+  const error = $("info-error");
+  const result = await api("GET", "info");
+  if (!result.ok) {
+    error.textContent = result.body.detail || "The pod information could not be loaded.";
+    error.hidden = false;
+    return;
+  }
+  error.hidden = true;
+  const info = result.body;
+  const world = info.world || {};
+  $("info-pod").replaceChildren(
+    fact("Pod", info.pod.name),
+    fact("Pod IP", info.pod.ip),
+    fact("Node", info.pod.node),
+    fact("Version", info.version),
+    fact("Up for", `${info.uptime_seconds} s`),
+    fact("Store", world.store || (world.error ? "unreachable" : "unknown")),
+  );
+  const configRows = [];
+  const secretRows = [];
+  for (const [service, part] of [["hello", info], ["world", world]]) {
+    for (const entry of part.config || []) {
+      const row = document.createElement("tr");
+      row.append(cell(service), cell(entry.key), cell(entry.value), cell(entry.source, sourceClass(entry.source)));
+      configRows.push(row);
+    }
+    for (const entry of part.secrets || []) {
+      const row = document.createElement("tr");
+      row.append(cell(service), cell(entry.key), cell(entry.fingerprint), cell(entry.source, sourceClass(entry.source)));
+      secretRows.push(row);
+    }
+  }
+  $("info-config").tBodies[0].replaceChildren(...configRows);
+  $("info-secrets").tBodies[0].replaceChildren(...secretRows);
+  const banner = (info.config || []).find((entry) => entry.key === "banner");
+  $("banner").hidden = !banner;
+  $("banner").textContent = banner ? banner.value : "";
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("send-form").addEventListener("submit", sendHello);
+  $("inbox-form").addEventListener("submit", checkInbox);
+  $("info-refresh").addEventListener("click", loadInfo);
+  loadInfo();
+  setInterval(loadInfo, 10000);
+});

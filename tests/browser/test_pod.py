@@ -1,0 +1,117 @@
+"""The pod as a person meets it: the page in a real headless Chromium, and curl-style requests
+through nginx."""
+
+import json
+import re
+import time
+import uuid
+
+from playwright.sync_api import expect
+
+from conftest import BASE_URL, PLANTED_SECRET, POD_NAME, get, request
+
+
+def post(path: str, body: dict, headers: dict[str, str] | None = None):
+    return request("POST", path, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+def test_a_hello_sent_from_the_page_shows_in_the_inbox_once(page, screenshots):
+    recipient = f"bob{uuid.uuid4().hex[:6]}"
+    page.get_by_label("From").fill("alice")
+    page.get_by_label("To").fill(recipient)
+    page.get_by_role("button", name="Send hello").click()
+    expect(page.locator("#send-result")).to_contain_text(f"Hello from alice to {recipient} stored")
+    expect(page.locator("#send-result")).to_contain_text(POD_NAME)
+
+    page.get_by_label("Name").fill(recipient)
+    page.get_by_role("button", name="Check inbox").click()
+    inbox = page.locator("#inbox-result")
+    expect(inbox).to_contain_text(f"1 new hello for {recipient}")
+    expect(inbox.locator("li")).to_have_count(1)
+    expect(inbox.locator("li").first).to_contain_text("alice")
+    expect(page.locator("#pod-counts")).to_contain_text(POD_NAME)
+    expect(page.locator("#info-config")).to_contain_text("HELLO_LISTEN")
+    page.screenshot(path=str(screenshots / "inbox.png"), full_page=True)
+
+    page.get_by_role("button", name="Check inbox").click()
+    expect(inbox).to_contain_text(f"Nothing new for {recipient}")
+
+
+def test_an_invalid_name_shows_the_problem_next_to_the_field(page, screenshots):
+    page.get_by_label("From").fill("alice")
+    page.get_by_label("To").fill("$bob")
+    page.get_by_role("button", name="Send hello").click()
+    error = page.locator("#send-to-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("must start with a letter or a digit")
+    expect(page.get_by_label("To")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#send-from-error")).to_be_hidden()
+    page.screenshot(path=str(screenshots / "error.png"), full_page=False)
+
+
+def test_a_value_written_to_the_mounted_config_shows_without_a_restart(pod, page):
+    pids_before = pod.pids()
+    value = f"live-{uuid.uuid4().hex[:8]}"
+    (pod.config_dir / "greeting-colour").write_text(value + "\n")
+    page.get_by_role("button", name="Refresh").click()
+    row = page.locator("#info-config tr", has_text="greeting-colour").first
+    expect(row).to_contain_text(value)
+    expect(row).to_contain_text("mounted file")
+    assert pod.pids() == pids_before and all(process.poll() is None for process in pod.processes)
+
+
+def test_the_page_is_usable_with_the_keyboard_and_on_a_phone(pod, browser, screenshots):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.goto(BASE_URL + "/")
+    page.keyboard.press("Tab")  # skip link
+    page.keyboard.press("Tab")
+    page.keyboard.type("carol")
+    page.keyboard.press("Tab")
+    page.keyboard.type("dave")
+    page.keyboard.press("Enter")
+    expect(page.locator("#send-result")).to_contain_text("Hello from carol to dave stored")
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 390, "no sideways scrolling on a phone"
+    page.screenshot(path=str(screenshots / "phone.png"), full_page=False)
+    context.close()
+
+
+def test_the_api_answers_through_nginx_with_request_ids(pod):
+    status, headers, body = post("/hello/erin", {"from": "frank"}, {"X-Request-Id": "trace-me-42"})
+    assert status == 201, body
+    assert headers["X-Request-Id"] == "trace-me-42"
+    assert headers["X-Pod-Name"] == POD_NAME
+    assert json.loads(body)["to"] == "erin"
+    status, headers, body = get("/hello/erin")
+    assert status == 200 and json.loads(body)["hellos"][0]["from"] == "frank"
+    assert re.fullmatch(r"[0-9a-f]{32}", headers["X-Request-Id"]), "nginx makes an id when none is sent"
+    # The id reaches both services' logs.
+    time.sleep(0.2)
+    logs = pod.log_text()
+    assert logs.count("trace-me-42") >= 2, "the request id should appear in hello's and world's logs"
+
+    status, _, body = get("/info")
+    info = json.loads(body)
+    assert status == 200 and info["pod"]["name"] == POD_NAME and info["pod"]["node"] == "test-node"
+    assert info["world"]["store"] == "embedded"
+
+    status, headers, body = get("/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    assert "hello_http_requests_total" in body and "world_http_requests_total" in body
+    assert "world_store_operation_duration_seconds" in body and "hello_world_metrics_up 1" in body
+
+    for header in ("Content-Security-Policy", "X-Content-Type-Options"):
+        assert header in get("/")[1], f"{header} missing on the page"
+    status, headers, body = get("/no-such-page")
+    assert status == 404 and headers["Content-Type"] == "application/problem+json"
+
+
+def test_a_secret_value_never_shows_in_info_or_logs(pod):
+    status, _, body = get("/info")
+    assert status == 200
+    info = json.loads(body)
+    keys = {entry["key"]: entry for entry in info["secrets"]}
+    assert "api-token" in keys and keys["api-token"]["fingerprint"].startswith("sha256:")
+    assert PLANTED_SECRET not in body, "/info leaked a secret value"
+    time.sleep(0.2)
+    assert PLANTED_SECRET not in pod.log_text(), "a log leaked a secret value"
