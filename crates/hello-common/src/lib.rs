@@ -1,6 +1,7 @@
 //! What both services share, and nothing more:
 //!
 //! - [`config`]: settings from prefixed environment variables, errors naming the variable;
+//! - [`healthcheck`]: the `healthcheck` subcommand of both binaries;
 //! - [`idempotency`]: the [`IdempotencyKey`] a client may send with a POST;
 //! - [`info`]: what `/info` shows: config with sources, secret fingerprints, uptime;
 //! - [`observability`]: request ids, access logs and Prometheus metrics;
@@ -13,6 +14,7 @@
 //! - `testing` (feature `testing`): nx-27017 and child processes for integration tests.
 
 pub mod config;
+pub mod healthcheck;
 pub mod idempotency;
 pub mod info;
 pub mod lifecycle;

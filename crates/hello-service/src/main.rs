@@ -2,8 +2,10 @@ use hello_service::{config::Settings, startup::Application};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    hello_common::telemetry::init("hello-service");
     let settings = Settings::from_env()?;
+    // `hello-service healthcheck [PATH]`: probe the running service, exit 0 (ok) or 1.
+    hello_common::healthcheck::run_if_asked(settings.listen);
+    hello_common::telemetry::init("hello-service");
     Application::build(&settings)?.run_until_stopped().await?;
     Ok(())
 }

@@ -95,3 +95,28 @@ async fn sigterm_stops_world_gracefully() {
     let world = start_world(dir.path(), 30_000);
     assert_eq!(claim(&world, "bob").await.hellos.len(), 1);
 }
+
+#[tokio::test]
+async fn the_healthcheck_subcommand_reports_whether_world_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = start_world(dir.path(), 30_000);
+    let healthcheck = |path: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_world-service"))
+            .args(["healthcheck", path])
+            .env("WORLD_LISTEN", world.address.to_string())
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(healthcheck("/healthz"));
+    assert!(healthcheck("/readyz"));
+    assert!(!healthcheck("/no-such-path"));
+    let address = world.address;
+    world.kill();
+    let after = std::process::Command::new(env!("CARGO_BIN_EXE_world-service"))
+        .args(["healthcheck"])
+        .env("WORLD_LISTEN", address.to_string())
+        .status()
+        .unwrap();
+    assert!(!after.success(), "a dead world is not healthy");
+}

@@ -1,0 +1,235 @@
+"""Deployment files, checked without a cluster: every overlay renders, validates strictly against
+Kubernetes' schemas and passes checkov; skaffold.yaml validates against Skaffold's schema; the
+Dockerfiles pass hadolint; the scripts pass shellcheck; and the minikube script does the right
+thing against stub docker/minikube/kubectl commands that record what they are asked."""
+
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+OVERLAYS = ["minikube", "multinode", "dev"]
+SKAFFOLD_SCHEMA = ROOT.parent / "shared" / "schemas" / "skaffold-v4beta14.json"
+
+
+def run(command, **kwargs):
+    return subprocess.run(command, capture_output=True, text=True, **kwargs)
+
+
+def render(overlay: str) -> str:
+    result = run(["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(ROOT / "deploy" / "overlays" / overlay)])
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("rendered")
+    files = {}
+    for overlay in OVERLAYS:
+        path = directory / f"{overlay}.yaml"
+        path.write_text(render(overlay))
+        files[overlay] = path
+    return files
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_overlay_renders_the_whole_product(rendered, overlay):
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(rendered[overlay].read_text()) if doc]
+    for kind in ["Namespace", "Deployment", "Service", "StatefulSet", "ConfigMap", "Secret",
+                 "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Ingress"]:
+        assert kind in kinds, f"{overlay} lacks a {kind}"
+    print(f"{overlay}: {len(kinds)} objects")
+
+
+def latest_kubernetes_version() -> str:
+    from kubernetes_validate import utils
+    return utils.latest_version()
+
+
+@pytest.mark.parametrize("version", ["1.28.0", "latest"])
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_rendered_manifests_validate_strictly(rendered, overlay, version):
+    version = latest_kubernetes_version() if version == "latest" else version
+    result = run([str(VENV_BIN / "kubernetes-validate"), "--strict", "--quiet", "-k", version, str(rendered[overlay])])
+    assert result.returncode == 0, f"{overlay} on Kubernetes {version}:\n{result.stdout}{result.stderr}"
+    print(f"{overlay}: valid for Kubernetes {version}")
+
+
+def test_checkov_finds_no_failed_check(rendered):
+    files = [rendered["minikube"], rendered["multinode"], ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world"]
+    command = [str(VENV_BIN / "checkov"), "--framework", "kubernetes", "dockerfile", "--quiet", "--compact",
+               "--skip-download", "--output", "json"]
+    for path in files:
+        command += ["-f", str(path)]
+    result = run(command)
+    reports = json.loads(result.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    failed = [check for report in reports for check in report["results"].get("failed_checks", [])]
+    skipped = [check for report in reports for check in report["results"].get("skipped_checks", [])]
+    passed = sum(len(report["results"].get("passed_checks", [])) for report in reports)
+    print(f"checkov: {passed} passed, {len(failed)} failed, {len(skipped)} skipped")
+    for check in skipped:
+        assert check["check_result"].get("suppress_comment"), f"{check['check_id']} skipped without a reason"
+    assert not failed, "\n".join(f"{c['check_id']} {c['check_name']} ({c['resource']})" for c in failed)
+    assert result.returncode == 0
+
+
+def test_the_dev_overlay_differs_only_where_skaffold_sync_needs_it(rendered):
+    deployment = next(d for d in yaml.safe_load_all(rendered["dev"].read_text()) if d and d["kind"] == "Deployment")
+    nginx = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert nginx["image"] == "hello-frontend"
+    assert not any(mount["mountPath"] == "/etc/nginx/html" for mount in nginx["volumeMounts"])
+
+
+def test_skaffold_yaml_validates_against_the_v4beta14_schema():
+    assert SKAFFOLD_SCHEMA.exists(), f"{SKAFFOLD_SCHEMA} is missing: the shared/ folder should sit beside the repository"
+    schema = json.loads(SKAFFOLD_SCHEMA.read_text())
+    document = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    assert document["apiVersion"] == "skaffold/v4beta14"
+    errors = list(jsonschema.Draft7Validator(schema).iter_errors(document))
+
+    def explain(error, depth=0):
+        lines = ["  " * depth + f"{list(error.absolute_path)}: {error.message[:200]}"]
+        for child in (error.context or [])[:5]:
+            lines += explain(child, depth + 1)
+        return lines
+
+    assert not errors, "\n".join(line for error in errors for line in explain(error))
+
+
+def test_dockerfiles_pass_hadolint():
+    files = [ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world", ROOT / "deploy" / "nginx" / "Dockerfile.dev"]
+    result = run([str(VENV_BIN / "hadolint"), "--no-color", *map(str, files)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_scripts_pass_shellcheck():
+    scripts = [ROOT / "docker-build-upload-minikube.sh", *sorted((ROOT / "scripts").glob("*.sh")), ROOT / ".ci" / "run"]
+    result = run(["shellcheck", *map(str, scripts)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- docker-build-upload-minikube.sh against stubs -------------------------------------------
+
+STUB = r"""#!/usr/bin/env bash
+# Stub {name}: records its arguments, answers like the real command would.
+echo "{name} $*" >> "$STUB_LOG"
+state="$STUB_STATE"
+case "{name} $1 $2" in
+  "docker info"*|"docker build"*|"docker push"*) exit 0 ;;
+  "minikube status"*)
+    if [ -e "$state/stopped" ]; then echo Stopped; exit 7; fi
+    echo Running ;;
+  "minikube image load") exit 0 ;;
+  "minikube addons list")
+    if [ -e "$state/registry-enabled" ]; then status=enabled; else status=disabled; fi
+    echo "| registry                    | minikube | $status    | Google |" ;;
+  "minikube addons enable") touch "$state/registry-enabled" ;;
+  "kubectl port-forward"*)
+    # Serve a registry's /v2/ on the forwarded port, as the real port-forward would.
+    port="${{5%%:*}}"
+    exec python3 -c 'import http.server,sys
+class R(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/v2/" else 404); self.end_headers(); self.wfile.write(b"{{}}")
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), R).serve_forever()' "$port" ;;
+  *) echo "stub {name}: unexpected: $*" >&2; exit 3 ;;
+esac
+"""
+
+
+@pytest.fixture()
+def stubs(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("docker", "minikube", "kubectl"):
+        path = bin_dir / name
+        path.write_text(STUB.format(name=name))
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    state = tmp_path / "state"
+    state.mkdir()
+    log = tmp_path / "calls.log"
+    log.touch()
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_LOG": str(log), "STUB_STATE": str(state)}
+
+    def script(*args):
+        result = run([str(ROOT / "docker-build-upload-minikube.sh"), *args], env=env, timeout=60)
+        calls = log.read_text().splitlines()
+        log.write_text("")
+        return result, calls
+
+    script.state = state
+    return script
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_single_node_mode_builds_and_loads_both_images(stubs):
+    result, calls = stubs()
+    assert result.returncode == 0, result.stderr
+    assert [call for call in calls if not call.startswith(("docker info", "minikube status"))] == [
+        "docker build -f Dockerfile.hello -t hello-service:local .",
+        "minikube image load hello-service:local",
+        "docker build -f Dockerfile.world -t world-service:local .",
+        "minikube image load world-service:local",
+    ]
+    assert "Done:" in result.stdout
+
+
+def test_registry_mode_enables_the_addon_forwards_and_pushes_and_is_safe_to_repeat(stubs):
+    port = free_port()
+    result, calls = stubs("--registry", "--registry-port", str(port))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "minikube addons enable registry" in calls
+    assert f"kubectl port-forward --namespace kube-system service/registry {port}:80" in calls
+    for service in ("hello", "world"):
+        image = f"localhost:{port}/{service}-service:dev"
+        assert f"docker build -f Dockerfile.{service} -t {image} ." in calls
+        assert f"docker push {image}" in calls
+    assert "Done:" in result.stdout
+
+    again, calls = stubs("--registry", "--registry-port", str(port))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "minikube addons enable registry" not in calls, "the addon is already enabled"
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "the port-forward was stopped afterwards"
+
+
+def test_it_stops_with_the_fix_when_minikube_is_not_running(stubs):
+    (stubs.state / "stopped").touch()
+    result, calls = stubs()
+    assert result.returncode != 0
+    assert "minikube start" in result.stderr
+    assert not [call for call in calls if call.startswith("docker build")]
+
+
+def test_it_names_another_port_when_5000_is_taken_by_something_else(stubs):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result, _ = stubs("--registry", "--registry-port", str(port))
+    assert result.returncode != 0
+    assert "--registry-port" in result.stderr
+
+
+def test_unknown_options_print_usage_and_fail(stubs):
+    result, calls = stubs("--frobnicate")
+    assert result.returncode != 0 and "unknown option" in result.stderr and "--registry" in result.stderr
+    assert calls == []
