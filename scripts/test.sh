@@ -26,10 +26,13 @@ fi
 export PATH="$venv/bin:$PATH"
 echo "nx-27017 at $(command -v nx-27017)"
 
-step "Installing nginx, Chromium and shellcheck (Debian packages) if missing"
+step "Installing nginx, Chromium, shellcheck, podman, runc and debootstrap (Debian packages) if missing"
 missing=()
 command -v nginx >/dev/null || missing+=(nginx)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v podman >/dev/null || missing+=(podman)
+command -v runc >/dev/null || missing+=(runc)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || fail "${missing[*]} missing and no apt-get: install them with your package manager"
@@ -94,6 +97,9 @@ step "Deployment checks: kustomize overlays, kubernetes-validate --strict, check
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail "deployment checks (above)"
 deploy_passed=$(grep -Eo '[0-9]+ passed' target/deploy-test-output.log | tail -1 | awk '{print $1}')
 
-printf '\nAll checks passed in %ss: fmt, clippy, cargo deny, %s Rust tests, %s browser tests, %s deployment checks.\n' \
+step "Container tests: both images built with podman from the real Dockerfiles, then run as a pod (tests/containers)"
+DEPLOY_PYTHON="$deploy_venv/bin/python" tests/containers/run.sh || fail "container tests (above)"
+
+printf '\nAll checks passed in %ss: fmt, clippy, cargo deny, %s Rust tests, %s browser tests, %s deployment checks, container tests.\n' \
   "$(( $(date +%s) - started ))" "$passed" "$browser_passed" "$deploy_passed"
-printf 'tests: %s passed, 0 failed\n' "$(( passed + browser_passed + deploy_passed ))"
+printf 'tests: %s passed, 0 failed\n' "$(( passed + browser_passed + deploy_passed + 1 ))"

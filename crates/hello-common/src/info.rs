@@ -10,6 +10,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+/// Where the pod's mounted ConfigMap is read from unless `*_CONFIG_DIR` says otherwise.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/config";
+/// Where the pod's immutable ConfigMap is read from unless `*_IMMUTABLE_CONFIG_DIR` says otherwise.
+pub const DEFAULT_IMMUTABLE_CONFIG_DIR: &str = "/etc/config-immutable";
+/// Where the pod's Secret is read from unless `*_SECRET_DIR` says otherwise.
+pub const DEFAULT_SECRET_DIR: &str = "/etc/secret";
+
 /// One configuration value and where it came from.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ConfigEntry {

@@ -89,6 +89,28 @@ impl Problem {
         .with_field("body")
     }
 
+    /// 400: a name in the path, body or query that is not valid.
+    pub fn invalid_name(field: &str, error: &crate::NameError) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-name",
+            "Invalid name",
+            format!("`{field}` is not a valid name: {error}"),
+        )
+        .with_field(field)
+    }
+
+    /// 400: a malformed `Idempotency-Key`.
+    pub fn invalid_idempotency_key(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-idempotency-key",
+            "Invalid Idempotency-Key",
+            detail,
+        )
+        .with_field("Idempotency-Key")
+    }
+
     /// 404: no such route.
     pub fn not_found(path: &str) -> Self {
         Self::new(

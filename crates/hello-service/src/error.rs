@@ -1,20 +1,9 @@
 //! Problems hello-service itself raises about a request (world-service's pass through as sent).
 
 use actix_web::http::StatusCode;
-use hello_common::{NameError, Problem};
+use hello_common::Problem;
 
 use crate::config::MAX_LIMIT;
-
-/// A name in the path, body or query that is not valid.
-pub fn invalid_name(field: &str, error: &NameError) -> Problem {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "invalid-name",
-        "Invalid name",
-        format!("`{field}` is not a valid name: {error}"),
-    )
-    .with_field(field)
-}
 
 /// `limit` outside 1..=1000 or not a number.
 pub fn invalid_limit(raw: &str) -> Problem {
@@ -50,15 +39,4 @@ pub fn conflicting_sender(body: &str, query: &str) -> Problem {
         ),
     )
     .with_field("from")
-}
-
-/// A malformed `Idempotency-Key` header.
-pub fn invalid_idempotency_key(detail: String) -> Problem {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "invalid-idempotency-key",
-        "Invalid Idempotency-Key",
-        detail,
-    )
-    .with_field("Idempotency-Key")
 }

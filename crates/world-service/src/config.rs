@@ -2,7 +2,10 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use hello_common::config::{self, ensure};
+use hello_common::{
+    config::{self, ensure},
+    info,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::store::StoreLimits;
@@ -79,13 +82,13 @@ fn default_shutdown_drain_ms() -> u64 {
     2000
 }
 fn default_config_dir() -> PathBuf {
-    PathBuf::from("/etc/config")
+    PathBuf::from(info::DEFAULT_CONFIG_DIR)
 }
 fn default_immutable_config_dir() -> PathBuf {
-    PathBuf::from("/etc/config-immutable")
+    PathBuf::from(info::DEFAULT_IMMUTABLE_CONFIG_DIR)
 }
 fn default_secret_dir() -> PathBuf {
-    PathBuf::from("/etc/secret")
+    PathBuf::from(info::DEFAULT_SECRET_DIR)
 }
 
 impl Settings {

@@ -3,23 +3,12 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use hello_common::{NameError, Problem};
+use hello_common::Problem;
 
 use crate::store::StoreError;
 
 /// How long a client should wait before retrying while the store is down.
 pub const RETRY_AFTER_UNAVAILABLE: Duration = Duration::from_secs(2);
-
-/// A name in the path or body that is not valid.
-pub fn invalid_name(field: &str, error: &NameError) -> Problem {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "invalid-name",
-        "Invalid name",
-        format!("`{field}` is not a valid name: {error}"),
-    )
-    .with_field(field)
-}
 
 impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Self {

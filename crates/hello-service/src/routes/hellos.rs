@@ -23,9 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     config::MAX_LIMIT,
-    error::{
-        conflicting_sender, invalid_idempotency_key, invalid_limit, invalid_name, missing_sender,
-    },
+    error::{conflicting_sender, invalid_limit, missing_sender},
     startup::AppState,
     world_client::WorldClient,
 };
@@ -100,10 +98,10 @@ pub async fn send(
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     state.rate_limit.check(&request)?;
-    let to = Name::parse(&name).map_err(|error| invalid_name("to", &error))?;
+    let to = Name::parse(&name).map_err(|error| Problem::invalid_name("to", &error))?;
     let body = read_body(&request, payload, state.max_body_bytes).await?;
     let from = sender(body.as_ref(), &request, query.into_inner().from)?;
-    let from = Name::parse(&from).map_err(|error| invalid_name("from", &error))?;
+    let from = Name::parse(&from).map_err(|error| Problem::invalid_name("from", &error))?;
     let idempotency_key = request
         .headers()
         .get("idempotency-key")
@@ -111,11 +109,13 @@ pub async fn send(
             value
                 .to_str()
                 .map_err(|_| {
-                    invalid_idempotency_key(
+                    Problem::invalid_idempotency_key(
                         "an Idempotency-Key may only contain visible ASCII characters".to_owned(),
                     )
                 })
-                .and_then(|raw| IdempotencyKey::parse(raw).map_err(invalid_idempotency_key))
+                .and_then(|raw| {
+                    IdempotencyKey::parse(raw).map_err(Problem::invalid_idempotency_key)
+                })
         })
         .transpose()?;
 
@@ -234,7 +234,7 @@ pub async fn read(
     request_id: RequestId,
 ) -> Result<HttpResponse, Problem> {
     state.rate_limit.check(&request)?;
-    let name = Name::parse(&name).map_err(|error| invalid_name("name", &error))?;
+    let name = Name::parse(&name).map_err(|error| Problem::invalid_name("name", &error))?;
     let limit = match query.limit.as_deref() {
         None => state.default_limit,
         Some(raw) => raw

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, http::StatusCode, web};
 use hello_common::{Name, Problem};
 use serde::Deserialize;
 
-use crate::{error::invalid_name, startup::AppState, store::ClaimRequest};
+use crate::{startup::AppState, store::ClaimRequest};
 
 /// The most hellos one claim may take.
 pub const MAX_CLAIM_LIMIT: u32 = 1000;
@@ -21,7 +21,7 @@ pub async fn claim(
     name: web::Path<String>,
     query: web::Query<ClaimQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let name = Name::parse(&name).map_err(|error| invalid_name("name", &error))?;
+    let name = Name::parse(&name).map_err(|error| Problem::invalid_name("name", &error))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_CLAIM_LIMIT).contains(&limit) {
         return Err(Problem::new(
