@@ -100,10 +100,11 @@ def test_the_api_answers_through_nginx_with_request_ids(pod):
     assert "hello_http_requests_total" in body and "world_http_requests_total" in body
     assert "world_store_operation_duration_seconds" in body and "hello_world_metrics_up 1" in body
 
-    for header in ("Content-Security-Policy", "X-Content-Type-Options"):
+    for header in ("Content-Security-Policy", "X-Content-Type-Options", "X-Pod-Name"):
         assert header in get("/")[1], f"{header} missing on the page"
     status, headers, body = get("/no-such-page")
     assert status == 404 and headers["Content-Type"] == "application/problem+json"
+    assert headers["X-Pod-Name"], "nginx's own answers name the pod too"
 
 
 def test_a_secret_value_never_shows_in_info_or_logs(pod):

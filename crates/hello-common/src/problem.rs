@@ -131,6 +131,16 @@ impl Problem {
         )
     }
 
+    /// 500: a fault of ours, not of the request.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            detail,
+        )
+    }
+
     /// 503: a dependency is down; nothing was done.
     pub fn unavailable(detail: impl Into<String>, retry_after: Duration) -> Self {
         Self::new(
@@ -238,8 +248,18 @@ pub mod extractors {
         Problem::not_found(request.path()).to_response()
     }
 
-    /// Default service of a resource: 405 for a method it does not take.
-    pub async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
-        Problem::method_not_allowed(request.method().as_str(), request.path()).to_response()
+    /// A resource at `path` answering `methods` (e.g. `"GET, POST"`), whose other methods get a
+    /// 405 problem with the `Allow` header RFC 9110 requires.
+    pub fn resource(path: &str, methods: &'static str) -> actix_web::Resource {
+        web::resource(path).default_service(web::to(move |request: HttpRequest| async move {
+            let mut response =
+                Problem::method_not_allowed(request.method().as_str(), request.path())
+                    .to_response();
+            response.headers_mut().insert(
+                actix_web::http::header::ALLOW,
+                actix_web::http::header::HeaderValue::from_static(methods),
+            );
+            response
+        }))
     }
 }

@@ -160,11 +160,21 @@ impl ChildService {
         let _ = self.child.wait();
     }
 
-    /// Sends SIGTERM and waits for it to exit; returns whether it exited within `timeout`.
-    pub fn terminate(mut self, timeout: Duration) -> bool {
+    /// Sends SIGTERM without waiting.
+    pub fn send_sigterm(&self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+    }
+
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Sends SIGTERM and waits for it to exit; returns whether it exited within `timeout`.
+    pub fn terminate(mut self, timeout: Duration) -> bool {
+        self.send_sigterm();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

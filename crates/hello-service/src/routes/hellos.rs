@@ -251,10 +251,12 @@ pub async fn read(
         hellos: claim.hellos,
         remaining: claim.remaining,
     };
-    let body =
-        Bytes::from(serde_json::to_vec(&inbox).map_err(|error| {
-            Problem::malformed_body(format!("cannot encode the answer: {error}"))
-        })?);
+    // Serialising plain strings and numbers cannot fail; if it ever did, the claim is not
+    // acknowledged and its hellos come back when the lease ends.
+    let body = Bytes::from(
+        serde_json::to_vec(&inbox)
+            .map_err(|error| Problem::internal(format!("cannot encode the answer: {error}")))?,
+    );
     let mut response = HttpResponse::Ok();
     response.content_type("application/json");
     Ok(match claim.claim_id {

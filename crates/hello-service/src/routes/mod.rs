@@ -6,23 +6,19 @@ pub mod info;
 pub mod openapi;
 
 use actix_web::web;
-use hello_common::problem::extractors::method_not_allowed;
+use hello_common::problem::extractors::resource;
 
 /// Registers every route.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .service(resource("/healthz").route(web::get().to(health::healthz)))
-        .service(resource("/readyz").route(web::get().to(health::readyz)))
-        .service(resource("/openapi.json").route(web::get().to(openapi::document)))
-        .service(resource("/info").route(web::get().to(info::info)))
-        .service(resource("/metrics").route(web::get().to(info::metrics)))
+        .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+        .service(resource("/openapi.json", "GET").route(web::get().to(openapi::document)))
+        .service(resource("/info", "GET").route(web::get().to(info::info)))
+        .service(resource("/metrics", "GET").route(web::get().to(info::metrics)))
         .service(
-            resource("/hello/{name}")
+            resource("/hello/{name}", "GET, POST")
                 .route(web::post().to(hellos::send))
                 .route(web::get().to(hellos::read)),
         );
-}
-
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
 }

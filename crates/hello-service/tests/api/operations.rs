@@ -102,5 +102,10 @@ async fn unknown_routes_and_methods_are_problems() {
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        response.headers()["allow"],
+        "GET, POST",
+        "RFC 9110: a 405 lists the methods"
+    );
     expect_problem(response, 405).await;
 }

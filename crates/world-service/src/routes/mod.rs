@@ -15,20 +15,19 @@ mod hellos;
 mod info;
 
 use actix_web::web;
-use hello_common::{observability::metrics_endpoint, problem::extractors::method_not_allowed};
+use hello_common::{observability::metrics_endpoint, problem::extractors::resource};
 
 /// Registers every route.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .service(resource("/healthz").route(web::get().to(health::healthz)))
-        .service(resource("/readyz").route(web::get().to(health::readyz)))
-        .service(resource("/metrics").route(web::get().to(metrics_endpoint)))
-        .service(resource("/v1/info").route(web::get().to(info::info)))
-        .service(resource("/v1/inboxes/{to}/hellos").route(web::post().to(hellos::send)))
-        .service(resource("/v1/inboxes/{name}/claims").route(web::post().to(claims::claim)))
-        .service(resource("/v1/claims/{claim_id}").route(web::delete().to(claims::acknowledge)));
-}
-
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+        .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(metrics_endpoint)))
+        .service(resource("/v1/info", "GET").route(web::get().to(info::info)))
+        .service(resource("/v1/inboxes/{to}/hellos", "POST").route(web::post().to(hellos::send)))
+        .service(resource("/v1/inboxes/{name}/claims", "POST").route(web::post().to(claims::claim)))
+        .service(
+            resource("/v1/claims/{claim_id}", "DELETE")
+                .route(web::delete().to(claims::acknowledge)),
+        );
 }

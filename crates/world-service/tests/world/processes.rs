@@ -120,3 +120,67 @@ async fn the_healthcheck_subcommand_reports_whether_world_answers() {
         .unwrap();
     assert!(!after.success(), "a dead world is not healthy");
 }
+
+#[tokio::test]
+async fn on_sigterm_readiness_turns_false_first_while_requests_are_still_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut world = ChildService::start(
+        Path::new(env!("CARGO_BIN_EXE_world-service")),
+        &[
+            ("WORLD_LISTEN", address.to_string()),
+            ("WORLD_DATA_DIR", dir.path().display().to_string()),
+            ("WORLD_SHUTDOWN_DRAIN_MS", "1500".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ],
+        address,
+    );
+    let client = reqwest::Client::new();
+    let status = |path: &'static str| {
+        let client = client.clone();
+        let url = format!("{}{path}", world.url());
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .ok()
+        }
+    };
+    assert_eq!(status("/readyz").await, Some(200));
+    world.send_sigterm();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        status("/readyz").await,
+        Some(503),
+        "not ready once draining"
+    );
+    assert_eq!(
+        status("/healthz").await,
+        Some(200),
+        "still serving while draining"
+    );
+    send(&world, "late", "bob").await; // work still accepted during the drain
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !world.has_exited() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(world.has_exited(), "world did not exit after its drain");
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_a_message_naming_the_variable() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_world-service"))
+        .env("WORLD_INBOX_CAP", "lots")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("WORLD_INBOX_CAP"), "{message}");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_world-service"))
+        .env("WORLD_CLAIM_LEASE_MS", "5")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("WORLD_CLAIM_LEASE_MS"));
+}

@@ -1,0 +1,18 @@
+//! The benchmark's ceiling for one Rust HTTP hop: actix-web answering a constant, nothing else.
+//! `BARE_LISTEN` (default 127.0.0.1:8090). Used by bench/run.py; not part of the product.
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    let listen = std::env::var("BARE_LISTEN").unwrap_or_else(|_| "127.0.0.1:8090".to_owned());
+    HttpServer::new(|| {
+        App::new().route(
+            "/",
+            web::get().to(|| async { HttpResponse::Ok().body("hello") }),
+        )
+    })
+    .bind(listen)?
+    .run()
+    .await
+}
