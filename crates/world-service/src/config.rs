@@ -26,6 +26,9 @@ pub struct Settings {
     /// `WORLD_MONGODB_DATABASE`: the MongoDB database.
     #[serde(default = "default_database")]
     pub mongodb_database: String,
+    /// `WORLD_STORE_CACHE_MB`: the embedded store's own page cache, in MiB.
+    #[serde(default = "default_store_cache_mb")]
+    pub store_cache_mb: usize,
     /// `WORLD_INBOX_CAP`: most hellos that may wait in one inbox.
     #[serde(default = "default_inbox_cap")]
     pub inbox_cap: u64,
@@ -66,6 +69,9 @@ fn default_data_dir() -> PathBuf {
 fn default_database() -> String {
     "hello".to_owned()
 }
+fn default_store_cache_mb() -> usize {
+    8
+}
 fn default_inbox_cap() -> u64 {
     10_000
 }
@@ -102,6 +108,11 @@ impl Settings {
     /// Checks the ranges envy cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         ensure(self.inbox_cap >= 1, "WORLD_INBOX_CAP", "must be at least 1")?;
+        ensure(
+            (1..=65_536).contains(&self.store_cache_mb),
+            "WORLD_STORE_CACHE_MB",
+            "must be between 1 and 65536",
+        )?;
         ensure(
             (100..=3_600_000).contains(&self.claim_lease_ms),
             "WORLD_CLAIM_LEASE_MS",
@@ -148,6 +159,7 @@ impl Settings {
             data_dir,
             mongodb_uri: None,
             mongodb_database: default_database(),
+            store_cache_mb: default_store_cache_mb(),
             inbox_cap: default_inbox_cap(),
             claim_lease_ms: default_claim_lease_ms(),
             idempotency_ttl_secs: default_idempotency_ttl_secs(),

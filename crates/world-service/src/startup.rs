@@ -56,9 +56,10 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                 .await
                 .context("cannot use MongoDB (WORLD_MONGODB_URI)")?,
         ),
-        None => Arc::new(EmbeddedStore::open(
+        None => Arc::new(EmbeddedStore::open_with_cache(
             &settings.data_dir,
             settings.store_limits(),
+            settings.store_cache_mb * 1024 * 1024,
         )?),
     })
 }

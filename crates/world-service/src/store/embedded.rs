@@ -44,6 +44,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The file inside the data directory.
 pub const DATABASE_FILE: &str = "world.redb";
+/// redb's own page cache unless `WORLD_STORE_CACHE_MB` says otherwise (redb's default is 1 GiB).
+pub const DEFAULT_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// How many queued requests one transaction takes at most.
 const MAX_BATCH: usize = 512;
 /// How long the writer waits idle before syncing unsynced claims and sweeping expired entries.
@@ -96,8 +98,18 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) `data_dir/world.redb` and starts the writer thread.
+    /// Opens (or creates) `data_dir/world.redb` with the default cache and starts the writer.
     pub fn open(data_dir: &Path, limits: StoreLimits) -> anyhow::Result<Self> {
+        Self::open_with_cache(data_dir, limits, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Like [`EmbeddedStore::open`] with redb's page cache capped at `cache_bytes`. The operating
+    /// system's page cache still holds the file; this bounds the process's own memory.
+    pub fn open_with_cache(
+        data_dir: &Path,
+        limits: StoreLimits,
+        cache_bytes: usize,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {} (WORLD_DATA_DIR)",
@@ -105,12 +117,15 @@ impl EmbeddedStore {
             )
         })?;
         let path = data_dir.join(DATABASE_FILE);
-        let database = Database::create(&path).with_context(|| {
-            format!(
-                "cannot open {}: is another world-service using this WORLD_DATA_DIR?",
-                path.display()
-            )
-        })?;
+        let database = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(&path)
+            .with_context(|| {
+                format!(
+                    "cannot open {}: is another world-service using this WORLD_DATA_DIR?",
+                    path.display()
+                )
+            })?;
         create_tables(&database)?;
         let (jobs, queue) = mpsc::sync_channel(4 * MAX_BATCH);
         thread::Builder::new()
