@@ -2,11 +2,11 @@
 //! value, and its secrets as key names with short fingerprints — never a secret's value.
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     time::{Instant, SystemTime},
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
@@ -16,6 +16,59 @@ pub const DEFAULT_CONFIG_DIR: &str = "/etc/config";
 pub const DEFAULT_IMMUTABLE_CONFIG_DIR: &str = "/etc/config-immutable";
 /// Where the pod's Secret is read from unless `*_SECRET_DIR` says otherwise.
 pub const DEFAULT_SECRET_DIR: &str = "/etc/secret";
+
+/// The pod's mounted directories, a part of each service's settings (`#[serde(flatten)]`):
+/// `<PREFIX>CONFIG_DIR`, `<PREFIX>IMMUTABLE_CONFIG_DIR`, `<PREFIX>SECRET_DIR`. They are read afresh
+/// on every call, so a ConfigMap change the kubelet writes shows without a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountedDirs {
+    /// A mounted ConfigMap: each file is a setting shown as `mounted file`.
+    #[serde(default = "default_config_dir")]
+    pub config_dir: PathBuf,
+    /// A mounted immutable ConfigMap: each file is shown as `immutable ConfigMap`.
+    #[serde(default = "default_immutable_config_dir")]
+    pub immutable_config_dir: PathBuf,
+    /// A mounted Secret: only its key names and fingerprints are shown.
+    #[serde(default = "default_secret_dir")]
+    pub secret_dir: PathBuf,
+}
+
+fn default_config_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_CONFIG_DIR)
+}
+fn default_immutable_config_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_IMMUTABLE_CONFIG_DIR)
+}
+fn default_secret_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_SECRET_DIR)
+}
+
+impl Default for MountedDirs {
+    fn default() -> Self {
+        Self {
+            config_dir: default_config_dir(),
+            immutable_config_dir: default_immutable_config_dir(),
+            secret_dir: default_secret_dir(),
+        }
+    }
+}
+
+impl MountedDirs {
+    /// The settings in the ConfigMap and the immutable ConfigMap, read now.
+    pub fn config_entries(&self) -> Vec<ConfigEntry> {
+        let mut entries = read_config_dir(&self.config_dir, "mounted file");
+        entries.extend(read_config_dir(
+            &self.immutable_config_dir,
+            "immutable ConfigMap",
+        ));
+        entries
+    }
+
+    /// The keys of the mounted Secret with their fingerprints, read now.
+    pub fn secret_entries(&self) -> Vec<SecretEntry> {
+        read_secret_dir(&self.secret_dir)
+    }
+}
 
 /// One configuration value and where it came from.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, ToSchema)]

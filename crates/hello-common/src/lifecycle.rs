@@ -15,6 +15,8 @@ use std::{
 
 use actix_web::dev::Server;
 
+use crate::Problem;
+
 /// Whether this process wants new work. Cloning shares the flag.
 #[derive(Debug, Clone, Default)]
 pub struct Lifecycle {
@@ -30,6 +32,18 @@ impl Lifecycle {
     /// Marks the process as shutting down.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// For `/readyz`: a 503 problem once `service` is shutting down, so that traffic moves away
+    /// before the listener closes.
+    pub fn refuse_if_draining(&self, service: &str, retry_after: Duration) -> Result<(), Problem> {
+        if self.is_draining() {
+            return Err(Problem::unavailable(
+                format!("{service} is shutting down"),
+                retry_after,
+            ));
+        }
+        Ok(())
     }
 }
 

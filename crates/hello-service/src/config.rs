@@ -1,10 +1,10 @@
 //! hello-service settings, from `HELLO_*` environment variables (and `POD_NAME`).
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use hello_common::{
     config::{self, ensure},
-    info,
+    info::MountedDirs,
 };
 use serde::{Deserialize, Serialize};
 
@@ -36,15 +36,10 @@ pub struct Settings {
     /// `HELLO_SHUTDOWN_DRAIN_MS`: on SIGTERM, how long to keep serving (not ready) before closing.
     #[serde(default = "default_shutdown_drain_ms")]
     pub shutdown_drain_ms: u64,
-    /// `HELLO_CONFIG_DIR`: a mounted ConfigMap; its files show in `/info`, read afresh each time.
-    #[serde(default = "default_config_dir")]
-    pub config_dir: PathBuf,
-    /// `HELLO_IMMUTABLE_CONFIG_DIR`: a mounted immutable ConfigMap.
-    #[serde(default = "default_immutable_config_dir")]
-    pub immutable_config_dir: PathBuf,
-    /// `HELLO_SECRET_DIR`: a mounted Secret; only its key names and fingerprints are shown.
-    #[serde(default = "default_secret_dir")]
-    pub secret_dir: PathBuf,
+    /// `HELLO_CONFIG_DIR`, `HELLO_IMMUTABLE_CONFIG_DIR`, `HELLO_SECRET_DIR`: the pod's
+    /// mounted ConfigMaps and Secret, shown in `/info`.
+    #[serde(flatten)]
+    pub mounted: MountedDirs,
 }
 
 fn default_listen() -> SocketAddr {
@@ -70,15 +65,6 @@ fn default_rate_limit_burst() -> u32 {
 }
 fn default_shutdown_drain_ms() -> u64 {
     1000
-}
-fn default_config_dir() -> PathBuf {
-    PathBuf::from(info::DEFAULT_CONFIG_DIR)
-}
-fn default_immutable_config_dir() -> PathBuf {
-    PathBuf::from(info::DEFAULT_IMMUTABLE_CONFIG_DIR)
-}
-fn default_secret_dir() -> PathBuf {
-    PathBuf::from(info::DEFAULT_SECRET_DIR)
 }
 
 /// The largest `limit` a GET may ask for.
@@ -138,9 +124,7 @@ impl Settings {
             rate_limit_per_second: 0,
             rate_limit_burst: default_rate_limit_burst(),
             shutdown_drain_ms: 0,
-            config_dir: default_config_dir(),
-            immutable_config_dir: default_immutable_config_dir(),
-            secret_dir: default_secret_dir(),
+            mounted: MountedDirs::default(),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use hello_common::{
     config::{self, ensure},
-    info,
+    info::MountedDirs,
 };
 use serde::{Deserialize, Serialize};
 
@@ -46,15 +46,10 @@ pub struct Settings {
     /// Longer than hello-service's, so that the pod's hello can finish its requests.
     #[serde(default = "default_shutdown_drain_ms")]
     pub shutdown_drain_ms: u64,
-    /// `WORLD_CONFIG_DIR`: a mounted ConfigMap; its files show in `/v1/info`, read afresh each time.
-    #[serde(default = "default_config_dir")]
-    pub config_dir: PathBuf,
-    /// `WORLD_IMMUTABLE_CONFIG_DIR`: a mounted immutable ConfigMap.
-    #[serde(default = "default_immutable_config_dir")]
-    pub immutable_config_dir: PathBuf,
-    /// `WORLD_SECRET_DIR`: a mounted Secret; only its key names and fingerprints are shown.
-    #[serde(default = "default_secret_dir")]
-    pub secret_dir: PathBuf,
+    /// `WORLD_CONFIG_DIR`, `WORLD_IMMUTABLE_CONFIG_DIR`, `WORLD_SECRET_DIR`: the pod's
+    /// mounted ConfigMaps and Secret, shown in `/info`.
+    #[serde(flatten)]
+    pub mounted: MountedDirs,
 }
 
 /// Settings whose values are secret: `/v1/info` shows a fingerprint, never the value.
@@ -86,15 +81,6 @@ fn default_max_body_bytes() -> usize {
 }
 fn default_shutdown_drain_ms() -> u64 {
     2000
-}
-fn default_config_dir() -> PathBuf {
-    PathBuf::from(info::DEFAULT_CONFIG_DIR)
-}
-fn default_immutable_config_dir() -> PathBuf {
-    PathBuf::from(info::DEFAULT_IMMUTABLE_CONFIG_DIR)
-}
-fn default_secret_dir() -> PathBuf {
-    PathBuf::from(info::DEFAULT_SECRET_DIR)
 }
 
 impl Settings {
@@ -165,9 +151,7 @@ impl Settings {
             idempotency_ttl_secs: default_idempotency_ttl_secs(),
             max_body_bytes: default_max_body_bytes(),
             shutdown_drain_ms: 0,
-            config_dir: default_config_dir(),
-            immutable_config_dir: default_immutable_config_dir(),
-            secret_dir: default_secret_dir(),
+            mounted: MountedDirs::default(),
         }
     }
 }

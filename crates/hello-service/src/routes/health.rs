@@ -22,12 +22,7 @@ pub async fn readyz(
     state: web::Data<AppState>,
     lifecycle: web::Data<Lifecycle>,
 ) -> Result<HttpResponse, Problem> {
-    if lifecycle.is_draining() {
-        return Err(Problem::unavailable(
-            "hello-service is shutting down",
-            RETRY_AFTER_UNREACHABLE,
-        ));
-    }
+    lifecycle.refuse_if_draining("hello-service", RETRY_AFTER_UNREACHABLE)?;
     state.world.ready().await.map_err(Problem::from)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use hello_common::{
-    info::{ConfigEntry, SecretEntry, describe_settings, read_config_dir, read_secret_dir},
+    info::{ConfigEntry, SecretEntry, describe_settings},
     observability::{Metrics, RequestId},
 };
 use serde::Serialize;
@@ -39,11 +39,7 @@ pub struct Info {
 pub async fn info(state: web::Data<AppState>, request_id: RequestId) -> HttpResponse {
     let settings = &state.settings;
     let mut config = describe_settings("HELLO_", settings, &[]);
-    config.extend(read_config_dir(&settings.config_dir, "mounted file"));
-    config.extend(read_config_dir(
-        &settings.immutable_config_dir,
-        "immutable ConfigMap",
-    ));
+    config.extend(settings.mounted.config_entries());
     let world = match state.world.info(&request_id).await {
         Ok(world) => world,
         Err(error) => serde_json::json!({ "error": error.to_string() }),
@@ -55,7 +51,7 @@ pub async fn info(state: web::Data<AppState>, request_id: RequestId) -> HttpResp
         started_at: state.uptime.started_at(),
         uptime_seconds: state.uptime.seconds(),
         config,
-        secrets: read_secret_dir(&settings.secret_dir),
+        secrets: settings.mounted.secret_entries(),
         world,
     })
 }

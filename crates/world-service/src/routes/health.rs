@@ -13,12 +13,7 @@ pub async fn readyz(
     state: web::Data<AppState>,
     lifecycle: web::Data<Lifecycle>,
 ) -> Result<HttpResponse, Problem> {
-    if lifecycle.is_draining() {
-        return Err(Problem::unavailable(
-            "world-service is shutting down",
-            RETRY_AFTER_UNAVAILABLE,
-        ));
-    }
+    lifecycle.refuse_if_draining("world-service", RETRY_AFTER_UNAVAILABLE)?;
     let _timer = state.time_store("ping");
     state.store.ping().await.map_err(Problem::from)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({

@@ -1,9 +1,7 @@
 //! `GET /v1/info`: world-service's view of itself, for hello-service's `/info`.
 
 use actix_web::{HttpResponse, web};
-use hello_common::info::{
-    SecretEntry, describe_settings, fingerprint, read_config_dir, read_secret_dir,
-};
+use hello_common::info::{SecretEntry, describe_settings, fingerprint};
 
 use crate::{config::SECRET_SETTINGS, startup::AppState};
 
@@ -11,12 +9,8 @@ use crate::{config::SECRET_SETTINGS, startup::AppState};
 pub async fn info(state: web::Data<AppState>) -> HttpResponse {
     let settings = &state.settings;
     let mut config = describe_settings("WORLD_", settings, SECRET_SETTINGS);
-    config.extend(read_config_dir(&settings.config_dir, "mounted file"));
-    config.extend(read_config_dir(
-        &settings.immutable_config_dir,
-        "immutable ConfigMap",
-    ));
-    let mut secrets: Vec<SecretEntry> = read_secret_dir(&settings.secret_dir);
+    config.extend(settings.mounted.config_entries());
+    let mut secrets = settings.mounted.secret_entries();
     if let Some(uri) = &settings.mongodb_uri {
         secrets.push(SecretEntry {
             key: "WORLD_MONGODB_URI".to_owned(),

@@ -9,7 +9,7 @@
 //! (seen twice, never lost), and the window bounds how many.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     sync::mpsc,
     thread,
     time::{Duration, Instant},
@@ -94,7 +94,6 @@ enum Job {
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
     jobs: mpsc::SyncSender<Job>,
-    path: PathBuf,
 }
 
 impl EmbeddedStore {
@@ -132,12 +131,7 @@ impl EmbeddedStore {
             .name("embedded-store-writer".into())
             .spawn(move || Writer { database, limits }.run(&queue))
             .context("cannot start the store's writer thread")?;
-        Ok(Self { jobs, path })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Self { jobs })
     }
 
     async fn submit<T>(
