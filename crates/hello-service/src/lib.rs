@@ -7,11 +7,13 @@
 //! - [`routes`]: the public API, probes and `/openapi.json`;
 //! - [`world_client`]: the pooled client of world-service;
 //! - [`rate_limit`]: per-client token buckets;
+//! - [`receipts`]: when a read's answer counts as received, so that its claim is acknowledged;
 //! - [`error`]: the problems hello-service raises itself.
 
 pub mod config;
 pub mod error;
 pub mod rate_limit;
+pub mod receipts;
 pub mod routes;
 pub mod startup;
 pub mod world_client;

@@ -4,7 +4,7 @@ use std::{net::TcpListener, time::Duration};
 
 use actix_web::{
     App, HttpServer,
-    dev::Server,
+    dev::{Server, Service},
     middleware::{DefaultHeaders, from_fn},
     web,
 };
@@ -20,6 +20,7 @@ use prometheus::IntCounter;
 use crate::{
     config::{PodIdentity, Settings},
     rate_limit::ClientRateLimit,
+    receipts::{self, Receipts},
     routes,
     world_client::WorldClient,
 };
@@ -41,6 +42,8 @@ pub struct AppState {
     pub hellos_sent: IntCounter,
     /// `hello_hellos_delivered_total`: hellos returned by reads through this process.
     pub hellos_delivered: IntCounter,
+    /// Acknowledges reads once their answers have surely been received.
+    pub receipts: Receipts,
 }
 
 /// A bound, not yet running hello-service.
@@ -50,6 +53,7 @@ pub struct Application {
     server: Server,
     lifecycle: Lifecycle,
     drain_delay: Duration,
+    receipts: Receipts,
 }
 
 impl Application {
@@ -80,7 +84,16 @@ impl Application {
         metrics
             .registry
             .register(Box::new(hellos_delivered.clone()))?;
+        let not_acknowledged = IntCounter::new(
+            "reads_not_acknowledged_total",
+            "Reads whose connection closed right after the answer: their hellos come back when the lease ends",
+        )?;
+        metrics
+            .registry
+            .register(Box::new(not_acknowledged.clone()))?;
         let metrics = web::Data::new(metrics);
+        let lifecycle = Lifecycle::default();
+        let receipts = Receipts::new(world.clone(), lifecycle.clone(), not_acknowledged);
         let pod = PodIdentity::from_env();
         let pod_header = pod.name.clone();
         let state = web::Data::new(AppState {
@@ -93,12 +106,16 @@ impl Application {
             uptime: Uptime::default(),
             hellos_sent,
             hellos_delivered,
+            receipts: receipts.clone(),
         });
-        let lifecycle = Lifecycle::default();
         let app_lifecycle = web::Data::new(lifecycle.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(observability::observe))
+                .wrap_fn(|request, service| {
+                    receipts::count_request(request.request());
+                    service.call(request)
+                })
                 .wrap(DefaultHeaders::new().add((POD_NAME_HEADER, pod_header.clone())))
                 .app_data(metrics.clone())
                 .app_data(state.clone())
@@ -108,6 +125,7 @@ impl Application {
                 .configure(routes::configure)
                 .default_service(web::to(extractors::not_found))
         })
+        .on_connect(receipts::on_connect)
         .disable_signals()
         .shutdown_timeout(10)
         .listen(listener)?
@@ -118,6 +136,7 @@ impl Application {
             server,
             lifecycle,
             drain_delay: Duration::from_millis(settings.shutdown_drain_ms),
+            receipts,
         })
     }
 
@@ -126,8 +145,14 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM/SIGINT, then shuts down gracefully.
+    /// Serves until SIGTERM/SIGINT, then shuts down gracefully: the last answers' claims are
+    /// acknowledged before the process exits.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        lifecycle::run_until_stopped(self.server, self.lifecycle, self.drain_delay).await
+        let result =
+            lifecycle::run_until_stopped(self.server, self.lifecycle, self.drain_delay).await;
+        self.receipts
+            .wait_until_settled(receipts::SETTLE + Duration::from_secs(5))
+            .await;
+        result
     }
 }

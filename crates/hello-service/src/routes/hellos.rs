@@ -24,8 +24,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::{
     config::MAX_LIMIT,
     error::{conflicting_sender, invalid_limit, missing_sender},
+    receipts::{Delivery, Receipts},
     startup::AppState,
-    world_client::WorldClient,
 };
 
 /// The body of `POST /hello/{name}`.
@@ -264,19 +264,25 @@ pub async fn read(
         Some(claim_id) => response.body(AcknowledgeWhenSent {
             size: body.len() as u64,
             body: Some(body),
-            acknowledgement: Some((state.world.clone(), claim_id, request_id)),
+            acknowledgement: Some((
+                state.receipts.clone(),
+                Delivery::of(&request),
+                claim_id,
+                request_id,
+            )),
         }),
     })
 }
 
-/// A response body that acknowledges its claim once it has been written out in full.
+/// A response body that hands its claim to [`Receipts`] once it has been written out in full;
+/// they acknowledge it when the connection shows the answer was received.
 ///
 /// If the client goes away first, the body is dropped unfinished, nothing is acknowledged, and
 /// the hellos come back when the lease ends: delivered at least once, never lost.
 struct AcknowledgeWhenSent {
     body: Option<Bytes>,
     size: u64,
-    acknowledgement: Option<(WorldClient, String, RequestId)>,
+    acknowledgement: Option<(Receipts, Delivery, String, RequestId)>,
 }
 
 impl MessageBody for AcknowledgeWhenSent {
@@ -294,8 +300,8 @@ impl MessageBody for AcknowledgeWhenSent {
         if let Some(body) = this.body.take() {
             return Poll::Ready(Some(Ok(body)));
         }
-        if let Some((world, claim_id, request_id)) = this.acknowledgement.take() {
-            actix_web::rt::spawn(async move { world.acknowledge(&claim_id, &request_id).await });
+        if let Some((receipts, delivery, claim_id, request_id)) = this.acknowledgement.take() {
+            receipts.answer_written(delivery, claim_id, request_id);
         }
         Poll::Ready(None)
     }

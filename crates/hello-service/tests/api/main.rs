@@ -4,7 +4,8 @@
 //! - `bad_input`: a table of invalid requests, each a 4xx problem that stores nothing;
 //! - `operations`: probes, OpenAPI, the pod header, world or store down;
 //! - `concurrency`: many senders and readers, one or two world processes: exactly once;
-//! - `crash`: world killed with SIGKILL in the middle of reads: nothing lost.
+//! - `crash`: world killed with SIGKILL in the middle of reads: nothing lost;
+//! - `receipts`: a read is acknowledged only once its connection shows the answer arrived.
 
 // In tests a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -14,4 +15,5 @@ mod concurrency;
 mod crash;
 mod hellos;
 mod operations;
+mod receipts;
 mod support;

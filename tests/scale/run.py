@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""Scale and survive: N pods behind a balancer on one shared MongoDB-protocol store, under load,
+while processes are killed and restarted. Prints one row per scenario:
+
+    scenario | sent | acknowledged | delivered | lost | duplicates | failed requests | 5xx
+
+Every hello has a unique sender name, so each delivery is matched to the POST that made it.
+- sent: hellos a client tried to send (retried with the same Idempotency-Key until a 201 or give-up);
+- acknowledged: hellos answered 201; delivered: distinct hellos some GET returned;
+- lost: acknowledged but never delivered (must be 0 everywhere);
+- duplicates: deliveries beyond the first of a hello (only where a crash cut a GET short);
+- failed requests: answers other than 2xx, and requests that got no answer at all;
+- 5xx: of those, answers 500-599 (each 503 must carry Retry-After).
+
+Usage: tests/scale/run.py [--quick] [--pods N] [--seconds S] [--only a,b] [--bin-dir DIR] [--markdown FILE]
+Exit status 0 only when every scenario holds its expectations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import http.client
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cluster import ROOT, Cluster, wait_until  # noqa: E402
+
+LEASE_MS = 2000  # WORLD_CLAIM_LEASE_MS here: hellos taken by a crashed GET come back after 2 s
+SENDERS = 6
+READERS = 3
+RECIPIENTS = 24
+GIVE_UP_S = 30  # a sender retries one hello this long at most
+
+
+@dataclass
+class Ledger:
+    """What clients saw, shared by every load thread."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    sent: set[str] = field(default_factory=set)
+    acknowledged: set[str] = field(default_factory=set)
+    acknowledged_at: dict[str, float] = field(default_factory=dict)
+    deliveries: collections.Counter = field(default_factory=collections.Counter)
+    failed: int = 0
+    server_errors: int = 0
+    missing_retry_after: int = 0
+    balancer_503: int = 0
+    requests: int = 0
+    out_of_order: int = 0
+    statuses: collections.Counter = field(default_factory=collections.Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def answer(self, status: int | None, headers: http.client.HTTPMessage | None) -> None:
+        with self.lock:
+            self.requests += 1
+            self.statuses[status or "no answer"] += 1
+            if status is not None and 200 <= status < 300:
+                return
+            self.failed += 1
+            if status is not None and status >= 500:
+                self.server_errors += 1
+            if status in (429, 503) and headers is not None and not headers.get("Retry-After"):
+                self.missing_retry_after += 1
+            if status == 503 and headers is not None and headers.get("X-Served-By") == "balancer":
+                self.balancer_503 += 1
+
+
+def call(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    """One request on a new connection: (status, headers, body) or (None, None, error text)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    except (OSError, http.client.HTTPException) as error:
+        return None, None, str(error).encode()
+    finally:
+        connection.close()
+
+
+def sequence_of(sender_name: str) -> tuple[str, int]:
+    stem, _, number = sender_name.rpartition("-")
+    return stem, int(number)
+
+
+class Load:
+    """Bounded load: senders with unique hellos and Idempotency-Keys, readers that drain."""
+
+    def __init__(self, port: int, tag: str, ledger: Ledger):
+        self.port = port
+        self.tag = tag
+        self.ledger = ledger
+        # Some recipients are spelled with non-ASCII letters, sent percent-encoded.
+        self.recipients = [f"{tag}.r{j}" if j % 4 else f"{tag}.zoë{j}" for j in range(RECIPIENTS)]
+        self.stop_sending = threading.Event()
+        self.stop_reading = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def path(self, name: str) -> str:
+        return "/hello/" + urllib.parse.quote(name, safe="")
+
+    def start(self, max_per_sender: int) -> None:
+        for index in range(SENDERS):
+            self.threads.append(threading.Thread(target=self._send, args=(index, max_per_sender), daemon=True))
+        for index in range(READERS):
+            self.threads.append(threading.Thread(target=self._read, args=(index,), daemon=True))
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self.stop_sending.set()
+        self.stop_reading.set()
+        for thread in self.threads:
+            thread.join(timeout=GIVE_UP_S + 35)
+            if thread.is_alive():
+                raise RuntimeError(f"load thread {thread.name} did not stop")
+
+    def _send(self, index: int, max_per_sender: int) -> None:
+        rng = random.Random(index)
+        for seq in range(1, max_per_sender + 1):
+            if self.stop_sending.is_set():
+                return
+            sender = f"{self.tag}.s{index}-{seq}"
+            to = rng.choice(self.recipients)
+            body = json.dumps({"from": sender}).encode()
+            headers = {"Content-Type": "application/json", "Idempotency-Key": f"{sender}-key"}
+            with self.ledger.lock:
+                self.ledger.sent.add(sender)
+            give_up = time.monotonic() + GIVE_UP_S
+            while True:
+                status, answer_headers, _ = call(self.port, "POST", self.path(to), body, headers)
+                self.ledger.answer(status, answer_headers)
+                if status == 201:
+                    with self.ledger.lock:
+                        self.ledger.acknowledged.add(sender)
+                        self.ledger.acknowledged_at[sender] = time.monotonic()
+                    break
+                if status is not None and 400 <= status < 500 and status not in (409, 429):
+                    with self.ledger.lock:
+                        self.ledger.problems.append(f"POST {to} from {sender}: unexpected {status}")
+                    break
+                if time.monotonic() > give_up:
+                    break
+                retry_after = answer_headers.get("Retry-After") if answer_headers else None
+                time.sleep(min(float(retry_after), 0.5) if retry_after else 0.1)
+
+    def read_once(self, to: str) -> tuple[int, int]:
+        """One GET of `to`: (hellos returned, remaining), or (-1, -1) when it failed."""
+        status, headers, body = call(self.port, "GET", self.path(to) + "?limit=100")
+        self.ledger.answer(status, headers)
+        if status != 200:
+            return -1, -1
+        answer = json.loads(body)
+        last_seq: dict[str, int] = {}
+        with self.ledger.lock:
+            for hello in answer["hellos"]:
+                self.ledger.deliveries[hello["from"]] += 1
+                stem, seq = sequence_of(hello["from"])
+                # Oldest first within one answer: a sender's hellos to one name come in order.
+                if seq < last_seq.get(stem, 0):
+                    self.ledger.out_of_order += 1
+                last_seq[stem] = seq
+        return len(answer["hellos"]), answer["remaining"]
+
+    def _read(self, index: int) -> None:
+        rng = random.Random(1000 + index)
+        while not self.stop_reading.is_set():
+            got, _ = self.read_once(rng.choice(self.recipients))
+            if got <= 0:
+                time.sleep(0.02)
+
+    def drain(self, not_before: float, timeout: float = 60) -> None:
+        """Reads every inbox until all acknowledged hellos have come and the inboxes are empty,
+        no earlier than `not_before` (when the leases of any crashed GET have run out)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = 0
+            failed = False
+            for to in self.recipients:
+                while True:
+                    got, remaining = self.read_once(to)
+                    if got < 0:
+                        failed = True
+                        break
+                    found += got
+                    if remaining == 0:
+                        break
+            with self.ledger.lock:
+                all_back = self.ledger.acknowledged <= set(self.ledger.deliveries)
+            if all_back and found == 0 and not failed and time.monotonic() >= not_before:
+                return
+            time.sleep(0.2)
+
+
+@dataclass
+class Row:
+    scenario: str
+    sent: int
+    acknowledged: int
+    delivered: int
+    lost: int
+    duplicates: int
+    failed: int
+    server_errors: int
+    notes: list[str]
+    ok: bool
+
+
+def run_scenario(cluster: Cluster, name: str, seconds: float, action) -> Row:
+    ledger = Ledger()
+    load = Load(cluster.lb_port, name, ledger)
+    started = time.monotonic()
+    load.start(max_per_sender=100_000)
+    notes: list[str] = []
+    expectations: list[tuple[bool, str]] = []
+    # The action disturbs the cluster while the load runs, then returns when the disturbance is over.
+    disturbance = action(cluster, ledger, seconds, notes, expectations) if action else None
+    remaining = seconds - (time.monotonic() - started)
+    if remaining > 0:
+        time.sleep(remaining)
+    load.stop_sending.set()
+    load.stop()
+    cluster.wait_all_ready(timeout=90)
+    load.drain(not_before=time.monotonic() + LEASE_MS / 1000 + 0.5)
+    delivered_names = set(ledger.deliveries)
+    lost = ledger.acknowledged - delivered_names
+    strangers = delivered_names - ledger.sent
+    duplicates = sum(count - 1 for count in ledger.deliveries.values())
+    expectations += [
+        (not lost, f"{len(lost)} acknowledged hellos lost, e.g. {sorted(lost)[:3]}"),
+        (not strangers, f"{len(strangers)} delivered hellos nobody sent"),
+        (ledger.missing_retry_after == 0, f"{ledger.missing_retry_after} answers 429/503 without Retry-After"),
+        (not ledger.problems, "; ".join(ledger.problems[:3])),
+        (len(ledger.acknowledged) > 0, "nothing was acknowledged"),
+    ]
+    if disturbance is not None:
+        expectations.append(disturbance(ledger))
+    failures = [message for ok, message in expectations if not ok]
+    if ledger.balancer_503:
+        notes.append(f"{ledger.balancer_503} of the 503s from the balancer (no pod answered)")
+    if ledger.out_of_order:
+        notes.append(f"{ledger.out_of_order} redelivered hellos came after newer ones")
+    notes += [f"FAILED: {message}" for message in failures]
+    return Row(name, len(ledger.sent), len(ledger.acknowledged), len(delivered_names & ledger.sent), len(lost),
+               duplicates, ledger.failed, ledger.server_errors, notes, not failures)
+
+
+# ---- the disturbances ------------------------------------------------------------------------
+def steady(cluster, ledger, seconds, notes, expectations):
+    def check(ledger: Ledger):
+        clean = ledger.failed == 0 and sum(c - 1 for c in ledger.deliveries.values()) == 0 and ledger.out_of_order == 0
+        return clean, f"steady load had {ledger.failed} failed requests or duplicates or disorder"
+    return check
+
+
+def kill_container(which: str, pod_index: int):
+    def action(cluster: Cluster, ledger, seconds, notes, expectations):
+        time.sleep(seconds / 3)
+        pod = cluster.pods[pod_index % len(cluster.pods)]
+        container = {"world": pod.world, "hello": pod.hello, "nginx": pod.nginx}[which]
+        container.kill()
+        notes.append(f"kill -9 {pod.name} {which}; restarted after 1 s")
+        cluster.restart_container(container, delay=1.0)
+        wait_until(lambda: pod in cluster.ready_pods(), 60, f"{pod.name} to be ready again")
+        return None
+    return action
+
+
+def kill_store(cluster: Cluster, ledger, seconds, notes, expectations):
+    time.sleep(seconds / 3)
+    cluster.kill_store()
+    down_at = time.monotonic()
+    time.sleep(2)
+    cluster.start_store()
+    notes.append("kill -9 the store; restarted after 2 s on the same file")
+    return recovered_after(down_at)
+
+
+def store_down(cluster: Cluster, ledger, seconds, notes, expectations):
+    time.sleep(seconds / 4)
+    cluster.stop_store()
+    down_at = time.monotonic()
+    time.sleep(max(4.0, seconds / 3))
+    cluster.start_store()
+    notes.append(f"store stopped for {time.monotonic() - down_at:.0f} s, then started again")
+
+    def check(ledger: Ledger):
+        five_hundreds = {s: n for s, n in ledger.statuses.items() if isinstance(s, int) and s >= 500}
+        only_503 = set(five_hundreds) <= {503}
+        recovered, message = recovered_after(down_at)(ledger)
+        return (only_503 and recovered and ledger.server_errors > 0,
+                f"5xx were {five_hundreds} (want only 503, some); {message}")
+    return check
+
+
+def recovered_after(moment: float):
+    def check(ledger: Ledger):
+        later = sum(1 for at in ledger.acknowledged_at.values() if at > moment + 0.5)
+        return later > 0, f"{later} hellos acknowledged after the store came back"
+    return check
+
+
+def rolling_restart(cluster: Cluster, ledger, seconds, notes, expectations):
+    time.sleep(1)
+    for pod in cluster.pods:
+        cluster.terminate_pod(pod)
+        cluster.start_pod(pod)
+        wait_until(lambda: pod in cluster.ready_pods(), 60, f"{pod.name} back in the balancer")
+    notes.append(f"every pod: out of the Service, preStop, SIGTERM, exit, start ({len(cluster.pods)} pods)")
+
+    def check(ledger: Ledger):
+        duplicates = sum(c - 1 for c in ledger.deliveries.values())
+        return (ledger.failed == 0 and duplicates == 0,
+                f"rolling restart had {ledger.failed} failed requests ({dict(ledger.statuses)}), {duplicates} duplicates")
+    return check
+
+
+SCENARIOS = {
+    "steady": steady,
+    "kill-world": kill_container("world", 1),
+    "kill-hello": kill_container("hello", 2),
+    "kill-nginx": kill_container("nginx", 0),
+    "kill-store": kill_store,
+    "rolling-restart": rolling_restart,
+    "store-down": store_down,
+}
+
+
+def table(rows: list[Row]) -> str:
+    header = ["scenario", "sent", "acknowledged", "delivered", "lost", "duplicates", "failed requests", "5xx"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row.scenario, row.sent, row.acknowledged, row.delivered, row.lost, row.duplicates, row.failed,
+                 row.server_errors]
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short scenarios (the test suite's subset)")
+    parser.add_argument("--pods", type=int, default=3)
+    parser.add_argument("--seconds", type=float, help="load per scenario (default 6 with --quick, else 30)")
+    parser.add_argument("--only", help="comma-separated scenarios: " + ",".join(SCENARIOS))
+    parser.add_argument("--bin-dir", default=os.environ.get("BIN_DIR", str(ROOT / "target" / "release")))
+    parser.add_argument("--nx", default=str(ROOT / ".venv" / "bin" / "nx-27017"))
+    parser.add_argument("--markdown", help="also write the table and notes to this file")
+    args = parser.parse_args()
+    seconds = args.seconds or (6.0 if args.quick else 30.0)
+    names = args.only.split(",") if args.only else list(SCENARIOS)
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)}")
+    bin_dir = Path(args.bin_dir)
+    for binary in ("hello-service", "world-service"):
+        if not (bin_dir / binary).exists():
+            print(f"error: {bin_dir / binary} is missing: build it (cargo build --release) or pass --bin-dir",
+                  file=sys.stderr)
+            return 2
+    if not Path(args.nx).exists():
+        print(f"error: {args.nx} is missing: pip install -r tests/requirements.txt into .venv", file=sys.stderr)
+        return 2
+
+    rows: list[Row] = []
+    work = Path(tempfile.mkdtemp(prefix="scale-"))
+    cluster = Cluster(work=work, bin_dir=bin_dir, nx=Path(args.nx), pod_count=args.pods,
+                      hello_env={
+                          # Every client arrives through the balancer from one address: lift the
+                          # per-client limit (tests/hostile checks it with the defaults).
+                          "HELLO_RATE_LIMIT_PER_SECOND": "1000000",
+                          "HELLO_RATE_LIMIT_BURST": "1000000",
+                      },
+                      world_env={"WORLD_CLAIM_LEASE_MS": str(LEASE_MS)})
+    print(f"==> Starting {args.pods} pods (nginx + hello + world on 127.0.0.2..), a balancer and nx-27017 "
+          f"({bin_dir}); logs in {work / 'logs'}", flush=True)
+    started = time.monotonic()
+    succeeded = False
+    try:
+        cluster.start()
+        for name in names:
+            print(f"==> {name}: {seconds:.0f} s of load ({SENDERS} senders, {READERS} readers)", flush=True)
+            row = run_scenario(cluster, name, seconds, SCENARIOS[name])
+            rows.append(row)
+            print(f"    sent {row.sent}, acknowledged {row.acknowledged}, delivered {row.delivered}, lost {row.lost}, "
+                  f"duplicates {row.duplicates}, failed requests {row.failed}, 5xx {row.server_errors}"
+                  + "".join(f"\n    - {note}" for note in row.notes), flush=True)
+        succeeded = all(row.ok for row in rows)
+    finally:
+        cluster.stop()
+    output = table(rows)
+    notes = "\n".join(f"- {row.scenario}: {note}" for row in rows for note in row.notes)
+    print("\n" + output + "\n\n" + notes)
+    if args.markdown:
+        Path(args.markdown).write_text(
+            f"Command: `{' '.join(['tests/scale/run.py'] + sys.argv[1:])}` ({args.pods} pods, {seconds:.0f} s of load "
+            f"per scenario, {SENDERS} senders and {READERS} readers)\n\n{output}\n\n{notes}\n")
+    elapsed = time.monotonic() - started
+    if succeeded:
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)
+        print(f"\nscale: all {len(rows)} scenarios held (nothing acknowledged was lost) in {elapsed:.0f} s")
+        return 0
+    print(f"\nscale: FAILED (see the notes above; logs kept in {work / 'logs'})", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
