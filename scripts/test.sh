@@ -15,7 +15,7 @@ step "Checking the Rust toolchain (pinned in rust-toolchain.toml)"
 command -v cargo >/dev/null || fail "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again"
 cargo --version
 
-step "Installing the Python test tools (tests/requirements.txt: nx-27017, Playwright, pytest) into .venv"
+step "Installing the Python test tools (tests/requirements.txt: nx-27017, Playwright, pytest, schemathesis) into .venv"
 venv="$root/.venv"
 if [ ! -x "$venv/bin/python" ]; then
   command -v python3 >/dev/null || fail "python3 is missing: install it (Debian: apt-get install -y python3 python3-venv)"
@@ -92,6 +92,14 @@ cargo build --quiet --workspace --bins || fail "cargo build failed"
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail "browser tests (screenshots of this run: target/screenshots)"
 browser_passed=$(grep -Eo '[0-9]+ passed' target/browser-test-output.log | tail -1 | awk '{print $1}')
 
+step "Hostile input: a corpus of nasty names, paths, bodies, headers and slow clients, and schemathesis with every check, against two real pods on nx-27017 (tests/hostile)"
+"$venv/bin/python" -m pytest tests/hostile -q -p no:cacheprovider --color=no | tee target/hostile-test-output.log
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "hostile input tests (above)"
+hostile_passed=$(grep -Eo '[0-9]+ passed' target/hostile-test-output.log | tail -1 | awk '{print $1}')
+
+step "Scale and survive (quick): 3 pods behind a balancer on nx-27017; kill -9 of world, hello, nginx and the store, a rolling restart, the store down (tests/scale)"
+"$venv/bin/python" tests/scale/run.py --quick --bin-dir target/debug || fail "scale scenarios (table above; logs kept in the temp dir it names)"
+
 step "Deployment checks: kustomize overlays, kubernetes-validate --strict, checkov, skaffold schema, hadolint, shellcheck, the minikube script against stubs (tests/deploy)"
 "$deploy_venv/bin/python" -m pytest tests/deploy -v -p no:cacheprovider --color=no | tee target/deploy-test-output.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail "deployment checks (above)"
@@ -100,6 +108,6 @@ deploy_passed=$(grep -Eo '[0-9]+ passed' target/deploy-test-output.log | tail -1
 step "Container tests: both images built with podman from the real Dockerfiles, then run as a pod (tests/containers)"
 DEPLOY_PYTHON="$deploy_venv/bin/python" tests/containers/run.sh || fail "container tests (above)"
 
-printf '\nAll checks passed in %ss: fmt, clippy, cargo deny, %s Rust tests, %s browser tests, %s deployment checks, container tests.\n' \
-  "$(( $(date +%s) - started ))" "$passed" "$browser_passed" "$deploy_passed"
-printf 'tests: %s passed, 0 failed\n' "$(( passed + browser_passed + deploy_passed + 1 ))"
+printf '\nAll checks passed in %ss: fmt, clippy, cargo deny, %s Rust tests, %s browser tests, %s hostile-input tests, 7 scale scenarios, %s deployment checks, container tests.\n' \
+  "$(( $(date +%s) - started ))" "$passed" "$browser_passed" "$hostile_passed" "$deploy_passed"
+printf 'tests: %s passed, 0 failed\n' "$(( passed + browser_passed + hostile_passed + 7 + deploy_passed + 1 ))"

@@ -154,6 +154,8 @@ class Cluster:
     lb_port: int = 0
     pods: list[Pod] = field(default_factory=list)
     hello_env: dict[str, str] = field(default_factory=dict)
+    # Extra hello-service settings for single pods, by pod index.
+    pod_hello_env: dict[int, dict[str, str]] = field(default_factory=dict)
     world_env: dict[str, str] = field(default_factory=dict)
     _store: Process | None = None
     _lb: Process | None = None
@@ -223,7 +225,7 @@ class Cluster:
              "HELLO_CONFIG_DIR": str(pod_dir / "config"),
              "HELLO_IMMUTABLE_CONFIG_DIR": str(pod_dir / "config-immutable"),
              "HELLO_SECRET_DIR": str(pod_dir / "secret"),
-             **self.hello_env},
+             **self.hello_env, **self.pod_hello_env.get(index, {})},
             logs,
         )
         nginx = Process(
@@ -265,6 +267,11 @@ class Cluster:
     # ---- the balancer and its endpoints controller -----------------------------------------
     def start(self) -> None:
         (self.work / "logs").mkdir(parents=True, exist_ok=True)
+        for index in range(self.pod_count):
+            for port in (8080, 8081, 8082):
+                if _port_open(f"127.0.0.{index + 2}", port):
+                    raise RuntimeError(f"127.0.0.{index + 2}:{port} is taken: is another cluster "
+                                       "(tests/scale or tests/hostile) still running?")
         self.start_store()
         self.pods = [self._make_pod(index) for index in range(self.pod_count)]
         for pod in self.pods:

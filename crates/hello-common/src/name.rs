@@ -4,10 +4,16 @@
 //! and digits of any script, combining marks, `.`, `_` and `-`; the first character a letter or a
 //! digit. Two names that differ only in case are the same inbox, so every name also has a
 //! [`Name::key`]: the lower-cased NFC form that stores index by.
+//!
+//! One more rule against impersonation: the letters of a name come from one script (Unicode
+//! UTS #39's "highly restrictive" level), so "pаypal" with a Cyrillic "а" is refused rather than
+//! becoming a second inbox that looks like "paypal". Japanese, Chinese and Korean writing mix
+//! Han with their own scripts and with Latin; those mixes are allowed.
 
 use std::fmt;
 
 use unicode_normalization::{UnicodeNormalization, char::is_combining_mark};
+use unicode_script::{Script, UnicodeScript};
 
 /// The longest name, in characters (Unicode scalar values) after NFC normalisation.
 pub const MAX_NAME_CHARS: usize = 64;
@@ -26,6 +32,7 @@ pub enum NameError {
     TooLong { chars: usize },
     BadFirstCharacter { found: char },
     BadCharacter { found: char, position: usize },
+    MixedScripts { scripts: Vec<&'static str> },
 }
 
 impl fmt::Display for NameError {
@@ -47,8 +54,48 @@ impl fmt::Display for NameError {
                  character {position} is {}",
                 describe(*found)
             ),
+            Self::MixedScripts { scripts } => write!(
+                f,
+                "a name must use the letters of one script, so that it cannot imitate another \
+                 name; this one mixes {}",
+                scripts.join(" and ")
+            ),
         }
     }
+}
+
+/// Script mixes that real writing uses (UTS #39, "highly restrictive").
+const ALLOWED_MIXES: [&[Script]; 3] = [
+    &[
+        Script::Latin,
+        Script::Han,
+        Script::Hiragana,
+        Script::Katakana,
+    ],
+    &[Script::Latin, Script::Han, Script::Bopomofo],
+    &[Script::Latin, Script::Han, Script::Hangul],
+];
+
+fn check_one_script(name: &str) -> Result<(), NameError> {
+    // In order of first appearance, so that the message reads like the name.
+    let mut scripts: Vec<Script> = Vec::new();
+    for script in name.chars().map(|c| c.script()) {
+        if !matches!(script, Script::Common | Script::Inherited | Script::Unknown)
+            && !scripts.contains(&script)
+        {
+            scripts.push(script);
+        }
+    }
+    if scripts.len() <= 1
+        || ALLOWED_MIXES
+            .iter()
+            .any(|mix| scripts.iter().all(|script| mix.contains(script)))
+    {
+        return Ok(());
+    }
+    Err(NameError::MixedScripts {
+        scripts: scripts.iter().map(|script| script.full_name()).collect(),
+    })
 }
 
 impl std::error::Error for NameError {}
@@ -91,6 +138,7 @@ impl Name {
                 });
             }
         }
+        check_one_script(&spelling)?;
         // Lower-casing can leave a string that is no longer NFC (and can lengthen it): normalise
         // again so that every spelling of one name maps to exactly one key.
         let key = spelling.to_lowercase().nfc().collect();
@@ -135,6 +183,10 @@ mod tests {
             "a.b_c-d",
             "7up",
             "x",
+            "山田たろう",
+            "東京Tokyo",
+            "김민준",
+            "Ἀθηνᾶ",
         ] {
             assert!(Name::parse(name).is_ok(), "{name} should be a valid name");
         }
@@ -204,5 +256,19 @@ mod tests {
         assert!(message.contains("character 3 is U+202E"), "{message}");
         let message = Name::parse("a$").unwrap_err().to_string();
         assert!(message.contains("'$'"), "{message}");
+    }
+
+    #[test]
+    fn refuses_names_that_mix_scripts_to_imitate_another() {
+        // Cyrillic "а" (U+0430) and "о" (U+043E) in otherwise Latin names; Greek omicron.
+        for confusable in ["p\u{0430}ypal", "b\u{043E}b", "g\u{03BF}ogle"] {
+            let error = Name::parse(confusable).unwrap_err();
+            assert!(
+                matches!(error, NameError::MixedScripts { .. }),
+                "{confusable}: {error}"
+            );
+        }
+        let message = Name::parse("p\u{0430}ypal").unwrap_err().to_string();
+        assert!(message.contains("Latin and Cyrillic"), "{message}");
     }
 }

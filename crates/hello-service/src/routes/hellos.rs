@@ -28,12 +28,54 @@ use crate::{
     startup::AppState,
 };
 
+/// A name, as the OpenAPI document describes it: a string of the format `hello-name`, which
+/// stands for the rules JSON Schema cannot state (NFC, one script; see [`hello_common::Name`]).
+#[derive(Debug)]
+pub struct PersonName;
+
+impl utoipa::PartialSchema for PersonName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom("hello-name".to_owned())))
+            .min_length(Some(1))
+            .max_length(Some(64))
+            .description(Some(
+                "1-64 characters after NFC normalisation: letters and digits of one script (Han \
+                 may mix with Hiragana, Katakana, Bopomofo, Hangul and Latin), combining marks, \
+                 '.', '_' and '-'; the first a letter or digit. Case-insensitive.",
+            ))
+            .examples(["bob"])
+            .into()
+    }
+}
+
+impl ToSchema for PersonName {}
+
+/// The `Idempotency-Key` header, as the OpenAPI document describes it.
+#[derive(Debug)]
+pub struct IdempotencyKeyHeader;
+
+impl utoipa::PartialSchema for IdempotencyKeyHeader {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[!-~]{1,128}$"))
+            .examples(["0f8fad5b-d9cb-469f-a165-70867728950e"])
+            .into()
+    }
+}
+
+impl ToSchema for IdempotencyKeyHeader {}
+
 /// The body of `POST /hello/{name}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HelloBody {
     /// Who says hello: a valid name.
-    #[schema(example = "alice")]
+    #[schema(value_type = PersonName, example = "alice")]
     pub from: String,
 }
 
@@ -54,7 +96,8 @@ pub struct Inbox {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct SendQuery {
-    /// Shorthand for the body's `from`, for curl users.
+    /// Shorthand for the body's `from`, for curl users. If both are given they must be equal.
+    #[param(value_type = PersonName, required = false)]
     pub from: Option<String>,
 }
 
@@ -73,11 +116,11 @@ pub struct ReadQuery {
     path = "/hello/{name}",
     tag = "hello",
     params(
-        ("name" = String, Path, description = "Who the hello is for: 1-64 letters, digits, combining marks, '.', '_', '-'; starts with a letter or digit; case-insensitive"),
+        ("name" = PersonName, Path, description = "Who the hello is for: 1-64 characters (after NFC): letters and digits of one script (Han may mix with Hiragana, Katakana, Bopomofo, Hangul and Latin), combining marks, '.', '_', '-'; starts with a letter or digit; case-insensitive"),
         SendQuery,
-        ("Idempotency-Key" = Option<String>, Header, description = "1-128 visible ASCII characters; repeating a POST with the same key stores nothing new and returns the first answer"),
+        ("Idempotency-Key" = Option<IdempotencyKeyHeader>, Header, description = "1-128 visible ASCII characters; repeating a POST with the same key stores nothing new and returns the first answer"),
     ),
-    request_body(content = HelloBody, content_type = "application/json", description = "Optional when `from` is in the query"),
+    request_body(content = Option<HelloBody>, content_type = "application/json", description = "Optional when `from` is in the query"),
     responses(
         (status = 201, description = "Stored durably", body = StoredHello),
         (status = 400, description = "Invalid name, body, or header", body = Problem, content_type = "application/problem+json"),
@@ -148,20 +191,60 @@ async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
-    if let Some(length) = declared.filter(|length| *length > limit) {
-        return Err(too_large(length.to_string()));
-    }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| {
-            Problem::malformed_body(format!("the body could not be read: {error}"))
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large(format!("more than {limit}")));
+    let reading = async {
+        if let Some(length) = declared.filter(|length| *length > limit) {
+            drain(&mut payload, length).await;
+            return Err(too_large(length.to_string()));
         }
-        body.extend_from_slice(&chunk);
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|error| {
+                Problem::malformed_body(format!("the body could not be read: {error}"))
+            })?;
+            if body.len() + chunk.len() > limit {
+                drain(&mut payload, usize::MAX).await;
+                return Err(too_large(format!("more than {limit}")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((!body.is_empty()).then(|| body.freeze()))
+    };
+    // A body trickling in byte by byte (slowloris) must not hold a connection for ever: nginx
+    // streams bodies through (proxy_request_buffering off), so the deadline is enforced here.
+    tokio::time::timeout(BODY_DEADLINE, reading)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Problem::new(
+                actix_web::http::StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+                format!(
+                    "the body did not arrive within {} seconds; send it again in one go",
+                    BODY_DEADLINE.as_secs()
+                ),
+            ))
+        })
+}
+
+/// The longest time a request body may take to arrive.
+const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Bodies over the limit are still read (up to [`DRAIN_LIMIT`]) before the 413 is sent: a
+/// server that answers and closes while the client (nginx) is still sending makes the client see
+/// a reset connection instead of the answer (nginx then turns it into a 5xx).
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+async fn drain(payload: &mut web::Payload, declared: usize) {
+    if declared > DRAIN_LIMIT {
+        return;
     }
-    Ok((!body.is_empty()).then(|| body.freeze()))
+    let mut drained = 0;
+    while let Some(Ok(chunk)) = payload.next().await {
+        drained += chunk.len();
+        if drained > DRAIN_LIMIT {
+            return;
+        }
+    }
 }
 
 /// The sender, from the JSON body or the `from` query parameter (both only if they agree).
@@ -216,7 +299,7 @@ fn sender(
     path = "/hello/{name}",
     tag = "hello",
     params(
-        ("name" = String, Path, description = "Whose inbox to read (case-insensitive)"),
+        ("name" = PersonName, Path, description = "Whose inbox to read: a name, as for POST (case-insensitive)"),
         ReadQuery,
     ),
     responses(

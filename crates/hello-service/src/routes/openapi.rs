@@ -20,7 +20,7 @@ use super::{health, hellos, info};
         license(name = "MIT OR Apache-2.0"),
     ),
     paths(hellos::send, hellos::read, health::healthz, health::readyz, info::info, info::metrics),
-    components(schemas(hellos::HelloBody, hellos::Inbox, info::Info, StoredHello, DeliveredHello, Problem)),
+    components(schemas(hellos::PersonName, hellos::IdempotencyKeyHeader, hellos::HelloBody, hellos::Inbox, info::Info, StoredHello, DeliveredHello, Problem)),
     tags(
         (name = "hello", description = "Say hello and read your inbox"),
         (name = "operations", description = "Probes, pod information and metrics"),
@@ -30,7 +30,66 @@ pub struct ApiDoc;
 
 /// Serves the document.
 pub async fn document() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(ApiDoc::openapi().to_json().unwrap_or_default())
+    HttpResponse::Ok().json(document_json())
+}
+
+/// The document as JSON. utoipa describes every optional parameter and body as "X or null"; a
+/// query parameter, a header or a body is absent or present, never null, so that alternative is
+/// removed (clients that generate requests from the document would otherwise send "null").
+pub fn document_json() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    if let Some(paths) = document["paths"].as_object_mut() {
+        for operation in paths.values_mut().filter_map(|path| path.as_object_mut()) {
+            for parameters in operation
+                .values_mut()
+                .filter_map(|operation| operation.get_mut("parameters"))
+                .filter_map(|parameters| parameters.as_array_mut())
+            {
+                for schema in parameters
+                    .iter_mut()
+                    .filter_map(|parameter| parameter.get_mut("schema"))
+                {
+                    drop_null_alternative(schema);
+                }
+            }
+            // An optional body is absent, not the JSON value null.
+            for media in operation
+                .values_mut()
+                .filter_map(|operation| operation.pointer_mut("/requestBody/content"))
+                .filter_map(|content| content.as_object_mut())
+                .flat_map(|content| content.values_mut())
+            {
+                if let Some(schema) = media.get_mut("schema") {
+                    drop_null_alternative(schema);
+                }
+            }
+        }
+    }
+    document
+}
+
+fn drop_null_alternative(schema: &mut serde_json::Value) {
+    let is_null = |alternative: &serde_json::Value| alternative["type"] == "null";
+    if let Some(alternatives) = schema.get("oneOf").and_then(|oneof| oneof.as_array()) {
+        let kept: Vec<_> = alternatives
+            .iter()
+            .filter(|a| !is_null(a))
+            .cloned()
+            .collect();
+        if let [only] = kept.as_slice() {
+            *schema = only.clone();
+        }
+    }
+    if let Some(types) = schema.get_mut("type") {
+        let kept: Vec<_> = types
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| *t != "null")
+            .cloned()
+            .collect();
+        if let [only] = kept.as_slice() {
+            *types = only.clone();
+        }
+    }
 }
