@@ -86,6 +86,9 @@ status=${PIPESTATUS[0]}
 
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/test-output.log | awk '{s+=$4} END {print s+0}')
 
+step "Fuzzing name and request parsing for 30 s each (cargo-fuzz, nightly; crashes ever found are replayed by cargo test)"
+scripts/fuzz.sh 30 || fail "fuzzing (above)"
+
 step "Browser and Nginx tests: the real pod on 127.0.0.1:8080 in headless Chromium (tests/browser)"
 cargo build --quiet --workspace --bins || fail "cargo build failed"
 "$venv/bin/python" -m pytest tests/browser -v -p no:cacheprovider --color=no | tee target/browser-test-output.log
@@ -108,6 +111,6 @@ deploy_passed=$(grep -Eo '[0-9]+ passed' target/deploy-test-output.log | tail -1
 step "Container tests: both images built with podman from the real Dockerfiles, then run as a pod (tests/containers)"
 DEPLOY_PYTHON="$deploy_venv/bin/python" tests/containers/run.sh || fail "container tests (above)"
 
-printf '\nAll checks passed in %ss: fmt, clippy, cargo deny, %s Rust tests, %s browser tests, %s hostile-input tests, 7 scale scenarios, %s deployment checks, container tests.\n' \
+printf '\nAll checks passed in %ss: fmt, clippy, cargo deny, %s Rust tests, %s browser tests, %s hostile-input tests, 7 scale scenarios, 2 fuzz targets, %s deployment checks, container tests.\n' \
   "$(( $(date +%s) - started ))" "$passed" "$browser_passed" "$hostile_passed" "$deploy_passed"
-printf 'tests: %s passed, 0 failed\n' "$(( passed + browser_passed + hostile_passed + 7 + deploy_passed + 1 ))"
+printf 'tests: %s passed, 0 failed\n' "$(( passed + browser_passed + hostile_passed + 7 + 2 + deploy_passed + 1 ))"

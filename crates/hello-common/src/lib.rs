@@ -14,6 +14,8 @@
 //! - `testing` (feature `testing`): nx-27017 and child processes for integration tests.
 
 pub mod config;
+#[cfg(feature = "testing")]
+pub mod fuzzing;
 pub mod healthcheck;
 pub mod idempotency;
 pub mod info;
