@@ -163,7 +163,6 @@ class Cluster:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: threading.Thread | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
-    endpoint_changes: int = 0
 
     # ---- the store -------------------------------------------------------------------------
     def start_store(self) -> None:
@@ -205,27 +204,26 @@ class Cluster:
             (pod_dir / mounted).mkdir(exist_ok=True)
         logs = self.work / "logs"
         name = f"pod-{index}"
+
+        def mounted(prefix: str) -> dict[str, str]:
+            return {f"{prefix}_CONFIG_DIR": str(pod_dir / "config"),
+                    f"{prefix}_IMMUTABLE_CONFIG_DIR": str(pod_dir / "config-immutable"),
+                    f"{prefix}_SECRET_DIR": str(pod_dir / "secret")}
+
         common = {"POD_NAME": name, "POD_IP": address, "NODE_NAME": "scale-node", "POD_NAMESPACE": "scale"}
         world = Process(
             f"{name}-world",
             [str(self.bin_dir / "world-service")],
             {**common, "WORLD_LISTEN": f"{address}:8082",
              "WORLD_MONGODB_URI": f"mongodb://127.0.0.1:{self.store_port}/?directConnection=true",
-             "WORLD_MONGODB_DATABASE": "scale",
-             "WORLD_CONFIG_DIR": str(pod_dir / "config"),
-             "WORLD_IMMUTABLE_CONFIG_DIR": str(pod_dir / "config-immutable"),
-             "WORLD_SECRET_DIR": str(pod_dir / "secret"),
-             **self.world_env},
+             "WORLD_MONGODB_DATABASE": "scale", **mounted("WORLD"), **self.world_env},
             logs,
         )
         hello = Process(
             f"{name}-hello",
             [str(self.bin_dir / "hello-service")],
             {**common, "HELLO_LISTEN": f"{address}:8081", "HELLO_WORLD_URL": f"http://{address}:8082",
-             "HELLO_CONFIG_DIR": str(pod_dir / "config"),
-             "HELLO_IMMUTABLE_CONFIG_DIR": str(pod_dir / "config-immutable"),
-             "HELLO_SECRET_DIR": str(pod_dir / "secret"),
-             **self.hello_env, **self.pod_hello_env.get(index, {})},
+             **mounted("HELLO"), **self.hello_env, **self.pod_hello_env.get(index, {})},
             logs,
         )
         nginx = Process(
@@ -282,7 +280,7 @@ class Cluster:
         (lb_dir / "tmp").mkdir(parents=True, exist_ok=True)
         os.chmod(lb_dir / "tmp", 0o755)
         (lb_dir / "nginx.conf").write_text(balancer_conf(self.lb_port))
-        self._write_upstream()
+        self._sync_balancer()
         self._lb = Process("balancer", ["nginx", "-p", f"{lb_dir}/", "-c", str(lb_dir / "nginx.conf"),
                                         "-e", "stderr", "-g", "daemon off;"], {}, self.work / "logs")
         self._lb.start()
@@ -311,26 +309,23 @@ class Cluster:
         with self._lock:
             return [pod for pod in self.pods if pod.ready and not pod.terminating]
 
-    def _write_upstream(self) -> tuple[str, ...]:
-        members = tuple(pod.address for pod in self.ready_pods())
+    def _write_upstream(self, members: tuple[str, ...]) -> None:
         lines = [f"server {address}:8080 max_fails=0;" for address in members]
         if not lines:
             # No endpoints: a server that refuses, so that the balancer answers its own 503.
             lines = ["server 127.0.0.1:9 max_fails=0;"]
         (self.work / "lb" / "upstream.conf").write_text("\n".join(lines) + "\n")
-        return members
 
     def _sync_balancer(self) -> None:
-        with self._lock:
-            wanted = tuple(pod.address for pod in self.pods if pod.ready and not pod.terminating)
-            if wanted == self._lb_members:
-                return
-        members = self._write_upstream()
-        self._lb_members = members
+        """Writes the ready pods into the balancer's upstream and reloads it, when they changed."""
+        wanted = tuple(pod.address for pod in self.ready_pods())
+        if wanted == self._lb_members:
+            return
+        self._write_upstream(wanted)
+        self._lb_members = wanted
         if self._lb is not None and self._lb.running:
             assert self._lb.popen is not None
             os.kill(self._lb.popen.pid, signal.SIGHUP)  # graceful reload: in-flight requests finish
-            self.endpoint_changes += 1
 
     def wait_all_ready(self, timeout: float = 60) -> None:
         wait_until(lambda: len(self.ready_pods()) == len(self.pods) and self._lb_members is not None

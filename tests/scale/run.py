@@ -24,6 +24,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -59,6 +60,11 @@ class Ledger:
     out_of_order: int = 0
     statuses: collections.Counter = field(default_factory=collections.Counter)
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        """Deliveries beyond the first of each hello."""
+        return sum(count - 1 for count in self.deliveries.values())
 
     def answer(self, status: int | None, headers: http.client.HTTPMessage | None) -> None:
         with self.lock:
@@ -235,7 +241,6 @@ def run_scenario(cluster: Cluster, name: str, seconds: float, action) -> Row:
     delivered_names = set(ledger.deliveries)
     lost = ledger.acknowledged - delivered_names
     strangers = delivered_names - ledger.sent
-    duplicates = sum(count - 1 for count in ledger.deliveries.values())
     expectations += [
         (not lost, f"{len(lost)} acknowledged hellos lost, e.g. {sorted(lost)[:3]}"),
         (not strangers, f"{len(strangers)} delivered hellos nobody sent"),
@@ -252,13 +257,13 @@ def run_scenario(cluster: Cluster, name: str, seconds: float, action) -> Row:
         notes.append(f"{ledger.out_of_order} redelivered hellos came after newer ones")
     notes += [f"FAILED: {message}" for message in failures]
     return Row(name, len(ledger.sent), len(ledger.acknowledged), len(delivered_names & ledger.sent), len(lost),
-               duplicates, ledger.failed, ledger.server_errors, notes, not failures)
+               ledger.duplicates, ledger.failed, ledger.server_errors, notes, not failures)
 
 
 # ---- the disturbances ------------------------------------------------------------------------
 def steady(cluster, ledger, seconds, notes, expectations):
     def check(ledger: Ledger):
-        clean = ledger.failed == 0 and sum(c - 1 for c in ledger.deliveries.values()) == 0 and ledger.out_of_order == 0
+        clean = ledger.failed == 0 and ledger.duplicates == 0 and ledger.out_of_order == 0
         return clean, f"steady load had {ledger.failed} failed requests or duplicates or disorder"
     return check
 
@@ -319,9 +324,9 @@ def rolling_restart(cluster: Cluster, ledger, seconds, notes, expectations):
     notes.append(f"every pod: out of the Service, preStop, SIGTERM, exit, start ({len(cluster.pods)} pods)")
 
     def check(ledger: Ledger):
-        duplicates = sum(c - 1 for c in ledger.deliveries.values())
-        return (ledger.failed == 0 and duplicates == 0,
-                f"rolling restart had {ledger.failed} failed requests ({dict(ledger.statuses)}), {duplicates} duplicates")
+        return (ledger.failed == 0 and ledger.duplicates == 0,
+                f"rolling restart had {ledger.failed} failed requests ({dict(ledger.statuses)}), "
+                f"{ledger.duplicates} duplicates")
     return check
 
 
@@ -406,7 +411,6 @@ def main() -> int:
             f"per scenario, {SENDERS} senders and {READERS} readers)\n\n{output}\n\n{notes}\n")
     elapsed = time.monotonic() - started
     if succeeded:
-        import shutil
         shutil.rmtree(work, ignore_errors=True)
         print(f"\nscale: all {len(rows)} scenarios held (nothing acknowledged was lost) in {elapsed:.0f} s")
         return 0
