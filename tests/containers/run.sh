@@ -118,12 +118,14 @@ mkdir -p "$work/secret" && printf 'container-test-token' > "$work/secret/api-tok
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 pod=hello-container-test-$$
 say "Starting pod $pod: nginx + hello + world + nx-27017, published on 127.0.0.1:$port"
-podman pod create --name "$pod" -p "127.0.0.1:$port:8080" >/dev/null
+# The store is reached by the name the manifests use (mongodb-0.mongodb), mapped to the pod's own
+# loopback: the runtime images are FROM scratch, so this checks that their glibc resolves names.
+podman pod create --name "$pod" -p "127.0.0.1:$port:8080" --add-host mongodb-0.mongodb:127.0.0.1 >/dev/null
 mounts=(-v "$root/deploy/base/config:/etc/config:ro" -v "$root/deploy/base/config-immutable:/etc/config-immutable:ro" -v "$work/secret:/etc/secret:ro")
 podman run -d --pod "$pod" --name "$pod-mongodb" --read-only --tmpfs /tmp localhost/hello-test/nx:standin >/dev/null
 for _ in $(seq 1 100); do podman exec "$pod-mongodb" python3 -c 'import socket; socket.create_connection(("127.0.0.1", 27017), 1)' 2>/dev/null && break; sleep 0.2; done
 podman run -d --pod "$pod" --name "$pod-world" --read-only --cap-drop ALL --security-opt no-new-privileges \
-  --env-file "$work/world.env" -e POD_NAME="$pod" -e WORLD_MONGODB_URI="mongodb://127.0.0.1:27017/?directConnection=true" \
+  --env-file "$work/world.env" -e POD_NAME="$pod" -e WORLD_MONGODB_URI="mongodb://mongodb-0.mongodb:27017/?directConnection=true" \
   "${mounts[@]}" localhost/world-service:local >/dev/null
 podman run -d --pod "$pod" --name "$pod-hello" --read-only --cap-drop ALL --security-opt no-new-privileges \
   --env-file "$work/hello.env" -e POD_NAME="$pod" "${mounts[@]}" localhost/hello-service:local >/dev/null
