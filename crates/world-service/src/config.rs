@@ -29,6 +29,11 @@ pub struct Settings {
     /// `WORLD_STORE_CACHE_MB`: the embedded store's own page cache, in MiB.
     #[serde(default = "default_store_cache_mb")]
     pub store_cache_mb: usize,
+    /// `WORLD_STORE_SYNC`: `false` makes the embedded store answer sends before they are synced
+    /// to disk (synced only when the writer is idle, or at shutdown). Only for measuring what
+    /// syncing costs: a crash of the machine can then lose acknowledged hellos.
+    #[serde(default = "default_store_sync")]
+    pub store_sync: bool,
     /// `WORLD_INBOX_CAP`: most hellos that may wait in one inbox.
     #[serde(default = "default_inbox_cap")]
     pub inbox_cap: u64,
@@ -66,6 +71,9 @@ fn default_database() -> String {
 }
 fn default_store_cache_mb() -> usize {
     8
+}
+fn default_store_sync() -> bool {
+    true
 }
 fn default_inbox_cap() -> u64 {
     10_000
@@ -120,6 +128,11 @@ impl Settings {
                 "WORLD_MONGODB_URI",
                 "must start with mongodb:// or mongodb+srv://",
             )?;
+            ensure(
+                self.store_sync,
+                "WORLD_STORE_SYNC",
+                "applies to the embedded store only: MongoDB writes always wait for the journal",
+            )?;
         }
         ensure(
             !self.mongodb_database.is_empty()
@@ -146,6 +159,7 @@ impl Settings {
             mongodb_uri: None,
             mongodb_database: default_database(),
             store_cache_mb: default_store_cache_mb(),
+            store_sync: default_store_sync(),
             inbox_cap: default_inbox_cap(),
             claim_lease_ms: default_claim_lease_ms(),
             idempotency_ttl_secs: default_idempotency_ttl_secs(),

@@ -15,7 +15,11 @@ use prometheus::{HistogramOpts, HistogramVec};
 use crate::{
     config::Settings,
     routes,
-    store::{Store, embedded::EmbeddedStore, mongo::MongoStore},
+    store::{
+        Store,
+        embedded::{EmbeddedOptions, EmbeddedStore},
+        mongo::MongoStore,
+    },
 };
 
 /// What every request handler can reach.
@@ -56,11 +60,22 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                 .await
                 .context("cannot use MongoDB (WORLD_MONGODB_URI)")?,
         ),
-        None => Arc::new(EmbeddedStore::open_with_cache(
-            &settings.data_dir,
-            settings.store_limits(),
-            settings.store_cache_mb * 1024 * 1024,
-        )?),
+        None => {
+            if !settings.store_sync {
+                tracing::warn!(
+                    "WORLD_STORE_SYNC=false: sends are answered before they are on disk; \
+                     a crash of the machine can lose acknowledged hellos. Use it only to measure"
+                );
+            }
+            Arc::new(EmbeddedStore::open_with(
+                &settings.data_dir,
+                settings.store_limits(),
+                EmbeddedOptions {
+                    cache_bytes: settings.store_cache_mb * 1024 * 1024,
+                    sync_sends: settings.store_sync,
+                },
+            )?)
+        }
     })
 }
 

@@ -3,14 +3,15 @@
 //! All writes go through one writer thread. It takes every request waiting in its queue, applies
 //! them in one transaction and commits once (group commit), so concurrent sends share a single
 //! `fsync` instead of paying one each. A batch that contains a send is committed with
-//! `Durability::Immediate`: no send is answered before its hello is on disk. Claims and
+//! `Durability::Immediate`: no send is answered before its hello is on disk (unless
+//! [`EmbeddedOptions::sync_sends`] is off, which exists only to measure this cost). Claims and
 //! acknowledgements alone commit without syncing, and are synced within `MAX_UNSYNCED` (by the
 //! next batch, or by the idle writer): losing one in a crash only makes hellos visible again
 //! (seen twice, never lost), and the window bounds how many.
 
 use std::{
     path::Path,
-    sync::mpsc,
+    sync::{Arc, mpsc},
     thread,
     time::{Duration, Instant},
 };
@@ -22,7 +23,9 @@ use hello_common::{
     timestamp::Millis,
     wire::{Claim, DeliveredHello, StoredHello},
 };
-use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -34,6 +37,10 @@ const HELLOS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("hellos
 const INBOX_SIZES: TableDefinition<&str, u64> = TableDefinition::new("inbox_sizes");
 /// claim id → [`ClaimRecord`].
 const CLAIMS: TableDefinition<&str, &[u8]> = TableDefinition::new("claims");
+/// (inbox key, claim id) → (lease until ms, hellos taken): the claims of one inbox, so that a
+/// read counts the hellos leased to others without visiting every hello waiting behind them.
+const CLAIMS_BY_INBOX: TableDefinition<(&str, &str), (i64, u64)> =
+    TableDefinition::new("claims_by_inbox");
 /// idempotency key → [`IdempotencyRecord`].
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 /// (created at, idempotency key) → (): expiring old keys without scanning them all.
@@ -90,24 +97,46 @@ enum Job {
     Ping(oneshot::Sender<Result<(), StoreError>>),
 }
 
+/// How the embedded store uses memory and the disk.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddedOptions {
+    /// redb's own page cache. The operating system's page cache still holds the file; this
+    /// bounds the process's own memory.
+    pub cache_bytes: usize,
+    /// Sync a batch holding a send before answering it (the default). `false` exists only to
+    /// measure what syncing costs: sends are then synced when the writer is idle, so a crash of
+    /// the machine can lose acknowledged hellos.
+    pub sync_sends: bool,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            sync_sends: true,
+        }
+    }
+}
+
 /// The embedded store: a handle to its writer thread.
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
     jobs: mpsc::SyncSender<Job>,
+    /// For reads that need no writer: redb's readers see the last commit without waiting.
+    database: Arc<Database>,
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) `data_dir/world.redb` with the default cache and starts the writer.
+    /// Opens (or creates) `data_dir/world.redb` with the default options and starts the writer.
     pub fn open(data_dir: &Path, limits: StoreLimits) -> anyhow::Result<Self> {
-        Self::open_with_cache(data_dir, limits, DEFAULT_CACHE_BYTES)
+        Self::open_with(data_dir, limits, EmbeddedOptions::default())
     }
 
-    /// Like [`EmbeddedStore::open`] with redb's page cache capped at `cache_bytes`. The operating
-    /// system's page cache still holds the file; this bounds the process's own memory.
-    pub fn open_with_cache(
+    /// Like [`EmbeddedStore::open`] with the given cache size and syncing.
+    pub fn open_with(
         data_dir: &Path,
         limits: StoreLimits,
-        cache_bytes: usize,
+        options: EmbeddedOptions,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir).with_context(|| {
             format!(
@@ -117,7 +146,7 @@ impl EmbeddedStore {
         })?;
         let path = data_dir.join(DATABASE_FILE);
         let database = redb::Builder::new()
-            .set_cache_size(cache_bytes)
+            .set_cache_size(options.cache_bytes)
             .create(&path)
             .with_context(|| {
                 format!(
@@ -126,12 +155,21 @@ impl EmbeddedStore {
                 )
             })?;
         create_tables(&database)?;
+        let database = Arc::new(database);
         let (jobs, queue) = mpsc::sync_channel(4 * MAX_BATCH);
+        let writer_database = Arc::clone(&database);
         thread::Builder::new()
             .name("embedded-store-writer".into())
-            .spawn(move || Writer { database, limits }.run(&queue))
+            .spawn(move || {
+                Writer {
+                    database: Arc::clone(&writer_database),
+                    limits,
+                    sync_sends: options.sync_sends,
+                }
+                .run(&queue)
+            })
             .context("cannot start the store's writer thread")?;
-        Ok(Self { jobs })
+        Ok(Self { jobs, database })
     }
 
     async fn submit<T>(
@@ -158,6 +196,18 @@ impl EmbeddedStore {
     }
 }
 
+impl EmbeddedStore {
+    /// True when no hello, leased or not, is stored for `name`: a lookup in the page cache.
+    fn inbox_is_empty(&self, name: &Name) -> Result<bool, StoreError> {
+        let read = || -> Storage<bool> {
+            let transaction = self.database.begin_read()?;
+            let sizes = transaction.open_table(INBOX_SIZES)?;
+            Ok(sizes.get(name.key())?.is_none_or(|size| size.value() == 0))
+        };
+        read().map_err(StoreError::unavailable)
+    }
+}
+
 fn writer_stopped() -> StoreError {
     StoreError::unavailable(anyhow::anyhow!("the embedded store's writer has stopped"))
 }
@@ -169,6 +219,15 @@ impl Store for EmbeddedStore {
     }
 
     async fn claim(&self, name: &Name, request: ClaimRequest) -> Result<Claim, StoreError> {
+        // Most reads of a busy service find nothing; those need no write transaction. A send
+        // answered before this read began is committed, so this read transaction sees it.
+        if self.inbox_is_empty(name)? {
+            return Ok(Claim {
+                claim_id: None,
+                hellos: Vec::new(),
+                remaining: 0,
+            });
+        }
         let name = name.clone();
         self.submit(|reply| Job::Claim(name, request, reply)).await
     }
@@ -192,6 +251,7 @@ fn create_tables(database: &Database) -> anyhow::Result<()> {
     transaction.open_table(HELLOS)?;
     transaction.open_table(INBOX_SIZES)?;
     transaction.open_table(CLAIMS)?;
+    transaction.open_table(CLAIMS_BY_INBOX)?;
     transaction.open_table(IDEMPOTENCY)?;
     transaction.open_table(IDEMPOTENCY_BY_AGE)?;
     transaction.open_table(META)?;
@@ -203,8 +263,9 @@ fn create_tables(database: &Database) -> anyhow::Result<()> {
 type Storage<T> = Result<T, anyhow::Error>;
 
 struct Writer {
-    database: Database,
+    database: Arc<Database>,
     limits: StoreLimits,
+    sync_sends: bool,
 }
 
 /// What one job produced inside the transaction, to be answered only after the commit.
@@ -243,8 +304,9 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let durable = batch.iter().any(|job| matches!(job, Job::Send(..)))
-                || (unsynced && last_sync.elapsed() >= MAX_UNSYNCED);
+            let durable = self.sync_sends
+                && (batch.iter().any(|job| matches!(job, Job::Send(..)))
+                    || (unsynced && last_sync.elapsed() >= MAX_UNSYNCED));
             // A durable commit also persists every unsynced commit before it.
             if self.apply_batch(batch, durable) {
                 if durable {
@@ -393,17 +455,24 @@ impl Writer {
         let mut changed = false;
         {
             let mut claims = transaction.open_table(CLAIMS)?;
-            let expired: Vec<String> = claims
+            // (claim id, inbox); an unreadable record has no inbox to clean up after.
+            let expired: Vec<(String, Option<String>)> = claims
                 .iter()?
                 .filter_map(Result::ok)
-                .filter(|(_, record)| {
-                    serde_json::from_slice::<ClaimRecord>(record.value())
-                        .map_or(true, |claim| claim.until < now)
+                .filter_map(|(id, record)| {
+                    match serde_json::from_slice::<ClaimRecord>(record.value()) {
+                        Ok(claim) if claim.until >= now => None,
+                        Ok(claim) => Some((id.value().to_owned(), Some(claim.inbox))),
+                        Err(_) => Some((id.value().to_owned(), None)),
+                    }
                 })
-                .map(|(id, _)| id.value().to_owned())
                 .collect();
-            for id in &expired {
+            let mut by_inbox = transaction.open_table(CLAIMS_BY_INBOX)?;
+            for (id, inbox) in &expired {
                 claims.remove(id.as_str())?;
+                if let Some(inbox) = inbox {
+                    by_inbox.remove((inbox.as_str(), id.as_str()))?;
+                }
             }
             changed |= !expired.is_empty();
 
@@ -442,22 +511,40 @@ fn claim(transaction: &WriteTransaction, name: &Name, request: ClaimRequest) -> 
     let now = Millis::now();
     let until = now.plus_millis(u64::try_from(request.lease.as_millis()).unwrap_or(u64::MAX));
     let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
-    let mut hellos = transaction.open_table(HELLOS)?;
 
+    // Hellos leased to live claims of this inbox: they are neither taken nor remaining.
+    let mut by_inbox = transaction.open_table(CLAIMS_BY_INBOX)?;
+    let mut leased = 0u64;
+    // Claim ids are UUIDs (hex digits and '-'): every one sorts below "~".
+    for entry in by_inbox.range((name.key(), "")..(name.key(), "~"))? {
+        let (_, value) = entry?;
+        let (lease_until, count) = value.value();
+        if lease_until > now.0 {
+            leased += count;
+        }
+    }
+
+    // The oldest visible hellos: skip those leased (they sit near the head, since reads take
+    // the oldest first) and stop at `limit`, so a read costs the same with 10 or 10,000 waiting.
+    let mut hellos = transaction.open_table(HELLOS)?;
     let mut taken: Vec<(u64, HelloRecord)> = Vec::new();
-    let mut remaining = 0u64;
     for entry in hellos.range((name.key(), 0)..=(name.key(), u64::MAX))? {
+        if taken.len() >= limit {
+            break;
+        }
         let (key, value) = entry?;
         let record: HelloRecord = serde_json::from_slice(value.value())?;
         if record.lease_until > now.0 {
             continue; // leased to a reader that has not acknowledged yet
         }
-        if taken.len() < limit {
-            taken.push((key.value().1, record));
-        } else {
-            remaining += 1;
-        }
+        taken.push((key.value().1, record));
     }
+    let stored = transaction
+        .open_table(INBOX_SIZES)?
+        .get(name.key())?
+        .map_or(0, |size| size.value());
+    let count = taken.len() as u64;
+    let remaining = stored.saturating_sub(leased).saturating_sub(count);
     if taken.is_empty() {
         return Ok(Claim {
             claim_id: None,
@@ -491,6 +578,7 @@ fn claim(transaction: &WriteTransaction, name: &Name, request: ClaimRequest) -> 
     transaction
         .open_table(CLAIMS)?
         .insert(claim_id.as_str(), serde_json::to_vec(&record)?.as_slice())?;
+    by_inbox.insert((name.key(), claim_id.as_str()), (until.0, count))?;
     Ok(Claim {
         claim_id: Some(claim_id),
         hellos: delivered,
@@ -507,6 +595,9 @@ fn acknowledge(transaction: &WriteTransaction, claim_id: &str) -> Storage<u64> {
     else {
         return Ok(0);
     };
+    transaction
+        .open_table(CLAIMS_BY_INBOX)?
+        .remove((claim.inbox.as_str(), claim_id))?;
     let mut hellos = transaction.open_table(HELLOS)?;
     let mut deleted = 0u64;
     for sequence in claim.sequences {

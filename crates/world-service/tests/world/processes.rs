@@ -8,16 +8,22 @@ use hello_common::{
 };
 
 fn start_world(data_dir: &Path, lease_ms: u64) -> ChildService {
+    start_world_with(data_dir, lease_ms, &[])
+}
+
+fn start_world_with(data_dir: &Path, lease_ms: u64, extra: &[(&str, &str)]) -> ChildService {
     let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut env = vec![
+        ("WORLD_LISTEN", address.to_string()),
+        ("WORLD_DATA_DIR", data_dir.display().to_string()),
+        ("WORLD_CLAIM_LEASE_MS", lease_ms.to_string()),
+        ("WORLD_SHUTDOWN_DRAIN_MS", "0".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(key, value)| (*key, (*value).to_owned())));
     ChildService::start(
         Path::new(env!("CARGO_BIN_EXE_world-service")),
-        &[
-            ("WORLD_LISTEN", address.to_string()),
-            ("WORLD_DATA_DIR", data_dir.display().to_string()),
-            ("WORLD_CLAIM_LEASE_MS", lease_ms.to_string()),
-            ("WORLD_SHUTDOWN_DRAIN_MS", "0".to_owned()),
-            ("RUST_LOG", "warn".to_owned()),
-        ],
+        &env,
         address,
     )
 }
@@ -94,6 +100,21 @@ async fn sigterm_stops_world_gracefully() {
     );
     let world = start_world(dir.path(), 30_000);
     assert_eq!(claim(&world, "bob").await.hellos.len(), 1);
+}
+
+#[tokio::test]
+async fn with_syncing_off_a_graceful_stop_still_puts_every_send_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = start_world_with(dir.path(), 30_000, &[("WORLD_STORE_SYNC", "false")]);
+    let sent = send(&world, "alice", "bob").await;
+    assert!(
+        world.terminate(Duration::from_secs(15)),
+        "world did not exit on SIGTERM"
+    );
+    let world = start_world(dir.path(), 30_000);
+    let claim = claim(&world, "bob").await;
+    assert_eq!(claim.hellos.len(), 1);
+    assert_eq!(claim.hellos[0].id, sent.id);
 }
 
 #[tokio::test]
@@ -183,4 +204,13 @@ fn a_bad_setting_stops_start_up_with_a_message_naming_the_variable() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("WORLD_CLAIM_LEASE_MS"));
+    // Turning syncing off is for the embedded store only; MongoDB always waits for its journal.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_world-service"))
+        .env("WORLD_STORE_SYNC", "false")
+        .env("WORLD_MONGODB_URI", "mongodb://127.0.0.1:1/")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("WORLD_STORE_SYNC"), "{message}");
 }

@@ -72,6 +72,36 @@ macro_rules! store_suite {
             }
 
             #[tokio::test]
+            async fn remaining_counts_only_hellos_no_live_claim_holds() {
+                let store = $open(limits()).await;
+                let mut sent = Vec::new();
+                for index in 0..10 {
+                    sent.push(store.say(&format!("s{index}"), "bob").await.id);
+                }
+                let ids = |claim: &hello_common::wire::Claim| -> Vec<String> {
+                    claim.hellos.iter().map(|hello| hello.id.clone()).collect()
+                };
+                // Hellos 0-2 go to a reader whose lease runs out, 3-5 to one that stays.
+                let expiring = store.store.claim(&name("bob"), take(3, 200)).await.unwrap();
+                let holding = store.store.claim(&name("bob"), take(3, LONG_LEASE)).await.unwrap();
+                assert_eq!(ids(&holding), sent[3..6]);
+                assert_eq!(holding.remaining, 4);
+                tokio::time::sleep(Duration::from_millis(400)).await;
+
+                // 0-2 are visible again, ahead of 3-5 (leased) and 6-9.
+                let next = store.store.claim(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
+                assert_eq!(ids(&next), sent[..2]);
+                assert_eq!(next.remaining, 5, "hello 2 and hellos 6-9; not the 3 still leased");
+                assert_eq!(expiring.hellos.len(), 3);
+
+                store.store.acknowledge(holding.claim_id.as_deref().unwrap()).await.unwrap();
+                let rest = store.store.claim(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
+                let expected: Vec<String> = std::iter::once(sent[2].clone()).chain(sent[6..].iter().cloned()).collect();
+                assert_eq!(ids(&rest), expected);
+                assert_eq!(rest.remaining, 0);
+            }
+
+            #[tokio::test]
             async fn an_unacknowledged_claim_is_delivered_again_after_its_lease() {
                 let store = $open(limits()).await;
                 let sent = store.say("alice", "bob").await;
