@@ -30,6 +30,13 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
 
+impl RequestId {
+    /// A new id, for work that no incoming request started (unique, time-ordered).
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+}
+
 impl FromRequest for RequestId {
     type Error = Error;
     type Future = Ready<Result<Self, Self::Error>>;
@@ -39,7 +46,7 @@ impl FromRequest for RequestId {
             .extensions()
             .get::<RequestId>()
             .cloned()
-            .unwrap_or_else(|| RequestId(uuid::Uuid::now_v7().to_string()));
+            .unwrap_or_else(RequestId::generate);
         ready(Ok(id))
     }
 }

@@ -52,8 +52,8 @@ pub struct DeliveredHello {
 /// `POST /v1/inboxes/{name}/claims?limit=N`: the oldest waiting hellos, now leased to the caller.
 ///
 /// Taking hellos is two steps so that none is lost when a process dies in between: the claim
-/// hides them for a lease; `DELETE /v1/claims/{claim_id}` (the acknowledgement, sent once the
-/// answer has gone out) removes them. A claim that is never acknowledged expires and its hellos
+/// hides them for a lease; `POST /v1/acknowledgements` (sent once the answer has gone out, for
+/// many claims at a time) removes them. A claim that is never acknowledged expires and its hellos
 /// are delivered again.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claim {
@@ -63,4 +63,26 @@ pub struct Claim {
     pub hellos: Vec<DeliveredHello>,
     /// Hellos still waiting (not taken by this or any live claim).
     pub remaining: u64,
+}
+
+/// The most claims one `POST /v1/acknowledgements` may name.
+pub const MAX_ACKNOWLEDGEMENTS: usize = 256;
+
+/// `POST /v1/acknowledgements`: these claims' answers were received; delete their hellos.
+///
+/// One request carries every claim whose answer settled since the last one, so a busy reader
+/// pays one request and one store transaction for many reads. Acknowledging a claim twice, or an
+/// unknown or expired one, deletes nothing and is not an error: retrying is always safe.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledgements {
+    /// 1 to [`MAX_ACKNOWLEDGEMENTS`] claim ids.
+    pub claims: Vec<String>,
+}
+
+/// The answer to `POST /v1/acknowledgements`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Acknowledged {
+    /// Hellos deleted (those of claims that still held them).
+    pub deleted: u64,
 }

@@ -20,17 +20,18 @@
 
 use std::{
     any::Any,
+    collections::VecDeque,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
 use actix_web::{HttpRequest, dev::Extensions, http::ConnectionType};
-use hello_common::{lifecycle::Lifecycle, observability::RequestId};
+use hello_common::{lifecycle::Lifecycle, observability::RequestId, wire::MAX_ACKNOWLEDGEMENTS};
 use prometheus::IntCounter;
-use tokio::sync::Notify;
+use tokio::{sync::Notify, time::Instant};
 
 use crate::world_client::WorldClient;
 
@@ -90,72 +91,173 @@ impl Delivery {
     }
 }
 
+/// An answer written, waiting for its connection to show it was received.
+#[derive(Debug)]
+struct Written {
+    due: Instant,
+    delivery: Delivery,
+    claim_id: String,
+    request_id: RequestId,
+}
+
 /// Acknowledges claims once their answers are received, and knows how many are still pending.
+///
+/// Answers wait in one queue, in the order they were written (so in the order they are due); one
+/// task takes those whose [`SETTLE`] has passed, checks their connections, and acknowledges the
+/// received ones in batches: a busy service sends world-service one request, and its store one
+/// transaction, for the many reads that settled in the meantime.
 #[derive(Debug, Clone)]
 pub struct Receipts {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     world: WorldClient,
     lifecycle: Lifecycle,
-    pending: Arc<(AtomicUsize, Notify)>,
+    queue: Mutex<VecDeque<Written>>,
+    /// Wakes the task when an answer joins an empty queue.
+    arrived: Notify,
+    /// Answers written and not yet acknowledged or given up on (queued or being acknowledged).
+    pending: AtomicUsize,
+    settled: Notify,
     /// `hello_reads_not_acknowledged_total`
     not_acknowledged: IntCounter,
 }
 
 impl Receipts {
-    pub fn new(world: WorldClient, lifecycle: Lifecycle, not_acknowledged: IntCounter) -> Self {
-        Self {
-            world,
-            lifecycle,
-            pending: Arc::default(),
-            not_acknowledged,
-        }
+    /// Starts the task that acknowledges settled answers (on the current Tokio runtime).
+    pub fn start(world: WorldClient, lifecycle: Lifecycle, not_acknowledged: IntCounter) -> Self {
+        let receipts = Self {
+            inner: Arc::new(Inner {
+                world,
+                lifecycle,
+                queue: Mutex::default(),
+                arrived: Notify::new(),
+                pending: AtomicUsize::new(0),
+                settled: Notify::new(),
+                not_acknowledged,
+            }),
+        };
+        tokio::spawn(receipts.clone().acknowledge_settled());
+        receipts
     }
 
     /// Called once the answer carrying `claim_id` has been handed to the connection.
     pub fn answer_written(&self, delivery: Delivery, claim_id: String, request_id: RequestId) {
-        let receipts = self.clone();
-        self.pending.0.fetch_add(1, Ordering::SeqCst);
-        actix_web::rt::spawn(async move {
-            if receipts.received(&delivery).await {
-                receipts.world.acknowledge(&claim_id, &request_id).await;
-            } else {
-                receipts.not_acknowledged.inc();
-                tracing::warn!(
-                    request_id = %request_id.0,
-                    claim_id,
-                    "the connection closed right after the answer: not acknowledged, so its hellos come back when the lease ends"
-                );
-            }
-            if receipts.pending.0.fetch_sub(1, Ordering::SeqCst) == 1 {
-                receipts.pending.1.notify_waiters();
-            }
-        });
+        self.inner.pending.fetch_add(1, Ordering::SeqCst);
+        let was_empty = {
+            let mut queue = self
+                .inner
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            queue.push_back(Written {
+                due: Instant::now() + SETTLE,
+                delivery,
+                claim_id,
+                request_id,
+            });
+            queue.len() == 1
+        };
+        if was_empty {
+            self.inner.arrived.notify_one();
+        }
     }
 
-    async fn received(&self, delivery: &Delivery) -> bool {
+    /// The task: waits for the oldest answer to settle, then acknowledges every settled one.
+    async fn acknowledge_settled(self) {
+        loop {
+            let oldest_due = self
+                .inner
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .front()
+                .map(|written| written.due);
+            match oldest_due {
+                // `notify_one` keeps a permit, so an answer queued since the check still wakes us.
+                None => self.inner.arrived.notified().await,
+                Some(due) => {
+                    tokio::time::sleep_until(due).await;
+                    self.take_settled();
+                }
+            }
+        }
+    }
+
+    /// Takes the answers due by now, sorts the received from the lost, acknowledges the received.
+    fn take_settled(&self) {
+        let now = Instant::now();
+        let mut received = Vec::new();
+        let mut lost = 0;
+        {
+            let mut queue = self
+                .inner
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            while queue.front().is_some_and(|written| written.due <= now) {
+                let Some(written) = queue.pop_front() else {
+                    break;
+                };
+                if self.received(&written.delivery) {
+                    received.push(written.claim_id);
+                } else {
+                    lost += 1;
+                    self.inner.not_acknowledged.inc();
+                    tracing::warn!(
+                        request_id = %written.request_id.0,
+                        claim_id = written.claim_id,
+                        "the connection closed right after the answer: not acknowledged, so its hellos come back when the lease ends"
+                    );
+                }
+            }
+        }
+        self.done(lost);
+        while !received.is_empty() {
+            let rest = received.split_off(received.len().min(MAX_ACKNOWLEDGEMENTS));
+            let batch = std::mem::replace(&mut received, rest);
+            let receipts = self.clone();
+            tokio::spawn(async move {
+                let claims = batch.len();
+                let request_id = RequestId::generate();
+                receipts.inner.world.acknowledge(batch, &request_id).await;
+                receipts.done(claims);
+            });
+        }
+    }
+
+    /// Whether the answer's connection shows, [`SETTLE`] after it was written, that it arrived.
+    fn received(&self, delivery: &Delivery) -> bool {
         let Some(connection) = &delivery.connection else {
             return true; // not a tracked TCP connection (cannot happen with HttpServer)
         };
-        if delivery.closing_after {
-            return true;
-        }
-        tokio::time::sleep(SETTLE).await;
-        connection.requests.load(Ordering::SeqCst) > delivery.requests_so_far
+        delivery.closing_after
+            || connection.requests.load(Ordering::SeqCst) > delivery.requests_so_far
             || !connection.closed.load(Ordering::SeqCst)
-            || self.lifecycle.is_draining()
+            || self.inner.lifecycle.is_draining()
+    }
+
+    /// `answers` are acknowledged or given up on.
+    fn done(&self, answers: usize) {
+        if answers > 0 && self.inner.pending.fetch_sub(answers, Ordering::SeqCst) == answers {
+            self.inner.settled.notify_waiters();
+        }
     }
 
     /// Waits (at most `limit`) until every written answer has been acknowledged or given up on:
     /// the last step of a graceful shutdown.
     pub async fn wait_until_settled(&self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
-        while self.pending.0.load(Ordering::SeqCst) > 0 {
-            let notified = self.pending.1.notified();
-            if self.pending.0.load(Ordering::SeqCst) == 0 {
+        while self.inner.pending.load(Ordering::SeqCst) > 0 {
+            let notified = self.inner.settled.notified();
+            if self.inner.pending.load(Ordering::SeqCst) == 0 {
                 break;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 tracing::warn!(
-                    pending = self.pending.0.load(Ordering::SeqCst),
+                    pending = self.inner.pending.load(Ordering::SeqCst),
                     "stopping with acknowledgements still pending: those hellos come back when their lease ends"
                 );
                 break;

@@ -93,7 +93,7 @@ impl Application {
             .register(Box::new(not_acknowledged.clone()))?;
         let metrics = web::Data::new(metrics);
         let lifecycle = Lifecycle::default();
-        let receipts = Receipts::new(world.clone(), lifecycle.clone(), not_acknowledged);
+        let receipts = Receipts::start(world.clone(), lifecycle.clone(), not_acknowledged);
         let pod = PodIdentity::from_env();
         let pod_header = pod.name.clone();
         let state = web::Data::new(AppState {

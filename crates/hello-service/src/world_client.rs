@@ -10,7 +10,7 @@ use hello_common::{
     Name, Problem,
     observability::{REQUEST_ID_HEADER, RequestId},
     problem::PROBLEM_JSON,
-    wire::{Claim, SendHello, StoredHello},
+    wire::{Acknowledgements, Claim, SendHello, StoredHello},
 };
 
 /// How long a client should wait before retrying when world-service is unreachable.
@@ -98,31 +98,35 @@ impl WorldClient {
         decode(request.send().await).await
     }
 
-    /// Acknowledges a delivered claim, retrying a few times: if every try fails, the lease runs
-    /// out and the hellos are delivered again (a duplicate, not a loss).
-    pub async fn acknowledge(&self, claim_id: &str, request_id: &RequestId) {
-        let url = format!("{}/v1/claims/{}", self.base_url, encode(claim_id));
+    /// Acknowledges claims whose answers were received (at most `MAX_ACKNOWLEDGEMENTS`),
+    /// retrying a few times. Giving up costs duplicates, not losses: the claims' leases run out
+    /// and their hellos are delivered again.
+    pub async fn acknowledge(&self, claim_ids: Vec<String>, request_id: &RequestId) {
+        let url = format!("{}/v1/acknowledgements", self.base_url);
+        let claims = claim_ids.len();
+        let body = Acknowledgements { claims: claim_ids };
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=5 {
             let request = self
                 .http
-                .delete(&url)
-                .header(REQUEST_ID_HEADER, &request_id.0);
+                .post(&url)
+                .header(REQUEST_ID_HEADER, &request_id.0)
+                .json(&body);
             match request.send().await {
                 Ok(response) if response.status().is_success() => return,
                 Ok(response) => {
-                    tracing::warn!(attempt, status = %response.status(), claim_id, "acknowledgement refused");
+                    tracing::warn!(attempt, status = %response.status(), claims, "acknowledgement refused");
                 }
                 Err(error) => {
-                    tracing::warn!(attempt, %error, claim_id, "acknowledgement failed");
+                    tracing::warn!(attempt, %error, claims, "acknowledgement failed");
                 }
             }
             tokio::time::sleep(delay).await;
             delay *= 2;
         }
         tracing::error!(
-            claim_id,
-            "acknowledgement gave up: these hellos will be delivered again when the lease ends"
+            claims,
+            "acknowledgement gave up: these hellos will be delivered again when their leases end"
         );
     }
 

@@ -70,7 +70,7 @@ fn default_database() -> String {
     "hello".to_owned()
 }
 fn default_store_cache_mb() -> usize {
-    8
+    4
 }
 fn default_store_sync() -> bool {
     true

@@ -50,6 +50,7 @@ pub struct Application {
     server: Server,
     lifecycle: Lifecycle,
     drain_delay: Duration,
+    store: Arc<dyn Store>,
 }
 
 /// Opens the store the settings choose: MongoDB when `WORLD_MONGODB_URI` is set, else embedded.
@@ -107,7 +108,7 @@ impl Application {
         metrics.registry.register(Box::new(store_latency.clone()))?;
         let metrics = web::Data::new(metrics);
         let state = web::Data::new(AppState {
-            store,
+            store: Arc::clone(&store),
             claim_lease_ms: settings.claim_lease_ms,
             settings: settings.clone(),
             uptime: Uptime::default(),
@@ -137,6 +138,7 @@ impl Application {
             server,
             lifecycle,
             drain_delay: Duration::from_millis(settings.shutdown_drain_ms),
+            store,
         })
     }
 
@@ -145,8 +147,15 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM/SIGINT, then shuts down gracefully.
+    /// Serves until SIGTERM/SIGINT, then shuts down gracefully: once the last request is
+    /// answered, the store is closed (synced), so that a restart finds every claim and
+    /// acknowledgement where it was left.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        lifecycle::run_until_stopped(self.server, self.lifecycle, self.drain_delay).await
+        let served =
+            lifecycle::run_until_stopped(self.server, self.lifecycle, self.drain_delay).await;
+        if let Err(error) = self.store.close().await {
+            tracing::error!(error = %error, "closing the store failed");
+        }
+        served
     }
 }

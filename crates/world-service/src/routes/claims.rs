@@ -1,7 +1,10 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, http::StatusCode, web};
-use hello_common::{Name, Problem};
+use hello_common::{
+    Name, Problem,
+    wire::{Acknowledged, Acknowledgements, MAX_ACKNOWLEDGEMENTS},
+};
 use serde::Deserialize;
 
 use crate::{startup::AppState, store::ClaimRequest};
@@ -47,12 +50,48 @@ pub async fn claim(
     Ok(HttpResponse::Ok().json(claim))
 }
 
-/// `DELETE /v1/claims/{claim_id}`: the caller delivered the hellos; delete them.
+/// The largest body of `POST /v1/acknowledgements`: [`MAX_ACKNOWLEDGEMENTS`] claim ids of up to
+/// [`MAX_CLAIM_ID_LENGTH`] characters, quoted and separated. Independent of
+/// `WORLD_MAX_BODY_BYTES`, which bounds hellos.
+pub const ACKNOWLEDGEMENTS_BODY_LIMIT: usize =
+    16 + MAX_ACKNOWLEDGEMENTS * (MAX_CLAIM_ID_LENGTH + 3);
+/// Claim ids are UUIDs (36 characters); anything much longer is not one of ours.
+const MAX_CLAIM_ID_LENGTH: usize = 64;
+
+/// `POST /v1/acknowledgements`: the caller delivered these claims' hellos; delete them.
 pub async fn acknowledge(
     state: web::Data<AppState>,
-    claim_id: web::Path<String>,
+    body: web::Json<Acknowledgements>,
 ) -> Result<HttpResponse, Problem> {
+    let claims = body.into_inner().claims;
+    if !(1..=MAX_ACKNOWLEDGEMENTS).contains(&claims.len()) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-acknowledgements",
+            "Invalid acknowledgements",
+            format!(
+                "name 1 to {MAX_ACKNOWLEDGEMENTS} claims per request; there were {}",
+                claims.len()
+            ),
+        )
+        .with_field("claims"));
+    }
+    if let Some(bad) = claims
+        .iter()
+        .find(|id| id.is_empty() || id.len() > MAX_CLAIM_ID_LENGTH)
+    {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-acknowledgements",
+            "Invalid acknowledgements",
+            format!(
+                "a claim id has 1 to {MAX_CLAIM_ID_LENGTH} characters; one had {}",
+                bad.len()
+            ),
+        )
+        .with_field("claims"));
+    }
     let _timer = state.time_store("acknowledge");
-    let deleted = state.store.acknowledge(&claim_id).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": deleted })))
+    let deleted = state.store.acknowledge(&claims).await?;
+    Ok(HttpResponse::Ok().json(Acknowledged { deleted }))
 }

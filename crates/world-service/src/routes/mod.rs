@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | POST | `/v1/inboxes/{to}/hellos` | store a hello durably: 201 with it |
 //! | POST | `/v1/inboxes/{name}/claims?limit=N&lease_ms=M` | lease the oldest waiting hellos |
-//! | DELETE | `/v1/claims/{claim_id}` | acknowledge a claim: its hellos are deleted |
+//! | POST | `/v1/acknowledgements` | acknowledge claims (`{"claims": [ids]}`): their hellos are deleted |
 //! | GET | `/v1/info` | version, store, uptime, configuration and its sources, secret fingerprints |
 //! | GET | `/healthz`, `/readyz` | alive; ready (store answers, not shutting down) |
 //! | GET | `/metrics` | Prometheus text format |
@@ -15,7 +15,10 @@ mod hellos;
 mod info;
 
 use actix_web::web;
-use hello_common::{observability::metrics_endpoint, problem::extractors::resource};
+use hello_common::{
+    observability::metrics_endpoint,
+    problem::extractors::{json_config, resource},
+};
 
 /// Registers every route.
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -27,7 +30,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/v1/inboxes/{to}/hellos", "POST").route(web::post().to(hellos::send)))
         .service(resource("/v1/inboxes/{name}/claims", "POST").route(web::post().to(claims::claim)))
         .service(
-            resource("/v1/claims/{claim_id}", "DELETE")
-                .route(web::delete().to(claims::acknowledge)),
+            resource("/v1/acknowledgements", "POST")
+                .app_data(json_config(claims::ACKNOWLEDGEMENTS_BODY_LIMIT))
+                .route(web::post().to(claims::acknowledge)),
         );
 }

@@ -6,7 +6,7 @@
 //!
 //! Taking hellos is two-phase so that a crash never loses one: [`Store::claim`] leases the oldest
 //! waiting hellos to the caller and hides them from other readers; [`Store::acknowledge`] deletes
-//! them once the caller has delivered them. A lease that runs out without an acknowledgement makes
+//! them once the caller has delivered them (many claims at once: a busy reader sends them together). A lease that runs out without an acknowledgement makes
 //! its hellos visible again, so a reader that died mid-request costs a duplicate, never a loss.
 
 pub mod embedded;
@@ -71,12 +71,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Leases up to `request.limit` of the oldest visible hellos of `name` to the caller.
     async fn claim(&self, name: &Name, request: ClaimRequest) -> Result<Claim, StoreError>;
 
-    /// Deletes the hellos of a claim, if it still holds them. Returns how many were deleted.
-    /// Acknowledging twice, or an unknown claim, deletes nothing and is not an error.
-    async fn acknowledge(&self, claim_id: &str) -> Result<u64, StoreError>;
+    /// Deletes the hellos of these claims, those they still hold. Returns how many were deleted.
+    /// Acknowledging twice, or an unknown claim, deletes nothing and is not an error. Each claim
+    /// is acknowledged whole or not at all; after an error, acknowledging them all again is safe.
+    async fn acknowledge(&self, claim_ids: &[String]) -> Result<u64, StoreError>;
 
     /// Succeeds when the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The last call, at shutdown: returns once everything written so far is durable (the
+    /// embedded store syncs what it had not yet synced and stops its writer).
+    async fn close(&self) -> Result<(), StoreError>;
 
     /// `embedded` or `mongodb`, for logs, `/info` and metrics.
     fn backend(&self) -> &'static str;

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 
 use hello_common::{
     testing::{ChildService, free_port},
-    wire::{Claim, StoredHello},
+    wire::{Acknowledged, Claim, StoredHello},
 };
 
 fn start_world(data_dir: &Path, lease_ms: u64) -> ChildService {
@@ -100,6 +100,76 @@ async fn sigterm_stops_world_gracefully() {
     );
     let world = start_world(dir.path(), 30_000);
     assert_eq!(claim(&world, "bob").await.hellos.len(), 1);
+}
+
+async fn acknowledge(world: &ChildService, claim_ids: &[&str]) -> Acknowledged {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/acknowledgements", world.url()))
+        .json(&serde_json::json!({ "claims": claim_ids }))
+        .send()
+        .await
+        .expect("acknowledge");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("acknowledged")
+}
+
+#[tokio::test]
+async fn claims_and_acknowledgements_answered_before_sigterm_survive_the_restart() {
+    // Claims and acknowledgements commit without syncing; a graceful stop must sync them, or a
+    // restart would hand out hellos already delivered (ann's) or still leased (ben's).
+    let dir = tempfile::tempdir().unwrap();
+    let world = start_world(dir.path(), 30_000);
+    send(&world, "alice", "ann").await;
+    send(&world, "alice", "ben").await;
+    let delivered = claim(&world, "ann").await;
+    let deleted = acknowledge(&world, &[delivered.claim_id.as_deref().unwrap()]).await;
+    assert_eq!(deleted.deleted, 1);
+    assert_eq!(claim(&world, "ben").await.hellos.len(), 1);
+    assert!(
+        world.terminate(Duration::from_secs(15)),
+        "world did not exit on SIGTERM"
+    );
+    let world = start_world(dir.path(), 30_000);
+    assert_eq!(
+        claim(&world, "ann").await.hellos,
+        [],
+        "acknowledged, so gone"
+    );
+    assert_eq!(claim(&world, "ben").await.hellos, [], "still leased");
+}
+
+#[tokio::test]
+async fn acknowledgements_name_1_to_256_claims_of_sensible_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = start_world(dir.path(), 30_000);
+    let long = "x".repeat(65);
+    let too_many: Vec<String> = (0..257).map(|i| format!("claim-{i}")).collect();
+    for body in [
+        serde_json::json!({ "claims": [] }),
+        serde_json::json!({ "claims": too_many }),
+        serde_json::json!({ "claims": [long] }),
+        serde_json::json!({ "claims": "one" }),
+    ] {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/acknowledgements", world.url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+    let most: Vec<String> = (0..256).map(|i| format!("{i:0>36}")).collect();
+    assert_eq!(
+        acknowledge(&world, &most.iter().map(String::as_str).collect::<Vec<_>>())
+            .await
+            .deleted,
+        0,
+        "256 unknown claims: accepted, nothing deleted"
+    );
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ macro_rules! store_suite {
                 assert_eq!(claim.hellos[0].id, sent.id);
                 assert_eq!(claim.hellos[0].at, sent.at);
                 assert_eq!(claim.remaining, 0);
-                let deleted = store.store.acknowledge(claim.claim_id.as_deref().unwrap()).await.unwrap();
+                let deleted = store.store.acknowledge(&[claim.claim_id.clone().unwrap()]).await.unwrap();
                 assert_eq!(deleted, 1);
 
                 let again = store.store.claim(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
@@ -41,7 +41,7 @@ macro_rules! store_suite {
                 let ids: Vec<_> = first.hellos.iter().map(|hello| hello.id.clone()).collect();
                 assert_eq!(ids, sent[..2]);
                 assert_eq!(first.remaining, 3);
-                store.store.acknowledge(first.claim_id.as_deref().unwrap()).await.unwrap();
+                store.store.acknowledge(&[first.claim_id.clone().unwrap()]).await.unwrap();
 
                 let rest = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 let ids: Vec<_> = rest.hellos.iter().map(|hello| hello.id.clone()).collect();
@@ -94,7 +94,7 @@ macro_rules! store_suite {
                 assert_eq!(next.remaining, 5, "hello 2 and hellos 6-9; not the 3 still leased");
                 assert_eq!(expiring.hellos.len(), 3);
 
-                store.store.acknowledge(holding.claim_id.as_deref().unwrap()).await.unwrap();
+                store.store.acknowledge(&[holding.claim_id.clone().unwrap()]).await.unwrap();
                 let rest = store.store.claim(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
                 let expected: Vec<String> = std::iter::once(sent[2].clone()).chain(sent[6..].iter().cloned()).collect();
                 assert_eq!(ids(&rest), expected);
@@ -121,9 +121,9 @@ macro_rules! store_suite {
                 tokio::time::sleep(Duration::from_millis(400)).await;
                 let current = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 assert_eq!(current.hellos.len(), 1);
-                let deleted = store.store.acknowledge(late.claim_id.as_deref().unwrap()).await.unwrap();
+                let deleted = store.store.acknowledge(&[late.claim_id.clone().unwrap()]).await.unwrap();
                 assert_eq!(deleted, 0, "the first reader's lease had ended");
-                let deleted = store.store.acknowledge(current.claim_id.as_deref().unwrap()).await.unwrap();
+                let deleted = store.store.acknowledge(&[current.claim_id.clone().unwrap()]).await.unwrap();
                 assert_eq!(deleted, 1);
             }
 
@@ -133,9 +133,34 @@ macro_rules! store_suite {
                 store.say("alice", "bob").await;
                 let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 let id = claim.claim_id.unwrap();
-                assert_eq!(store.store.acknowledge(&id).await.unwrap(), 1);
-                assert_eq!(store.store.acknowledge(&id).await.unwrap(), 0);
-                assert_eq!(store.store.acknowledge("no-such-claim").await.unwrap(), 0);
+                assert_eq!(store.store.acknowledge(std::slice::from_ref(&id)).await.unwrap(), 1);
+                assert_eq!(store.store.acknowledge(std::slice::from_ref(&id)).await.unwrap(), 0);
+                assert_eq!(store.store.acknowledge(&["no-such-claim".to_owned()]).await.unwrap(), 0);
+            }
+
+            #[tokio::test]
+            async fn one_acknowledgement_deletes_the_hellos_of_every_claim_it_names() {
+                let store = $open(limits()).await;
+                for to in ["ann", "ben", "cal"] {
+                    store.say("alice", to).await;
+                    store.say("bruno", to).await;
+                }
+                let mut ids = Vec::new();
+                for to in ["ann", "ben"] {
+                    ids.push(store.store.claim(&name(to), take(10, LONG_LEASE)).await.unwrap().claim_id.unwrap());
+                }
+                // A claim of cal's inbox that is not named stays leased, and an unknown id is ignored.
+                let cal = store.store.claim(&name("cal"), take(1, LONG_LEASE)).await.unwrap();
+                ids.push("no-such-claim".to_owned());
+                assert_eq!(store.store.acknowledge(&ids).await.unwrap(), 4);
+                assert_eq!(store.store.acknowledge(&ids).await.unwrap(), 0, "acknowledging again deletes nothing");
+                for to in ["ann", "ben"] {
+                    let after = store.store.claim(&name(to), take(10, LONG_LEASE)).await.unwrap();
+                    assert!(after.hellos.is_empty(), "{to}: {after:?}");
+                }
+                let rest = store.store.claim(&name("cal"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(rest.hellos.len(), 1, "cal's first hello is still leased to its claim: {rest:?}");
+                assert_ne!(rest.hellos[0].id, cal.hellos[0].id);
             }
 
             #[tokio::test]
@@ -148,7 +173,7 @@ macro_rules! store_suite {
                 assert_ne!(first.id, other.id);
                 let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 assert_eq!(claim.hellos.len(), 2);
-                store.store.acknowledge(claim.claim_id.as_deref().unwrap()).await.unwrap();
+                store.store.acknowledge(&[claim.claim_id.clone().unwrap()]).await.unwrap();
                 // Still remembered after delivery: a late retry must not deliver it twice.
                 let late = store.store.send(hello("alice", "bob", Some("key-1"))).await.unwrap();
                 assert_eq!(late, first);
@@ -176,7 +201,7 @@ macro_rules! store_suite {
                 assert!(matches!(error, StoreError::InboxFull { cap: 3, .. }), "{error}");
                 store.say("alice", "carol").await; // other inboxes are not affected
                 let claim = store.store.claim(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
-                store.store.acknowledge(claim.claim_id.as_deref().unwrap()).await.unwrap();
+                store.store.acknowledge(&[claim.claim_id.clone().unwrap()]).await.unwrap();
                 store.say("alice", "bob").await;
                 let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 assert_eq!(claim.hellos.len(), 2);
@@ -237,7 +262,7 @@ macro_rules! store_suite {
                                 }
                                 idle_rounds = 0;
                                 received.extend(claim.hellos.into_iter().map(|hello| hello.id));
-                                store.acknowledge(claim.claim_id.as_deref().unwrap()).await.expect("ack");
+                                store.acknowledge(&[claim.claim_id.clone().unwrap()]).await.expect("ack");
                             }
                             received
                         })
