@@ -461,7 +461,7 @@ def main() -> None:
         f"| GET | {p99_ratio('big_pod_get', 'pod_get'):.2f}x | ≤ 2x |",
         "",
         f"world-service's RSS peaked at {big_world_peak / 1024:.1f} MiB with the million stored (its page cache is "
-        "capped by `WORLD_STORE_CACHE_MB`, 8 by default; the operating system caches the file).",
+        "capped by `WORLD_STORE_CACHE_MB`, 4 by default; the operating system caches the file).",
         "",
         "## GET against the number waiting",
         "",
