@@ -189,40 +189,43 @@ impl Receipts {
     /// Takes the answers due by now, sorts the received from the lost, acknowledges the received.
     fn take_settled(&self) {
         let now = Instant::now();
-        let mut received = Vec::new();
-        let mut lost = 0;
-        {
+        let settled: Vec<Written> = {
             let mut queue = self
                 .inner
                 .queue
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            while queue.front().is_some_and(|written| written.due <= now) {
-                let Some(written) = queue.pop_front() else {
-                    break;
-                };
-                if self.received(&written.delivery) {
-                    received.push(written.claim_id);
-                } else {
-                    lost += 1;
-                    self.inner.not_acknowledged.inc();
-                    tracing::warn!(
-                        request_id = %written.request_id.0,
-                        claim_id = written.claim_id,
-                        "the connection closed right after the answer: not acknowledged, so its hellos come back when the lease ends"
-                    );
-                }
-            }
+            let due = queue
+                .iter()
+                .take_while(|written| written.due <= now)
+                .count();
+            queue.drain(..due).collect()
+        };
+        let (received, lost): (Vec<Written>, Vec<Written>) = settled
+            .into_iter()
+            .partition(|written| self.received(&written.delivery));
+        for written in &lost {
+            self.inner.not_acknowledged.inc();
+            tracing::warn!(
+                request_id = %written.request_id.0,
+                claim_id = written.claim_id,
+                "the connection closed right after the answer: not acknowledged, so its hellos come back when the lease ends"
+            );
         }
-        self.done(lost);
-        while !received.is_empty() {
-            let rest = received.split_off(received.len().min(MAX_ACKNOWLEDGEMENTS));
-            let batch = std::mem::replace(&mut received, rest);
-            let receipts = self.clone();
+        self.done(lost.len());
+        let claim_ids: Vec<String> = received
+            .into_iter()
+            .map(|written| written.claim_id)
+            .collect();
+        for batch in claim_ids.chunks(MAX_ACKNOWLEDGEMENTS) {
+            let (receipts, batch) = (self.clone(), batch.to_vec());
             tokio::spawn(async move {
                 let claims = batch.len();
-                let request_id = RequestId::generate();
-                receipts.inner.world.acknowledge(batch, &request_id).await;
+                receipts
+                    .inner
+                    .world
+                    .acknowledge(batch, &RequestId::generate())
+                    .await;
                 receipts.done(claims);
             });
         }

@@ -65,33 +65,31 @@ pub async fn acknowledge(
 ) -> Result<HttpResponse, Problem> {
     let claims = body.into_inner().claims;
     if !(1..=MAX_ACKNOWLEDGEMENTS).contains(&claims.len()) {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-acknowledgements",
-            "Invalid acknowledgements",
-            format!(
-                "name 1 to {MAX_ACKNOWLEDGEMENTS} claims per request; there were {}",
-                claims.len()
-            ),
-        )
-        .with_field("claims"));
+        return Err(invalid_acknowledgements(format!(
+            "name 1 to {MAX_ACKNOWLEDGEMENTS} claims per request; there were {}",
+            claims.len()
+        )));
     }
     if let Some(bad) = claims
         .iter()
         .find(|id| id.is_empty() || id.len() > MAX_CLAIM_ID_LENGTH)
     {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-acknowledgements",
-            "Invalid acknowledgements",
-            format!(
-                "a claim id has 1 to {MAX_CLAIM_ID_LENGTH} characters; one had {}",
-                bad.len()
-            ),
-        )
-        .with_field("claims"));
+        return Err(invalid_acknowledgements(format!(
+            "a claim id has 1 to {MAX_CLAIM_ID_LENGTH} characters; one had {}",
+            bad.len()
+        )));
     }
     let _timer = state.time_store("acknowledge");
     let deleted = state.store.acknowledge(&claims).await?;
     Ok(HttpResponse::Ok().json(Acknowledged { deleted }))
+}
+
+fn invalid_acknowledgements(detail: String) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "invalid-acknowledgements",
+        "Invalid acknowledgements",
+        detail,
+    )
+    .with_field("claims")
 }

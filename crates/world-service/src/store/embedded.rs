@@ -161,17 +161,14 @@ impl EmbeddedStore {
         create_tables(&database)?;
         let database = Arc::new(database);
         let (jobs, queue) = mpsc::sync_channel(4 * MAX_BATCH);
-        let writer_database = Arc::clone(&database);
+        let writer = Writer {
+            database: Arc::clone(&database),
+            limits,
+            sync_sends: options.sync_sends,
+        };
         thread::Builder::new()
             .name("embedded-store-writer".into())
-            .spawn(move || {
-                Writer {
-                    database: Arc::clone(&writer_database),
-                    limits,
-                    sync_sends: options.sync_sends,
-                }
-                .run(&queue)
-            })
+            .spawn(move || writer.run(&queue))
             .context("cannot start the store's writer thread")?;
         Ok(Self { jobs, database })
     }
@@ -198,9 +195,7 @@ impl EmbeddedStore {
         }
         answer.await.map_err(|_| writer_stopped())?
     }
-}
 
-impl EmbeddedStore {
     /// True when no hello, leased or not, is stored for `name`: a lookup in the page cache.
     fn inbox_is_empty(&self, name: &Name) -> Result<bool, StoreError> {
         let read = || -> Storage<bool> {
@@ -326,6 +321,9 @@ impl Writer {
                 if let Err(error) = &synced {
                     tracing::error!(error = format!("{error:#}"), "final store sync failed");
                 }
+                // Let go of the database before answering: once the last handle is dropped too,
+                // the file is free to open again at once.
+                drop(self);
                 drop(reply.send(synced.map_err(StoreError::unavailable)));
                 // Jobs still queued are dropped with the queue: their callers see "unavailable".
                 return;

@@ -6,8 +6,9 @@
 //!
 //! Taking hellos is two-phase so that a crash never loses one: [`Store::claim`] leases the oldest
 //! waiting hellos to the caller and hides them from other readers; [`Store::acknowledge`] deletes
-//! them once the caller has delivered them (many claims at once: a busy reader sends them together). A lease that runs out without an acknowledgement makes
-//! its hellos visible again, so a reader that died mid-request costs a duplicate, never a loss.
+//! them once the caller has delivered them (many claims at once: a busy reader sends them
+//! together). A lease that runs out without an acknowledgement makes its hellos visible again, so
+//! a reader that died mid-request costs a duplicate, never a loss.
 
 pub mod embedded;
 pub mod mongo;
@@ -80,7 +81,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// The last call, at shutdown: returns once everything written so far is durable (the
-    /// embedded store syncs what it had not yet synced and stops its writer).
+    /// embedded store syncs what it had not yet synced, stops its writer and lets go of the file
+    /// once its handles are dropped).
     async fn close(&self) -> Result<(), StoreError>;
 
     /// `embedded` or `mongodb`, for logs, `/info` and metrics.

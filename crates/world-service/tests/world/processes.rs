@@ -28,13 +28,27 @@ fn start_world_with(data_dir: &Path, lease_ms: u64, extra: &[(&str, &str)]) -> C
     )
 }
 
-async fn send(world: &ChildService, from: &str, to: &str) -> StoredHello {
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/inboxes/{to}/hellos", world.url()))
-        .json(&serde_json::json!({ "from": from }))
+/// POSTs `body` as JSON to `path` on `world`.
+async fn post_json(
+    world: &ChildService,
+    path: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}{path}", world.url()))
+        .json(body)
         .send()
         .await
-        .expect("send");
+        .unwrap_or_else(|error| panic!("POST {path}: {error}"))
+}
+
+async fn send(world: &ChildService, from: &str, to: &str) -> StoredHello {
+    let response = post_json(
+        world,
+        &format!("/v1/inboxes/{to}/hellos"),
+        &serde_json::json!({ "from": from }),
+    )
+    .await;
     assert_eq!(response.status(), 201);
     response.json().await.expect("stored hello")
 }
@@ -103,12 +117,8 @@ async fn sigterm_stops_world_gracefully() {
 }
 
 async fn acknowledge(world: &ChildService, claim_ids: &[&str]) -> Acknowledged {
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/acknowledgements", world.url()))
-        .json(&serde_json::json!({ "claims": claim_ids }))
-        .send()
-        .await
-        .expect("acknowledge");
+    let body = serde_json::json!({ "claims": claim_ids });
+    let response = post_json(world, "/v1/acknowledgements", &body).await;
     assert_eq!(response.status(), 200);
     response.json().await.expect("acknowledged")
 }
@@ -150,12 +160,7 @@ async fn acknowledgements_name_1_to_256_claims_of_sensible_length() {
         serde_json::json!({ "claims": [long] }),
         serde_json::json!({ "claims": "one" }),
     ] {
-        let response = reqwest::Client::new()
-            .post(format!("{}/v1/acknowledgements", world.url()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let response = post_json(&world, "/v1/acknowledgements", &body).await;
         assert_eq!(response.status(), 400, "{body}");
         assert_eq!(
             response.headers()["content-type"],

@@ -23,7 +23,7 @@ macro_rules! store_suite {
                 assert_eq!(claim.hellos[0].id, sent.id);
                 assert_eq!(claim.hellos[0].at, sent.at);
                 assert_eq!(claim.remaining, 0);
-                let deleted = store.store.acknowledge(&[claim.claim_id.clone().unwrap()]).await.unwrap();
+                let deleted = store.acknowledge(&claim).await;
                 assert_eq!(deleted, 1);
 
                 let again = store.store.claim(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
@@ -41,7 +41,7 @@ macro_rules! store_suite {
                 let ids: Vec<_> = first.hellos.iter().map(|hello| hello.id.clone()).collect();
                 assert_eq!(ids, sent[..2]);
                 assert_eq!(first.remaining, 3);
-                store.store.acknowledge(&[first.claim_id.clone().unwrap()]).await.unwrap();
+                store.acknowledge(&first).await;
 
                 let rest = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 let ids: Vec<_> = rest.hellos.iter().map(|hello| hello.id.clone()).collect();
@@ -94,7 +94,7 @@ macro_rules! store_suite {
                 assert_eq!(next.remaining, 5, "hello 2 and hellos 6-9; not the 3 still leased");
                 assert_eq!(expiring.hellos.len(), 3);
 
-                store.store.acknowledge(&[holding.claim_id.clone().unwrap()]).await.unwrap();
+                store.acknowledge(&holding).await;
                 let rest = store.store.claim(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
                 let expected: Vec<String> = std::iter::once(sent[2].clone()).chain(sent[6..].iter().cloned()).collect();
                 assert_eq!(ids(&rest), expected);
@@ -121,9 +121,9 @@ macro_rules! store_suite {
                 tokio::time::sleep(Duration::from_millis(400)).await;
                 let current = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 assert_eq!(current.hellos.len(), 1);
-                let deleted = store.store.acknowledge(&[late.claim_id.clone().unwrap()]).await.unwrap();
+                let deleted = store.acknowledge(&late).await;
                 assert_eq!(deleted, 0, "the first reader's lease had ended");
-                let deleted = store.store.acknowledge(&[current.claim_id.clone().unwrap()]).await.unwrap();
+                let deleted = store.acknowledge(&current).await;
                 assert_eq!(deleted, 1);
             }
 
@@ -173,7 +173,7 @@ macro_rules! store_suite {
                 assert_ne!(first.id, other.id);
                 let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 assert_eq!(claim.hellos.len(), 2);
-                store.store.acknowledge(&[claim.claim_id.clone().unwrap()]).await.unwrap();
+                store.acknowledge(&claim).await;
                 // Still remembered after delivery: a late retry must not deliver it twice.
                 let late = store.store.send(hello("alice", "bob", Some("key-1"))).await.unwrap();
                 assert_eq!(late, first);
@@ -201,7 +201,7 @@ macro_rules! store_suite {
                 assert!(matches!(error, StoreError::InboxFull { cap: 3, .. }), "{error}");
                 store.say("alice", "carol").await; // other inboxes are not affected
                 let claim = store.store.claim(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
-                store.store.acknowledge(&[claim.claim_id.clone().unwrap()]).await.unwrap();
+                store.acknowledge(&claim).await;
                 store.say("alice", "bob").await;
                 let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 assert_eq!(claim.hellos.len(), 2);

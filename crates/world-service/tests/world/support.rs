@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use hello_common::{IdempotencyKey, Name, testing::MongoTestServer};
+use hello_common::{IdempotencyKey, Name, testing::MongoTestServer, wire::Claim};
 use tempfile::TempDir;
 use world_service::store::{
     ClaimRequest, NewHello, Store, StoreLimits, embedded::EmbeddedStore, mongo::MongoStore,
@@ -68,23 +68,12 @@ impl TestStore {
             reopen,
             limits,
         } = self;
+        store.close().await.expect("close the store");
         drop(store);
         let store: Arc<dyn Store> = match &reopen {
-            Reopen::Embedded(dir) => {
-                // The writer thread lets go of the file once it sees the channel closed.
-                let mut attempts = 0;
-                loop {
-                    match EmbeddedStore::open(dir.path(), limits) {
-                        Ok(store) => break Arc::new(store),
-                        Err(error) if attempts < 100 => {
-                            attempts += 1;
-                            let _ = error;
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                        Err(error) => panic!("cannot reopen the embedded store: {error:#}"),
-                    }
-                }
-            }
+            Reopen::Embedded(dir) => Arc::new(
+                EmbeddedStore::open(dir.path(), limits).expect("reopen the embedded store"),
+            ),
             Reopen::Mongo { uri, database } => Arc::new(
                 MongoStore::connect(uri, database, limits)
                     .await
@@ -96,6 +85,12 @@ impl TestStore {
             reopen,
             limits,
         }
+    }
+
+    /// Acknowledges one claim that took something; returns how many hellos it deleted.
+    pub async fn acknowledge(&self, claim: &Claim) -> u64 {
+        let id = claim.claim_id.clone().expect("the claim took hellos");
+        self.store.acknowledge(&[id]).await.expect("acknowledge")
     }
 
     /// Sends `from` → `to` and expects success.
