@@ -366,7 +366,7 @@ def main() -> None:
 
         body = '{"from":"bench"}'
         # Each GET run reads the names its POST run just filled, so reads really drain inboxes
-        # (claim + acknowledgement) until they run dry.
+        # (lease + acknowledgement) until they run dry.
         say("Part 1: ceilings and the pod, starting from an empty store")
         measure("static", "1. nginx, static file", f"{POD}/favicon.svg")
         measure("bare", "2. actix-web, constant", "http://127.0.0.1:8090/")
@@ -419,7 +419,7 @@ def main() -> None:
         "all on 127.0.0.1. Every row below had 0 non-2xx answers and 0 socket errors (the command fails otherwise). "
         "POSTs are durable (synced to disk before the 201; the embedded store commits concurrent sends together) "
         "and spread over 100,000 names; each GET row then reads the names its POST row filled, so reads "
-        "drain real inboxes (claim, answer, acknowledgement) until they run dry, and later ones find them empty.",
+        "drain real inboxes (lease, answer, acknowledgement) until they run dry, and later ones find them empty.",
         "",
         "![Requests per second](benchmarks.svg)",
         "",

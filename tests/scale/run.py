@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster import ROOT, Cluster, wait_until  # noqa: E402
 
-LEASE_MS = 2000  # WORLD_CLAIM_LEASE_MS here: hellos taken by a crashed GET come back after 2 s
+LEASE_MS = 2000  # WORLD_LEASE_MS here: hellos taken by a crashed GET come back after 2 s
 SENDERS = 6
 READERS = 3
 RECIPIENTS = 24
@@ -385,7 +385,7 @@ def main() -> int:
                           "HELLO_RATE_LIMIT_PER_SECOND": "1000000",
                           "HELLO_RATE_LIMIT_BURST": "1000000",
                       },
-                      world_env={"WORLD_CLAIM_LEASE_MS": str(LEASE_MS)})
+                      world_env={"WORLD_LEASE_MS": str(LEASE_MS)})
     print(f"==> Starting {args.pods} pods (nginx + hello + world on 127.0.0.2..), a balancer and nx-27017 "
           f"({bin_dir}); logs in {work / 'logs'}", flush=True)
     started = time.monotonic()

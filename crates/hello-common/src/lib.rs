@@ -6,11 +6,12 @@
 //! - [`info`]: what `/info` shows: config with sources, secret fingerprints, uptime;
 //! - [`observability`]: request ids, access logs and Prometheus metrics;
 //! - [`name`]: the [`Name`] domain type — the only way a person's name enters the system;
-//! - [`wire`]: the JSON bodies exchanged between hello-service and world-service;
+//! - [`wire`]: world-service's internal API: its paths, limits and JSON bodies;
 //! - [`problem`]: RFC 9457 `application/problem+json` errors;
 //! - [`timestamp`]: milliseconds since the epoch and their RFC 3339 form;
 //! - [`telemetry`]: `tracing` set-up (`LOG_FORMAT=json` for machines);
 //! - [`lifecycle`]: readiness and graceful shutdown on SIGTERM/SIGINT;
+//! - [`startup`]: binding, the app data and routes both apps share, serving until stopped;
 //! - `testing` (feature `testing`): nx-27017 and child processes for integration tests.
 
 pub mod config;
@@ -23,6 +24,7 @@ pub mod lifecycle;
 pub mod name;
 pub mod observability;
 pub mod problem;
+pub mod startup;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -10,6 +10,8 @@ use actix_web::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::wire::MAX_PAGE;
+
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -38,8 +40,9 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// A problem of kind `/problems/{slug}`.
-    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+    /// A problem of kind `/problems/{slug}`. Private: every kind either service answers has its
+    /// named constructor below, so each kind's status, slug, title and field are written once.
+    fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
         Self {
             kind: format!("/problems/{slug}"),
             title: title.to_owned(),
@@ -111,6 +114,73 @@ impl Problem {
         .with_field("Idempotency-Key")
     }
 
+    /// 400: a `limit` that is not a whole number from 1 to [`MAX_PAGE`].
+    pub fn invalid_limit(raw: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-limit",
+            "Invalid limit",
+            format!("limit must be a whole number from 1 to {MAX_PAGE}; it was {raw:?}"),
+        )
+        .with_field("limit")
+    }
+
+    /// 400: neither a body nor a `from` query parameter named the sender.
+    pub fn missing_sender() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "missing-sender",
+            "Missing sender",
+            "say who the hello is from: send the JSON body {\"from\": \"<your name>\"} \
+             with Content-Type: application/json, or add ?from=<your name>",
+        )
+        .with_field("from")
+    }
+
+    /// 400: the body and the query name different senders.
+    pub fn conflicting_sender(body: &str, query: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "conflicting-sender",
+            "Conflicting sender",
+            format!(
+                "the body says the hello is from {body:?} but the query says {query:?}; send only one"
+            ),
+        )
+        .with_field("from")
+    }
+
+    /// 400: a query string that does not parse.
+    pub fn invalid_query(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+            "Invalid query parameter",
+            detail,
+        )
+    }
+
+    /// 400: a path segment that does not parse.
+    pub fn invalid_path(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-path",
+            "Invalid path",
+            detail,
+        )
+    }
+
+    /// 400: an acknowledgement that names too few or too many leases, or malformed ids.
+    pub fn invalid_acknowledgements(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-acknowledgements",
+            "Invalid acknowledgements",
+            detail,
+        )
+        .with_field("leases")
+    }
+
     /// 404: no such route.
     pub fn not_found(path: &str) -> Self {
         Self::new(
@@ -129,6 +199,65 @@ impl Problem {
             "Method not allowed",
             format!("{path} does not answer {method}; see /openapi.json for the methods it takes"),
         )
+    }
+
+    /// 408: the request did not arrive in time.
+    pub fn request_timeout(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request timeout",
+            detail,
+        )
+    }
+
+    /// 409: the recipient's inbox holds as many hellos as it may.
+    pub fn inbox_full(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "inbox-full", "Inbox full", detail).with_field("to")
+    }
+
+    /// 413: a body larger than `limit` bytes; `length` says how large it was, as far as known.
+    pub fn body_too_large(length: impl std::fmt::Display, limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Request body too large",
+            format!("the body has {length} bytes; send at most {limit}"),
+        )
+        .with_field("body")
+    }
+
+    /// 415: a body that is not `application/json`; `detail` may say what it was.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            detail,
+        )
+        .with_field("body")
+    }
+
+    /// 422: an idempotency key first used for a different hello.
+    pub fn idempotency_key_reused(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+            detail,
+        )
+        .with_field("Idempotency-Key")
+    }
+
+    /// 429: this client is over its rate; retry after `wait`.
+    pub fn too_many_requests(detail: impl Into<String>, wait: Duration) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "Too many requests",
+            detail,
+        )
+        .with_retry_after(wait)
     }
 
     /// 500: a fault of ours, not of the request.
@@ -175,7 +304,6 @@ pub mod extractors {
     use actix_web::{
         HttpRequest, HttpResponse,
         error::{JsonPayloadError, PathError, QueryPayloadError},
-        http::StatusCode,
         web,
     };
 
@@ -191,15 +319,15 @@ pub mod extractors {
 
     fn json_problem(error: &JsonPayloadError, limit: usize) -> Problem {
         match error {
-            JsonPayloadError::OverflowKnownLength { length, .. } => too_large(*length, limit),
-            JsonPayloadError::Overflow { .. } => too_large(limit + 1, limit),
-            JsonPayloadError::ContentType => Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
+            JsonPayloadError::OverflowKnownLength { length, .. } => {
+                Problem::body_too_large(length, limit)
+            }
+            JsonPayloadError::Overflow { .. } => {
+                Problem::body_too_large(format!("more than {limit}"), limit)
+            }
+            JsonPayloadError::ContentType => Problem::unsupported_media_type(
                 "send the body as JSON with the header Content-Type: application/json",
-            )
-            .with_field("body"),
+            ),
             JsonPayloadError::Deserialize(error) => Problem::malformed_body(format!(
                 "the body is not the JSON this endpoint takes: {error}"
             )),
@@ -207,39 +335,17 @@ pub mod extractors {
         }
     }
 
-    fn too_large(length: usize, limit: usize) -> Problem {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            "Request body too large",
-            format!("the body has {length} bytes; send at most {limit}"),
-        )
-        .with_field("body")
-    }
-
     /// Query strings that do not parse become a 400 naming the parameter.
     pub fn query_config() -> web::QueryConfig {
         web::QueryConfig::default().error_handler(|error: QueryPayloadError, _: &HttpRequest| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-query",
-                "Invalid query parameter",
-                format!("the query string is not valid: {error}"),
-            )
-            .into()
+            Problem::invalid_query(format!("the query string is not valid: {error}")).into()
         })
     }
 
     /// Path segments that do not parse become a 400.
     pub fn path_config() -> web::PathConfig {
         web::PathConfig::default().error_handler(|error: PathError, _: &HttpRequest| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-path",
-                "Invalid path",
-                format!("the path is not valid: {error}"),
-            )
-            .into()
+            Problem::invalid_path(format!("the path is not valid: {error}")).into()
         })
     }
 

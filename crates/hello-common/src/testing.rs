@@ -124,10 +124,32 @@ pub struct ChildService {
 impl ChildService {
     /// Starts `binary` with `env` and waits until `address` accepts connections.
     pub fn start(binary: &Path, env: &[(&str, String)], address: SocketAddr) -> Self {
+        Self::start_with_stdout(binary, env, address, Stdio::null())
+    }
+
+    /// Like [`ChildService::start`], with the process's log (its standard output) written to
+    /// `log`.
+    pub fn start_logging_to(
+        binary: &Path,
+        env: &[(&str, String)],
+        address: SocketAddr,
+        log: &Path,
+    ) -> Self {
+        let file = std::fs::File::create(log)
+            .unwrap_or_else(|error| panic!("cannot create {}: {error}", log.display()));
+        Self::start_with_stdout(binary, env, address, Stdio::from(file))
+    }
+
+    fn start_with_stdout(
+        binary: &Path,
+        env: &[(&str, String)],
+        address: SocketAddr,
+        stdout: Stdio,
+    ) -> Self {
         let mut command = Command::new(binary);
         command
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::inherit());
         for (name, value) in env {
             command.env(name, value);

@@ -1,6 +1,13 @@
-//! The JSON bodies of world-service's internal API (`/v1/...`), which hello-service calls over
-//! localhost. They live here so that neither service declares them again. The public bodies that
-//! hello-service answers with reuse [`DeliveredHello`] and [`StoredHello`].
+//! world-service's internal API, which hello-service calls over localhost: its paths, its limits
+//! and the JSON bodies exchanged. They live here so that neither service declares them again.
+//! The public bodies that hello-service answers with reuse [`DeliveredHello`] and [`StoredHello`].
+//!
+//! Taking hellos is two steps so that none is lost when a process dies in between: a
+//! [`Lease`] hides the oldest waiting hellos from other readers for a while; acknowledging it
+//! ([`Acknowledgements`], sent once the answer has reached the reader, for many leases at a time)
+//! deletes them. A lease that is never acknowledged runs out and its hellos are delivered again.
+
+use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -8,7 +15,58 @@ use utoipa::ToSchema;
 /// The version prefix of world-service's internal API.
 pub const WORLD_API_PREFIX: &str = "/v1";
 
-/// `POST /v1/inboxes/{to}/hellos`: store one hello, durably.
+/// The routes of world-service's internal API, as actix-web patterns and as URLs to call.
+pub mod paths {
+    use super::WORLD_API_PREFIX;
+
+    /// `POST`: store one hello ([`super::SendHello`] → [`super::StoredHello`]).
+    pub const SEND: &str = "/v1/inboxes/{to}/hellos";
+    /// `POST ?limit=N&lease_ms=M`: lease the oldest waiting hellos (→ [`super::Lease`]).
+    pub const LEASE: &str = "/v1/inboxes/{name}/leases";
+    /// `POST`: acknowledge leases ([`super::Acknowledgements`] → [`super::Acknowledged`]).
+    pub const ACKNOWLEDGE: &str = "/v1/leases/acknowledge";
+    /// `GET`: world-service's view of itself.
+    pub const INFO: &str = "/v1/info";
+
+    /// The URL path that sends a hello to the inbox whose name percent-encodes to `to`.
+    pub fn send(to: &str) -> String {
+        format!("{WORLD_API_PREFIX}/inboxes/{to}/hellos")
+    }
+
+    /// The URL path that leases hellos of the inbox whose name percent-encodes to `name`.
+    pub fn lease(name: &str) -> String {
+        format!("{WORLD_API_PREFIX}/inboxes/{name}/leases")
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn the_urls_match_their_route_patterns() {
+            assert_eq!(super::send("{to}"), super::SEND);
+            assert_eq!(super::lease("{name}"), super::LEASE);
+            assert!(super::ACKNOWLEDGE.starts_with(super::WORLD_API_PREFIX));
+            assert!(super::INFO.starts_with(super::WORLD_API_PREFIX));
+        }
+    }
+}
+
+/// The most hellos one read may take (the `limit` of a GET and of a lease).
+pub const MAX_PAGE: u32 = 1000;
+/// How many hellos a read takes when it does not say.
+pub const DEFAULT_PAGE: u32 = 100;
+/// The lengths a lease may have, in milliseconds (100 ms to one hour).
+pub const LEASE_MS: RangeInclusive<u64> = 100..=3_600_000;
+/// The most leases one acknowledgement may name.
+pub const MAX_ACKNOWLEDGEMENTS: usize = 256;
+/// Lease ids are UUIDs (36 characters); anything much longer is not one of ours.
+pub const MAX_LEASE_ID_LENGTH: usize = 64;
+/// The largest body of an acknowledgement: [`MAX_ACKNOWLEDGEMENTS`] ids of up to
+/// [`MAX_LEASE_ID_LENGTH`] characters, quoted and separated. Independent of
+/// `WORLD_MAX_BODY_BYTES`, which bounds hellos.
+pub const ACKNOWLEDGEMENTS_BODY_LIMIT: usize =
+    16 + MAX_ACKNOWLEDGEMENTS * (MAX_LEASE_ID_LENGTH + 3);
+
+/// The body of a send: one hello, stored durably.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SendHello {
     /// The sender, a valid name.
@@ -49,40 +107,34 @@ pub struct DeliveredHello {
     pub at: String,
 }
 
-/// `POST /v1/inboxes/{name}/claims?limit=N`: the oldest waiting hellos, now leased to the caller.
-///
-/// Taking hellos is two steps so that none is lost when a process dies in between: the claim
-/// hides them for a lease; `POST /v1/acknowledgements` (sent once the answer has gone out, for
-/// many claims at a time) removes them. A claim that is never acknowledged expires and its hellos
-/// are delivered again.
+/// The answer to a lease: the oldest waiting hellos, now hidden from other readers until the
+/// lease runs out or is acknowledged.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Claim {
+pub struct Lease {
     /// Acknowledge with this id; `None` when nothing was taken.
-    pub claim_id: Option<String>,
+    pub lease_id: Option<String>,
     /// Oldest first.
     pub hellos: Vec<DeliveredHello>,
-    /// Hellos still waiting (not taken by this or any live claim).
+    /// Hellos still waiting (not taken by this or any live lease).
     pub remaining: u64,
 }
 
-/// The most claims one `POST /v1/acknowledgements` may name.
-pub const MAX_ACKNOWLEDGEMENTS: usize = 256;
-
-/// `POST /v1/acknowledgements`: these claims' answers were received; delete their hellos.
+/// The body of an acknowledgement: these leases' hellos reached their readers; delete them.
 ///
-/// One request carries every claim whose answer settled since the last one, so a busy reader
-/// pays one request and one store transaction for many reads. Acknowledging a claim twice, or an
-/// unknown or expired one, deletes nothing and is not an error: retrying is always safe.
+/// One request carries every lease whose answer settled since the last one, so a busy reader
+/// pays one request and one store transaction for many reads. Acknowledging a lease twice, or an
+/// unknown one, deletes nothing and is not an error: retrying is always safe. A lease that ran out
+/// deletes those of its hellos that no other read has leased since.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Acknowledgements {
-    /// 1 to [`MAX_ACKNOWLEDGEMENTS`] claim ids.
-    pub claims: Vec<String>,
+    /// 1 to [`MAX_ACKNOWLEDGEMENTS`] lease ids.
+    pub leases: Vec<String>,
 }
 
-/// The answer to `POST /v1/acknowledgements`.
+/// The answer to an acknowledgement.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Acknowledged {
-    /// Hellos deleted (those of claims that still held them).
+    /// Hellos deleted (those of leases that still held them).
     pub deleted: u64,
 }

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use hello_common::{
     config::{self, ensure},
     info::MountedDirs,
+    wire::{DEFAULT_PAGE, MAX_PAGE},
 };
 use serde::{Deserialize, Serialize};
 
@@ -55,7 +56,7 @@ fn default_max_body_bytes() -> usize {
     4096
 }
 fn default_limit() -> u32 {
-    100
+    DEFAULT_PAGE
 }
 fn default_rate_limit_per_second() -> u32 {
     50
@@ -66,9 +67,6 @@ fn default_rate_limit_burst() -> u32 {
 fn default_shutdown_drain_ms() -> u64 {
     1000
 }
-
-/// The largest `limit` a GET may ask for.
-pub const MAX_LIMIT: u32 = 1000;
 
 impl Settings {
     /// Reads and checks the settings; the error names the variable to fix.
@@ -86,9 +84,9 @@ impl Settings {
             "must be an http:// or https:// URL, e.g. http://127.0.0.1:8082",
         )?;
         ensure(
-            (1..=MAX_LIMIT).contains(&self.default_limit),
+            (1..=MAX_PAGE).contains(&self.default_limit),
             "HELLO_DEFAULT_LIMIT",
-            "must be between 1 and 1000",
+            &format!("must be between 1 and {MAX_PAGE}"),
         )?;
         ensure(
             (64..=1_048_576).contains(&self.max_body_bytes),

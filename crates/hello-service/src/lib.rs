@@ -7,13 +7,11 @@
 //! - [`routes`]: the public API, probes and `/openapi.json`;
 //! - [`world_client`]: the pooled client of world-service;
 //! - [`rate_limit`]: per-client token buckets;
-//! - [`receipts`]: when a read's answer counts as received, so that its claim is acknowledged;
-//! - [`error`]: the problems hello-service raises itself.
+//! - [`settling`]: when a GET's answer has settled, so that its lease is acknowledged.
 
 pub mod config;
-pub mod error;
 pub mod rate_limit;
-pub mod receipts;
 pub mod routes;
+pub mod settling;
 pub mod startup;
 pub mod world_client;

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use actix_web::{HttpRequest, http::StatusCode};
+use actix_web::HttpRequest;
 use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
     clock::{Clock, DefaultClock},
@@ -44,16 +44,13 @@ impl ClientRateLimit {
         let client = client_address(request);
         limiter.check_key(&client).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-requests",
-                "Too many requests",
+            Problem::too_many_requests(
                 format!(
                     "this client ({client}) sent requests faster than the limit; wait {} ms and retry",
                     wait.as_millis().max(1)
                 ),
+                wait.max(Duration::from_millis(1)),
             )
-            .with_retry_after(wait.max(Duration::from_millis(1)))
         })
     }
 

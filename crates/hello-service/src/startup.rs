@@ -1,27 +1,27 @@
 //! Building and running hello-service.
 
-use std::{net::TcpListener, time::Duration};
+use std::time::Duration;
 
 use actix_web::{
     App, HttpServer,
-    dev::{Server, Service},
+    dev::Service,
     middleware::{DefaultHeaders, from_fn},
     web,
 };
-use anyhow::Context;
 use hello_common::{
     info::Uptime,
-    lifecycle::{self, Lifecycle},
+    lifecycle::Lifecycle,
     observability::{self, Metrics},
     problem::extractors,
+    startup::{self as shared, BoundService},
 };
 use prometheus::IntCounter;
 
 use crate::{
     config::{PodIdentity, Settings},
     rate_limit::ClientRateLimit,
-    receipts::{self, Receipts},
     routes,
+    settling::{self, Settlements},
     world_client::WorldClient,
 };
 
@@ -42,26 +42,21 @@ pub struct AppState {
     pub hellos_sent: IntCounter,
     /// `hello_hellos_delivered_total`: hellos returned by reads through this process.
     pub hellos_delivered: IntCounter,
-    /// Acknowledges reads once their answers have surely been received.
-    pub receipts: Receipts,
+    /// Acknowledges reads' leases once their answers have settled.
+    pub settlements: Settlements,
 }
 
 /// A bound, not yet running hello-service.
 #[allow(missing_debug_implementations)] // actix-web's Server is not Debug
 pub struct Application {
-    port: u16,
-    server: Server,
-    lifecycle: Lifecycle,
-    drain_delay: Duration,
-    receipts: Receipts,
+    service: BoundService,
+    settlements: Settlements,
 }
 
 impl Application {
     /// Binds `HELLO_LISTEN`; does not need world-service to be up yet.
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.listen)
-            .with_context(|| format!("cannot listen on {} (HELLO_LISTEN)", settings.listen))?;
-        let port = listener.local_addr()?.port();
+        let listener = shared::bind(settings.listen, "HELLO_LISTEN")?;
         let world = WorldClient::new(&settings.world_url, settings.world_timeout())?;
         let rate_limit =
             ClientRateLimit::new(settings.rate_limit_per_second, settings.rate_limit_burst);
@@ -93,7 +88,7 @@ impl Application {
             .register(Box::new(not_acknowledged.clone()))?;
         let metrics = web::Data::new(metrics);
         let lifecycle = Lifecycle::default();
-        let receipts = Receipts::start(world.clone(), lifecycle.clone(), not_acknowledged);
+        let settlements = Settlements::start(world.clone(), lifecycle.clone(), not_acknowledged);
         let pod = PodIdentity::from_env();
         let pod_header = pod.name.clone();
         let state = web::Data::new(AppState {
@@ -106,52 +101,47 @@ impl Application {
             uptime: Uptime::default(),
             hellos_sent,
             hellos_delivered,
-            receipts: receipts.clone(),
+            settlements: settlements.clone(),
         });
-        let app_lifecycle = web::Data::new(lifecycle.clone());
+        let shared_app = shared::shared(metrics, web::Data::new(lifecycle.clone()));
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(observability::observe))
                 .wrap_fn(|request, service| {
-                    receipts::count_request(request.request());
+                    settling::count_request(request.request());
                     service.call(request)
                 })
                 .wrap(DefaultHeaders::new().add((POD_NAME_HEADER, pod_header.clone())))
-                .app_data(metrics.clone())
                 .app_data(state.clone())
-                .app_data(app_lifecycle.clone())
-                .app_data(extractors::query_config())
-                .app_data(extractors::path_config())
+                .configure(shared_app.clone())
                 .configure(routes::configure)
                 .default_service(web::to(extractors::not_found))
         })
-        .on_connect(receipts::on_connect)
-        .disable_signals()
-        .shutdown_timeout(10)
-        .listen(listener)?
-        .run();
-        tracing::info!(address = %settings.listen, port, world = %settings.world_url, "hello-service listening");
+        .on_connect(settling::on_connect);
+        tracing::info!(world = %settings.world_url, "hello-service calls world-service here");
         Ok(Self {
-            port,
-            server,
-            lifecycle,
-            drain_delay: Duration::from_millis(settings.shutdown_drain_ms),
-            receipts,
+            service: BoundService::start(
+                "hello-service",
+                server,
+                listener,
+                lifecycle,
+                Duration::from_millis(settings.shutdown_drain_ms),
+            )?,
+            settlements,
         })
     }
 
     /// The port it listens on (useful with port 0).
     pub fn port(&self) -> u16 {
-        self.port
+        self.service.port()
     }
 
-    /// Serves until SIGTERM/SIGINT, then shuts down gracefully: the last answers' claims are
+    /// Serves until SIGTERM/SIGINT, then shuts down gracefully: the last answers' leases are
     /// acknowledged before the process exits.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result =
-            lifecycle::run_until_stopped(self.server, self.lifecycle, self.drain_delay).await;
-        self.receipts
-            .wait_until_settled(receipts::SETTLE + Duration::from_secs(5))
+        let result = self.service.run_until_stopped().await;
+        self.settlements
+            .wait_until_settled(settling::SETTLE + Duration::from_secs(5))
             .await;
         result
     }

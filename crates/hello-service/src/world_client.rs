@@ -1,7 +1,7 @@
 //! The pod's world-service, over localhost: a pooled keep-alive client with timeouts.
 //!
-//! Nothing here retries a claim: a retried claim could take a second page of hellos while the
-//! first is still leased. Acknowledgements are retried: deleting a claim twice is harmless.
+//! Nothing here retries a lease: a retried lease could take a second page of hellos while the
+//! first is still leased. Acknowledgements are retried: acknowledging a lease twice is harmless.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use hello_common::{
     Name, Problem,
     observability::{REQUEST_ID_HEADER, RequestId},
     problem::PROBLEM_JSON,
-    wire::{Acknowledgements, Claim, SendHello, StoredHello},
+    wire::{Acknowledgements, Lease, SendHello, StoredHello, paths},
 };
 
 /// How long a client should wait before retrying when world-service is unreachable.
@@ -73,38 +73,34 @@ impl WorldClient {
         hello: &SendHello,
         request_id: &RequestId,
     ) -> Result<StoredHello, WorldError> {
-        let url = format!(
-            "{}/v1/inboxes/{}/hellos",
-            self.base_url,
-            encode(to.as_str())
-        );
+        let url = format!("{}{}", self.base_url, paths::send(&encode(to.as_str())));
         let request = self.http.post(url).header(REQUEST_ID_HEADER, &request_id.0);
         decode(request.json(hello).send().await).await
     }
 
     /// Leases up to `limit` of the oldest hellos of `name`. Never retried.
-    pub async fn claim(
+    pub async fn lease(
         &self,
         name: &Name,
         limit: u32,
         request_id: &RequestId,
-    ) -> Result<Claim, WorldError> {
+    ) -> Result<Lease, WorldError> {
         let url = format!(
-            "{}/v1/inboxes/{}/claims?limit={limit}",
+            "{}{}?limit={limit}",
             self.base_url,
-            encode(name.as_str())
+            paths::lease(&encode(name.as_str()))
         );
         let request = self.http.post(url).header(REQUEST_ID_HEADER, &request_id.0);
         decode(request.send().await).await
     }
 
-    /// Acknowledges claims whose answers were received (at most `MAX_ACKNOWLEDGEMENTS`),
-    /// retrying a few times. Giving up costs duplicates, not losses: the claims' leases run out
-    /// and their hellos are delivered again.
-    pub async fn acknowledge(&self, claim_ids: Vec<String>, request_id: &RequestId) {
-        let url = format!("{}/v1/acknowledgements", self.base_url);
-        let claims = claim_ids.len();
-        let body = Acknowledgements { claims: claim_ids };
+    /// Acknowledges leases whose answers settled (at most `MAX_ACKNOWLEDGEMENTS`), retrying a
+    /// few times. Giving up costs duplicates, not losses: the leases run out and their hellos are
+    /// delivered again.
+    pub async fn acknowledge(&self, lease_ids: Vec<String>, request_id: &RequestId) {
+        let url = format!("{}{}", self.base_url, paths::ACKNOWLEDGE);
+        let leases = lease_ids.len();
+        let body = Acknowledgements { leases: lease_ids };
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=5 {
             let request = self
@@ -115,24 +111,24 @@ impl WorldClient {
             match request.send().await {
                 Ok(response) if response.status().is_success() => return,
                 Ok(response) => {
-                    tracing::warn!(attempt, status = %response.status(), claims, "acknowledgement refused");
+                    tracing::warn!(attempt, status = %response.status(), leases, "acknowledgement refused");
                 }
                 Err(error) => {
-                    tracing::warn!(attempt, %error, claims, "acknowledgement failed");
+                    tracing::warn!(attempt, %error, leases, "acknowledgement failed");
                 }
             }
             tokio::time::sleep(delay).await;
             delay *= 2;
         }
         tracing::error!(
-            claims,
+            leases,
             "acknowledgement gave up: these hellos will be delivered again when their leases end"
         );
     }
 
     /// world-service's `/v1/info`.
     pub async fn info(&self, request_id: &RequestId) -> Result<serde_json::Value, WorldError> {
-        let url = format!("{}/v1/info", self.base_url);
+        let url = format!("{}{}", self.base_url, paths::INFO);
         decode(
             self.http
                 .get(url)

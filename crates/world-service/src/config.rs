@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use hello_common::{
     config::{self, ensure},
     info::MountedDirs,
+    wire::LEASE_MS,
 };
 use serde::{Deserialize, Serialize};
 
@@ -37,10 +38,14 @@ pub struct Settings {
     /// `WORLD_INBOX_CAP`: most hellos that may wait in one inbox.
     #[serde(default = "default_inbox_cap")]
     pub inbox_cap: u64,
-    /// `WORLD_CLAIM_LEASE_MS`: how long hellos taken by a read stay hidden without an
-    /// acknowledgement before they are delivered again.
-    #[serde(default = "default_claim_lease_ms")]
-    pub claim_lease_ms: u64,
+    /// `WORLD_LEASE_MS`: how long hellos taken by a read stay hidden without an acknowledgement
+    /// before they are delivered again.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    /// `WORLD_CLAIM_LEASE_MS`: the name of `WORLD_LEASE_MS` before 0.2.0, still read so that
+    /// existing deployments keep their setting (with a warning at start-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_lease_ms: Option<u64>,
     /// `WORLD_IDEMPOTENCY_TTL_SECS`: how long an idempotency key is remembered.
     #[serde(default = "default_idempotency_ttl_secs")]
     pub idempotency_ttl_secs: u64,
@@ -56,6 +61,9 @@ pub struct Settings {
     #[serde(flatten)]
     pub mounted: MountedDirs,
 }
+
+/// The longest expiry MongoDB accepts for a TTL index (`expireAfterSeconds`, a 32-bit integer).
+const MAX_TTL_INDEX_SECS: u64 = i32::MAX as u64;
 
 /// Settings whose values are secret: `/v1/info` shows a fingerprint, never the value.
 pub const SECRET_SETTINGS: &[&str] = &["mongodb_uri"];
@@ -78,7 +86,7 @@ fn default_store_sync() -> bool {
 fn default_inbox_cap() -> u64 {
     10_000
 }
-fn default_claim_lease_ms() -> u64 {
+fn default_lease_ms() -> u64 {
     30_000
 }
 fn default_idempotency_ttl_secs() -> u64 {
@@ -92,11 +100,35 @@ fn default_shutdown_drain_ms() -> u64 {
 }
 
 impl Settings {
-    /// Reads and checks the settings; the error names the variable to fix.
-    pub fn from_env() -> anyhow::Result<Self> {
-        let settings: Self = config::from_env("WORLD_")?;
+    /// Reads and checks the settings; the error names the variable to fix. Also returns the
+    /// warnings to log once logging is set up (variables read under a name that is going away).
+    pub fn from_env() -> anyhow::Result<(Self, Vec<String>)> {
+        let mut settings: Self = config::from_env("WORLD_")?;
+        let warnings = settings.adopt_old_names(std::env::var_os("WORLD_LEASE_MS").is_some());
         settings.validate()?;
-        Ok(settings)
+        Ok((settings, warnings))
+    }
+
+    /// Applies variables still read under their names before 0.2.0, unless the new name is set
+    /// too (`lease_ms_set`); returns a warning for each.
+    pub fn adopt_old_names(&mut self, lease_ms_set: bool) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(old) = self.claim_lease_ms {
+            if lease_ms_set {
+                warnings.push(format!(
+                    "WORLD_CLAIM_LEASE_MS={old} is ignored: WORLD_LEASE_MS is set and replaces it; \
+                     remove WORLD_CLAIM_LEASE_MS"
+                ));
+            } else {
+                self.lease_ms = old;
+                warnings.push(
+                    "WORLD_CLAIM_LEASE_MS is read as WORLD_LEASE_MS; it will stop being read in a \
+                     later release: rename it to WORLD_LEASE_MS"
+                        .to_owned(),
+                );
+            }
+        }
+        warnings
     }
 
     /// Checks the ranges envy cannot.
@@ -108,14 +140,24 @@ impl Settings {
             "must be between 1 and 65536",
         )?;
         ensure(
-            (100..=3_600_000).contains(&self.claim_lease_ms),
-            "WORLD_CLAIM_LEASE_MS",
-            "must be between 100 and 3600000 (one hour)",
+            LEASE_MS.contains(&self.lease_ms),
+            if self.claim_lease_ms == Some(self.lease_ms) {
+                "WORLD_CLAIM_LEASE_MS"
+            } else {
+                "WORLD_LEASE_MS"
+            },
+            &format!(
+                "must be between {} and {} (one hour)",
+                LEASE_MS.start(),
+                LEASE_MS.end()
+            ),
         )?;
         ensure(
-            self.idempotency_ttl_secs >= 1,
+            (1..=MAX_TTL_INDEX_SECS).contains(&self.idempotency_ttl_secs),
             "WORLD_IDEMPOTENCY_TTL_SECS",
-            "must be at least 1",
+            &format!(
+                "must be between 1 and {MAX_TTL_INDEX_SECS} (the most a MongoDB TTL index takes)"
+            ),
         )?;
         ensure(
             self.max_body_bytes >= 64,
@@ -161,11 +203,49 @@ impl Settings {
             store_cache_mb: default_store_cache_mb(),
             store_sync: default_store_sync(),
             inbox_cap: default_inbox_cap(),
-            claim_lease_ms: default_claim_lease_ms(),
+            lease_ms: default_lease_ms(),
+            claim_lease_ms: None,
             idempotency_ttl_secs: default_idempotency_ttl_secs(),
             max_body_bytes: default_max_body_bytes(),
             shutdown_drain_ms: 0,
             mounted: MountedDirs::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+
+    #[test]
+    fn the_lease_is_still_read_under_its_old_name_with_a_warning() {
+        let mut settings = Settings::for_tests("data".into());
+        settings.claim_lease_ms = Some(1234);
+        let warnings = settings.adopt_old_names(false);
+        assert_eq!(settings.lease_ms, 1234);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("rename it to WORLD_LEASE_MS"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn the_new_lease_name_wins_over_the_old_one() {
+        let mut settings = Settings::for_tests("data".into());
+        settings.lease_ms = 5000;
+        settings.claim_lease_ms = Some(1234);
+        let warnings = settings.adopt_old_names(true);
+        assert_eq!(settings.lease_ms, 5000);
+        assert!(warnings[0].contains("is ignored"), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_bad_old_lease_name_is_named_in_the_error() {
+        let mut settings = Settings::for_tests("data".into());
+        settings.claim_lease_ms = Some(5);
+        settings.adopt_old_names(false);
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.starts_with("WORLD_CLAIM_LEASE_MS "), "{error}");
     }
 }

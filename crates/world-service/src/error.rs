@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use hello_common::Problem;
 
 use crate::store::StoreError;
@@ -13,20 +12,10 @@ pub const RETRY_AFTER_UNAVAILABLE: Duration = Duration::from_secs(2);
 impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Self {
         match &error {
-            StoreError::InboxFull { .. } => Problem::new(
-                StatusCode::CONFLICT,
-                "inbox-full",
-                "Inbox full",
-                error.to_string(),
-            )
-            .with_field("to"),
-            StoreError::IdempotencyKeyReused { .. } => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency-key-reused",
-                "Idempotency-Key reused",
-                error.to_string(),
-            )
-            .with_field("Idempotency-Key"),
+            StoreError::InboxFull { .. } => Problem::inbox_full(error.to_string()),
+            StoreError::IdempotencyKeyReused { .. } => {
+                Problem::idempotency_key_reused(error.to_string())
+            }
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = format!("{cause:#}"), "store unavailable");
                 Problem::unavailable(

@@ -2,10 +2,13 @@ use world_service::{config::Settings, startup::Application};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
+    let (settings, warnings) = Settings::from_env()?;
     // `world-service healthcheck [PATH]`: probe the running service, exit 0 (ok) or 1.
     hello_common::healthcheck::run_if_asked(settings.listen);
     hello_common::telemetry::init("world-service");
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
     Application::build(settings)
         .await?
         .run_until_stopped()

@@ -1,14 +1,15 @@
 //! Building and running world-service: the store, the listener, the HTTP server.
 
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
+use actix_web::{App, HttpServer, middleware::from_fn, web};
 use anyhow::Context;
 use hello_common::{
     info::Uptime,
-    lifecycle::{self, Lifecycle},
+    lifecycle::Lifecycle,
     observability::{self, Metrics},
     problem::extractors,
+    startup::{self as shared, BoundService},
 };
 use prometheus::{HistogramOpts, HistogramVec};
 
@@ -26,8 +27,8 @@ use crate::{
 #[derive(Debug)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    /// The lease of a claim that names none.
-    pub claim_lease_ms: u64,
+    /// The lease of a read that names none (`WORLD_LEASE_MS`).
+    pub lease_ms: u64,
     pub settings: Settings,
     pub uptime: Uptime,
     /// `world_store_operation_duration_seconds{operation, backend}`.
@@ -46,10 +47,7 @@ impl AppState {
 /// A bound, not yet running world-service.
 #[allow(missing_debug_implementations)] // actix-web's Server is not Debug
 pub struct Application {
-    port: u16,
-    server: Server,
-    lifecycle: Lifecycle,
-    drain_delay: Duration,
+    service: BoundService,
     store: Arc<dyn Store>,
 }
 
@@ -90,15 +88,13 @@ impl Application {
 
     /// Binds `WORLD_LISTEN` and serves the given store.
     pub fn build_with_store(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.listen)
-            .with_context(|| format!("cannot listen on {} (WORLD_LISTEN)", settings.listen))?;
-        let port = listener.local_addr()?.port();
+        let listener = shared::bind(settings.listen, "WORLD_LISTEN")?;
         let lifecycle = Lifecycle::default();
         let metrics = Metrics::new("world", env!("CARGO_PKG_VERSION"));
         let store_latency = HistogramVec::new(
             HistogramOpts::new(
                 "store_operation_duration_seconds",
-                "Time the store took per operation (send, claim, acknowledge, ping)",
+                "Time the store took per operation (send, lease, acknowledge, ping)",
             )
             .buckets(vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -109,50 +105,44 @@ impl Application {
         let metrics = web::Data::new(metrics);
         let state = web::Data::new(AppState {
             store: Arc::clone(&store),
-            claim_lease_ms: settings.claim_lease_ms,
+            lease_ms: settings.lease_ms,
             settings: settings.clone(),
             uptime: Uptime::default(),
             store_latency,
         });
         let max_body_bytes = settings.max_body_bytes;
-        let app_lifecycle = web::Data::new(lifecycle.clone());
+        let shared_app = shared::shared(metrics, web::Data::new(lifecycle.clone()));
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(observability::observe))
-                .app_data(metrics.clone())
                 .app_data(state.clone())
-                .app_data(app_lifecycle.clone())
                 .app_data(extractors::json_config(max_body_bytes))
-                .app_data(extractors::query_config())
-                .app_data(extractors::path_config())
+                .configure(shared_app.clone())
                 .configure(routes::configure)
                 .default_service(web::to(extractors::not_found))
-        })
-        .disable_signals()
-        .shutdown_timeout(10)
-        .listen(listener)?
-        .run();
-        tracing::info!(address = %settings.listen, port, "world-service listening");
+        });
         Ok(Self {
-            port,
-            server,
-            lifecycle,
-            drain_delay: Duration::from_millis(settings.shutdown_drain_ms),
+            service: BoundService::start(
+                "world-service",
+                server,
+                listener,
+                lifecycle,
+                Duration::from_millis(settings.shutdown_drain_ms),
+            )?,
             store,
         })
     }
 
     /// The port it listens on (useful with port 0).
     pub fn port(&self) -> u16 {
-        self.port
+        self.service.port()
     }
 
     /// Serves until SIGTERM/SIGINT, then shuts down gracefully: once the last request is
-    /// answered, the store is closed (synced), so that a restart finds every claim and
+    /// answered, the store is closed (synced), so that a restart finds every lease and
     /// acknowledgement where it was left.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served =
-            lifecycle::run_until_stopped(self.server, self.lifecycle, self.drain_delay).await;
+        let served = self.service.run_until_stopped().await;
         if let Err(error) = self.store.close().await {
             tracing::error!(error = %error, "closing the store failed");
         }

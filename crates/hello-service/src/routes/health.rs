@@ -1,16 +1,9 @@
-//! `/healthz` and `/readyz`.
+//! `/readyz` (`/healthz` is the same in both services: [`hello_common::startup::healthz`]).
 
 use actix_web::{HttpResponse, web};
 use hello_common::{Problem, lifecycle::Lifecycle};
 
 use crate::{startup::AppState, world_client::RETRY_AFTER_UNREACHABLE};
-
-/// Alive: the process answers. Kubernetes restarts the container when this fails.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "The process is alive")))]
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "alive" }))
-}
 
 /// Ready: not shutting down, and world-service and its store answer.
 #[utoipa::path(get, path = "/readyz", tag = "operations",

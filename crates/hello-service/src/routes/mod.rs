@@ -11,14 +11,13 @@ use hello_common::problem::extractors::resource;
 /// Registers every route.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
         .service(resource("/openapi.json", "GET").route(web::get().to(openapi::document)))
         .service(resource("/info", "GET").route(web::get().to(info::info)))
         .service(resource("/metrics", "GET").route(web::get().to(info::metrics)))
         .service(
             resource("/hello/{name}", "GET, POST")
-                .route(web::post().to(hellos::send))
-                .route(web::get().to(hellos::read)),
+                .route(web::post().to(hellos::send::send))
+                .route(web::get().to(hellos::read::read)),
         );
 }

@@ -19,8 +19,8 @@ use super::{health, hellos, info};
             pod's name in the X-Pod-Name header.",
         license(name = "MIT OR Apache-2.0"),
     ),
-    paths(hellos::send, hellos::read, health::healthz, health::readyz, info::info, info::metrics),
-    components(schemas(hellos::PersonName, hellos::IdempotencyKeyHeader, hellos::HelloBody, hellos::Inbox, info::Info, StoredHello, DeliveredHello, Problem)),
+    paths(hellos::send::send, hellos::read::read, hello_common::startup::healthz, health::readyz, info::info, info::metrics),
+    components(schemas(hellos::schema::PersonName, hellos::schema::IdempotencyKeyHeader, hellos::schema::HelloBody, hellos::schema::Inbox, info::Info, StoredHello, DeliveredHello, Problem)),
     tags(
         (name = "hello", description = "Say hello and read your inbox"),
         (name = "operations", description = "Probes, pod information and metrics"),

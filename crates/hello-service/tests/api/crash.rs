@@ -16,7 +16,7 @@ const LEASE_MS: u64 = 500;
 fn world_env(data_dir: &std::path::Path) -> [(&'static str, String); 2] {
     [
         ("WORLD_DATA_DIR", data_dir.display().to_string()),
-        ("WORLD_CLAIM_LEASE_MS", LEASE_MS.to_string()),
+        ("WORLD_LEASE_MS", LEASE_MS.to_string()),
     ]
 }
 

@@ -5,7 +5,7 @@
 //! - `operations`: probes, OpenAPI, the pod header, world or store down;
 //! - `concurrency`: many senders and readers, one or two world processes: exactly once;
 //! - `crash`: world killed with SIGKILL in the middle of reads: nothing lost;
-//! - `receipts`: a read is acknowledged only once its connection shows the answer arrived.
+//! - `settling`: a read is acknowledged only once its connection shows the answer arrived.
 
 // In tests a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -15,5 +15,5 @@ mod concurrency;
 mod crash;
 mod hellos;
 mod operations;
-mod receipts;
+mod settling;
 mod support;

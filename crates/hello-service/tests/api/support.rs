@@ -20,7 +20,7 @@ pub struct TestApp {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub inbox_cap: u64,
-    pub claim_lease_ms: u64,
+    pub lease_ms: u64,
     pub rate_limit: Option<(u32, u32)>,
 }
 
@@ -28,7 +28,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             inbox_cap: 10_000,
-            claim_lease_ms: 30_000,
+            lease_ms: 30_000,
             rate_limit: None,
         }
     }
@@ -44,7 +44,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let data = tempfile::tempdir().expect("temp dir");
     let mut settings = WorldSettings::for_tests(data.path().to_path_buf());
     settings.inbox_cap = options.inbox_cap;
-    settings.claim_lease_ms = options.claim_lease_ms;
+    settings.lease_ms = options.lease_ms;
     let world = World::build(settings).await.expect("build world-service");
     let world_url = format!("http://127.0.0.1:{}", world.port());
     tokio::spawn(world.run_until_stopped());

@@ -1,12 +1,9 @@
+//! `/readyz` (`/healthz` is the same in both services: [`hello_common::startup::healthz`]).
+
 use actix_web::{HttpResponse, web};
 use hello_common::{Problem, lifecycle::Lifecycle};
 
 use crate::{error::RETRY_AFTER_UNAVAILABLE, startup::AppState};
-
-/// Alive: the process answers.
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "alive" }))
-}
 
 /// Ready: not shutting down, and the store answers.
 pub async fn readyz(

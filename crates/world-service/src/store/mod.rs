@@ -1,14 +1,18 @@
 //! The seam between world-service and where hellos live.
 //!
-//! Two backends implement [`Store`] and pass one shared test suite (`tests/store/`):
+//! Two backends implement [`Store`] and pass one shared test suite (`tests/world/store_suite.rs`):
 //! - [`embedded`]: a redb file under `WORLD_DATA_DIR` — the default, nothing else to run;
 //! - [`mongo`]: MongoDB, shared by every replica of the pod.
 //!
-//! Taking hellos is two-phase so that a crash never loses one: [`Store::claim`] leases the oldest
+//! Taking hellos is two-phase so that a crash never loses one: [`Store::lease`] leases the oldest
 //! waiting hellos to the caller and hides them from other readers; [`Store::acknowledge`] deletes
-//! them once the caller has delivered them (many claims at once: a busy reader sends them
+//! them once the caller has delivered them (many leases at once: a busy reader sends them
 //! together). A lease that runs out without an acknowledgement makes its hellos visible again, so
 //! a reader that died mid-request costs a duplicate, never a loss.
+//!
+//! Stored names do not follow renames in the code: a lease is still stored under its 0.1.0 name
+//! (the redb tables `claims` and `claims_by_inbox`, the field `claim` of a hello in both
+//! backends), so that a store written by an earlier release opens and works with this one.
 
 pub mod embedded;
 pub mod mongo;
@@ -18,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hello_common::{
     IdempotencyKey, Name,
-    wire::{Claim, StoredHello},
+    wire::{Lease, StoredHello},
 };
 
 /// A hello to store.
@@ -31,7 +35,7 @@ pub struct NewHello {
 
 /// How many hellos to take and for how long to hide them.
 #[derive(Debug, Clone, Copy)]
-pub struct ClaimRequest {
+pub struct LeaseRequest {
     /// At most this many (1 or more).
     pub limit: u32,
     /// How long the taken hellos stay hidden without an acknowledgement.
@@ -61,7 +65,12 @@ impl StoreError {
     }
 }
 
-/// Where hellos live. Every method is atomic: it either happens whole or not at all.
+/// Where hellos live.
+///
+/// No method leaves a half-done change that loses or duplicates a hello: the embedded store
+/// applies each in one transaction; MongoDB's steps are single-document atomic operations,
+/// ordered so that a crash between two of them is finished by a retry (a send with its
+/// idempotency key) or undone by time (a lease runs out).
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Stores a hello durably (on disk, or majority-acknowledged and journaled) before returning.
@@ -70,12 +79,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn send(&self, hello: NewHello) -> Result<StoredHello, StoreError>;
 
     /// Leases up to `request.limit` of the oldest visible hellos of `name` to the caller.
-    async fn claim(&self, name: &Name, request: ClaimRequest) -> Result<Claim, StoreError>;
+    async fn lease(&self, name: &Name, request: LeaseRequest) -> Result<Lease, StoreError>;
 
-    /// Deletes the hellos of these claims, those they still hold. Returns how many were deleted.
-    /// Acknowledging twice, or an unknown claim, deletes nothing and is not an error. Each claim
-    /// is acknowledged whole or not at all; after an error, acknowledging them all again is safe.
-    async fn acknowledge(&self, claim_ids: &[String]) -> Result<u64, StoreError>;
+    /// Deletes the hellos of these leases, those they still hold (a lease that ran out holds
+    /// those no later lease took). Returns how many were deleted. Acknowledging twice, or an
+    /// unknown lease, deletes nothing and is not an error. Each lease is acknowledged whole or not
+    /// at all; after an error, acknowledging them all again is safe.
+    async fn acknowledge(&self, lease_ids: &[String]) -> Result<u64, StoreError>;
 
     /// Succeeds when the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -98,8 +108,8 @@ pub struct StoreLimits {
     pub idempotency_ttl: Duration,
 }
 
-/// A new claim id: unique, time-ordered.
-fn new_claim_id() -> String {
+/// A new lease id: unique, time-ordered.
+fn new_lease_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 

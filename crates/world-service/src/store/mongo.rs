@@ -3,12 +3,13 @@
 //! Document model, chosen so that a hot inbox stays cheap and many world-service processes can
 //! read one inbox at once without two of them taking the same hello:
 //! - `hellos`: one small document per waiting hello, `{_id, to, to_spelling, from, at, order,
-//!   lease_until, claim}`. `to` is the case-folded name; `order` repeats the time-ordered id so that
+//!   lease_until, claim}`. `to` is the case-folded name; `claim` holds the id of the lease that
+//!   took the hello (the field keeps its 0.1.0 name); `order` repeats the time-ordered id so that
 //!   the index `{to: 1, order: 1}` walks an inbox oldest first and stops after `limit` documents.
 //!   Sends are single inserts: no document grows, none is contended by writers.
-//! - Claims mark documents with `claim` and `lease_until` through `updateMany` with the claimable
+//! - Leases mark documents with `claim` and `lease_until` through `updateMany` with the leasable
 //!   filter repeated: MongoDB updates each document atomically, so each hello is won by exactly
-//!   one claim, whichever replica asked. Acknowledging is `deleteMany({claim})`.
+//!   one lease, whichever replica asked. Acknowledging is `deleteMany({claim: {$in: ids}})`.
 //! - `idempotency`: one document per key, expired by a TTL index on `created`.
 //!
 //! Every write uses write concern `majority` with journaling: a send is answered only once it is
@@ -27,7 +28,7 @@ use futures::TryStreamExt;
 use hello_common::{
     Name,
     timestamp::Millis,
-    wire::{Claim, DeliveredHello, StoredHello},
+    wire::{DeliveredHello, Lease, StoredHello},
 };
 use mongodb::{
     Client, Collection, IndexModel,
@@ -37,7 +38,7 @@ use mongodb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{ClaimRequest, NewHello, Store, StoreError, StoreLimits, new_claim_id, new_hello_id};
+use super::{LeaseRequest, NewHello, Store, StoreError, StoreLimits, new_hello_id, new_lease_id};
 
 /// MongoDB's code for a duplicate key.
 const DUPLICATE_KEY: i32 = 11000;
@@ -54,10 +55,11 @@ struct HelloDocument {
     /// Stored at, ms since the epoch.
     at: i64,
     order: String,
-    /// Hidden from readers until this instant (ms since the epoch); 0 when never claimed.
+    /// Hidden from readers until this instant (ms since the epoch); 0 when never leased.
     lease_until: i64,
-    #[serde(default)]
-    claim: Option<String>,
+    /// The lease that took it last (stored as `claim`, its name before 0.2.0).
+    #[serde(default, rename = "claim")]
+    lease: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,21 +238,21 @@ impl MongoStore {
     }
 
     /// One attempt to lease up to `limit` hellos: pick candidates, then win what is still free.
-    async fn try_claim(
+    async fn try_lease(
         &self,
         name: &Name,
-        request: ClaimRequest,
-        claim_id: &str,
+        request: LeaseRequest,
+        lease_id: &str,
     ) -> Result<(usize, Vec<HelloDocument>), StoreError> {
         let now = Millis::now();
         let until = now
             .plus_millis(u64::try_from(request.lease.as_millis()).unwrap_or(u64::MAX))
             .0;
         let now = now.0;
-        let claimable = doc! { "to": name.key(), "lease_until": { "$lt": now } };
+        let leasable = doc! { "to": name.key(), "lease_until": { "$lt": now } };
         let candidates: Vec<HelloDocument> = self
             .hellos
-            .find(claimable.clone())
+            .find(leasable.clone())
             .sort(doc! { "order": 1 })
             .limit(i64::from(request.limit))
             .await
@@ -262,18 +264,18 @@ impl MongoStore {
             return Ok((0, Vec::new()));
         }
         let ids: Vec<&str> = candidates.iter().map(|hello| hello.id.as_str()).collect();
-        let mut win = claimable;
+        let mut win = leasable;
         win.insert("_id", doc! { "$in": ids });
         self.hellos
             .update_many(
                 win,
-                doc! { "$set": { "lease_until": until, "claim": claim_id } },
+                doc! { "$set": { "lease_until": until, "claim": lease_id } },
             )
             .await
             .map_err(StoreError::unavailable)?;
         let won: Vec<HelloDocument> = self
             .hellos
-            .find(doc! { "claim": claim_id })
+            .find(doc! { "claim": lease_id })
             .sort(doc! { "order": 1 })
             .await
             .map_err(StoreError::unavailable)?
@@ -301,7 +303,7 @@ fn new_hello(hello: &NewHello) -> (StoredHello, HelloDocument) {
         from: stored.from.clone(),
         at: now.0,
         lease_until: 0,
-        claim: None,
+        lease: None,
     };
     (stored, document)
 }
@@ -319,7 +321,7 @@ fn document_for(hello: &StoredHello, to_key: &str) -> Result<HelloDocument, Stor
         at,
         order: hello.id.clone(),
         lease_until: 0,
-        claim: None,
+        lease: None,
     })
 }
 
@@ -343,11 +345,11 @@ impl Store for MongoStore {
         Ok(stored)
     }
 
-    async fn claim(&self, name: &Name, request: ClaimRequest) -> Result<Claim, StoreError> {
-        let claim_id = new_claim_id();
+    async fn lease(&self, name: &Name, request: LeaseRequest) -> Result<Lease, StoreError> {
+        let lease_id = new_lease_id();
         let mut won = Vec::new();
         for _ in 0..RACE_ATTEMPTS {
-            let (candidates, documents) = self.try_claim(name, request, &claim_id).await?;
+            let (candidates, documents) = self.try_lease(name, request, &lease_id).await?;
             won = documents;
             // Stop when there was nothing to take, or when we won something: a smaller page is
             // fine. Retry only if other readers took every candidate first.
@@ -360,8 +362,8 @@ impl Store for MongoStore {
             .count_documents(doc! { "to": name.key(), "lease_until": { "$lt": Millis::now().0 } })
             .await
             .map_err(StoreError::unavailable)?;
-        Ok(Claim {
-            claim_id: (!won.is_empty()).then_some(claim_id),
+        Ok(Lease {
+            lease_id: (!won.is_empty()).then_some(lease_id),
             hellos: won
                 .into_iter()
                 .map(|hello| DeliveredHello {
@@ -374,10 +376,10 @@ impl Store for MongoStore {
         })
     }
 
-    async fn acknowledge(&self, claim_ids: &[String]) -> Result<u64, StoreError> {
+    async fn acknowledge(&self, lease_ids: &[String]) -> Result<u64, StoreError> {
         let result = self
             .hellos
-            .delete_many(doc! { "claim": { "$in": claim_ids } })
+            .delete_many(doc! { "claim": { "$in": lease_ids } })
             .await
             .map_err(StoreError::unavailable)?;
         Ok(result.deleted_count)

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 
 use hello_common::{
     testing::{ChildService, free_port},
-    wire::{Acknowledged, Claim, StoredHello},
+    wire::{Acknowledged, Lease, StoredHello},
 };
 
 fn start_world(data_dir: &Path, lease_ms: u64) -> ChildService {
@@ -16,7 +16,7 @@ fn start_world_with(data_dir: &Path, lease_ms: u64, extra: &[(&str, &str)]) -> C
     let mut env = vec![
         ("WORLD_LISTEN", address.to_string()),
         ("WORLD_DATA_DIR", data_dir.display().to_string()),
-        ("WORLD_CLAIM_LEASE_MS", lease_ms.to_string()),
+        ("WORLD_LEASE_MS", lease_ms.to_string()),
         ("WORLD_SHUTDOWN_DRAIN_MS", "0".to_owned()),
         ("RUST_LOG", "warn".to_owned()),
     ];
@@ -53,18 +53,18 @@ async fn send(world: &ChildService, from: &str, to: &str) -> StoredHello {
     response.json().await.expect("stored hello")
 }
 
-async fn claim(world: &ChildService, name: &str) -> Claim {
+async fn lease(world: &ChildService, name: &str) -> Lease {
     reqwest::Client::new()
         .post(format!(
-            "{}/v1/inboxes/{name}/claims?limit=100",
+            "{}/v1/inboxes/{name}/leases?limit=100",
             world.url()
         ))
         .send()
         .await
-        .expect("claim")
+        .expect("lease")
         .json()
         .await
-        .expect("claim body")
+        .expect("lease body")
 }
 
 #[tokio::test]
@@ -75,9 +75,9 @@ async fn an_acknowledged_send_survives_kill_9_of_world() {
     world.kill();
 
     let world = start_world(dir.path(), 30_000);
-    let claim = claim(&world, "bob").await;
-    assert_eq!(claim.hellos.len(), 1);
-    assert_eq!(claim.hellos[0].id, sent.id);
+    let lease = lease(&world, "bob").await;
+    assert_eq!(lease.hellos.len(), 1);
+    assert_eq!(lease.hellos[0].id, sent.id);
 }
 
 #[tokio::test]
@@ -87,13 +87,13 @@ async fn hellos_taken_by_a_read_that_never_finished_come_back_after_kill_9() {
     let first = send(&world, "alice", "bob").await;
     let second = send(&world, "carol", "bob").await;
     // A reader takes them, then world dies before the reader could acknowledge.
-    let taken = claim(&world, "bob").await;
+    let taken = lease(&world, "bob").await;
     assert_eq!(taken.hellos.len(), 2);
     world.kill();
 
     let world = start_world(dir.path(), 500);
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let again = claim(&world, "bob").await;
+    let again = lease(&world, "bob").await;
     let ids: Vec<_> = again.hellos.iter().map(|hello| hello.id.as_str()).collect();
     println!(
         "crash during read: taken={} redelivered={}",
@@ -113,54 +113,54 @@ async fn sigterm_stops_world_gracefully() {
         "world did not exit on SIGTERM"
     );
     let world = start_world(dir.path(), 30_000);
-    assert_eq!(claim(&world, "bob").await.hellos.len(), 1);
+    assert_eq!(lease(&world, "bob").await.hellos.len(), 1);
 }
 
-async fn acknowledge(world: &ChildService, claim_ids: &[&str]) -> Acknowledged {
-    let body = serde_json::json!({ "claims": claim_ids });
-    let response = post_json(world, "/v1/acknowledgements", &body).await;
+async fn acknowledge(world: &ChildService, lease_ids: &[&str]) -> Acknowledged {
+    let body = serde_json::json!({ "leases": lease_ids });
+    let response = post_json(world, "/v1/leases/acknowledge", &body).await;
     assert_eq!(response.status(), 200);
     response.json().await.expect("acknowledged")
 }
 
 #[tokio::test]
-async fn claims_and_acknowledgements_answered_before_sigterm_survive_the_restart() {
-    // Claims and acknowledgements commit without syncing; a graceful stop must sync them, or a
+async fn leases_and_acknowledgements_answered_before_sigterm_survive_the_restart() {
+    // Leases and acknowledgements commit without syncing; a graceful stop must sync them, or a
     // restart would hand out hellos already delivered (ann's) or still leased (ben's).
     let dir = tempfile::tempdir().unwrap();
     let world = start_world(dir.path(), 30_000);
     send(&world, "alice", "ann").await;
     send(&world, "alice", "ben").await;
-    let delivered = claim(&world, "ann").await;
-    let deleted = acknowledge(&world, &[delivered.claim_id.as_deref().unwrap()]).await;
+    let delivered = lease(&world, "ann").await;
+    let deleted = acknowledge(&world, &[delivered.lease_id.as_deref().unwrap()]).await;
     assert_eq!(deleted.deleted, 1);
-    assert_eq!(claim(&world, "ben").await.hellos.len(), 1);
+    assert_eq!(lease(&world, "ben").await.hellos.len(), 1);
     assert!(
         world.terminate(Duration::from_secs(15)),
         "world did not exit on SIGTERM"
     );
     let world = start_world(dir.path(), 30_000);
     assert_eq!(
-        claim(&world, "ann").await.hellos,
+        lease(&world, "ann").await.hellos,
         [],
         "acknowledged, so gone"
     );
-    assert_eq!(claim(&world, "ben").await.hellos, [], "still leased");
+    assert_eq!(lease(&world, "ben").await.hellos, [], "still leased");
 }
 
 #[tokio::test]
-async fn acknowledgements_name_1_to_256_claims_of_sensible_length() {
+async fn acknowledgements_name_1_to_256_leases_of_sensible_length() {
     let dir = tempfile::tempdir().unwrap();
     let world = start_world(dir.path(), 30_000);
     let long = "x".repeat(65);
-    let too_many: Vec<String> = (0..257).map(|i| format!("claim-{i}")).collect();
+    let too_many: Vec<String> = (0..257).map(|i| format!("lease-{i}")).collect();
     for body in [
-        serde_json::json!({ "claims": [] }),
-        serde_json::json!({ "claims": too_many }),
-        serde_json::json!({ "claims": [long] }),
-        serde_json::json!({ "claims": "one" }),
+        serde_json::json!({ "leases": [] }),
+        serde_json::json!({ "leases": too_many }),
+        serde_json::json!({ "leases": [long] }),
+        serde_json::json!({ "leases": "one" }),
     ] {
-        let response = post_json(&world, "/v1/acknowledgements", &body).await;
+        let response = post_json(&world, "/v1/leases/acknowledge", &body).await;
         assert_eq!(response.status(), 400, "{body}");
         assert_eq!(
             response.headers()["content-type"],
@@ -173,7 +173,7 @@ async fn acknowledgements_name_1_to_256_claims_of_sensible_length() {
             .await
             .deleted,
         0,
-        "256 unknown claims: accepted, nothing deleted"
+        "256 unknown leases: accepted, nothing deleted"
     );
 }
 
@@ -187,9 +187,9 @@ async fn with_syncing_off_a_graceful_stop_still_puts_every_send_on_disk() {
         "world did not exit on SIGTERM"
     );
     let world = start_world(dir.path(), 30_000);
-    let claim = claim(&world, "bob").await;
-    assert_eq!(claim.hellos.len(), 1);
-    assert_eq!(claim.hellos[0].id, sent.id);
+    let lease = lease(&world, "bob").await;
+    assert_eq!(lease.hellos.len(), 1);
+    assert_eq!(lease.hellos[0].id, sent.id);
 }
 
 #[tokio::test]
@@ -265,6 +265,41 @@ async fn on_sigterm_readiness_turns_false_first_while_requests_are_still_served(
     assert!(world.has_exited(), "world did not exit after its drain");
 }
 
+#[tokio::test]
+async fn the_lease_setting_is_still_read_under_its_name_before_0_2_0_with_a_warning() {
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("world.log");
+    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let world = ChildService::start_logging_to(
+        Path::new(env!("CARGO_BIN_EXE_world-service")),
+        &[
+            ("WORLD_LISTEN", address.to_string()),
+            (
+                "WORLD_DATA_DIR",
+                data.path().join("store").display().to_string(),
+            ),
+            ("WORLD_CLAIM_LEASE_MS", "150".to_owned()),
+        ],
+        address,
+        &log,
+    );
+    send(&world, "alice", "bob").await;
+    assert_eq!(lease(&world, "bob").await.hellos.len(), 1);
+    // Leased for 150 ms (WORLD_CLAIM_LEASE_MS), not the default 30 s: it comes back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        lease(&world, "bob").await.hellos.len(),
+        1,
+        "the old name was not applied"
+    );
+    assert!(world.terminate(Duration::from_secs(10)));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("WORLD_CLAIM_LEASE_MS is read as WORLD_LEASE_MS"),
+        "no start-up warning: {logged}"
+    );
+}
+
 #[test]
 fn a_bad_setting_stops_start_up_with_a_message_naming_the_variable() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_world-service"))
@@ -274,11 +309,18 @@ fn a_bad_setting_stops_start_up_with_a_message_naming_the_variable() {
     assert!(!output.status.success());
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(message.contains("WORLD_INBOX_CAP"), "{message}");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_world-service"))
-        .env("WORLD_CLAIM_LEASE_MS", "5")
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&output.stderr).contains("WORLD_CLAIM_LEASE_MS"));
+    for variable in ["WORLD_LEASE_MS", "WORLD_CLAIM_LEASE_MS"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_world-service"))
+            .env(variable, "5")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            message.contains(&format!("{variable} must be between 100")),
+            "{message}"
+        );
+    }
     // Turning syncing off is for the embedded store only; MongoDB always waits for its journal.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_world-service"))
         .env("WORLD_STORE_SYNC", "false")

@@ -18,32 +18,32 @@ macro_rules! store_suite {
                 let sent = store.say("alice", "bob").await;
                 assert_eq!((sent.to.as_str(), sent.from.as_str()), ("bob", "alice"));
 
-                let claim = store.store.claim(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
-                assert_eq!(claim.hellos.len(), 1);
-                assert_eq!(claim.hellos[0].id, sent.id);
-                assert_eq!(claim.hellos[0].at, sent.at);
-                assert_eq!(claim.remaining, 0);
-                let deleted = store.acknowledge(&claim).await;
+                let lease = store.store.lease(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
+                assert_eq!(lease.hellos.len(), 1);
+                assert_eq!(lease.hellos[0].id, sent.id);
+                assert_eq!(lease.hellos[0].at, sent.at);
+                assert_eq!(lease.remaining, 0);
+                let deleted = store.acknowledge(&lease).await;
                 assert_eq!(deleted, 1);
 
-                let again = store.store.claim(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
-                assert!(again.hellos.is_empty() && again.claim_id.is_none());
+                let again = store.store.lease(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
+                assert!(again.hellos.is_empty() && again.lease_id.is_none());
             }
 
             #[tokio::test]
-            async fn claims_take_the_oldest_first_up_to_the_limit() {
+            async fn leases_take_the_oldest_first_up_to_the_limit() {
                 let store = $open(limits()).await;
                 let mut sent = Vec::new();
                 for sender in ["s1", "s2", "s3", "s4", "s5"] {
                     sent.push(store.say(sender, "bob").await.id);
                 }
-                let first = store.store.claim(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
+                let first = store.store.lease(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
                 let ids: Vec<_> = first.hellos.iter().map(|hello| hello.id.clone()).collect();
                 assert_eq!(ids, sent[..2]);
                 assert_eq!(first.remaining, 3);
                 store.acknowledge(&first).await;
 
-                let rest = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let rest = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 let ids: Vec<_> = rest.hellos.iter().map(|hello| hello.id.clone()).collect();
                 assert_eq!(ids, sent[2..]);
                 assert_eq!(rest.remaining, 0);
@@ -55,8 +55,8 @@ macro_rules! store_suite {
                 store.say("Alice", "BOB").await;
                 store.say("carol", "Bob").await;
                 store.say("dave", "robert").await;
-                let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
-                let senders: Vec<_> = claim.hellos.iter().map(|hello| hello.from.as_str()).collect();
+                let lease = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let senders: Vec<_> = lease.hellos.iter().map(|hello| hello.from.as_str()).collect();
                 assert_eq!(senders, ["Alice", "carol"], "the sender's spelling is kept");
             }
 
@@ -64,62 +64,64 @@ macro_rules! store_suite {
             async fn a_leased_hello_is_hidden_from_other_readers() {
                 let store = $open(limits()).await;
                 store.say("alice", "bob").await;
-                let first = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let first = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 assert_eq!(first.hellos.len(), 1);
-                let second = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let second = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 assert!(second.hellos.is_empty());
                 assert_eq!(second.remaining, 0);
             }
 
             #[tokio::test]
-            async fn remaining_counts_only_hellos_no_live_claim_holds() {
+            async fn remaining_counts_only_hellos_no_live_lease_holds() {
                 let store = $open(limits()).await;
                 let mut sent = Vec::new();
                 for index in 0..10 {
                     sent.push(store.say(&format!("s{index}"), "bob").await.id);
                 }
-                let ids = |claim: &hello_common::wire::Claim| -> Vec<String> {
-                    claim.hellos.iter().map(|hello| hello.id.clone()).collect()
+                let ids = |lease: &hello_common::wire::Lease| -> Vec<String> {
+                    lease.hellos.iter().map(|hello| hello.id.clone()).collect()
                 };
-                // Hellos 0-2 go to a reader whose lease runs out, 3-5 to one that stays.
-                let expiring = store.store.claim(&name("bob"), take(3, 200)).await.unwrap();
-                let holding = store.store.claim(&name("bob"), take(3, LONG_LEASE)).await.unwrap();
+                // Hellos 0-2 go to a reader whose lease runs out, 3-5 to one that stays. The first
+                // lease must still hold when the second is taken, however slow the machine is at
+                // that moment: it lasts 2 s, not the 200 ms the other expiry tests use.
+                let expiring = store.store.lease(&name("bob"), take(3, 2_000)).await.unwrap();
+                let holding = store.store.lease(&name("bob"), take(3, LONG_LEASE)).await.unwrap();
                 assert_eq!(ids(&holding), sent[3..6]);
                 assert_eq!(holding.remaining, 4);
-                tokio::time::sleep(Duration::from_millis(400)).await;
+                tokio::time::sleep(Duration::from_millis(2_200)).await;
 
                 // 0-2 are visible again, ahead of 3-5 (leased) and 6-9.
-                let next = store.store.claim(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
+                let next = store.store.lease(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
                 assert_eq!(ids(&next), sent[..2]);
                 assert_eq!(next.remaining, 5, "hello 2 and hellos 6-9; not the 3 still leased");
                 assert_eq!(expiring.hellos.len(), 3);
 
                 store.acknowledge(&holding).await;
-                let rest = store.store.claim(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
+                let rest = store.store.lease(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
                 let expected: Vec<String> = std::iter::once(sent[2].clone()).chain(sent[6..].iter().cloned()).collect();
                 assert_eq!(ids(&rest), expected);
                 assert_eq!(rest.remaining, 0);
             }
 
             #[tokio::test]
-            async fn an_unacknowledged_claim_is_delivered_again_after_its_lease() {
+            async fn an_unacknowledged_lease_is_delivered_again_after_its_lease() {
                 let store = $open(limits()).await;
                 let sent = store.say("alice", "bob").await;
-                let lost = store.store.claim(&name("bob"), take(10, 200)).await.unwrap();
+                let lost = store.store.lease(&name("bob"), take(10, 200)).await.unwrap();
                 assert_eq!(lost.hellos.len(), 1);
                 tokio::time::sleep(Duration::from_millis(400)).await;
-                let again = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let again = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 assert_eq!(again.hellos.len(), 1);
                 assert_eq!(again.hellos[0].id, sent.id);
             }
 
             #[tokio::test]
-            async fn a_late_acknowledgement_does_not_delete_hellos_claimed_again() {
+            async fn a_late_acknowledgement_does_not_delete_hellos_leased_again() {
                 let store = $open(limits()).await;
                 store.say("alice", "bob").await;
-                let late = store.store.claim(&name("bob"), take(10, 200)).await.unwrap();
+                let late = store.store.lease(&name("bob"), take(10, 200)).await.unwrap();
                 tokio::time::sleep(Duration::from_millis(400)).await;
-                let current = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let current = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 assert_eq!(current.hellos.len(), 1);
                 let deleted = store.acknowledge(&late).await;
                 assert_eq!(deleted, 0, "the first reader's lease had ended");
@@ -128,18 +130,18 @@ macro_rules! store_suite {
             }
 
             #[tokio::test]
-            async fn acknowledging_twice_or_an_unknown_claim_deletes_nothing() {
+            async fn acknowledging_twice_or_an_unknown_lease_deletes_nothing() {
                 let store = $open(limits()).await;
                 store.say("alice", "bob").await;
-                let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
-                let id = claim.claim_id.unwrap();
+                let lease = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let id = lease.lease_id.unwrap();
                 assert_eq!(store.store.acknowledge(std::slice::from_ref(&id)).await.unwrap(), 1);
                 assert_eq!(store.store.acknowledge(std::slice::from_ref(&id)).await.unwrap(), 0);
-                assert_eq!(store.store.acknowledge(&["no-such-claim".to_owned()]).await.unwrap(), 0);
+                assert_eq!(store.store.acknowledge(&["no-such-lease".to_owned()]).await.unwrap(), 0);
             }
 
             #[tokio::test]
-            async fn one_acknowledgement_deletes_the_hellos_of_every_claim_it_names() {
+            async fn one_acknowledgement_deletes_the_hellos_of_every_lease_it_names() {
                 let store = $open(limits()).await;
                 for to in ["ann", "ben", "cal"] {
                     store.say("alice", to).await;
@@ -147,19 +149,19 @@ macro_rules! store_suite {
                 }
                 let mut ids = Vec::new();
                 for to in ["ann", "ben"] {
-                    ids.push(store.store.claim(&name(to), take(10, LONG_LEASE)).await.unwrap().claim_id.unwrap());
+                    ids.push(store.store.lease(&name(to), take(10, LONG_LEASE)).await.unwrap().lease_id.unwrap());
                 }
-                // A claim of cal's inbox that is not named stays leased, and an unknown id is ignored.
-                let cal = store.store.claim(&name("cal"), take(1, LONG_LEASE)).await.unwrap();
-                ids.push("no-such-claim".to_owned());
+                // A lease of cal's inbox that is not named stays leased, and an unknown id is ignored.
+                let cal = store.store.lease(&name("cal"), take(1, LONG_LEASE)).await.unwrap();
+                ids.push("no-such-lease".to_owned());
                 assert_eq!(store.store.acknowledge(&ids).await.unwrap(), 4);
                 assert_eq!(store.store.acknowledge(&ids).await.unwrap(), 0, "acknowledging again deletes nothing");
                 for to in ["ann", "ben"] {
-                    let after = store.store.claim(&name(to), take(10, LONG_LEASE)).await.unwrap();
+                    let after = store.store.lease(&name(to), take(10, LONG_LEASE)).await.unwrap();
                     assert!(after.hellos.is_empty(), "{to}: {after:?}");
                 }
-                let rest = store.store.claim(&name("cal"), take(10, LONG_LEASE)).await.unwrap();
-                assert_eq!(rest.hellos.len(), 1, "cal's first hello is still leased to its claim: {rest:?}");
+                let rest = store.store.lease(&name("cal"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(rest.hellos.len(), 1, "cal's first hello is still leased to its lease: {rest:?}");
                 assert_ne!(rest.hellos[0].id, cal.hellos[0].id);
             }
 
@@ -171,14 +173,14 @@ macro_rules! store_suite {
                 assert_eq!(first, repeat);
                 let other = store.store.send(hello("alice", "bob", Some("key-2"))).await.unwrap();
                 assert_ne!(first.id, other.id);
-                let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
-                assert_eq!(claim.hellos.len(), 2);
-                store.acknowledge(&claim).await;
+                let lease = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(lease.hellos.len(), 2);
+                store.acknowledge(&lease).await;
                 // Still remembered after delivery: a late retry must not deliver it twice.
                 let late = store.store.send(hello("alice", "bob", Some("key-1"))).await.unwrap();
                 assert_eq!(late, first);
-                let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
-                assert!(claim.hellos.is_empty());
+                let lease = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert!(lease.hellos.is_empty());
             }
 
             #[tokio::test]
@@ -187,8 +189,8 @@ macro_rules! store_suite {
                 store.store.send(hello("alice", "bob", Some("shared"))).await.unwrap();
                 let error = store.store.send(hello("alice", "carol", Some("shared"))).await.unwrap_err();
                 assert!(matches!(error, StoreError::IdempotencyKeyReused { .. }), "{error}");
-                let claim = store.store.claim(&name("carol"), take(10, LONG_LEASE)).await.unwrap();
-                assert!(claim.hellos.is_empty(), "nothing stored for the refused send");
+                let lease = store.store.lease(&name("carol"), take(10, LONG_LEASE)).await.unwrap();
+                assert!(lease.hellos.is_empty(), "nothing stored for the refused send");
             }
 
             #[tokio::test]
@@ -200,11 +202,11 @@ macro_rules! store_suite {
                 let error = store.store.send(hello("alice", "bob", None)).await.unwrap_err();
                 assert!(matches!(error, StoreError::InboxFull { cap: 3, .. }), "{error}");
                 store.say("alice", "carol").await; // other inboxes are not affected
-                let claim = store.store.claim(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
-                store.acknowledge(&claim).await;
+                let lease = store.store.lease(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
+                store.acknowledge(&lease).await;
                 store.say("alice", "bob").await;
-                let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
-                assert_eq!(claim.hellos.len(), 2);
+                let lease = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(lease.hellos.len(), 2);
             }
 
             #[tokio::test]
@@ -212,9 +214,9 @@ macro_rules! store_suite {
                 let store = $open(limits()).await;
                 let sent = store.say("alice", "bob").await;
                 let store = store.reopen().await;
-                let claim = store.store.claim(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
-                assert_eq!(claim.hellos.len(), 1);
-                assert_eq!(claim.hellos[0].id, sent.id);
+                let lease = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(lease.hellos.len(), 1);
+                assert_eq!(lease.hellos[0].id, sent.id);
             }
 
             #[tokio::test]
@@ -254,15 +256,15 @@ macro_rules! store_suite {
                             let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
                             let mut idle_rounds = 0;
                             while tokio::time::Instant::now() < deadline && idle_rounds < 40 {
-                                let claim = store.claim(&name("popular"), take(50, LONG_LEASE)).await.expect("claim");
-                                if claim.hellos.is_empty() {
+                                let lease = store.lease(&name("popular"), take(50, LONG_LEASE)).await.expect("lease");
+                                if lease.hellos.is_empty() {
                                     idle_rounds += 1;
                                     tokio::time::sleep(Duration::from_millis(25)).await;
                                     continue;
                                 }
                                 idle_rounds = 0;
-                                received.extend(claim.hellos.into_iter().map(|hello| hello.id));
-                                store.acknowledge(&[claim.claim_id.clone().unwrap()]).await.expect("ack");
+                                received.extend(lease.hellos.into_iter().map(|hello| hello.id));
+                                store.acknowledge(&[lease.lease_id.clone().unwrap()]).await.expect("ack");
                             }
                             received
                         })

@@ -2,10 +2,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use hello_common::{IdempotencyKey, Name, testing::MongoTestServer, wire::Claim};
+use hello_common::{IdempotencyKey, Name, testing::MongoTestServer, wire::Lease};
 use tempfile::TempDir;
 use world_service::store::{
-    ClaimRequest, NewHello, Store, StoreLimits, embedded::EmbeddedStore, mongo::MongoStore,
+    LeaseRequest, NewHello, Store, StoreLimits, embedded::EmbeddedStore, mongo::MongoStore,
 };
 
 /// Limits used unless a test needs others.
@@ -87,9 +87,9 @@ impl TestStore {
         }
     }
 
-    /// Acknowledges one claim that took something; returns how many hellos it deleted.
-    pub async fn acknowledge(&self, claim: &Claim) -> u64 {
-        let id = claim.claim_id.clone().expect("the claim took hellos");
+    /// Acknowledges one lease that took something; returns how many hellos it deleted.
+    pub async fn acknowledge(&self, lease: &Lease) -> u64 {
+        let id = lease.lease_id.clone().expect("the lease took hellos");
         self.store.acknowledge(&[id]).await.expect("acknowledge")
     }
 
@@ -116,9 +116,9 @@ pub fn name(raw: &str) -> Name {
     Name::parse(raw).expect("valid name")
 }
 
-/// A claim of `limit` with a lease of `lease_ms`.
-pub fn take(limit: u32, lease_ms: u64) -> ClaimRequest {
-    ClaimRequest {
+/// A lease of up to `limit` hellos for `lease_ms`.
+pub fn take(limit: u32, lease_ms: u64) -> LeaseRequest {
+    LeaseRequest {
         limit,
         lease: Duration::from_millis(lease_ms),
     }

@@ -1,4 +1,5 @@
-//! When may a read's claim be acknowledged, so that its hellos leave the inbox for good?
+//! When has a GET's answer settled, so that its lease may be acknowledged and its hellos leave
+//! the inbox for good?
 //!
 //! Writing the answer to the socket is not enough. In the pod, the peer of hello-service is the
 //! pod's nginx; if nginx dies (kill -9, OOM) after our bytes reached its socket but before it
@@ -13,7 +14,7 @@
 //! - this process is shutting down (it closes its own connections; the peer is not at fault).
 //!
 //! Otherwise — the connection ended within [`SETTLE`] with no further request, which is what a
-//! crashed peer looks like — the claim is left alone: its lease runs out and its hellos are
+//! crashed peer looks like — the lease is left alone: it runs out and its hellos are
 //! delivered again. At worst a hello is then seen twice, never lost. The pod's nginx keeps its
 //! upstream connections open (see `deploy/nginx/nginx.conf`) so that this does not happen in
 //! normal operation.
@@ -67,24 +68,24 @@ pub fn count_request(request: &HttpRequest) {
     }
 }
 
-/// Where an answer is going: captured while handling the request.
+/// The connection an answer is going out on, as it was while the request was handled.
 #[derive(Debug)]
-pub struct Delivery {
-    connection: Option<Arc<ConnectionState>>,
+pub struct Connection {
+    state: Option<Arc<ConnectionState>>,
     requests_so_far: u64,
     closing_after: bool,
 }
 
-impl Delivery {
+impl Connection {
     pub fn of(request: &HttpRequest) -> Self {
-        let connection = request
+        let state = request
             .conn_data::<ConnectionGuard>()
             .map(|guard| guard.0.clone());
-        let requests_so_far = connection
+        let requests_so_far = state
             .as_ref()
             .map_or(0, |state| state.requests.load(Ordering::SeqCst));
         Self {
-            connection,
+            state,
             requests_so_far,
             closing_after: request.head().connection_type() == ConnectionType::Close,
         }
@@ -95,19 +96,19 @@ impl Delivery {
 #[derive(Debug)]
 struct Written {
     due: Instant,
-    delivery: Delivery,
-    claim_id: String,
+    connection: Connection,
+    lease_id: String,
     request_id: RequestId,
 }
 
-/// Acknowledges claims once their answers are received, and knows how many are still pending.
+/// Acknowledges leases once their answers have settled, and knows how many are still pending.
 ///
 /// Answers wait in one queue, in the order they were written (so in the order they are due); one
 /// task takes those whose [`SETTLE`] has passed, checks their connections, and acknowledges the
 /// received ones in batches: a busy service sends world-service one request, and its store one
 /// transaction, for the many reads that settled in the meantime.
 #[derive(Debug, Clone)]
-pub struct Receipts {
+pub struct Settlements {
     inner: Arc<Inner>,
 }
 
@@ -125,10 +126,10 @@ struct Inner {
     not_acknowledged: IntCounter,
 }
 
-impl Receipts {
+impl Settlements {
     /// Starts the task that acknowledges settled answers (on the current Tokio runtime).
     pub fn start(world: WorldClient, lifecycle: Lifecycle, not_acknowledged: IntCounter) -> Self {
-        let receipts = Self {
+        let settlements = Self {
             inner: Arc::new(Inner {
                 world,
                 lifecycle,
@@ -139,12 +140,12 @@ impl Receipts {
                 not_acknowledged,
             }),
         };
-        tokio::spawn(receipts.clone().acknowledge_settled());
-        receipts
+        tokio::spawn(settlements.clone().acknowledge_settled());
+        settlements
     }
 
-    /// Called once the answer carrying `claim_id` has been handed to the connection.
-    pub fn answer_written(&self, delivery: Delivery, claim_id: String, request_id: RequestId) {
+    /// Called once the answer carrying `lease_id` has been handed to the connection.
+    pub fn answer_written(&self, connection: Connection, lease_id: String, request_id: RequestId) {
         self.inner.pending.fetch_add(1, Ordering::SeqCst);
         let was_empty = {
             let mut queue = self
@@ -154,8 +155,8 @@ impl Receipts {
                 .unwrap_or_else(PoisonError::into_inner);
             queue.push_back(Written {
                 due: Instant::now() + SETTLE,
-                delivery,
-                claim_id,
+                connection,
+                lease_id,
                 request_id,
             });
             queue.len() == 1
@@ -203,41 +204,41 @@ impl Receipts {
         };
         let (received, lost): (Vec<Written>, Vec<Written>) = settled
             .into_iter()
-            .partition(|written| self.received(&written.delivery));
+            .partition(|written| self.received(&written.connection));
         for written in &lost {
             self.inner.not_acknowledged.inc();
             tracing::warn!(
                 request_id = %written.request_id.0,
-                claim_id = written.claim_id,
+                lease_id = written.lease_id,
                 "the connection closed right after the answer: not acknowledged, so its hellos come back when the lease ends"
             );
         }
         self.done(lost.len());
-        let claim_ids: Vec<String> = received
+        let lease_ids: Vec<String> = received
             .into_iter()
-            .map(|written| written.claim_id)
+            .map(|written| written.lease_id)
             .collect();
-        for batch in claim_ids.chunks(MAX_ACKNOWLEDGEMENTS) {
-            let (receipts, batch) = (self.clone(), batch.to_vec());
+        for batch in lease_ids.chunks(MAX_ACKNOWLEDGEMENTS) {
+            let (settlements, batch) = (self.clone(), batch.to_vec());
             tokio::spawn(async move {
-                let claims = batch.len();
-                receipts
+                let leases = batch.len();
+                settlements
                     .inner
                     .world
                     .acknowledge(batch, &RequestId::generate())
                     .await;
-                receipts.done(claims);
+                settlements.done(leases);
             });
         }
     }
 
     /// Whether the answer's connection shows, [`SETTLE`] after it was written, that it arrived.
-    fn received(&self, delivery: &Delivery) -> bool {
-        let Some(connection) = &delivery.connection else {
+    fn received(&self, answer: &Connection) -> bool {
+        let Some(connection) = &answer.state else {
             return true; // not a tracked TCP connection (cannot happen with HttpServer)
         };
-        delivery.closing_after
-            || connection.requests.load(Ordering::SeqCst) > delivery.requests_so_far
+        answer.closing_after
+            || connection.requests.load(Ordering::SeqCst) > answer.requests_so_far
             || !connection.closed.load(Ordering::SeqCst)
             || self.inner.lifecycle.is_draining()
     }

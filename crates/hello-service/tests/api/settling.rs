@@ -15,7 +15,7 @@ const LEASE_MS: u64 = 400;
 
 async fn app_with_one_hello(to: &str) -> TestApp {
     let app = spawn_app_with(Options {
-        claim_lease_ms: LEASE_MS,
+        lease_ms: LEASE_MS,
         ..Options::default()
     })
     .await;
@@ -39,7 +39,7 @@ async fn read_answer(stream: &mut TcpStream) -> String {
 }
 
 async fn after_the_lease() {
-    tokio::time::sleep(Duration::from_millis(LEASE_MS) + hello_service::receipts::SETTLE * 3).await;
+    tokio::time::sleep(Duration::from_millis(LEASE_MS) + hello_service::settling::SETTLE * 3).await;
 }
 
 #[tokio::test]

@@ -1,0 +1,11 @@
+//! `POST /hello/{name}` and `GET /hello/{name}`: the public API of hellos.
+//!
+//! - [`schema`]: the bodies, queries and formats as the OpenAPI document describes them;
+//! - [`send`]: saying hello; [`body`] reads and checks its request body;
+//! - [`read`]: reading an inbox; its answer hands the read's lease to
+//!   [`crate::settling::Settlements`] once written.
+
+pub mod body;
+pub mod read;
+pub mod schema;
+pub mod send;

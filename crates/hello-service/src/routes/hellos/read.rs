@@ -1,0 +1,117 @@
+//! `GET /hello/{name}`: who said hello to `name` since the last read.
+
+use std::{
+    convert::Infallible,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    body::{BodySize, MessageBody},
+    web::{self, Bytes},
+};
+use hello_common::{Name, Problem, observability::RequestId, wire::MAX_PAGE};
+
+use super::schema::{Inbox, PersonName, ReadQuery};
+use crate::{
+    settling::{Connection, Settlements},
+    startup::AppState,
+};
+
+/// Who said hello to `name` since the last read.
+#[utoipa::path(
+    get,
+    path = "/hello/{name}",
+    tag = "hello",
+    params(
+        ("name" = PersonName, Path, description = "Whose inbox to read: a name, as for POST (case-insensitive)"),
+        ReadQuery,
+    ),
+    responses(
+        (status = 200, description = "The hellos since the last read, oldest first; they are removed from the inbox", body = Inbox),
+        (status = 400, description = "Invalid name or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable; nothing taken; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn read(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    query: web::Query<ReadQuery>,
+    request_id: RequestId,
+) -> Result<HttpResponse, Problem> {
+    state.rate_limit.check(&request)?;
+    let name = Name::parse(&name).map_err(|error| Problem::invalid_name("name", &error))?;
+    let limit = match query.limit.as_deref() {
+        None => state.default_limit,
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| (1..=MAX_PAGE).contains(limit))
+            .ok_or_else(|| Problem::invalid_limit(raw))?,
+    };
+    let lease = state.world.lease(&name, limit, &request_id).await?;
+    state.hellos_delivered.inc_by(lease.hellos.len() as u64);
+    let inbox = Inbox {
+        name: name.as_str().to_owned(),
+        hellos: lease.hellos,
+        remaining: lease.remaining,
+    };
+    // Serialising plain strings and numbers cannot fail; if it ever did, the lease is not
+    // acknowledged and its hellos come back when it runs out.
+    let body = Bytes::from(
+        serde_json::to_vec(&inbox)
+            .map_err(|error| Problem::internal(format!("cannot encode the answer: {error}")))?,
+    );
+    let mut response = HttpResponse::Ok();
+    response.content_type("application/json");
+    Ok(match lease.lease_id {
+        None => response.body(body),
+        Some(lease_id) => response.body(SettlesWhenWritten {
+            size: body.len() as u64,
+            body: Some(body),
+            written: Some((
+                state.settlements.clone(),
+                Connection::of(&request),
+                lease_id,
+                request_id,
+            )),
+        }),
+    })
+}
+
+/// A response body that hands its lease to [`Settlements`] once it has been written out in full;
+/// they acknowledge it when the connection shows the answer was received.
+///
+/// If the client goes away first, the body is dropped unfinished, nothing is acknowledged, and
+/// the hellos come back when the lease runs out: delivered at least once, never lost.
+struct SettlesWhenWritten {
+    body: Option<Bytes>,
+    size: u64,
+    written: Option<(Settlements, Connection, String, RequestId)>,
+}
+
+impl MessageBody for SettlesWhenWritten {
+    type Error = Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Sized(self.size)
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        if let Some(body) = this.body.take() {
+            return Poll::Ready(Some(Ok(body)));
+        }
+        if let Some((settlements, connection, lease_id, request_id)) = this.written.take() {
+            settlements.answer_written(connection, lease_id, request_id);
+        }
+        Poll::Ready(None)
+    }
+}

@@ -1,0 +1,87 @@
+//! The public bodies, queries and formats of `/hello/{name}`, as the OpenAPI document shows them.
+
+use hello_common::wire::DeliveredHello;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// A name, as the OpenAPI document describes it: a string of the format `hello-name`, which
+/// stands for the rules JSON Schema cannot state (NFC, one script; see [`hello_common::Name`]).
+#[derive(Debug)]
+pub struct PersonName;
+
+impl utoipa::PartialSchema for PersonName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom("hello-name".to_owned())))
+            .min_length(Some(1))
+            .max_length(Some(64))
+            .description(Some(
+                "1-64 characters after NFC normalisation: letters and digits of one script (Han \
+                 may mix with Hiragana, Katakana, Bopomofo, Hangul and Latin), combining marks, \
+                 '.', '_' and '-'; the first a letter or digit. Case-insensitive.",
+            ))
+            .examples(["bob"])
+            .into()
+    }
+}
+
+impl ToSchema for PersonName {}
+
+/// The `Idempotency-Key` header, as the OpenAPI document describes it.
+#[derive(Debug)]
+pub struct IdempotencyKeyHeader;
+
+impl utoipa::PartialSchema for IdempotencyKeyHeader {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[!-~]{1,128}$"))
+            .examples(["0f8fad5b-d9cb-469f-a165-70867728950e"])
+            .into()
+    }
+}
+
+impl ToSchema for IdempotencyKeyHeader {}
+
+/// The body of `POST /hello/{name}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HelloBody {
+    /// Who says hello: a valid name.
+    #[schema(value_type = PersonName, example = "alice")]
+    pub from: String,
+}
+
+/// The answer to `GET /hello/{name}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Inbox {
+    /// The name asked about, as spelled in the request.
+    #[schema(example = "bob")]
+    pub name: String,
+    /// The hellos since the last read, oldest first. They are now gone from the inbox.
+    pub hellos: Vec<DeliveredHello>,
+    /// Hellos still waiting after this answer (read again to get them).
+    #[schema(example = 0)]
+    pub remaining: u64,
+}
+
+/// Query of `POST /hello/{name}`. Unknown parameters are refused rather than ignored.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SendQuery {
+    /// Shorthand for the body's `from`, for curl users. If both are given they must be equal.
+    #[param(value_type = PersonName, required = false)]
+    pub from: Option<String>,
+}
+
+/// Query of `GET /hello/{name}`. Unknown parameters are refused rather than ignored.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    /// How many hellos to return at most, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
+}

@@ -1,0 +1,90 @@
+//! `POST /hello/{name}`: say hello.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use hello_common::{
+    IdempotencyKey, Name, Problem,
+    observability::RequestId,
+    wire::{SendHello, StoredHello},
+};
+
+use super::{
+    body,
+    schema::{HelloBody, IdempotencyKeyHeader, PersonName, SendQuery},
+};
+use crate::startup::AppState;
+
+/// Say hello to `name`.
+#[utoipa::path(
+    post,
+    path = "/hello/{name}",
+    tag = "hello",
+    params(
+        ("name" = PersonName, Path, description = "Who the hello is for: 1-64 characters (after NFC): letters and digits of one script (Han may mix with Hiragana, Katakana, Bopomofo, Hangul and Latin), combining marks, '.', '_', '-'; starts with a letter or digit; case-insensitive"),
+        SendQuery,
+        ("Idempotency-Key" = Option<IdempotencyKeyHeader>, Header, description = "1-128 visible ASCII characters; repeating a POST with the same key stores nothing new and returns the first answer"),
+    ),
+    request_body(content = Option<HelloBody>, content_type = "application/json", description = "Optional when `from` is in the query"),
+    responses(
+        (status = 201, description = "Stored durably", body = StoredHello),
+        (status = 400, description = "Invalid name, body, or header", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The recipient's inbox is full", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Idempotency-Key already used for a different hello", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable; nothing stored; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn send(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    query: web::Query<SendQuery>,
+    request_id: RequestId,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    state.rate_limit.check(&request)?;
+    let to = Name::parse(&name).map_err(|error| Problem::invalid_name("to", &error))?;
+    let body = body::read(&request, payload, state.max_body_bytes).await?;
+    let body_from = body
+        .as_ref()
+        .map(|body| body::sender(&request, body))
+        .transpose()?;
+    let from = match (body_from, query.into_inner().from) {
+        (Some(body), Some(query)) if body != query => {
+            return Err(Problem::conflicting_sender(&body, &query));
+        }
+        (Some(from), _) | (None, Some(from)) => from,
+        (None, None) => return Err(Problem::missing_sender()),
+    };
+    let from = Name::parse(&from).map_err(|error| Problem::invalid_name("from", &error))?;
+    let idempotency_key = idempotency_key(&request)?;
+
+    let hello = SendHello {
+        from: from.as_str().to_owned(),
+        idempotency_key: idempotency_key.map(|key| key.as_str().to_owned()),
+    };
+    let stored = state.world.send(&to, &hello, &request_id).await?;
+    state.hellos_sent.inc();
+    Ok(HttpResponse::Created().json(stored))
+}
+
+/// The `Idempotency-Key` header, if sent.
+fn idempotency_key(request: &HttpRequest) -> Result<Option<IdempotencyKey>, Problem> {
+    request
+        .headers()
+        .get("idempotency-key")
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| {
+                    Problem::invalid_idempotency_key(
+                        "an Idempotency-Key may only contain visible ASCII characters",
+                    )
+                })
+                .and_then(|raw| {
+                    IdempotencyKey::parse(raw).map_err(Problem::invalid_idempotency_key)
+                })
+        })
+        .transpose()
+}

@@ -1,0 +1,74 @@
+//! Taking hellos out of an inbox: lease them, then acknowledge the lease once they reached their
+//! reader (see [`hello_common::wire`]).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use hello_common::{
+    Name, Problem,
+    wire::{
+        Acknowledged, Acknowledgements, DEFAULT_PAGE, LEASE_MS, MAX_ACKNOWLEDGEMENTS,
+        MAX_LEASE_ID_LENGTH, MAX_PAGE,
+    },
+};
+use serde::Deserialize;
+
+use crate::{startup::AppState, store::LeaseRequest};
+
+#[derive(Debug, Deserialize)]
+pub struct LeaseQuery {
+    limit: Option<u32>,
+    lease_ms: Option<u64>,
+}
+
+/// `POST /v1/inboxes/{name}/leases`: leases the oldest waiting hellos to the caller.
+pub async fn lease(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    query: web::Query<LeaseQuery>,
+) -> Result<HttpResponse, Problem> {
+    let name = Name::parse(&name).map_err(|error| Problem::invalid_name("name", &error))?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Problem::invalid_limit(&limit.to_string()));
+    }
+    let lease_ms = query.lease_ms.unwrap_or(state.lease_ms);
+    let _timer = state.time_store("lease");
+    let lease = state
+        .store
+        .lease(
+            &name,
+            LeaseRequest {
+                limit,
+                lease: Duration::from_millis(lease_ms.clamp(*LEASE_MS.start(), *LEASE_MS.end())),
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(lease))
+}
+
+/// `POST /v1/leases/acknowledge`: the caller delivered these leases' hellos; delete them.
+pub async fn acknowledge(
+    state: web::Data<AppState>,
+    body: web::Json<Acknowledgements>,
+) -> Result<HttpResponse, Problem> {
+    let leases = body.into_inner().leases;
+    if !(1..=MAX_ACKNOWLEDGEMENTS).contains(&leases.len()) {
+        return Err(Problem::invalid_acknowledgements(format!(
+            "name 1 to {MAX_ACKNOWLEDGEMENTS} leases per request; there were {}",
+            leases.len()
+        )));
+    }
+    if let Some(bad) = leases
+        .iter()
+        .find(|id| id.is_empty() || id.len() > MAX_LEASE_ID_LENGTH)
+    {
+        return Err(Problem::invalid_acknowledgements(format!(
+            "a lease id has 1 to {MAX_LEASE_ID_LENGTH} characters; one had {}",
+            bad.len()
+        )));
+    }
+    let _timer = state.time_store("acknowledge");
+    let deleted = state.store.acknowledge(&leases).await?;
+    Ok(HttpResponse::Ok().json(Acknowledged { deleted }))
+}

@@ -1,0 +1,192 @@
+//! The embedded backend: one redb file under the data directory, no other process needed.
+//!
+//! All writes go through one writer thread. It takes every request waiting in its queue, applies
+//! them in one transaction and commits once (group commit), so concurrent sends share a single
+//! `fsync` instead of paying one each. A batch that contains a send is committed with
+//! `Durability::Immediate`: no send is answered before its hello is on disk (unless
+//! [`EmbeddedOptions::sync_sends`] is off, which exists only to measure this cost). Leases and
+//! acknowledgements alone commit without syncing, and are synced soon after (by the first batch
+//! 100 ms after the last sync, or by the writer once idle for 200 ms): losing one in a crash only
+//! makes hellos visible again (seen twice, never lost), and the window bounds how many.
+//!
+//! - [`tables`]: the tables and records, by their stored names;
+//! - [`writer`]: the writer thread and its batches;
+//! - [`operations`]: what a send, a lease and an acknowledgement do inside a transaction.
+
+mod operations;
+mod tables;
+mod writer;
+
+use std::{
+    path::Path,
+    sync::{Arc, mpsc},
+    thread,
+};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use hello_common::{
+    Name,
+    wire::{Lease, StoredHello},
+};
+use redb::{Database, ReadableDatabase};
+use tokio::sync::oneshot;
+
+use self::writer::{Job, MAX_BATCH, Writer};
+use super::{LeaseRequest, NewHello, Store, StoreError, StoreLimits};
+
+/// The file inside the data directory.
+pub const DATABASE_FILE: &str = "world.redb";
+/// redb's own page cache unless `WORLD_STORE_CACHE_MB` says otherwise (redb's default is 1 GiB).
+/// The operating system caches the file as well, so a small cache costs system calls, not disk
+/// reads (`bench/run.py` compares 1,000,000 stored hellos with an empty store).
+pub const DEFAULT_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+/// How the embedded store uses memory and the disk.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddedOptions {
+    /// redb's own page cache. The operating system's page cache still holds the file; this
+    /// bounds the process's own memory.
+    pub cache_bytes: usize,
+    /// Sync a batch holding a send before answering it (the default). `false` exists only to
+    /// measure what syncing costs: sends are then synced when the writer is idle, so a crash of
+    /// the machine can lose acknowledged hellos.
+    pub sync_sends: bool,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            sync_sends: true,
+        }
+    }
+}
+
+/// The embedded store: a handle to its writer thread.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    jobs: mpsc::SyncSender<Job>,
+    /// For reads that need no writer: redb's readers see the last commit without waiting.
+    database: Arc<Database>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) `data_dir/world.redb` with the default options and starts the writer.
+    pub fn open(data_dir: &Path, limits: StoreLimits) -> anyhow::Result<Self> {
+        Self::open_with(data_dir, limits, EmbeddedOptions::default())
+    }
+
+    /// Like [`EmbeddedStore::open`] with the given cache size and syncing.
+    pub fn open_with(
+        data_dir: &Path,
+        limits: StoreLimits,
+        options: EmbeddedOptions,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {} (WORLD_DATA_DIR)",
+                data_dir.display()
+            )
+        })?;
+        let path = data_dir.join(DATABASE_FILE);
+        let database = redb::Builder::new()
+            .set_cache_size(options.cache_bytes)
+            .create(&path)
+            .with_context(|| {
+                format!(
+                    "cannot open {}: is another world-service using this WORLD_DATA_DIR?",
+                    path.display()
+                )
+            })?;
+        tables::create_tables(&database)?;
+        let database = Arc::new(database);
+        let (jobs, queue) = mpsc::sync_channel(4 * MAX_BATCH);
+        let writer = Writer {
+            database: Arc::clone(&database),
+            limits,
+            sync_sends: options.sync_sends,
+        };
+        thread::Builder::new()
+            .name("embedded-store-writer".into())
+            .spawn(move || writer.run(&queue))
+            .context("cannot start the store's writer thread")?;
+        Ok(Self { jobs, database })
+    }
+
+    async fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let jobs = self.jobs.clone();
+        let job = job(reply);
+        // The queue is bounded: when it is full, wait on a blocking thread, not on the runtime.
+        match jobs.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(job)) => {
+                let queued = tokio::task::spawn_blocking(move || jobs.send(job).is_ok())
+                    .await
+                    .map_err(StoreError::unavailable)?;
+                if !queued {
+                    return Err(writer_stopped());
+                }
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(writer_stopped()),
+        }
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    /// True when no hello, leased or not, is stored for `name`: a lookup in the page cache.
+    fn inbox_is_empty(&self, name: &Name) -> Result<bool, StoreError> {
+        let read = || -> tables::Storage<bool> {
+            let transaction = self.database.begin_read()?;
+            let sizes = transaction.open_table(tables::INBOX_SIZES)?;
+            Ok(sizes.get(name.key())?.is_none_or(|size| size.value() == 0))
+        };
+        read().map_err(StoreError::unavailable)
+    }
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::unavailable(anyhow::anyhow!("the embedded store's writer has stopped"))
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn send(&self, hello: NewHello) -> Result<StoredHello, StoreError> {
+        self.submit(|reply| Job::Send(hello, reply)).await
+    }
+
+    async fn lease(&self, name: &Name, request: LeaseRequest) -> Result<Lease, StoreError> {
+        // Most reads of a busy service find nothing; those need no write transaction. A send
+        // answered before this read began is committed, so this read transaction sees it.
+        if self.inbox_is_empty(name)? {
+            return Ok(Lease {
+                lease_id: None,
+                hellos: Vec::new(),
+                remaining: 0,
+            });
+        }
+        let name = name.clone();
+        self.submit(|reply| Job::Lease(name, request, reply)).await
+    }
+
+    async fn acknowledge(&self, lease_ids: &[String]) -> Result<u64, StoreError> {
+        let lease_ids = lease_ids.to_vec();
+        self.submit(|reply| Job::Acknowledge(lease_ids, reply))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.submit(Job::Ping).await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.submit(Job::Close).await
+    }
+
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+}

@@ -1,0 +1,220 @@
+//! What each job does inside the writer's transaction. Nothing here commits: the writer commits
+//! a whole batch, then answers its jobs.
+
+use hello_common::{
+    Name,
+    timestamp::Millis,
+    wire::{DeliveredHello, Lease, StoredHello},
+};
+use redb::{ReadableTable, WriteTransaction};
+
+use super::tables::{
+    HELLOS, HelloRecord, IDEMPOTENCY, IDEMPOTENCY_BY_AGE, INBOX_SIZES, IdempotencyRecord, LEASES,
+    LEASES_BY_INBOX, LeaseRecord, META, Storage, ttl_millis,
+};
+use crate::store::{LeaseRequest, NewHello, StoreError, StoreLimits, new_hello_id, new_lease_id};
+
+/// Stores a hello, unless its idempotency key is known (then: the first answer, or a refusal)
+/// or its inbox is full.
+pub(super) fn send(
+    transaction: &WriteTransaction,
+    hello: NewHello,
+    limits: &StoreLimits,
+) -> Storage<Result<StoredHello, StoreError>> {
+    let now = Millis::now();
+    let mut idempotency = transaction.open_table(IDEMPOTENCY)?;
+    if let Some(key) = &hello.idempotency_key {
+        let first = idempotency
+            .get(key.as_str())?
+            .map(|record| serde_json::from_slice::<IdempotencyRecord>(record.value()))
+            .transpose()?;
+        if let Some(first) = first {
+            let fresh = first.created + ttl_millis(limits.idempotency_ttl) > now.0;
+            if fresh {
+                return Ok(
+                    if first.to_key == hello.to.key() && first.from_key == hello.from.key() {
+                        Ok(first.hello)
+                    } else {
+                        Err(StoreError::IdempotencyKeyReused {
+                            to: first.hello.to,
+                            from: first.hello.from,
+                        })
+                    },
+                );
+            }
+        }
+    }
+
+    let mut sizes = transaction.open_table(INBOX_SIZES)?;
+    let size = sizes.get(hello.to.key())?.map_or(0, |size| size.value());
+    if size >= limits.inbox_cap {
+        return Ok(Err(StoreError::InboxFull {
+            name: hello.to.to_string(),
+            cap: limits.inbox_cap,
+        }));
+    }
+    let mut meta = transaction.open_table(META)?;
+    let sequence = meta.get("next_sequence")?.map_or(0, |next| next.value());
+    meta.insert("next_sequence", sequence + 1)?;
+
+    let stored = StoredHello {
+        id: new_hello_id(),
+        to: hello.to.to_string(),
+        from: hello.from.to_string(),
+        at: now.to_rfc3339(),
+    };
+    let record = HelloRecord {
+        id: stored.id.clone(),
+        to: stored.to.clone(),
+        from: stored.from.clone(),
+        at: now.0,
+        lease_until: 0,
+        lease: None,
+    };
+    let mut hellos = transaction.open_table(HELLOS)?;
+    hellos.insert(
+        (hello.to.key(), sequence),
+        serde_json::to_vec(&record)?.as_slice(),
+    )?;
+    sizes.insert(hello.to.key(), size + 1)?;
+
+    if let Some(key) = &hello.idempotency_key {
+        let record = IdempotencyRecord {
+            to_key: hello.to.key().to_owned(),
+            from_key: hello.from.key().to_owned(),
+            hello: stored.clone(),
+            created: now.0,
+        };
+        idempotency.insert(key.as_str(), serde_json::to_vec(&record)?.as_slice())?;
+        transaction
+            .open_table(IDEMPOTENCY_BY_AGE)?
+            .insert((now.0, key.as_str()), ())?;
+    }
+    Ok(Ok(stored))
+}
+
+/// Leases the oldest visible hellos of `name`, up to `request.limit`.
+pub(super) fn lease(
+    transaction: &WriteTransaction,
+    name: &Name,
+    request: LeaseRequest,
+) -> Storage<Lease> {
+    let now = Millis::now();
+    let until = now.plus_millis(u64::try_from(request.lease.as_millis()).unwrap_or(u64::MAX));
+    let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
+
+    // Hellos leased to live leases of this inbox: they are neither taken nor remaining.
+    let mut by_inbox = transaction.open_table(LEASES_BY_INBOX)?;
+    let mut leased = 0u64;
+    // Lease ids are UUIDs (hex digits and '-'): every one sorts below "~".
+    for entry in by_inbox.range((name.key(), "")..(name.key(), "~"))? {
+        let (_, value) = entry?;
+        let (lease_until, count) = value.value();
+        if lease_until > now.0 {
+            leased += count;
+        }
+    }
+
+    // The oldest visible hellos: skip those leased (they sit near the head, since reads take
+    // the oldest first) and stop at `limit`, so a read costs the same with 10 or 10,000 waiting.
+    let mut hellos = transaction.open_table(HELLOS)?;
+    let mut taken: Vec<(u64, HelloRecord)> = Vec::new();
+    for entry in hellos.range((name.key(), 0)..=(name.key(), u64::MAX))? {
+        if taken.len() >= limit {
+            break;
+        }
+        let (key, value) = entry?;
+        let record: HelloRecord = serde_json::from_slice(value.value())?;
+        if record.lease_until > now.0 {
+            continue; // leased to a reader that has not acknowledged yet
+        }
+        taken.push((key.value().1, record));
+    }
+    let stored = transaction
+        .open_table(INBOX_SIZES)?
+        .get(name.key())?
+        .map_or(0, |size| size.value());
+    let count = taken.len() as u64;
+    let remaining = stored.saturating_sub(leased).saturating_sub(count);
+    if taken.is_empty() {
+        return Ok(Lease {
+            lease_id: None,
+            hellos: Vec::new(),
+            remaining,
+        });
+    }
+
+    let lease_id = new_lease_id();
+    let mut delivered = Vec::with_capacity(taken.len());
+    let mut sequences = Vec::with_capacity(taken.len());
+    for (sequence, mut record) in taken {
+        record.lease_until = until.0;
+        record.lease = Some(lease_id.clone());
+        hellos.insert(
+            (name.key(), sequence),
+            serde_json::to_vec(&record)?.as_slice(),
+        )?;
+        sequences.push(sequence);
+        delivered.push(DeliveredHello {
+            id: record.id,
+            from: record.from,
+            at: Millis(record.at).to_rfc3339(),
+        });
+    }
+    let record = LeaseRecord {
+        inbox: name.key().to_owned(),
+        sequences,
+        until: until.0,
+    };
+    transaction
+        .open_table(LEASES)?
+        .insert(lease_id.as_str(), serde_json::to_vec(&record)?.as_slice())?;
+    by_inbox.insert((name.key(), lease_id.as_str()), (until.0, count))?;
+    Ok(Lease {
+        lease_id: Some(lease_id),
+        hellos: delivered,
+        remaining,
+    })
+}
+
+/// Deletes the hellos the lease still holds; 0 for an unknown (or already acknowledged) lease.
+pub(super) fn acknowledge(transaction: &WriteTransaction, lease_id: &str) -> Storage<u64> {
+    let mut leases = transaction.open_table(LEASES)?;
+    let Some(lease) = leases
+        .remove(lease_id)?
+        .map(|record| serde_json::from_slice::<LeaseRecord>(record.value()))
+        .transpose()?
+    else {
+        return Ok(0);
+    };
+    transaction
+        .open_table(LEASES_BY_INBOX)?
+        .remove((lease.inbox.as_str(), lease_id))?;
+    let mut hellos = transaction.open_table(HELLOS)?;
+    let mut deleted = 0u64;
+    for sequence in lease.sequences {
+        let key = (lease.inbox.as_str(), sequence);
+        let still_ours = hellos
+            .get(key)?
+            .map(|record| serde_json::from_slice::<HelloRecord>(record.value()))
+            .transpose()?
+            .is_some_and(|record| record.lease.as_deref() == Some(lease_id));
+        if still_ours {
+            hellos.remove(key)?;
+            deleted += 1;
+        }
+    }
+    if deleted > 0 {
+        let mut sizes = transaction.open_table(INBOX_SIZES)?;
+        let size = sizes
+            .get(lease.inbox.as_str())?
+            .map_or(0, |size| size.value());
+        let left = size.saturating_sub(deleted);
+        if left == 0 {
+            sizes.remove(lease.inbox.as_str())?;
+        } else {
+            sizes.insert(lease.inbox.as_str(), left)?;
+        }
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,259 @@
+//! The embedded store's one writer thread: group commit of everything waiting in its queue.
+
+use std::{
+    sync::{Arc, mpsc},
+    time::{Duration, Instant},
+};
+
+use hello_common::{
+    Name,
+    timestamp::Millis,
+    wire::{Lease, StoredHello},
+};
+use redb::{Database, Durability, ReadableTable, WriteTransaction};
+use tokio::sync::oneshot;
+
+use super::{
+    operations,
+    tables::{
+        IDEMPOTENCY, IDEMPOTENCY_BY_AGE, LEASES, LEASES_BY_INBOX, LeaseRecord, Storage, ttl_millis,
+    },
+};
+use crate::store::{LeaseRequest, NewHello, StoreError, StoreLimits};
+
+/// How many queued requests one transaction takes at most.
+pub(super) const MAX_BATCH: usize = 512;
+/// How long the writer waits idle before syncing unsynced leases and sweeping expired entries.
+const IDLE_SYNC_AFTER: Duration = Duration::from_millis(200);
+/// The longest leases and acknowledgements stay unsynced while the writer is busy.
+const MAX_UNSYNCED: Duration = Duration::from_millis(100);
+
+/// A request to the writer, with where to send its answer.
+pub(super) enum Job {
+    Send(NewHello, oneshot::Sender<Result<StoredHello, StoreError>>),
+    Lease(
+        Name,
+        LeaseRequest,
+        oneshot::Sender<Result<Lease, StoreError>>,
+    ),
+    Acknowledge(Vec<String>, oneshot::Sender<Result<u64, StoreError>>),
+    Ping(oneshot::Sender<Result<(), StoreError>>),
+    /// Commit what is queued before it, sync, and stop: answered once everything is on disk.
+    Close(oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// The writer thread's state.
+pub(super) struct Writer {
+    pub database: Arc<Database>,
+    pub limits: StoreLimits,
+    pub sync_sends: bool,
+}
+
+/// What one job produced inside the transaction, to be answered only after the commit.
+enum Outcome {
+    Send(
+        oneshot::Sender<Result<StoredHello, StoreError>>,
+        Result<StoredHello, StoreError>,
+    ),
+    Lease(oneshot::Sender<Result<Lease, StoreError>>, Lease),
+    Acknowledge(oneshot::Sender<Result<u64, StoreError>>, u64),
+    Ping(oneshot::Sender<Result<(), StoreError>>),
+}
+
+impl Writer {
+    /// Runs until the store is closed or every handle is dropped.
+    pub(super) fn run(self, queue: &mpsc::Receiver<Job>) {
+        let mut unsynced = false;
+        let mut last_sync = Instant::now();
+        loop {
+            let first = match queue.recv_timeout(IDLE_SYNC_AFTER) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(error) = self.housekeeping(unsynced) {
+                        tracing::warn!(error = format!("{error:#}"), "store housekeeping failed");
+                    } else {
+                        unsynced = false;
+                        last_sync = Instant::now();
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = Vec::new();
+            let mut close = None;
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Close(reply) => close = Some(reply),
+                    job => batch.push(job),
+                }
+                if close.is_none() && batch.len() < MAX_BATCH {
+                    next = queue.try_recv().ok();
+                }
+            }
+            if let Some(reply) = close {
+                if !batch.is_empty() {
+                    self.apply_batch(batch, self.sync_sends);
+                }
+                let synced = self.housekeeping(true);
+                if let Err(error) = &synced {
+                    tracing::error!(error = format!("{error:#}"), "final store sync failed");
+                }
+                // Let go of the database before answering: once the last handle is dropped too,
+                // the file is free to open again at once.
+                drop(self);
+                drop(reply.send(synced.map_err(StoreError::unavailable)));
+                // Jobs still queued are dropped with the queue: their callers see "unavailable".
+                return;
+            }
+            let durable = self.sync_sends
+                && (batch.iter().any(|job| matches!(job, Job::Send(..)))
+                    || (unsynced && last_sync.elapsed() >= MAX_UNSYNCED));
+            // A durable commit also persists every unsynced commit before it.
+            if self.apply_batch(batch, durable) {
+                if durable {
+                    unsynced = false;
+                    last_sync = Instant::now();
+                } else {
+                    unsynced = true;
+                }
+            }
+        }
+        // Every handle was dropped without closing: still sync what was committed.
+        if let Err(error) = self.housekeeping(true) {
+            tracing::warn!(error = format!("{error:#}"), "final store sync failed");
+        }
+    }
+
+    /// Applies and commits a batch, then answers its jobs; false if the transaction failed.
+    fn apply_batch(&self, batch: Vec<Job>, durable: bool) -> bool {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let result = (|| -> Storage<()> {
+            let mut transaction = self.database.begin_write()?;
+            if !durable {
+                transaction.set_durability(Durability::None)?;
+            }
+            for job in batch {
+                outcomes.push(self.apply(&transaction, job)?);
+            }
+            transaction.commit()?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                for outcome in outcomes {
+                    outcome.answer();
+                }
+                true
+            }
+            Err(error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "store transaction failed; nothing of it was written"
+                );
+                // Jobs not yet applied when the failure happened were dropped with their
+                // senders, which their callers see as "unavailable"; answer the applied ones.
+                for outcome in outcomes {
+                    outcome.fail(&error);
+                }
+                false
+            }
+        }
+    }
+
+    fn apply(&self, transaction: &WriteTransaction, job: Job) -> Storage<Outcome> {
+        Ok(match job {
+            Job::Send(hello, reply) => {
+                Outcome::Send(reply, operations::send(transaction, hello, &self.limits)?)
+            }
+            Job::Lease(name, request, reply) => {
+                Outcome::Lease(reply, operations::lease(transaction, &name, request)?)
+            }
+            Job::Acknowledge(lease_ids, reply) => {
+                let mut deleted = 0;
+                for lease_id in &lease_ids {
+                    deleted += operations::acknowledge(transaction, lease_id)?;
+                }
+                Outcome::Acknowledge(reply, deleted)
+            }
+            Job::Ping(reply) => Outcome::Ping(reply),
+            Job::Close(_) => unreachable!("the writer takes Close out of every batch"),
+        })
+    }
+
+    /// Syncs unsynced commits and forgets expired leases and idempotency keys.
+    fn housekeeping(&self, sync: bool) -> Storage<()> {
+        let now = Millis::now().0;
+        let mut transaction = self.database.begin_write()?;
+        let mut changed = false;
+        {
+            let mut leases = transaction.open_table(LEASES)?;
+            // (lease id, inbox); an unreadable record has no inbox to clean up after.
+            let expired: Vec<(String, Option<String>)> = leases
+                .iter()?
+                .filter_map(Result::ok)
+                .filter_map(|(id, record)| {
+                    match serde_json::from_slice::<LeaseRecord>(record.value()) {
+                        Ok(lease) if lease.until >= now => None,
+                        Ok(lease) => Some((id.value().to_owned(), Some(lease.inbox))),
+                        Err(_) => Some((id.value().to_owned(), None)),
+                    }
+                })
+                .collect();
+            let mut by_inbox = transaction.open_table(LEASES_BY_INBOX)?;
+            for (id, inbox) in &expired {
+                leases.remove(id.as_str())?;
+                if let Some(inbox) = inbox {
+                    by_inbox.remove((inbox.as_str(), id.as_str()))?;
+                }
+            }
+            changed |= !expired.is_empty();
+
+            let horizon = now - ttl_millis(self.limits.idempotency_ttl);
+            let mut by_age = transaction.open_table(IDEMPOTENCY_BY_AGE)?;
+            let old: Vec<(i64, String)> = by_age
+                .range((i64::MIN, "")..(horizon, ""))?
+                .filter_map(Result::ok)
+                .map(|(key, _)| {
+                    let (created, key) = key.value();
+                    (created, key.to_owned())
+                })
+                .collect();
+            let mut idempotency = transaction.open_table(IDEMPOTENCY)?;
+            for (created, key) in &old {
+                by_age.remove((*created, key.as_str()))?;
+                idempotency.remove(key.as_str())?;
+            }
+            changed |= !old.is_empty();
+        }
+        if !changed && !sync {
+            transaction.abort()?;
+            return Ok(());
+        }
+        transaction.set_durability(Durability::Immediate)?;
+        transaction.commit()?;
+        Ok(())
+    }
+}
+
+impl Outcome {
+    fn answer(self) {
+        // A caller that went away no longer needs the answer; the work is committed anyway.
+        match self {
+            Self::Send(reply, result) => drop(reply.send(result)),
+            Self::Lease(reply, lease) => drop(reply.send(Ok(lease))),
+            Self::Acknowledge(reply, deleted) => drop(reply.send(Ok(deleted))),
+            Self::Ping(reply) => drop(reply.send(Ok(()))),
+        }
+    }
+
+    fn fail(self, error: &anyhow::Error) {
+        let unavailable = || StoreError::unavailable(anyhow::anyhow!("{error:#}"));
+        match self {
+            Self::Send(reply, _) => drop(reply.send(Err(unavailable()))),
+            Self::Lease(reply, _) => drop(reply.send(Err(unavailable()))),
+            Self::Acknowledge(reply, _) => drop(reply.send(Err(unavailable()))),
+            Self::Ping(reply) => drop(reply.send(Err(unavailable()))),
+        }
+    }
+}
