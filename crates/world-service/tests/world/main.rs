@@ -2,7 +2,8 @@
 //!
 //! - `store_suite`: the behaviour every [`Store`](world_service::store::Store) backend must have,
 //!   run against the embedded store and against MongoDB (nx-27017);
-//! - `processes`: the real binary killed with SIGKILL and restarted.
+//! - `processes`: the real binary killed with SIGKILL and restarted;
+//! - `upgrade`: stores written by release 0.1.0, opened and used by this code.
 
 // In tests a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -10,3 +11,4 @@
 mod processes;
 mod store_suite;
 mod support;
+mod upgrade;
