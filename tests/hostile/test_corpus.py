@@ -312,15 +312,25 @@ def test_slow_clients_are_cut_off_and_others_are_served_meanwhile(pod):
     assert headers_answer == "" or " 408 " in headers_answer.split("\r\n")[0], headers_answer[:400]
 
 
-def test_the_per_client_rate_limit_answers_429_with_retry_after(pod):
-    """One client (one source address) far over the default 50/s, burst 100."""
+def test_the_per_client_rate_limit_answers_429_with_retry_after(rate_limited_pod):
+    """One client (one source address) over pod-2's tiny limit: a burst of 3, then 1 a second.
+
+    The limit is small so that the outcome does not depend on the machine's speed: 4 requests
+    in a row exceed it unless they take more than a second each, and the loop stops at the first
+    429 (at most 20 requests)."""
+    pod, burst = rate_limited_pod
     source = next_source()
-    answers = [send(pod, "GET", "/hello/ratelimited", source=source) for _ in range(160)]
-    limited = [(status, headers, text) for status, headers, text in answers if status == 429]
-    assert limited, "160 requests in a burst from one client were never limited"
-    assert all(status in (200, 429) for status, _, _ in answers)
-    for status, headers, text in limited:
-        assert int(headers["Retry-After"]) >= 1, headers
-        assert_clear_4xx(status, headers, text, "rate limit", allow_429=True)
+    answers = []
+    for _ in range(20):
+        answers.append(send(pod, "GET", "/hello/ratelimited", source=source))
+        if answers[-1][0] == 429:
+            break
+    statuses = [status for status, _, _ in answers]
+    assert statuses[-1] == 429, f"{len(answers)} requests in a row from one client were never limited: {statuses}"
+    assert len(answers) > burst, f"limited within the burst of {burst}: {statuses}"
+    assert all(status == 200 for status in statuses[:-1]), statuses
+    status, headers, text = answers[-1]
+    assert int(headers["Retry-After"]) >= 1, headers
+    assert_clear_4xx(status, headers, text, "rate limit", allow_429=True)
     # Another client is not affected.
     assert send(pod, "GET", "/hello/ratelimited")[0] == 200
