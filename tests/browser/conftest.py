@@ -22,6 +22,9 @@ BIN_DIR = Path(os.environ.get("BIN_DIR", ROOT / "target" / "debug"))
 PLANTED_SECRET = "planted-secret-value-7f3a9c1e"
 POD_NAME = "browser-test-pod"
 BASE_URL = "http://127.0.0.1:8080"
+HELLO_URL = "http://127.0.0.1:8081"
+# Short, so that a test can wait for a read's lease to run out and see that nothing comes back.
+LEASE_MS = 2000
 
 
 class Pod:
@@ -106,7 +109,7 @@ def pod():
             "world",
             [str(BIN_DIR / "world-service")],
             {**shared, "WORLD_LISTEN": "127.0.0.1:8082", "WORLD_DATA_DIR": str(work / "data"),
-             "WORLD_SHUTDOWN_DRAIN_MS": "0",
+             "WORLD_SHUTDOWN_DRAIN_MS": "0", "WORLD_LEASE_MS": str(LEASE_MS),
              # A secret also handed over in the environment, as a Secret's secretKeyRef would.
              "WORLD_MONGODB_URI_UNUSED": PLANTED_SECRET},
         )

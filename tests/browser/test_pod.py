@@ -3,12 +3,13 @@ through nginx."""
 
 import json
 import re
+import subprocess
 import time
 import uuid
 
 from playwright.sync_api import expect
 
-from conftest import BASE_URL, PLANTED_SECRET, POD_NAME, get, request
+from conftest import BASE_URL, HELLO_URL, LEASE_MS, PLANTED_SECRET, POD_NAME, get, request
 
 
 def post(path: str, body: dict, headers: dict[str, str] | None = None):
@@ -116,3 +117,41 @@ def test_a_secret_value_never_shows_in_info_or_logs(pod):
     assert PLANTED_SECRET not in body, "/info leaked a secret value"
     time.sleep(0.2)
     assert PLANTED_SECRET not in pod.log_text(), "a log leaked a secret value"
+
+
+def curl(*arguments: str) -> str:
+    """What the real curl prints (it reads the whole answer, then closes the connection)."""
+    return subprocess.run(["curl", "--silent", "--show-error", "--max-time", "10", *arguments],
+                          check=True, capture_output=True, text=True).stdout
+
+
+def test_plain_curl_reads_each_hello_once_straight_to_hello_service_and_through_nginx(pod):
+    names = {HELLO_URL: f"direct{uuid.uuid4().hex[:6]}", BASE_URL: f"proxied{uuid.uuid4().hex[:6]}"}
+    for base, name in names.items():
+        assert post(f"/hello/{name}", {"from": "alice"})[0] == 201
+        inbox = json.loads(curl(f"{base}/hello/{name}"))
+        assert [hello["from"] for hello in inbox["hellos"]] == ["alice"], inbox
+        # HTTP/1.0, and a keep-alive client that closes by itself, the same.
+        assert post(f"/hello/{name}", {"from": "bea"})[0] == 201
+        inbox = json.loads(curl("--http1.0", f"{base}/hello/{name}"))
+        assert [hello["from"] for hello in inbox["hellos"]] == ["bea"], inbox
+    # Once the lease has run out, an answer that was not delivered would come back: none does.
+    time.sleep(LEASE_MS / 1000 + 1)
+    for base, name in names.items():
+        head, _, body = curl("--include", f"{base}/hello/{name}").partition("\r\n\r\n")
+        assert json.loads(body)["hellos"] == [], f"{base}: {body}"
+        assert re.search(r"^cache-control: no-store\r?$", head, re.IGNORECASE | re.MULTILINE), head
+
+
+def test_every_api_answer_through_nginx_says_not_to_cache_it(pod):
+    """hello-service's answers, and the problems Nginx makes itself (404, 405, 413, 414)."""
+    answers = {
+        "GET /hello/bob": get("/hello/bob"),
+        "GET /hello/$bad": get("/hello/$bad"),
+        "GET /nowhere": get("/nowhere"),
+        "PUT /hello/bob": request("PUT", "/hello/bob"),
+        "POST 20 KiB": request("POST", "/hello/bob", b"x" * 20_000, {"Content-Type": "application/json"}),
+        "GET 9 KiB address": get("/hello/" + "a" * 9000),
+    }
+    for what, (status, headers, _) in answers.items():
+        assert headers.get("Cache-Control") == "no-store", f"{what}: {status} {dict(headers)}"

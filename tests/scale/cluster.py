@@ -194,7 +194,7 @@ class Cluster:
         prefix = pod_dir / "nginx"
         (prefix / "tmp").mkdir(parents=True, exist_ok=True)
         os.chmod(prefix / "tmp", 0o755)  # nginx as root runs its workers as nobody
-        for include in ("security-headers.conf", "pod-name-header.conf"):
+        for include in ("security-headers.conf", "pod-name-header.conf", "problem-headers.conf"):
             shutil.copy(NGINX_CONF.parent / include, prefix / include)
         html = prefix / "html"
         if not html.exists():

@@ -270,6 +270,18 @@ impl Problem {
         )
     }
 
+    /// 504: hello-service gave up waiting, or the answer was lost: the request may or may not
+    /// have been carried out; `detail` says what is safe to do.
+    pub fn outcome_unknown(detail: impl Into<String>, retry_after: Duration) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "outcome-unknown",
+            "Outcome unknown",
+            detail,
+        )
+        .with_retry_after(retry_after)
+    }
+
     /// 503: a dependency is down; nothing was done.
     pub fn unavailable(detail: impl Into<String>, retry_after: Duration) -> Self {
         Self::new(

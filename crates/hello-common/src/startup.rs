@@ -95,13 +95,31 @@ impl BoundService {
             .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
             .listen(listener)?
             .run();
+        Ok(Self::serving(
+            service,
+            server,
+            address,
+            lifecycle,
+            drain_delay,
+        ))
+    }
+
+    /// A server already started on `address` (built without actix-web's `HttpServer`, with
+    /// signals disabled and [`SHUTDOWN_TIMEOUT_SECS`]).
+    pub fn serving(
+        service: &str,
+        server: Server,
+        address: SocketAddr,
+        lifecycle: Lifecycle,
+        drain_delay: Duration,
+    ) -> Self {
         tracing::info!(%address, port = address.port(), "{service} listening");
-        Ok(Self {
+        Self {
             port: address.port(),
             server,
             lifecycle,
             drain_delay,
-        })
+        }
     }
 
     /// The port it listens on (useful with port 0).

@@ -37,6 +37,11 @@ pub struct Settings {
     /// `HELLO_SHUTDOWN_DRAIN_MS`: on SIGTERM, how long to keep serving (not ready) before closing.
     #[serde(default = "default_shutdown_drain_ms")]
     pub shutdown_drain_ms: u64,
+    /// `HELLO_SETTLE_MS`: how long after a GET's answer is written a reset of its connection
+    /// still means it was not delivered (then its hellos come back after the lease). 200 ms is
+    /// ample for the pod's Nginx, whose reset arrives within microseconds of its death.
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
     /// `HELLO_CONFIG_DIR`, `HELLO_IMMUTABLE_CONFIG_DIR`, `HELLO_SECRET_DIR`: the pod's
     /// mounted ConfigMaps and Secret, shown in `/info`.
     #[serde(flatten)]
@@ -66,6 +71,9 @@ fn default_rate_limit_burst() -> u32 {
 }
 fn default_shutdown_drain_ms() -> u64 {
     1000
+}
+fn default_settle_ms() -> u64 {
+    200
 }
 
 impl Settings {
@@ -99,6 +107,11 @@ impl Settings {
             "must be at least 10",
         )?;
         ensure(
+            (1..=5000).contains(&self.settle_ms),
+            "HELLO_SETTLE_MS",
+            "must be between 1 and 5000",
+        )?;
+        ensure(
             self.rate_limit_per_second == 0 || self.rate_limit_burst >= 1,
             "HELLO_RATE_LIMIT_BURST",
             "must be at least 1 when rate limiting is on",
@@ -109,6 +122,11 @@ impl Settings {
     /// How long to wait for world-service.
     pub fn world_timeout(&self) -> Duration {
         Duration::from_millis(self.world_timeout_ms)
+    }
+
+    /// The settle window of GET's answers (`HELLO_SETTLE_MS`).
+    pub fn settle(&self) -> Duration {
+        Duration::from_millis(self.settle_ms)
     }
 
     /// Settings for tests: loopback port 0, the given world, rate limiting off.
@@ -122,6 +140,7 @@ impl Settings {
             rate_limit_per_second: 0,
             rate_limit_burst: default_rate_limit_burst(),
             shutdown_drain_ms: 0,
+            settle_ms: default_settle_ms(),
             mounted: MountedDirs::default(),
         }
     }

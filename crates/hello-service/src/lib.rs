@@ -7,11 +7,15 @@
 //! - [`routes`]: the public API, probes and `/openapi.json`;
 //! - [`world_client`]: the pooled client of world-service;
 //! - [`rate_limit`]: per-client token buckets;
-//! - [`settling`]: when a GET's answer has settled, so that its lease is acknowledged.
+//! - [`server`]: the HTTP server, with every connection a [`connection::WatchedStream`];
+//! - [`connection`]: what is seen of each connection: resets, writes the peer has not taken;
+//! - [`settling`]: when a GET's answer is delivered, so that its lease is acknowledged.
 
 pub mod config;
+pub mod connection;
 pub mod rate_limit;
 pub mod routes;
+pub mod server;
 pub mod settling;
 pub mod startup;
 pub mod world_client;

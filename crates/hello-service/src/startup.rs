@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use actix_web::{
-    App, HttpServer,
-    dev::Service,
+    App,
+    http::header::{CACHE_CONTROL, HeaderValue},
     middleware::{DefaultHeaders, from_fn},
     web,
 };
@@ -20,8 +20,8 @@ use prometheus::IntCounter;
 use crate::{
     config::{PodIdentity, Settings},
     rate_limit::ClientRateLimit,
-    routes,
-    settling::{self, Settlements},
+    routes, server,
+    settling::Settlements,
     world_client::WorldClient,
 };
 
@@ -81,14 +81,14 @@ impl Application {
             .register(Box::new(hellos_delivered.clone()))?;
         let not_acknowledged = IntCounter::new(
             "reads_not_acknowledged_total",
-            "Reads whose connection closed right after the answer: their hellos come back when the lease ends",
+            "Reads whose connection failed as the answer went out: their hellos come back when the lease runs out",
         )?;
         metrics
             .registry
             .register(Box::new(not_acknowledged.clone()))?;
         let metrics = web::Data::new(metrics);
         let lifecycle = Lifecycle::default();
-        let settlements = Settlements::start(world.clone(), lifecycle.clone(), not_acknowledged);
+        let settlements = Settlements::start(world.clone(), settings.settle(), not_acknowledged);
         let pod = PodIdentity::from_env();
         let pod_header = pod.name.clone();
         let state = web::Data::new(AppState {
@@ -104,29 +104,34 @@ impl Application {
             settlements: settlements.clone(),
         });
         let shared_app = shared::shared(metrics, web::Data::new(lifecycle.clone()));
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(observability::observe))
-                .wrap_fn(|request, service| {
-                    settling::count_request(request.request());
-                    service.call(request)
-                })
-                .wrap(DefaultHeaders::new().add((POD_NAME_HEADER, pod_header.clone())))
-                .app_data(state.clone())
-                .configure(shared_app.clone())
-                .configure(routes::configure)
-                .default_service(web::to(extractors::not_found))
-        })
-        .on_connect(settling::on_connect);
+        let address = listener.local_addr()?;
+        let server = server::serve(
+            move || {
+                App::new()
+                    .wrap(from_fn(observability::observe))
+                    .wrap(
+                        DefaultHeaders::new()
+                            .add((POD_NAME_HEADER, pod_header.clone()))
+                            // No answer of this API may be kept by a cache: a read's hellos
+                            // are gone from the inbox once delivered.
+                            .add((CACHE_CONTROL, HeaderValue::from_static("no-store"))),
+                    )
+                    .app_data(state.clone())
+                    .configure(shared_app.clone())
+                    .configure(routes::configure)
+                    .default_service(web::to(extractors::not_found))
+            },
+            listener,
+        )?;
         tracing::info!(world = %settings.world_url, "hello-service calls world-service here");
         Ok(Self {
-            service: BoundService::start(
+            service: BoundService::serving(
                 "hello-service",
                 server,
-                listener,
+                address,
                 lifecycle,
                 Duration::from_millis(settings.shutdown_drain_ms),
-            )?,
+            ),
             settlements,
         })
     }
@@ -141,7 +146,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.service.run_until_stopped().await;
         self.settlements
-            .wait_until_settled(settling::SETTLE + Duration::from_secs(5))
+            .wait_until_settled(Duration::from_secs(5))
             .await;
         result
     }

@@ -29,14 +29,32 @@ pub enum WorldError {
     /// world-service answered with a problem: pass it on to the client as it is.
     #[error("{0}")]
     Answered(Problem),
-    /// world-service could not be reached or answered nonsense.
+    /// world-service could not be reached: the request never got there, nothing was done.
     #[error("world-service is unreachable: {0}")]
     Unreachable(String),
+    /// The request may have reached world-service, but no usable answer came back (hello-service
+    /// stopped waiting, the connection broke, the answer was unreadable): it may or may not have
+    /// been carried out.
+    #[error("world-service did not answer: {0}")]
+    NoAnswer(String),
 }
 
-impl From<WorldError> for Problem {
-    fn from(error: WorldError) -> Self {
-        match error {
+/// Which call failed, so that a [`WorldError::NoAnswer`] can say what is safe to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// Storing a hello.
+    Send,
+    /// Leasing hellos for a read.
+    Lease,
+    /// A call that changes nothing (readiness, info).
+    Look,
+}
+
+impl WorldError {
+    /// The problem the client gets: world's own as it is; 503 when nothing was done; 504, saying
+    /// what is safe for this call, when the outcome is unknown.
+    pub fn into_problem(self, call: Call) -> Problem {
+        match self {
             WorldError::Answered(problem) => problem,
             WorldError::Unreachable(cause) => {
                 tracing::warn!(%cause, "world-service unreachable");
@@ -45,7 +63,41 @@ impl From<WorldError> for Problem {
                     RETRY_AFTER_UNREACHABLE,
                 )
             }
+            WorldError::NoAnswer(cause) => {
+                tracing::warn!(%cause, ?call, "world-service gave no usable answer");
+                let detail = match call {
+                    Call::Send => {
+                        "hello-service stopped waiting for the inbox service, so this hello may or \
+                         may not have been stored. Send it again with the same Idempotency-Key: if \
+                         it was stored, the retry answers with the first hello and stores nothing \
+                         new (without a key, a retry may store it twice)"
+                    }
+                    Call::Lease => {
+                        "hello-service stopped waiting for the inbox service while reading, so \
+                         hellos may have been taken for this read; they stay hidden until its \
+                         lease runs out, then come back. Read again later"
+                    }
+                    Call::Look => {
+                        "the inbox service of this pod did not answer in time; nothing was \
+                         changed. Retry shortly"
+                    }
+                };
+                if call == Call::Look {
+                    Problem::unavailable(detail, RETRY_AFTER_UNREACHABLE)
+                } else {
+                    Problem::outcome_unknown(detail, RETRY_AFTER_UNREACHABLE)
+                }
+            }
         }
+    }
+}
+
+/// Sorts a failed request: refused before it was sent, or maybe carried out.
+fn request_failed(error: reqwest::Error) -> WorldError {
+    if error.is_connect() {
+        WorldError::Unreachable(error.to_string())
+    } else {
+        WorldError::NoAnswer(error.to_string())
     }
 }
 
@@ -185,13 +237,13 @@ fn encode(segment: &str) -> String {
 async fn decode<T: serde::de::DeserializeOwned>(
     response: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<T, WorldError> {
-    let response = response.map_err(|error| WorldError::Unreachable(error.to_string()))?;
+    let response = response.map_err(request_failed)?;
     let status = response.status();
     if status.is_success() {
         return response
             .json()
             .await
-            .map_err(|error| WorldError::Unreachable(format!("unreadable answer: {error}")));
+            .map_err(|error| WorldError::NoAnswer(format!("unreadable answer: {error}")));
     }
     let is_problem = response
         .headers()
@@ -203,7 +255,7 @@ async fn decode<T: serde::de::DeserializeOwned>(
         Ok(problem) if is_problem && status == StatusCode::SERVICE_UNAVAILABLE.as_u16() => {
             Err(WorldError::Answered(problem))
         }
-        _ => Err(WorldError::Unreachable(format!(
+        _ => Err(WorldError::NoAnswer(format!(
             "world-service answered {status}: {}",
             String::from_utf8_lossy(&body[..body.len().min(200)])
         ))),

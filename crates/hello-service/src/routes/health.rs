@@ -3,7 +3,10 @@
 use actix_web::{HttpResponse, web};
 use hello_common::{Problem, lifecycle::Lifecycle};
 
-use crate::{startup::AppState, world_client::RETRY_AFTER_UNREACHABLE};
+use crate::{
+    startup::AppState,
+    world_client::{Call, RETRY_AFTER_UNREACHABLE},
+};
 
 /// Ready: not shutting down, and world-service and its store answer.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
@@ -16,6 +19,10 @@ pub async fn readyz(
     lifecycle: web::Data<Lifecycle>,
 ) -> Result<HttpResponse, Problem> {
     lifecycle.refuse_if_draining("hello-service", RETRY_AFTER_UNREACHABLE)?;
-    state.world.ready().await.map_err(Problem::from)?;
+    state
+        .world
+        .ready()
+        .await
+        .map_err(|error| error.into_problem(Call::Look))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }

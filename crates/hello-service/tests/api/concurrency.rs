@@ -5,7 +5,7 @@ use std::{collections::HashMap, time::Duration};
 use hello_common::testing::MongoTestServer;
 use serde_json::Value;
 
-use crate::support::{TestApp, spawn_app, spawn_hello, start_world_process};
+use crate::support::{Options, TestApp, spawn_app, spawn_hello, start_world_process};
 
 const SENDERS: usize = 8;
 const PER_SENDER: usize = 250;
@@ -99,7 +99,7 @@ async fn two_world_processes_sharing_one_mongodb_deliver_every_hello_once() {
     let worlds = [start_world_process(&env), start_world_process(&env)];
     let apps = worlds
         .iter()
-        .map(|world| spawn_hello(world.url(), None))
+        .map(|world| spawn_hello(world.url(), &Options::default()))
         .collect();
     let (sent, counts) = run(apps).await;
     check("mongodb, 2 worlds", &sent, &counts);

@@ -8,7 +8,7 @@ use std::{collections::HashMap, time::Duration};
 
 use hello_common::testing::ChildService;
 
-use crate::support::{spawn_hello, start_world_process, world_binary};
+use crate::support::{Options, spawn_hello, start_world_process, world_binary};
 
 const HELLOS: usize = 1000;
 const LEASE_MS: u64 = 500;
@@ -25,7 +25,7 @@ async fn hellos_taken_by_reads_cut_short_by_kill_9_of_world_come_back_later() {
     let data = tempfile::tempdir().unwrap();
     let first_world = start_world_process(&world_env(data.path()));
     let address = first_world.address;
-    let app = std::sync::Arc::new(spawn_hello(first_world.url(), None));
+    let app = std::sync::Arc::new(spawn_hello(first_world.url(), &Options::default()));
 
     let mut sent = Vec::with_capacity(HELLOS);
     for index in 0..HELLOS {

@@ -1,7 +1,7 @@
 use hello_common::testing::free_port;
 use serde_json::Value;
 
-use crate::support::{expect_problem, spawn_app, spawn_hello};
+use crate::support::{Options, expect_problem, spawn_app, spawn_hello};
 
 #[tokio::test]
 async fn every_answer_names_the_serving_pod() {
@@ -45,7 +45,10 @@ async fn health_and_readiness_answer_200_when_world_is_up() {
 
 #[tokio::test]
 async fn without_world_requests_answer_503_with_retry_after_and_readiness_fails() {
-    let app = spawn_hello(format!("http://127.0.0.1:{}", free_port()), None);
+    let app = spawn_hello(
+        format!("http://127.0.0.1:{}", free_port()),
+        &Options::default(),
+    );
     for response in [
         app.say("alice", "bob").await,
         app.read("bob").await,
@@ -65,6 +68,46 @@ async fn without_world_requests_answer_503_with_retry_after_and_readiness_fails(
         .await
         .unwrap();
     assert_eq!(alive.status(), 200, "liveness does not depend on world");
+}
+
+#[tokio::test]
+async fn when_world_takes_the_request_but_does_not_answer_in_time_the_outcome_is_504_with_what_is_safe()
+ {
+    // A world that accepts connections and reads, but never answers: the request got there, so
+    // hello-service cannot say that nothing was done.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let world_url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held.push(connection);
+        }
+    });
+    let app = spawn_hello(
+        world_url,
+        &Options {
+            world_timeout_ms: Some(300),
+            ..Options::default()
+        },
+    );
+    let sent = expect_problem(app.say("alice", "bob").await, 504).await;
+    assert_eq!(sent["type"], "/problems/outcome-unknown");
+    let detail = sent["detail"].as_str().unwrap();
+    assert!(detail.contains("same Idempotency-Key"), "{detail}");
+    assert!(!detail.contains("nothing was changed"), "{detail}");
+
+    let read = expect_problem(app.read("bob").await, 504).await;
+    let detail = read["detail"].as_str().unwrap();
+    assert!(detail.contains("lease runs out"), "{detail}");
+
+    // Readiness changes nothing: not answering in time is simply "not ready".
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.url))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(ready, 503).await;
 }
 
 #[tokio::test]

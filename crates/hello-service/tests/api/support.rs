@@ -22,6 +22,10 @@ pub struct Options {
     pub inbox_cap: u64,
     pub lease_ms: u64,
     pub rate_limit: Option<(u32, u32)>,
+    /// `HELLO_SETTLE_MS`; the service's default when `None`.
+    pub settle_ms: Option<u64>,
+    /// `HELLO_WORLD_TIMEOUT_MS`; the service's default when `None`.
+    pub world_timeout_ms: Option<u64>,
 }
 
 impl Default for Options {
@@ -30,6 +34,8 @@ impl Default for Options {
             inbox_cap: 10_000,
             lease_ms: 30_000,
             rate_limit: None,
+            settle_ms: None,
+            world_timeout_ms: None,
         }
     }
 }
@@ -48,17 +54,24 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let world = World::build(settings).await.expect("build world-service");
     let world_url = format!("http://127.0.0.1:{}", world.port());
     tokio::spawn(world.run_until_stopped());
-    let mut app = spawn_hello(world_url, options.rate_limit);
+    let mut app = spawn_hello(world_url, &options);
     app._data = Some(data);
     app
 }
 
-/// hello-service alone, in this process, pointing at `world_url`.
-pub fn spawn_hello(world_url: String, rate_limit: Option<(u32, u32)>) -> TestApp {
+/// hello-service alone, in this process, pointing at `world_url` (its options: the rate limit,
+/// the settle window and the world timeout).
+pub fn spawn_hello(world_url: String, options: &Options) -> TestApp {
     let mut settings = HelloSettings::for_tests(world_url);
-    if let Some((per_second, burst)) = rate_limit {
+    if let Some((per_second, burst)) = options.rate_limit {
         settings.rate_limit_per_second = per_second;
         settings.rate_limit_burst = burst;
+    }
+    if let Some(settle_ms) = options.settle_ms {
+        settings.settle_ms = settle_ms;
+    }
+    if let Some(timeout_ms) = options.world_timeout_ms {
+        settings.world_timeout_ms = timeout_ms;
     }
     let hello = Hello::build(&settings).expect("build hello-service");
     let url = format!("http://127.0.0.1:{}", hello.port());

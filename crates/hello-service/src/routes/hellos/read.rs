@@ -17,6 +17,7 @@ use super::schema::{Inbox, PersonName, ReadQuery};
 use crate::{
     settling::{Connection, Settlements},
     startup::AppState,
+    world_client::Call,
 };
 
 /// Who said hello to `name` since the last read.
@@ -33,6 +34,7 @@ use crate::{
         (status = 400, description = "Invalid name or limit", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable; nothing taken; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Outcome unknown: hellos may have been leased to this read; they come back when the lease runs out", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn read(
@@ -53,7 +55,11 @@ pub async fn read(
             .filter(|limit| (1..=MAX_PAGE).contains(limit))
             .ok_or_else(|| Problem::invalid_limit(raw))?,
     };
-    let lease = state.world.lease(&name, limit, &request_id).await?;
+    let lease = state
+        .world
+        .lease(&name, limit, &request_id)
+        .await
+        .map_err(|error| error.into_problem(Call::Lease))?;
     state.hellos_delivered.inc_by(lease.hellos.len() as u64);
     let inbox = Inbox {
         name: name.as_str().to_owned(),

@@ -11,7 +11,7 @@ use super::{
     body,
     schema::{HelloBody, IdempotencyKeyHeader, PersonName, SendQuery},
 };
-use crate::startup::AppState;
+use crate::{startup::AppState, world_client::Call};
 
 /// Say hello to `name`.
 #[utoipa::path(
@@ -33,6 +33,7 @@ use crate::startup::AppState;
         (status = 422, description = "Idempotency-Key already used for a different hello", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable; nothing stored; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Outcome unknown: the hello may have been stored; retry with the same Idempotency-Key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn send(
@@ -64,7 +65,11 @@ pub async fn send(
         from: from.as_str().to_owned(),
         idempotency_key: idempotency_key.map(|key| key.as_str().to_owned()),
     };
-    let stored = state.world.send(&to, &hello, &request_id).await?;
+    let stored = state
+        .world
+        .send(&to, &hello, &request_id)
+        .await
+        .map_err(|error| error.into_problem(Call::Send))?;
     state.hellos_sent.inc();
     Ok(HttpResponse::Created().json(stored))
 }

@@ -1,0 +1,153 @@
+//! What hello-service sees of each client connection, for deciding when a GET's answer has been
+//! delivered (see [`crate::settling`]).
+//!
+//! Every accepted TCP stream is wrapped in a [`WatchedStream`] before actix-web's HTTP/1
+//! dispatcher gets it. The wrapper passes every byte through unchanged and records what the
+//! dispatcher does not report: whether a read or a write failed (the peer reset the connection,
+//! which is what a client that closes without reading its answer, or a killed proxy, looks like),
+//! and whether the last write is still waiting for the peer to take bytes. A peer that closes
+//! cleanly (FIN) after reading is not a failure: a plain `curl` does exactly that.
+
+use std::{
+    io,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+};
+
+use actix_web::{HttpRequest, dev::Extensions};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
+
+/// What is known about one connection; shared by its stream and the answers sent on it.
+#[derive(Debug, Default)]
+pub struct ConnectionState {
+    /// A read or a write failed: the peer reset the connection, or the network broke it.
+    broken: AtomicBool,
+    /// The last write could not finish yet: the peer is not taking the bytes.
+    write_blocked: AtomicBool,
+    /// The stream has been dropped: the connection is over.
+    closed: AtomicBool,
+}
+
+impl ConnectionState {
+    /// True once a read or a write on the connection failed.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+
+    /// True while a write waits for the peer to take bytes.
+    pub fn is_write_blocked(&self) -> bool {
+        self.write_blocked.load(Ordering::SeqCst)
+    }
+
+    /// True once the connection is over, however it ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    fn record<T>(&self, poll: &Poll<io::Result<T>>) {
+        if let Poll::Ready(Err(_)) = poll {
+            self.broken.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A client's TCP stream that records resets and blocked writes in its [`ConnectionState`].
+#[derive(Debug)]
+pub struct WatchedStream {
+    io: TcpStream,
+    state: Arc<ConnectionState>,
+}
+
+impl WatchedStream {
+    /// Wraps an accepted stream.
+    pub fn new(io: TcpStream) -> Self {
+        Self {
+            io,
+            state: Arc::default(),
+        }
+    }
+
+    /// For the HTTP service's `on_connect_ext`: makes the state reachable from every request
+    /// on this connection ([`state_of`]).
+    pub fn register(&self, data: &mut Extensions) {
+        data.insert(Arc::clone(&self.state));
+    }
+}
+
+/// The state of the connection `request` arrived on (`None` outside a [`WatchedStream`], as in
+/// actix-web's own test server).
+pub fn state_of(request: &HttpRequest) -> Option<Arc<ConnectionState>> {
+    request.conn_data::<Arc<ConnectionState>>().cloned()
+}
+
+impl Drop for WatchedStream {
+    fn drop(&mut self) {
+        self.state.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+impl AsyncRead for WatchedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_read(cx, buf);
+        this.state.record(&poll);
+        poll
+    }
+}
+
+impl AsyncWrite for WatchedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.state.record(&poll);
+        this.state
+            .write_blocked
+            .store(poll.is_pending(), Ordering::SeqCst);
+        poll
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.state.record(&poll);
+        this.state
+            .write_blocked
+            .store(poll.is_pending(), Ordering::SeqCst);
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_flush(cx);
+        this.state.record(&poll);
+        poll
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Closing our side may fail on a connection the peer already left; that is not news.
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
