@@ -24,10 +24,12 @@ async function api(method, path, body) {
   }
   const pod = response.headers.get(POD_HEADER);
   let parsed = null;
-  try {
-    parsed = await response.json();
-  } catch (error) {
-    parsed = { detail: `The server answered ${response.status} without a readable body.` };
+  if (response.status !== 204) {
+    try {
+      parsed = await response.json();
+    } catch (error) {
+      parsed = { detail: `The server answered ${response.status} without a readable body.` };
+    }
   }
   if (pod) {
     recordPod(pod, `${method} ${path} → ${response.status}`);
@@ -131,7 +133,11 @@ async function checkInbox(event) {
   const name = $("inbox-name").value.trim();
   const button = form.querySelector("button");
   button.disabled = true;
-  const result = await api("GET", `hello/${encodeURIComponent(name)}`);
+  // A reliable read: the hellos stay in the inbox, hidden from other readers, until this page
+  // confirms it has shown them. If the page is closed, reloaded or loses the network first,
+  // they come back when the lease runs out instead of being lost.
+  const inbox = `hello/${encodeURIComponent(name)}/reads`;
+  const result = await api("POST", inbox);
   button.disabled = false;
   const output = $("inbox-result");
   output.replaceChildren();
@@ -170,6 +176,30 @@ async function checkInbox(event) {
     }
   }
   output.append(servedBy(result.pod));
+  if (result.body.receipt) {
+    await shown();
+    await confirmRead(`${inbox}/${encodeURIComponent(result.body.receipt)}`, result.body, output);
+  }
+}
+
+/** Resolves once the browser has painted what was just added to the page. */
+function shown() {
+  return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+}
+
+/** Confirms a reliable read; if that fails, says when the hellos will show again. */
+async function confirmRead(path, read, output) {
+  const confirmed = await api("DELETE", path);
+  if (confirmed.ok) {
+    return;
+  }
+  const note = document.createElement("p");
+  note.className = "hint";
+  const until = read.lease_expires_at ? ` after ${formatTime(read.lease_expires_at)}` : "";
+  note.textContent = confirmed.status === 410
+    ? "These took too long to confirm: they will show again when you check."
+    : `These could not be confirmed yet, so nothing is lost: they will show again${until}.`;
+  output.append(note);
 }
 
 function fact(term, value) {

@@ -94,7 +94,9 @@ def pod():
     pod = Pod(work)
     for directory in (pod.config_dir, pod.immutable_dir, pod.secret_dir, pod.logs, work / "nginx" / "tmp"):
         directory.mkdir(parents=True)
-    (work / "nginx" / "html").symlink_to(ROOT / "frontend")
+    # A copy, not a link: nginx's workers run as an unprivileged user, who may not be allowed
+    # into the folder the repository was cloned to.
+    shutil.copytree(ROOT / "frontend", work / "nginx" / "html")
     (pod.config_dir / "banner").write_text("Browser test banner\n")
     (pod.immutable_dir / "release-channel").write_text("test\n")
     (pod.secret_dir / "api-token").write_text(PLANTED_SECRET)

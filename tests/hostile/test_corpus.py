@@ -197,6 +197,8 @@ def test_hostile_names_are_refused(pod, name):
     assert_clear_4xx(*send(pod, "POST", "/hello/bob", sender, JSON), f"from {name!r}")
     assert_clear_4xx(*send(pod, "POST", "/hello/bob?from=" + urllib.parse.quote(name, safe="")),
                      f"?from={name!r}")
+    assert_clear_4xx(*send(pod, "POST", path + "/reads"), f"reads of {name!r}")
+    assert_clear_4xx(*send(pod, "DELETE", path + "/reads/0190"), f"confirm for {name!r}")
 
 
 @pytest.mark.parametrize("path", HOSTILE_PATHS, ids=lambda p: p[:50])
@@ -231,8 +233,52 @@ def test_hostile_headers_are_refused(pod, headers, body):
     assert_clear_4xx(*send(pod, "POST", "/hello/bob", body, headers), f"headers {headers}")
 
 
+# Reliable reads: queries and bodies of POST /hello/bob/reads (which takes none, or {}).
+HOSTILE_READ_QUERIES = [
+    "?limit=0", "?limit=1001", "?limit=-1", "?limit=abc", "?limit[$gt]=1",
+    "?lease_ms=0", "?lease_ms=99", "?lease_ms=3600001", "?lease_ms=-100", "?lease_ms=1e5",
+    "?lease_ms=99999999999999999999999", "?lease_ms=%00", "?lease_ms[$gt]=0", "?lease_ms=1000&lease_ms=2000",
+    "?receipt=x",
+]
+HOSTILE_READ_BODIES = [b for b in HOSTILE_BODIES if b != b"{}"] + [b'{"lease_ms": 100}', b'{"": 1}']
+# Receipts that cannot be ours, confirmed for bob (who holds a real one that must survive them).
+HOSTILE_RECEIPTS = [
+    "..", "..%2f..%2finfo", "%00", "a" * 65, "a" * 5000, "%24ne", "%7B%22%24ne%22%3Anull%7D",
+    "0190%20OR%201=1", "%E2%80%AEabc", "00000000-0000-7000-8000-000000000000", "bob", "%C0%AF",
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE_READ_QUERIES, ids=lambda q: q[:40])
+def test_hostile_read_queries_are_refused(pod, query):
+    assert_clear_4xx(*send(pod, "POST", "/hello/bob/reads" + query), f"reads{query}")
+
+
+@pytest.mark.parametrize("body", HOSTILE_READ_BODIES, ids=lambda b: ascii(b[:30]))
+def test_hostile_read_bodies_are_refused(pod, body):
+    assert_clear_4xx(*send(pod, "POST", "/hello/bob/reads", body, JSON), f"read body {body[:60]!r}")
+
+
+def test_hostile_receipts_are_refused_and_change_nothing(pod, cluster):
+    # The one hello is sent through the other pod (both share the store), so that this pod's
+    # count of stored hellos still shows that no hostile request stored one.
+    assert send(cluster.pods[1], "POST", "/hello/rcpt", ALICE, JSON)[0] == 201
+    status, _, text = send(pod, "POST", "/hello/rcpt/reads")
+    assert status == 201, text
+    receipt = json.loads(text)["receipt"]
+    for hostile in HOSTILE_RECEIPTS + [receipt]:
+        for name in ("rcpt", "mallory") if hostile == receipt else ("rcpt",):
+            if hostile == receipt and name == "rcpt":
+                continue
+            status, headers, text = send(pod, "DELETE", f"/hello/{name}/reads/{hostile}")
+            assert_clear_4xx(status, headers, text, f"receipt {hostile[:40]!r} for {name}")
+    # None of that confirmed or spoilt the real read.
+    assert send(pod, "DELETE", f"/hello/rcpt/reads/{receipt}")[0] == 204
+
+
 @pytest.mark.parametrize("method,path", [
     ("PUT", "/hello/bob"), ("DELETE", "/hello/bob"), ("PATCH", "/hello/bob"), ("TRACE", "/hello/bob"),
+    ("GET", "/hello/bob/reads"), ("DELETE", "/hello/bob/reads"), ("PUT", "/hello/bob/reads/x"),
+    ("GET", "/hello/bob/reads/x"),
     ("DELETE", "/info"), ("POST", "/metrics"), ("TRACE", "/"),
 ])
 def test_wrong_methods_are_405_with_allow(pod, method, path):

@@ -198,7 +198,8 @@ class Cluster:
             shutil.copy(NGINX_CONF.parent / include, prefix / include)
         html = prefix / "html"
         if not html.exists():
-            html.symlink_to(ROOT / "frontend")
+            # A copy: nginx's unprivileged workers may not be allowed into the repository's folder.
+            shutil.copytree(ROOT / "frontend", html)
         (prefix / "nginx.conf").write_text(pod_nginx_conf(address))
         for mounted in ("config", "config-immutable", "secret"):
             (pod_dir / mounted).mkdir(exist_ok=True)

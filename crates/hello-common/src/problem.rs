@@ -10,7 +10,7 @@ use actix_web::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::wire::MAX_PAGE;
+use crate::wire::{LEASE_MS, MAX_PAGE};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -179,6 +179,46 @@ impl Problem {
             detail,
         )
         .with_field("leases")
+    }
+
+    /// 404: a reliable read's receipt that is unknown, malformed, or of another name.
+    pub fn receipt_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "receipt-not-found",
+            "Receipt not found",
+            "there is no read with this receipt for this name: it is malformed, belongs to \
+             another name, or is too old to be remembered. Use the receipt the read answered with",
+        )
+        .with_field("receipt")
+    }
+
+    /// 410: a reliable read confirmed after its lease ran out.
+    pub fn lease_expired() -> Self {
+        Self::new(
+            StatusCode::GONE,
+            "lease-expired",
+            "Lease expired",
+            "this read's lease ran out before it was confirmed, so its hellos were, or will be, \
+             delivered again: read again to get them (and confirm sooner, or ask for a longer \
+             lease_ms)",
+        )
+        .with_field("receipt")
+    }
+
+    /// 400: a `lease_ms` outside the bounds a lease may have.
+    pub fn invalid_lease_ms(raw: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-lease-ms",
+            "Invalid lease_ms",
+            format!(
+                "lease_ms must be a whole number of milliseconds from {} to {}; it was {raw:?}",
+                LEASE_MS.start(),
+                LEASE_MS.end()
+            ),
+        )
+        .with_field("lease_ms")
     }
 
     /// 404: no such route.

@@ -23,6 +23,8 @@ pub mod paths {
     pub const SEND: &str = "/v1/inboxes/{to}/hellos";
     /// `POST ?limit=N&lease_ms=M`: lease the oldest waiting hellos (→ [`super::Lease`]).
     pub const LEASE: &str = "/v1/inboxes/{name}/leases";
+    /// `DELETE`: confirm a lease for a reliable read (204; 410 ran out; 404 unknown).
+    pub const CONFIRM: &str = "/v1/inboxes/{name}/leases/{lease}";
     /// `POST`: acknowledge leases ([`super::Acknowledgements`] → [`super::Acknowledged`]).
     pub const ACKNOWLEDGE: &str = "/v1/leases/acknowledge";
     /// `GET`: world-service's view of itself.
@@ -38,12 +40,18 @@ pub mod paths {
         format!("{WORLD_API_PREFIX}/inboxes/{name}/leases")
     }
 
+    /// The URL path that confirms the lease `lease` (URL-safe) of the inbox `name` (encoded).
+    pub fn confirm(name: &str, lease: &str) -> String {
+        format!("{WORLD_API_PREFIX}/inboxes/{name}/leases/{lease}")
+    }
+
     #[cfg(test)]
     mod tests {
         #[test]
         fn the_urls_match_their_route_patterns() {
             assert_eq!(super::send("{to}"), super::SEND);
             assert_eq!(super::lease("{name}"), super::LEASE);
+            assert_eq!(super::confirm("{name}", "{lease}"), super::CONFIRM);
             assert!(super::ACKNOWLEDGE.starts_with(super::WORLD_API_PREFIX));
             assert!(super::INFO.starts_with(super::WORLD_API_PREFIX));
         }
@@ -117,6 +125,9 @@ pub struct Lease {
     pub hellos: Vec<DeliveredHello>,
     /// Hellos still waiting (not taken by this or any live lease).
     pub remaining: u64,
+    /// When the lease runs out (RFC 3339, UTC, milliseconds); `None` when nothing was taken.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// The body of an acknowledgement: these leases' hellos reached their readers; delete them.

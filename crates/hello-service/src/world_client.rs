@@ -46,6 +46,8 @@ pub enum Call {
     Send,
     /// Leasing hellos for a read.
     Lease,
+    /// Confirming a reliable read.
+    Confirm,
     /// A call that changes nothing (readiness, info).
     Look,
 }
@@ -76,6 +78,11 @@ impl WorldError {
                         "hello-service stopped waiting for the inbox service while reading, so \
                          hellos may have been taken for this read; they stay hidden until its \
                          lease runs out, then come back. Read again later"
+                    }
+                    Call::Confirm => {
+                        "hello-service stopped waiting for the inbox service while confirming, so \
+                         this read may or may not be confirmed. Repeat the DELETE: confirming \
+                         again is safe"
                     }
                     Call::Look => {
                         "the inbox service of this pod did not answer in time; nothing was \
@@ -135,15 +142,44 @@ impl WorldClient {
         &self,
         name: &Name,
         limit: u32,
+        lease_ms: Option<u64>,
         request_id: &RequestId,
     ) -> Result<Lease, WorldError> {
-        let url = format!(
+        let mut url = format!(
             "{}{}?limit={limit}",
             self.base_url,
             paths::lease(&encode(name.as_str()))
         );
+        if let Some(lease_ms) = lease_ms {
+            url.push_str(&format!("&lease_ms={lease_ms}"));
+        }
         let request = self.http.post(url).header(REQUEST_ID_HEADER, &request_id.0);
         decode(request.send().await).await
+    }
+
+    /// Confirms a reliable read's lease: `Ok` once its hellos are gone for good (now or
+    /// before); world's 410 or 404 problem otherwise.
+    pub async fn confirm(
+        &self,
+        name: &Name,
+        receipt: &str,
+        request_id: &RequestId,
+    ) -> Result<(), WorldError> {
+        let url = format!(
+            "{}{}",
+            self.base_url,
+            paths::confirm(&encode(name.as_str()), &encode(receipt))
+        );
+        let response = self
+            .http
+            .delete(url)
+            .header(REQUEST_ID_HEADER, &request_id.0)
+            .send()
+            .await;
+        match response {
+            Ok(response) if response.status() == StatusCode::NO_CONTENT.as_u16() => Ok(()),
+            other => decode::<serde_json::Value>(other).await.map(|_| ()),
+        }
     }
 
     /// Acknowledges leases whose answers settled (at most `MAX_ACKNOWLEDGEMENTS`), retrying a

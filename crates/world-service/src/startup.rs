@@ -94,7 +94,7 @@ impl Application {
         let store_latency = HistogramVec::new(
             HistogramOpts::new(
                 "store_operation_duration_seconds",
-                "Time the store took per operation (send, lease, acknowledge, ping)",
+                "Time the store took per operation (send, lease, acknowledge, confirm, ping)",
             )
             .buckets(vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,

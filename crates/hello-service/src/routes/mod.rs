@@ -19,5 +19,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
             resource("/hello/{name}", "GET, POST")
                 .route(web::post().to(hellos::send::send))
                 .route(web::get().to(hellos::read::read)),
+        )
+        .service(
+            resource("/hello/{name}/reads", "POST").route(web::post().to(hellos::reliable::take)),
+        )
+        .service(
+            resource("/hello/{name}/reads/{receipt}", "DELETE")
+                .route(web::delete().to(hellos::reliable::confirm)),
         );
 }

@@ -19,10 +19,11 @@ use super::{health, hellos, info};
             pod's name in the X-Pod-Name header.",
         license(name = "MIT OR Apache-2.0"),
     ),
-    paths(hellos::send::send, hellos::read::read, hello_common::startup::healthz, health::readyz, info::info, info::metrics),
-    components(schemas(hellos::schema::PersonName, hellos::schema::IdempotencyKeyHeader, hellos::schema::HelloBody, hellos::schema::Inbox, info::Info, StoredHello, DeliveredHello, Problem)),
+    paths(hellos::send::send, hellos::read::read, hellos::reliable::take, hellos::reliable::confirm, hello_common::startup::healthz, health::readyz, info::info, info::metrics),
+    components(schemas(hellos::schema::PersonName, hellos::schema::IdempotencyKeyHeader, hellos::schema::HelloBody, hellos::schema::Inbox, hellos::schema::ReliableRead, info::Info, StoredHello, DeliveredHello, Problem)),
     tags(
         (name = "hello", description = "Say hello and read your inbox"),
+        (name = "reliable reads", description = "Read an inbox and confirm what arrived: nothing is lost if the reader dies before it confirms"),
         (name = "operations", description = "Probes, pod information and metrics"),
     )
 )]

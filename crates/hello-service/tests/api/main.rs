@@ -5,7 +5,9 @@
 //! - `operations`: probes, OpenAPI, the pod header, world or store down;
 //! - `concurrency`: many senders and readers, one or two world processes: exactly once;
 //! - `crash`: world killed with SIGKILL in the middle of reads: nothing lost;
-//! - `settling`: a read is acknowledged only once its connection shows the answer arrived.
+//! - `settling`: a GET's answer is delivered once written in full without a reset: every kind
+//!   of client sees each hello once;
+//! - `reliable`: reliable reads and their receipts, every status.
 
 // In tests a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -15,5 +17,6 @@ mod concurrency;
 mod crash;
 mod hellos;
 mod operations;
+mod reliable;
 mod settling;
 mod support;

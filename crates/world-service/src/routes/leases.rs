@@ -13,7 +13,10 @@ use hello_common::{
 };
 use serde::Deserialize;
 
-use crate::{startup::AppState, store::LeaseRequest};
+use crate::{
+    startup::AppState,
+    store::{Confirmation, LeaseRequest},
+};
 
 #[derive(Debug, Deserialize)]
 pub struct LeaseQuery {
@@ -71,4 +74,24 @@ pub async fn acknowledge(
     let _timer = state.time_store("acknowledge");
     let deleted = state.store.acknowledge(&leases).await?;
     Ok(HttpResponse::Ok().json(Acknowledged { deleted }))
+}
+
+/// `DELETE /v1/inboxes/{name}/leases/{lease}`: a reliable read confirms its lease. 204 when
+/// confirmed (now or before); 410 when the lease ran out first; 404 when there is no such lease
+/// for this inbox.
+pub async fn confirm(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let (name, lease_id) = path.into_inner();
+    let name = Name::parse(&name).map_err(|error| Problem::invalid_name("name", &error))?;
+    if lease_id.is_empty() || lease_id.len() > MAX_LEASE_ID_LENGTH {
+        return Err(Problem::receipt_not_found());
+    }
+    let _timer = state.time_store("confirm");
+    match state.store.confirm(&name, &lease_id).await? {
+        Confirmation::Confirmed => Ok(HttpResponse::NoContent().finish()),
+        Confirmation::Expired => Err(Problem::lease_expired()),
+        Confirmation::Unknown => Err(Problem::receipt_not_found()),
+    }
 }

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | POST | `/v1/inboxes/{to}/hellos` | store a hello durably: 201 with it |
 //! | POST | `/v1/inboxes/{name}/leases?limit=N&lease_ms=M` | lease the oldest waiting hellos |
+//! | DELETE | `/v1/inboxes/{name}/leases/{lease}` | confirm a reliable read's lease: 204, 410 (ran out), 404 (unknown) |
 //! | POST | `/v1/leases/acknowledge` | acknowledge leases (`{"leases": [ids]}`): their hellos are deleted |
 //! | GET | `/v1/info` | version, store, uptime, configuration and its sources, secret fingerprints |
 //! | GET | `/healthz`, `/readyz` | alive (shared: [`hello_common::startup::healthz`]); ready (store answers, not shutting down) |
@@ -30,6 +31,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource(paths::INFO, "GET").route(web::get().to(info::info)))
         .service(resource(paths::SEND, "POST").route(web::post().to(hellos::send)))
         .service(resource(paths::LEASE, "POST").route(web::post().to(leases::lease)))
+        .service(resource(paths::CONFIRM, "DELETE").route(web::delete().to(leases::confirm)))
         .service(
             resource(paths::ACKNOWLEDGE, "POST")
                 .app_data(json_config(ACKNOWLEDGEMENTS_BODY_LIMIT))

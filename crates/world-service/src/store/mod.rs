@@ -42,6 +42,17 @@ pub struct LeaseRequest {
     pub lease: Duration,
 }
 
+/// What confirming a lease found; see [`Store::confirm`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Confirmed in time (now or before): its hellos are gone for good.
+    Confirmed,
+    /// Its lease ran out before any confirmation.
+    Expired,
+    /// No such lease for this inbox (or it has been forgotten).
+    Unknown,
+}
+
 /// Why a store operation did not happen. Nothing was written in any of these cases.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -87,6 +98,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// at all; after an error, acknowledging them all again is safe.
     async fn acknowledge(&self, lease_ids: &[String]) -> Result<u64, StoreError>;
 
+    /// Confirms the lease `lease_id` of `name`'s inbox, for a reliable read: its hellos, those it
+    /// still holds, are deleted for good. Idempotent: confirming again answers
+    /// [`Confirmation::Confirmed`] again. A lease that ran out before any confirmation answers
+    /// [`Confirmation::Expired`] (its hellos were, or will be, delivered again). Both answers are
+    /// remembered for the idempotency keys' lifetime after the lease's end; an unknown lease, one
+    /// of another inbox, or one forgotten since, answers [`Confirmation::Unknown`].
+    async fn confirm(&self, name: &Name, lease_id: &str) -> Result<Confirmation, StoreError>;
+
     /// Succeeds when the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -116,4 +135,9 @@ fn new_lease_id() -> String {
 /// A new hello id: unique, time-ordered, so sorting by id is sorting by arrival.
 fn new_hello_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// A duration in whole milliseconds, saturating (for instants stored as ms since the epoch).
+fn ttl_millis(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }

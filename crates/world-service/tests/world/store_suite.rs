@@ -6,7 +6,7 @@ macro_rules! store_suite {
         mod $backend {
             use std::{collections::HashMap, sync::Arc, time::Duration};
 
-            use world_service::store::{Store, StoreError, StoreLimits};
+            use world_service::store::{Confirmation, Store, StoreError, StoreLimits};
 
             use crate::support::{hello, limits, name, take};
 
@@ -227,6 +227,56 @@ macro_rules! store_suite {
 
             /// 8 senders x 250 hellos to one name while 4 readers drain it: every hello is
             /// received exactly once.
+            #[tokio::test]
+            async fn a_confirmed_lease_deletes_its_hellos_and_confirms_again() {
+                let store = $open(limits()).await;
+                store.say("alice", "bob").await;
+                store.say("carol", "bob").await;
+                let read = store.store.lease(&name("bob"), take(1, LONG_LEASE)).await.unwrap();
+                assert!(read.expires_at.as_deref().is_some_and(|at| at.ends_with('Z')), "{read:?}");
+                let receipt = read.lease_id.clone().unwrap();
+                assert_eq!(store.store.confirm(&name("Bob"), &receipt).await.unwrap(), Confirmation::Confirmed);
+                assert_eq!(store.store.confirm(&name("bob"), &receipt).await.unwrap(), Confirmation::Confirmed, "a repeat");
+                let rest = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let senders: Vec<_> = rest.hellos.iter().map(|hello| hello.from.as_str()).collect();
+                assert_eq!(senders, ["carol"], "alice's hello is gone for good");
+                // Still remembered after a restart.
+                let store = store.reopen().await;
+                assert_eq!(store.store.confirm(&name("bob"), &receipt).await.unwrap(), Confirmation::Confirmed);
+            }
+
+            #[tokio::test]
+            async fn a_lease_confirmed_too_late_is_expired_and_its_hellos_come_back_in_order() {
+                let store = $open(limits()).await;
+                for sender in ["s1", "s2", "s3"] {
+                    store.say(sender, "bob").await;
+                }
+                let read = store.store.lease(&name("bob"), take(2, 200)).await.unwrap();
+                let receipt = read.lease_id.clone().unwrap();
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                assert_eq!(store.store.confirm(&name("bob"), &receipt).await.unwrap(), Confirmation::Expired);
+                assert_eq!(store.store.confirm(&name("bob"), &receipt).await.unwrap(), Confirmation::Expired, "a repeat");
+                let again = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let senders: Vec<_> = again.hellos.iter().map(|hello| hello.from.as_str()).collect();
+                assert_eq!(senders, ["s1", "s2", "s3"]);
+                // The expired lease cannot delete the hellos a later read holds.
+                assert_eq!(store.store.confirm(&name("bob"), &receipt).await.unwrap(), Confirmation::Expired);
+                let second = again.lease_id.clone().unwrap();
+                assert_eq!(store.store.confirm(&name("bob"), &second).await.unwrap(), Confirmation::Confirmed);
+            }
+
+            #[tokio::test]
+            async fn an_unknown_lease_or_another_inboxs_is_not_confirmed() {
+                let store = $open(limits()).await;
+                store.say("alice", "bob").await;
+                let read = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let receipt = read.lease_id.clone().unwrap();
+                assert_eq!(store.store.confirm(&name("carol"), &receipt).await.unwrap(), Confirmation::Unknown);
+                assert_eq!(store.store.confirm(&name("bob"), "no-such-lease").await.unwrap(), Confirmation::Unknown);
+                // Nothing was deleted by those: the lease still confirms.
+                assert_eq!(store.store.confirm(&name("bob"), &receipt).await.unwrap(), Confirmation::Confirmed);
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_readers_receive_every_hello_exactly_once() {
                 const SENDERS: usize = 8;
@@ -248,8 +298,10 @@ macro_rules! store_suite {
                         })
                     })
                     .collect();
+                // Half the readers read as GET does (acknowledge), half as reliable reads do
+                // (confirm): both ways take every hello exactly once, side by side.
                 let readers: Vec<_> = (0..READERS)
-                    .map(|_| {
+                    .map(|reader| {
                         let store = store.clone();
                         tokio::spawn(async move {
                             let mut received = Vec::new();
@@ -264,7 +316,13 @@ macro_rules! store_suite {
                                 }
                                 idle_rounds = 0;
                                 received.extend(lease.hellos.into_iter().map(|hello| hello.id));
-                                store.acknowledge(&[lease.lease_id.clone().unwrap()]).await.expect("ack");
+                                let lease_id = lease.lease_id.clone().unwrap();
+                                if reader % 2 == 0 {
+                                    store.acknowledge(&[lease_id]).await.expect("ack");
+                                } else {
+                                    let confirmed = store.confirm(&name("popular"), &lease_id).await.expect("confirm");
+                                    assert_eq!(confirmed, Confirmation::Confirmed);
+                                }
                             }
                             received
                         })

@@ -99,3 +99,16 @@ pub fn sender(request: &HttpRequest, body: &Bytes) -> Result<String, Problem> {
     })?;
     Ok(parsed.from)
 }
+
+/// A body that must say nothing: empty (or only white space), or the JSON object `{}`.
+pub fn empty_object(body: &Bytes) -> Result<(), Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
+        Ok(object) if object.is_empty() => Ok(()),
+        _ => Err(Problem::malformed_body(
+            "a read takes no body: send none, or the empty JSON object {}",
+        )),
+    }
+}

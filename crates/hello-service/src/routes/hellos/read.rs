@@ -46,18 +46,10 @@ pub async fn read(
 ) -> Result<HttpResponse, Problem> {
     state.rate_limit.check(&request)?;
     let name = Name::parse(&name).map_err(|error| Problem::invalid_name("name", &error))?;
-    let limit = match query.limit.as_deref() {
-        None => state.default_limit,
-        Some(raw) => raw
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|limit| (1..=MAX_PAGE).contains(limit))
-            .ok_or_else(|| Problem::invalid_limit(raw))?,
-    };
+    let limit = page_limit(query.limit.as_deref(), state.default_limit)?;
     let lease = state
         .world
-        .lease(&name, limit, &request_id)
+        .lease(&name, limit, None, &request_id)
         .await
         .map_err(|error| error.into_problem(Call::Lease))?;
     state.hellos_delivered.inc_by(lease.hellos.len() as u64);
@@ -87,6 +79,19 @@ pub async fn read(
             )),
         }),
     })
+}
+
+/// The `limit` of a read: 1 to [`MAX_PAGE`], `default` when not given.
+pub(super) fn page_limit(raw: Option<&str>, default: u32) -> Result<u32, Problem> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| (1..=MAX_PAGE).contains(limit))
+            .ok_or_else(|| Problem::invalid_limit(raw)),
+    }
 }
 
 /// A response body that hands its lease to [`Settlements`] once it has been written out in full;

@@ -85,3 +85,37 @@ pub struct ReadQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
 }
+
+/// Query of `POST /hello/{name}/reads`. Unknown parameters are refused rather than ignored.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReliableReadQuery {
+    /// How many hellos to lease at most, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
+    /// How long the hellos stay hidden from other readers without a confirmation, in
+    /// milliseconds: 100 to 3600000 (default: the service's lease, 30000).
+    #[param(value_type = Option<u64>, minimum = 100, maximum = 3600000)]
+    pub lease_ms: Option<String>,
+}
+
+/// The answer to `POST /hello/{name}/reads`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReliableRead {
+    /// Confirm with `DELETE /hello/{name}/reads/{receipt}` once the hellos are safe; `null`
+    /// when nothing was taken.
+    #[schema(example = "019ab6e0-7c3a-7f21-9d2e-5b8c1a0e4f11")]
+    pub receipt: Option<String>,
+    /// The name asked about, as spelled in the request.
+    #[schema(example = "bob")]
+    pub name: String,
+    /// The oldest waiting hellos, now hidden from every other reader until the lease runs out.
+    pub hellos: Vec<DeliveredHello>,
+    /// Hellos still waiting after these (read again to get them).
+    #[schema(example = 0)]
+    pub remaining: u64,
+    /// When the lease runs out (RFC 3339, UTC, milliseconds): unconfirmed hellos then come back,
+    /// in their order. `null` when nothing was taken.
+    #[schema(example = "2026-11-24T10:00:30.123Z")]
+    pub lease_expires_at: Option<String>,
+}

@@ -33,7 +33,7 @@ use redb::{Database, ReadableDatabase};
 use tokio::sync::oneshot;
 
 use self::writer::{Job, MAX_BATCH, Writer};
-use super::{LeaseRequest, NewHello, Store, StoreError, StoreLimits};
+use super::{Confirmation, LeaseRequest, NewHello, Store, StoreError, StoreLimits};
 
 /// The file inside the data directory.
 pub const DATABASE_FILE: &str = "world.redb";
@@ -99,7 +99,7 @@ impl EmbeddedStore {
                     path.display()
                 )
             })?;
-        tables::create_tables(&database)?;
+        tables::create_tables(&database, limits.idempotency_ttl)?;
         let database = Arc::new(database);
         let (jobs, queue) = mpsc::sync_channel(4 * MAX_BATCH);
         let writer = Writer {
@@ -166,6 +166,7 @@ impl Store for EmbeddedStore {
                 lease_id: None,
                 hellos: Vec::new(),
                 remaining: 0,
+                expires_at: None,
             });
         }
         let name = name.clone();
@@ -175,6 +176,12 @@ impl Store for EmbeddedStore {
     async fn acknowledge(&self, lease_ids: &[String]) -> Result<u64, StoreError> {
         let lease_ids = lease_ids.to_vec();
         self.submit(|reply| Job::Acknowledge(lease_ids, reply))
+            .await
+    }
+
+    async fn confirm(&self, name: &Name, lease_id: &str) -> Result<Confirmation, StoreError> {
+        let (name, lease_id) = (name.clone(), lease_id.to_owned());
+        self.submit(|reply| Job::Confirm(name, lease_id, reply))
             .await
     }
 

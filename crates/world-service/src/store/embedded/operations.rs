@@ -10,9 +10,11 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::tables::{
     HELLOS, HelloRecord, IDEMPOTENCY, IDEMPOTENCY_BY_AGE, INBOX_SIZES, IdempotencyRecord, LEASES,
-    LEASES_BY_INBOX, LeaseRecord, META, Storage, ttl_millis,
+    LEASES_BY_INBOX, LEASES_TO_FORGET, LeaseRecord, META, Storage, ttl_millis,
 };
-use crate::store::{LeaseRequest, NewHello, StoreError, StoreLimits, new_hello_id, new_lease_id};
+use crate::store::{
+    Confirmation, LeaseRequest, NewHello, StoreError, StoreLimits, new_hello_id, new_lease_id,
+};
 
 /// Stores a hello, unless its idempotency key is known (then: the first answer, or a refusal)
 /// or its inbox is full.
@@ -98,21 +100,29 @@ pub(super) fn lease(
     transaction: &WriteTransaction,
     name: &Name,
     request: LeaseRequest,
+    limits: &StoreLimits,
 ) -> Storage<Lease> {
     let now = Millis::now();
     let until = now.plus_millis(u64::try_from(request.lease.as_millis()).unwrap_or(u64::MAX));
     let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
 
-    // Hellos leased to live leases of this inbox: they are neither taken nor remaining.
+    // Hellos leased to live leases of this inbox: they are neither taken nor remaining. Leases
+    // that ran out are dropped from this index as they are met.
     let mut by_inbox = transaction.open_table(LEASES_BY_INBOX)?;
     let mut leased = 0u64;
+    let mut ended = Vec::new();
     // Lease ids are UUIDs (hex digits and '-'): every one sorts below "~".
     for entry in by_inbox.range((name.key(), "")..(name.key(), "~"))? {
-        let (_, value) = entry?;
+        let (key, value) = entry?;
         let (lease_until, count) = value.value();
         if lease_until > now.0 {
             leased += count;
+        } else {
+            ended.push(key.value().1.to_owned());
         }
+    }
+    for lease_id in &ended {
+        by_inbox.remove((name.key(), lease_id.as_str()))?;
     }
 
     // The oldest visible hellos: skip those leased (they sit near the head, since reads take
@@ -141,6 +151,7 @@ pub(super) fn lease(
             lease_id: None,
             hellos: Vec::new(),
             remaining,
+            expires_at: None,
         });
     }
 
@@ -165,22 +176,33 @@ pub(super) fn lease(
         inbox: name.key().to_owned(),
         sequences,
         until: until.0,
+        confirmed_at: None,
     };
     transaction
         .open_table(LEASES)?
         .insert(lease_id.as_str(), serde_json::to_vec(&record)?.as_slice())?;
+    transaction.open_table(LEASES_TO_FORGET)?.insert(
+        (record.forget_at(limits.idempotency_ttl), lease_id.as_str()),
+        (),
+    )?;
     by_inbox.insert((name.key(), lease_id.as_str()), (until.0, count))?;
     Ok(Lease {
         lease_id: Some(lease_id),
         hellos: delivered,
         remaining,
+        expires_at: Some(until.to_rfc3339()),
     })
 }
 
-/// Deletes the hellos the lease still holds; 0 for an unknown (or already acknowledged) lease.
-pub(super) fn acknowledge(transaction: &WriteTransaction, lease_id: &str) -> Storage<u64> {
-    let mut leases = transaction.open_table(LEASES)?;
-    let Some(lease) = leases
+/// A GET's lease, delivered: deletes the hellos it still holds and forgets it at once (no one
+/// will ask about it again); 0 for an unknown (or already acknowledged) lease.
+pub(super) fn acknowledge(
+    transaction: &WriteTransaction,
+    lease_id: &str,
+    limits: &StoreLimits,
+) -> Storage<u64> {
+    let Some(lease) = transaction
+        .open_table(LEASES)?
         .remove(lease_id)?
         .map(|record| serde_json::from_slice::<LeaseRecord>(record.value()))
         .transpose()?
@@ -188,11 +210,53 @@ pub(super) fn acknowledge(transaction: &WriteTransaction, lease_id: &str) -> Sto
         return Ok(0);
     };
     transaction
+        .open_table(LEASES_TO_FORGET)?
+        .remove((lease.forget_at(limits.idempotency_ttl), lease_id))?;
+    delete_held(transaction, &lease, lease_id)
+}
+
+/// A reliable read's confirmation; see [`crate::store::Store::confirm`].
+pub(super) fn confirm(
+    transaction: &WriteTransaction,
+    name: &Name,
+    lease_id: &str,
+) -> Storage<Confirmation> {
+    let mut leases = transaction.open_table(LEASES)?;
+    let Some(mut lease) = leases
+        .get(lease_id)?
+        .map(|record| serde_json::from_slice::<LeaseRecord>(record.value()))
+        .transpose()?
+        .filter(|lease| lease.inbox == name.key())
+    else {
+        return Ok(Confirmation::Unknown);
+    };
+    if lease.confirmed_at.is_some() {
+        return Ok(Confirmation::Confirmed);
+    }
+    let now = Millis::now().0;
+    if lease.until < now {
+        return Ok(Confirmation::Expired);
+    }
+    delete_held(transaction, &lease, lease_id)?;
+    lease.confirmed_at = Some(now);
+    lease.sequences.clear(); // nothing left to delete; the record only answers repeats now
+    leases.insert(lease_id, serde_json::to_vec(&lease)?.as_slice())?;
+    Ok(Confirmation::Confirmed)
+}
+
+/// Deletes the hellos `lease` still holds (those no later lease took), and its place in its
+/// inbox's lease index; returns how many hellos it deleted.
+fn delete_held(
+    transaction: &WriteTransaction,
+    lease: &LeaseRecord,
+    lease_id: &str,
+) -> Storage<u64> {
+    transaction
         .open_table(LEASES_BY_INBOX)?
         .remove((lease.inbox.as_str(), lease_id))?;
     let mut hellos = transaction.open_table(HELLOS)?;
     let mut deleted = 0u64;
-    for sequence in lease.sequences {
+    for &sequence in &lease.sequences {
         let key = (lease.inbox.as_str(), sequence);
         let still_ours = hellos
             .get(key)?

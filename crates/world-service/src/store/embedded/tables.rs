@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use hello_common::wire::StoredHello;
-use redb::{Database, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
+
+pub(super) use crate::store::ttl_millis;
 
 /// (inbox key, arrival sequence) → [`HelloRecord`]: iterating one inbox is iterating in order.
 pub(super) const HELLOS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("hellos");
@@ -20,6 +22,11 @@ pub(super) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("cl
 /// read counts the hellos leased to others without visiting every hello waiting behind them.
 pub(super) const LEASES_BY_INBOX: TableDefinition<(&str, &str), (i64, u64)> =
     TableDefinition::new("claims_by_inbox");
+/// (forget at ms, lease id) → (): when a lease's record may go (its end plus the idempotency
+/// keys' lifetime), so that housekeeping finds them without scanning every lease. New in 0.2.0;
+/// [`create_tables`] fills it for the leases of an older store.
+pub(super) const LEASES_TO_FORGET: TableDefinition<(i64, &str), ()> =
+    TableDefinition::new("leases_to_forget");
 /// idempotency key → [`IdempotencyRecord`].
 pub(super) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 /// (created at, idempotency key) → (): expiring old keys without scanning them all.
@@ -42,12 +49,24 @@ pub(super) struct HelloRecord {
     pub lease: Option<String>,
 }
 
-/// One live lease: which hellos of which inbox it took, and until when.
+/// One lease: which hellos of which inbox it took, until when, and whether a reliable read
+/// confirmed it. Kept after its end (until it is forgotten) so that a confirmation can still be
+/// answered: again 204 if it was confirmed in time, 410 if it ran out.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct LeaseRecord {
     pub inbox: String,
     pub sequences: Vec<u64>,
     pub until: i64,
+    /// When a reliable read confirmed it (ms); absent in records written before 0.2.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_at: Option<i64>,
+}
+
+impl LeaseRecord {
+    /// When the record may go: the lease's end plus the idempotency keys' lifetime.
+    pub fn forget_at(&self, ttl: Duration) -> i64 {
+        self.until.saturating_add(ttl_millis(ttl))
+    }
 }
 
 /// The first hello sent with an idempotency key.
@@ -62,21 +81,32 @@ pub(super) struct IdempotencyRecord {
 /// A failure of the storage itself: the whole batch is abandoned.
 pub(super) type Storage<T> = Result<T, anyhow::Error>;
 
-/// Creates the tables a new file lacks.
-pub(super) fn create_tables(database: &Database) -> anyhow::Result<()> {
+/// The `META` entry that says [`LEASES_TO_FORGET`] holds every lease.
+const LEASES_INDEXED: &str = "leases_to_forget_filled";
+
+/// Creates the tables a file lacks, and fills the tables an older release did not have.
+pub(super) fn create_tables(database: &Database, idempotency_ttl: Duration) -> anyhow::Result<()> {
     let transaction = database.begin_write()?;
     transaction.open_table(HELLOS)?;
     transaction.open_table(INBOX_SIZES)?;
-    transaction.open_table(LEASES)?;
     transaction.open_table(LEASES_BY_INBOX)?;
     transaction.open_table(IDEMPOTENCY)?;
     transaction.open_table(IDEMPOTENCY_BY_AGE)?;
-    transaction.open_table(META)?;
+    {
+        let leases = transaction.open_table(LEASES)?;
+        let mut to_forget = transaction.open_table(LEASES_TO_FORGET)?;
+        let mut meta = transaction.open_table(META)?;
+        if meta.get(LEASES_INDEXED)?.is_none() {
+            // A store written before 0.2.0: index the leases it holds, once.
+            for entry in leases.iter()? {
+                let (id, record) = entry?;
+                let forget_at = serde_json::from_slice::<LeaseRecord>(record.value())
+                    .map_or(i64::MIN, |lease| lease.forget_at(idempotency_ttl));
+                to_forget.insert((forget_at, id.value()), ())?;
+            }
+            meta.insert(LEASES_INDEXED, 1)?;
+        }
+    }
     transaction.commit()?;
     Ok(())
-}
-
-/// A duration in whole milliseconds, saturating.
-pub(super) fn ttl_millis(ttl: Duration) -> i64 {
-    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }

@@ -16,10 +16,11 @@ use tokio::sync::oneshot;
 use super::{
     operations,
     tables::{
-        IDEMPOTENCY, IDEMPOTENCY_BY_AGE, LEASES, LEASES_BY_INBOX, LeaseRecord, Storage, ttl_millis,
+        IDEMPOTENCY, IDEMPOTENCY_BY_AGE, LEASES, LEASES_BY_INBOX, LEASES_TO_FORGET, LeaseRecord,
+        Storage, ttl_millis,
     },
 };
-use crate::store::{LeaseRequest, NewHello, StoreError, StoreLimits};
+use crate::store::{Confirmation, LeaseRequest, NewHello, StoreError, StoreLimits};
 
 /// How many queued requests one transaction takes at most.
 pub(super) const MAX_BATCH: usize = 512;
@@ -37,6 +38,11 @@ pub(super) enum Job {
         oneshot::Sender<Result<Lease, StoreError>>,
     ),
     Acknowledge(Vec<String>, oneshot::Sender<Result<u64, StoreError>>),
+    Confirm(
+        Name,
+        String,
+        oneshot::Sender<Result<Confirmation, StoreError>>,
+    ),
     Ping(oneshot::Sender<Result<(), StoreError>>),
     /// Commit what is queued before it, sync, and stop: answered once everything is on disk.
     Close(oneshot::Sender<Result<(), StoreError>>),
@@ -57,6 +63,10 @@ enum Outcome {
     ),
     Lease(oneshot::Sender<Result<Lease, StoreError>>, Lease),
     Acknowledge(oneshot::Sender<Result<u64, StoreError>>, u64),
+    Confirm(
+        oneshot::Sender<Result<Confirmation, StoreError>>,
+        Confirmation,
+    ),
     Ping(oneshot::Sender<Result<(), StoreError>>),
 }
 
@@ -166,48 +176,55 @@ impl Writer {
             Job::Send(hello, reply) => {
                 Outcome::Send(reply, operations::send(transaction, hello, &self.limits)?)
             }
-            Job::Lease(name, request, reply) => {
-                Outcome::Lease(reply, operations::lease(transaction, &name, request)?)
-            }
+            Job::Lease(name, request, reply) => Outcome::Lease(
+                reply,
+                operations::lease(transaction, &name, request, &self.limits)?,
+            ),
             Job::Acknowledge(lease_ids, reply) => {
                 let mut deleted = 0;
                 for lease_id in &lease_ids {
-                    deleted += operations::acknowledge(transaction, lease_id)?;
+                    deleted += operations::acknowledge(transaction, lease_id, &self.limits)?;
                 }
                 Outcome::Acknowledge(reply, deleted)
+            }
+            Job::Confirm(name, lease_id, reply) => {
+                Outcome::Confirm(reply, operations::confirm(transaction, &name, &lease_id)?)
             }
             Job::Ping(reply) => Outcome::Ping(reply),
             Job::Close(_) => unreachable!("the writer takes Close out of every batch"),
         })
     }
 
-    /// Syncs unsynced commits and forgets expired leases and idempotency keys.
+    /// Syncs unsynced commits and forgets leases and idempotency keys whose time has come.
     fn housekeeping(&self, sync: bool) -> Storage<()> {
         let now = Millis::now().0;
         let mut transaction = self.database.begin_write()?;
         let mut changed = false;
         {
-            let mut leases = transaction.open_table(LEASES)?;
-            // (lease id, inbox); an unreadable record has no inbox to clean up after.
-            let expired: Vec<(String, Option<String>)> = leases
-                .iter()?
+            // Leases whose end lies an idempotency lifetime back: nobody may ask about them any
+            // more. The index finds them without visiting the leases still remembered.
+            let mut to_forget = transaction.open_table(LEASES_TO_FORGET)?;
+            let due: Vec<(i64, String)> = to_forget
+                .range((i64::MIN, "")..(now, ""))?
                 .filter_map(Result::ok)
-                .filter_map(|(id, record)| {
-                    match serde_json::from_slice::<LeaseRecord>(record.value()) {
-                        Ok(lease) if lease.until >= now => None,
-                        Ok(lease) => Some((id.value().to_owned(), Some(lease.inbox))),
-                        Err(_) => Some((id.value().to_owned(), None)),
-                    }
+                .map(|(key, _)| {
+                    let (forget_at, id) = key.value();
+                    (forget_at, id.to_owned())
                 })
                 .collect();
+            let mut leases = transaction.open_table(LEASES)?;
             let mut by_inbox = transaction.open_table(LEASES_BY_INBOX)?;
-            for (id, inbox) in &expired {
-                leases.remove(id.as_str())?;
+            for (forget_at, id) in &due {
+                to_forget.remove((*forget_at, id.as_str()))?;
+                let inbox = leases
+                    .remove(id.as_str())?
+                    .and_then(|record| serde_json::from_slice::<LeaseRecord>(record.value()).ok())
+                    .map(|lease| lease.inbox);
                 if let Some(inbox) = inbox {
                     by_inbox.remove((inbox.as_str(), id.as_str()))?;
                 }
             }
-            changed |= !expired.is_empty();
+            changed |= !due.is_empty();
 
             let horizon = now - ttl_millis(self.limits.idempotency_ttl);
             let mut by_age = transaction.open_table(IDEMPOTENCY_BY_AGE)?;
@@ -243,6 +260,7 @@ impl Outcome {
             Self::Send(reply, result) => drop(reply.send(result)),
             Self::Lease(reply, lease) => drop(reply.send(Ok(lease))),
             Self::Acknowledge(reply, deleted) => drop(reply.send(Ok(deleted))),
+            Self::Confirm(reply, confirmation) => drop(reply.send(Ok(confirmation))),
             Self::Ping(reply) => drop(reply.send(Ok(()))),
         }
     }
@@ -253,6 +271,7 @@ impl Outcome {
             Self::Send(reply, _) => drop(reply.send(Err(unavailable()))),
             Self::Lease(reply, _) => drop(reply.send(Err(unavailable()))),
             Self::Acknowledge(reply, _) => drop(reply.send(Err(unavailable()))),
+            Self::Confirm(reply, _) => drop(reply.send(Err(unavailable()))),
             Self::Ping(reply) => drop(reply.send(Err(unavailable()))),
         }
     }

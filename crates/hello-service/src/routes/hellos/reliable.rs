@@ -1,0 +1,134 @@
+//! Reliable reads, modelled on a queue's receive and delete: `POST /hello/{name}/reads` leases
+//! the oldest hellos and answers a receipt; `DELETE /hello/{name}/reads/{receipt}` confirms them,
+//! and only then are they gone. A reader that dies, or loses its connection, before confirming
+//! gets the same hellos again, in their order, once the lease runs out: nothing is lost end to
+//! end.
+
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use hello_common::{
+    Name, Problem,
+    observability::RequestId,
+    wire::{LEASE_MS, MAX_LEASE_ID_LENGTH},
+};
+
+use super::{
+    body,
+    read::page_limit,
+    schema::{PersonName, ReliableRead, ReliableReadQuery},
+};
+use crate::{startup::AppState, world_client::Call};
+
+/// Lease the oldest hellos of `name` until the reader confirms them.
+#[utoipa::path(
+    post,
+    path = "/hello/{name}/reads",
+    tag = "reliable reads",
+    params(
+        ("name" = PersonName, Path, description = "Whose inbox to read: a name, as for POST /hello/{name} (case-insensitive)"),
+        ReliableReadQuery,
+    ),
+    request_body(content = Option<Object>, content_type = "application/json", description = "None needed; an empty body or {} is accepted"),
+    responses(
+        (status = 201, description = "The hellos, leased to this read until lease_expires_at; confirm with the receipt. An empty inbox answers hellos [], receipt null", body = ReliableRead,
+            headers(("Location" = String, description = "The read to confirm: /hello/{name}/reads/{receipt} (absent when nothing was taken)"))),
+        (status = 400, description = "Invalid name, limit, lease_ms or body", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable; nothing taken; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Outcome unknown: hellos may have been leased to this read; they come back when the lease runs out", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn take(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    query: web::Query<ReliableReadQuery>,
+    request_id: RequestId,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    state.rate_limit.check(&request)?;
+    let name = Name::parse(&name).map_err(|error| Problem::invalid_name("name", &error))?;
+    let query = query.into_inner();
+    let limit = page_limit(query.limit.as_deref(), state.default_limit)?;
+    let lease_ms = query
+        .lease_ms
+        .as_deref()
+        .map(|raw| {
+            raw.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|lease_ms| LEASE_MS.contains(lease_ms))
+                .ok_or_else(|| Problem::invalid_lease_ms(raw))
+        })
+        .transpose()?;
+    if let Some(body) = body::read(&request, payload, state.max_body_bytes).await? {
+        body::empty_object(&body)?;
+    }
+    let lease = state
+        .world
+        .lease(&name, limit, lease_ms, &request_id)
+        .await
+        .map_err(|error| error.into_problem(Call::Lease))?;
+    state.hellos_delivered.inc_by(lease.hellos.len() as u64);
+    let mut response = HttpResponse::Created();
+    if let Some(receipt) = &lease.lease_id {
+        response.insert_header((
+            header::LOCATION,
+            format!("{}/{receipt}", request.path().trim_end_matches('/')),
+        ));
+    }
+    Ok(response.json(ReliableRead {
+        receipt: lease.lease_id,
+        name: name.as_str().to_owned(),
+        hellos: lease.hellos,
+        remaining: lease.remaining,
+        lease_expires_at: lease.expires_at,
+    }))
+}
+
+/// Confirm a reliable read: its hellos are gone for good.
+#[utoipa::path(
+    delete,
+    path = "/hello/{name}/reads/{receipt}",
+    tag = "reliable reads",
+    params(
+        ("name" = PersonName, Path, description = "The name the read was for"),
+        ("receipt" = String, Path, description = "The receipt the read answered with"),
+    ),
+    responses(
+        (status = 204, description = "Confirmed: the read's hellos are gone for good. Confirming again answers 204 again"),
+        (status = 400, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No read with this receipt for this name: unknown, malformed, another name's, or forgotten", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The lease ran out before this confirmation: the hellos were, or will be, delivered again", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable; nothing changed; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Outcome unknown: repeat the DELETE", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn confirm(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    request_id: RequestId,
+) -> Result<HttpResponse, Problem> {
+    state.rate_limit.check(&request)?;
+    let (name, receipt) = path.into_inner();
+    let name = Name::parse(&name).map_err(|error| Problem::invalid_name("name", &error))?;
+    if !is_receipt(&receipt) {
+        return Err(Problem::receipt_not_found());
+    }
+    state
+        .world
+        .confirm(&name, &receipt, &request_id)
+        .await
+        .map_err(|error| error.into_problem(Call::Confirm))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Receipts are URL-safe ids; anything else cannot be one of ours.
+fn is_receipt(receipt: &str) -> bool {
+    (1..=MAX_LEASE_ID_LENGTH).contains(&receipt.len())
+        && receipt
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+}

@@ -1,0 +1,100 @@
+//! The documents the MongoDB backend stores, by their stored names.
+
+use hello_common::timestamp::Millis;
+use mongodb::bson::DateTime;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{NewHello, StoreError, new_hello_id};
+use hello_common::wire::StoredHello;
+
+/// One waiting hello.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct HelloDocument {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub to: String,
+    pub to_spelling: String,
+    pub from: String,
+    /// Stored at, ms since the epoch.
+    pub at: i64,
+    pub order: String,
+    /// Hidden from readers until this instant (ms since the epoch); 0 when never leased.
+    pub lease_until: i64,
+    /// The lease that took it last (stored as `claim`, its name before 0.2.0).
+    #[serde(default, rename = "claim")]
+    pub lease: Option<String>,
+}
+
+/// The first hello sent with an idempotency key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct IdempotencyDocument {
+    #[serde(rename = "_id")]
+    pub key: String,
+    pub to_key: String,
+    pub from_key: String,
+    pub hello: StoredHello,
+    pub created: DateTime,
+    /// When the hello was inserted (ms); absent between recording the key and inserting its
+    /// hello, in which case a retry finishes the insert.
+    #[serde(default)]
+    pub stored_at: Option<i64>,
+}
+
+/// A lease that took something, kept so that a confirmation can be answered until it is
+/// forgotten.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct LeaseDocument {
+    /// The lease id: the `claim` of the hellos it took.
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// The inbox (case-folded name).
+    pub to: String,
+    /// When the lease runs out, ms since the epoch.
+    pub until: i64,
+    /// When the TTL index removes this document: `until` plus the idempotency keys' lifetime.
+    pub forget_at: DateTime,
+    /// When a reliable read confirmed it (ms); set before its hellos are deleted, so that a
+    /// retried confirmation finishes a deletion a crash interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_at: Option<i64>,
+}
+
+/// A new hello and the document that stores it.
+pub(super) fn new_hello(hello: &NewHello) -> (StoredHello, HelloDocument) {
+    let now = Millis::now();
+    let id = new_hello_id();
+    let stored = StoredHello {
+        id: id.clone(),
+        to: hello.to.to_string(),
+        from: hello.from.to_string(),
+        at: now.to_rfc3339(),
+    };
+    let document = HelloDocument {
+        order: id.clone(),
+        id,
+        to: hello.to.key().to_owned(),
+        to_spelling: stored.to.clone(),
+        from: stored.from.clone(),
+        at: now.0,
+        lease_until: 0,
+        lease: None,
+    };
+    (stored, document)
+}
+
+/// Rebuilds the document of a hello recorded with an idempotency key.
+pub(super) fn document_for(hello: &StoredHello, to_key: &str) -> Result<HelloDocument, StoreError> {
+    let at = DateTime::parse_rfc3339_str(&hello.at)
+        .map_err(StoreError::unavailable)?
+        .timestamp_millis();
+    Ok(HelloDocument {
+        id: hello.id.clone(),
+        to: to_key.to_owned(),
+        to_spelling: hello.to.clone(),
+        from: hello.from.clone(),
+        at,
+        order: hello.id.clone(),
+        lease_until: 0,
+        lease: None,
+    })
+}

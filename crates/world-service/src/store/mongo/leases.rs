@@ -1,0 +1,184 @@
+//! Taking hellos out of MongoDB: leasing, acknowledging (GET) and confirming (reliable reads).
+
+use futures::TryStreamExt;
+use hello_common::{
+    Name,
+    timestamp::Millis,
+    wire::{DeliveredHello, Lease},
+};
+use mongodb::bson::{DateTime, doc};
+
+use super::{
+    MongoStore, RACE_ATTEMPTS,
+    documents::{HelloDocument, LeaseDocument},
+    is_duplicate_key,
+};
+use crate::store::{Confirmation, LeaseRequest, StoreError, new_lease_id, ttl_millis};
+
+impl MongoStore {
+    /// Leases up to `request.limit` of the oldest visible hellos of `name`.
+    pub(super) async fn lease_hellos(
+        &self,
+        name: &Name,
+        request: LeaseRequest,
+    ) -> Result<Lease, StoreError> {
+        let lease_id = new_lease_id();
+        let mut won = Vec::new();
+        let mut until = 0;
+        for _ in 0..RACE_ATTEMPTS {
+            let (candidates, documents, lease_until) =
+                self.try_lease(name, request, &lease_id).await?;
+            (won, until) = (documents, lease_until);
+            // Stop when there was nothing to take, or when we won something: a smaller page is
+            // fine. Retry only if other readers took every candidate first.
+            if candidates == 0 || !won.is_empty() {
+                break;
+            }
+        }
+        if !won.is_empty() {
+            // Recorded after the hellos are won: a crash in between leaves a lease no
+            // confirmation knows (404), whose hellos come back when it runs out.
+            let lease = LeaseDocument {
+                id: lease_id.clone(),
+                to: name.key().to_owned(),
+                until,
+                forget_at: DateTime::from_millis(
+                    until.saturating_add(ttl_millis(self.limits.idempotency_ttl)),
+                ),
+                confirmed_at: None,
+            };
+            match self.leases.insert_one(&lease).await {
+                Ok(_) => {}
+                Err(error) if is_duplicate_key(&error) => {}
+                Err(error) => return Err(StoreError::unavailable(error)),
+            }
+        }
+        let remaining = self
+            .hellos
+            .count_documents(doc! { "to": name.key(), "lease_until": { "$lt": Millis::now().0 } })
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(Lease {
+            lease_id: (!won.is_empty()).then_some(lease_id),
+            expires_at: (!won.is_empty()).then(|| Millis(until).to_rfc3339()),
+            hellos: won
+                .into_iter()
+                .map(|hello| DeliveredHello {
+                    id: hello.id,
+                    from: hello.from,
+                    at: Millis(hello.at).to_rfc3339(),
+                })
+                .collect(),
+            remaining,
+        })
+    }
+
+    /// One attempt to lease up to `limit` hellos: pick candidates, then win what is still free.
+    /// Returns how many were candidates, the hellos won, and the lease's end.
+    async fn try_lease(
+        &self,
+        name: &Name,
+        request: LeaseRequest,
+        lease_id: &str,
+    ) -> Result<(usize, Vec<HelloDocument>, i64), StoreError> {
+        let now = Millis::now();
+        let until = now
+            .plus_millis(u64::try_from(request.lease.as_millis()).unwrap_or(u64::MAX))
+            .0;
+        let now = now.0;
+        let leasable = doc! { "to": name.key(), "lease_until": { "$lt": now } };
+        let candidates: Vec<HelloDocument> = self
+            .hellos
+            .find(leasable.clone())
+            .sort(doc! { "order": 1 })
+            .limit(i64::from(request.limit))
+            .await
+            .map_err(StoreError::unavailable)?
+            .try_collect()
+            .await
+            .map_err(StoreError::unavailable)?;
+        if candidates.is_empty() {
+            return Ok((0, Vec::new(), until));
+        }
+        let ids: Vec<&str> = candidates.iter().map(|hello| hello.id.as_str()).collect();
+        let mut win = leasable;
+        win.insert("_id", doc! { "$in": ids });
+        self.hellos
+            .update_many(
+                win,
+                doc! { "$set": { "lease_until": until, "claim": lease_id } },
+            )
+            .await
+            .map_err(StoreError::unavailable)?;
+        let won: Vec<HelloDocument> = self
+            .hellos
+            .find(doc! { "claim": lease_id })
+            .sort(doc! { "order": 1 })
+            .await
+            .map_err(StoreError::unavailable)?
+            .try_collect()
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok((candidates.len(), won, until))
+    }
+
+    /// A GET's leases, delivered: deletes the hellos they still hold, and forgets them.
+    pub(super) async fn acknowledge_leases(&self, lease_ids: &[String]) -> Result<u64, StoreError> {
+        let result = self
+            .hellos
+            .delete_many(doc! { "claim": { "$in": lease_ids } })
+            .await
+            .map_err(StoreError::unavailable)?;
+        self.leases
+            .delete_many(doc! { "_id": { "$in": lease_ids } })
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(result.deleted_count)
+    }
+
+    /// A reliable read's confirmation; see [`crate::store::Store::confirm`]. The lease is marked
+    /// confirmed (only while it still holds) before its hellos are deleted: a crash in between
+    /// is finished by the client's retry, which finds the mark and deletes again.
+    pub(super) async fn confirm_lease(
+        &self,
+        name: &Name,
+        lease_id: &str,
+    ) -> Result<Confirmation, StoreError> {
+        let ours = doc! { "_id": lease_id, "to": name.key() };
+        let Some(lease) = self
+            .leases
+            .find_one(ours.clone())
+            .await
+            .map_err(StoreError::unavailable)?
+        else {
+            return Ok(Confirmation::Unknown);
+        };
+        if lease.confirmed_at.is_none() {
+            let now = Millis::now().0;
+            let mut in_time = ours;
+            in_time.insert("until", doc! { "$gte": now });
+            in_time.insert("confirmed_at", doc! { "$exists": false });
+            let marked = self
+                .leases
+                .update_one(in_time, doc! { "$set": { "confirmed_at": now } })
+                .await
+                .map_err(StoreError::unavailable)?;
+            if marked.modified_count == 0 {
+                // Ran out before this confirmation, unless another one just marked it.
+                let again = self
+                    .leases
+                    .find_one(doc! { "_id": lease_id })
+                    .await
+                    .map_err(StoreError::unavailable)?;
+                if again.and_then(|lease| lease.confirmed_at).is_none() {
+                    return Ok(Confirmation::Expired);
+                }
+            }
+        }
+        self.hellos
+            .delete_many(doc! { "claim": lease_id })
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(Confirmation::Confirmed)
+    }
+}

@@ -1,0 +1,192 @@
+//! The MongoDB backend: what every replica of the pod shares.
+//!
+//! Document model, chosen so that a hot inbox stays cheap and many world-service processes can
+//! read one inbox at once without two of them taking the same hello:
+//! - `hellos`: one small document per waiting hello, `{_id, to, to_spelling, from, at, order,
+//!   lease_until, claim}`. `to` is the case-folded name; `claim` holds the id of the lease that
+//!   took the hello (the field keeps its 0.1.0 name); `order` repeats the time-ordered id so that
+//!   the index `{to: 1, order: 1}` walks an inbox oldest first and stops after `limit` documents.
+//!   Sends are single inserts: no document grows, none is contended by writers.
+//! - Leases mark documents with `claim` and `lease_until` through `updateMany` with the leasable
+//!   filter repeated: MongoDB updates each document atomically, so each hello is won by exactly
+//!   one lease, whichever replica asked. Acknowledging is `deleteMany({claim: {$in: ids}})`.
+//! - `leases`: one document per lease that took something, `{_id, to, until, forget_at,
+//!   confirmed_at}`, so that a reliable read's confirmation can be answered (again 204 after a
+//!   confirmation in time, 410 after the lease ran out) until a TTL index on `forget_at` (the
+//!   lease's end plus the idempotency keys' lifetime) removes it. New in 0.2.0: a lease taken by
+//!   0.1.0 has none, and is simply unknown to a confirmation.
+//! - `idempotency`: one document per key, expired by a TTL index on `created`.
+//!
+//! Only single-document operations are used (a standalone MongoDB refuses multi-document
+//! transactions); where an operation takes several, they are ordered so that a crash between two
+//! loses nothing acknowledged: the next attempt finishes it, or a lease runs out.
+//!
+//! - [`documents`]: the stored documents;
+//! - [`sends`]: storing hellos, idempotently;
+//! - [`leases`]: leasing, acknowledging and confirming.
+//!
+//! Every write uses write concern `majority` with journaling: a send is answered only once it is
+//! durable on a majority of the replica set.
+//!
+//! Instants that are compared or updated (`at`, `lease_until`) are Int64 milliseconds since the
+//! epoch: exact, cheap to index, and they survive `$set` on every server we test against (the
+//! nx-27017 test server turns a `$set` DateTime into a string). `created` and `forget_at` stay BSON
+//! dates because MongoDB's TTL index needs one; they are only ever inserted.
+
+mod documents;
+mod leases;
+mod sends;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use hello_common::{
+    Name,
+    wire::{Lease, StoredHello},
+};
+use mongodb::{
+    Client, Collection, IndexModel,
+    bson::doc,
+    error::{ErrorKind, WriteFailure},
+    options::{Acknowledgment, ClientOptions, CollectionOptions, IndexOptions, WriteConcern},
+};
+
+use self::documents::{HelloDocument, IdempotencyDocument, LeaseDocument};
+use super::{Confirmation, LeaseRequest, NewHello, Store, StoreError, StoreLimits};
+
+/// MongoDB's code for a duplicate key.
+const DUPLICATE_KEY: i32 = 11000;
+/// How often an operation that lost a race with another replica tries again.
+const RACE_ATTEMPTS: usize = 5;
+
+/// The MongoDB store.
+#[derive(Debug, Clone)]
+pub struct MongoStore {
+    client: Client,
+    database: String,
+    hellos: Collection<HelloDocument>,
+    idempotency: Collection<IdempotencyDocument>,
+    leases: Collection<LeaseDocument>,
+    limits: StoreLimits,
+}
+
+impl MongoStore {
+    /// Connects and creates the indexes. Fails if the server cannot be reached.
+    pub async fn connect(uri: &str, database: &str, limits: StoreLimits) -> anyhow::Result<Self> {
+        let mut options = ClientOptions::parse(uri)
+            .await
+            .context("WORLD_MONGODB_URI is not a valid MongoDB connection string")?;
+        options
+            .app_name
+            .get_or_insert_with(|| "world-service".to_owned());
+        // Fail fast so that readiness and requests answer 503 quickly while the store is down.
+        options
+            .server_selection_timeout
+            .get_or_insert(Duration::from_secs(2));
+        options
+            .connect_timeout
+            .get_or_insert(Duration::from_secs(2));
+        let client = Client::with_options(options)?;
+        let durable = CollectionOptions::builder()
+            .write_concern(
+                WriteConcern::builder()
+                    .w(Acknowledgment::Majority)
+                    .journal(true)
+                    .build(),
+            )
+            .build();
+        let db = client.database(database);
+        let store = Self {
+            hellos: db.collection_with_options("hellos", durable.clone()),
+            idempotency: db.collection_with_options("idempotency", durable.clone()),
+            leases: db.collection_with_options("leases", durable),
+            database: database.to_owned(),
+            client,
+            limits,
+        };
+        store.create_indexes().await?;
+        Ok(store)
+    }
+
+    async fn create_indexes(&self) -> anyhow::Result<()> {
+        let indexes = [
+            IndexModel::builder()
+                .keys(doc! { "to": 1, "order": 1 })
+                .build(),
+            IndexModel::builder().keys(doc! { "claim": 1 }).build(),
+        ];
+        self.hellos
+            .create_indexes(indexes)
+            .await
+            .context("cannot create the indexes of the hellos collection")?;
+        let expiry = IndexModel::builder()
+            .keys(doc! { "created": 1 })
+            .options(
+                IndexOptions::builder()
+                    .expire_after(self.limits.idempotency_ttl)
+                    .build(),
+            )
+            .build();
+        self.idempotency
+            .create_index(expiry)
+            .await
+            .context("cannot create the TTL index of the idempotency collection")?;
+        let forget = IndexModel::builder()
+            .keys(doc! { "forget_at": 1 })
+            .options(IndexOptions::builder().expire_after(Duration::ZERO).build())
+            .build();
+        self.leases
+            .create_index(forget)
+            .await
+            .context("cannot create the TTL index of the leases collection")?;
+        Ok(())
+    }
+}
+
+fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    match error.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(failure)) => failure.code == DUPLICATE_KEY,
+        ErrorKind::Command(failure) => failure.code == DUPLICATE_KEY,
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    async fn send(&self, hello: NewHello) -> Result<StoredHello, StoreError> {
+        self.send_hello(hello).await
+    }
+
+    async fn lease(&self, name: &Name, request: LeaseRequest) -> Result<Lease, StoreError> {
+        self.lease_hellos(name, request).await
+    }
+
+    async fn acknowledge(&self, lease_ids: &[String]) -> Result<u64, StoreError> {
+        self.acknowledge_leases(lease_ids).await
+    }
+
+    async fn confirm(&self, name: &Name, lease_id: &str) -> Result<Confirmation, StoreError> {
+        self.confirm_lease(name, lease_id).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .database(&self.database)
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        // Every write was acknowledged by a majority before it was answered: nothing to flush.
+        // Ending the sessions and connections politely spares the server their timeouts.
+        self.client.clone().shutdown().await;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "mongodb"
+    }
+}

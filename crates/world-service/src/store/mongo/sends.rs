@@ -1,0 +1,112 @@
+//! Storing hellos in MongoDB, idempotently.
+
+use hello_common::{Name, timestamp::Millis, wire::StoredHello};
+use mongodb::bson::{DateTime, doc};
+
+use super::{
+    MongoStore, RACE_ATTEMPTS,
+    documents::{HelloDocument, IdempotencyDocument, document_for, new_hello},
+    is_duplicate_key,
+};
+use crate::store::{NewHello, StoreError};
+
+impl MongoStore {
+    /// Stores a hello; with an idempotency key, at most once per key.
+    pub(super) async fn send_hello(&self, hello: NewHello) -> Result<StoredHello, StoreError> {
+        if let Some(key) = &hello.idempotency_key {
+            return self.send_idempotent(&hello, key.as_str()).await;
+        }
+        self.check_inbox_cap(&hello.to).await?;
+        let (stored, document) = new_hello(&hello);
+        self.insert_hello(&document).await?;
+        Ok(stored)
+    }
+
+    /// Inserts a hello document; a duplicate id (a retried idempotent send) is not an error.
+    async fn insert_hello(&self, document: &HelloDocument) -> Result<(), StoreError> {
+        match self.hellos.insert_one(document).await {
+            Ok(_) => Ok(()),
+            Err(error) if is_duplicate_key(&error) => Ok(()),
+            Err(error) => Err(StoreError::unavailable(error)),
+        }
+    }
+
+    async fn check_inbox_cap(&self, to: &Name) -> Result<(), StoreError> {
+        let waiting = self
+            .hellos
+            .count_documents(doc! { "to": to.key() })
+            .limit(self.limits.inbox_cap)
+            .await
+            .map_err(StoreError::unavailable)?;
+        if waiting >= self.limits.inbox_cap {
+            return Err(StoreError::InboxFull {
+                name: to.to_string(),
+                cap: self.limits.inbox_cap,
+            });
+        }
+        Ok(())
+    }
+
+    async fn send_idempotent(
+        &self,
+        hello: &NewHello,
+        key: &str,
+    ) -> Result<StoredHello, StoreError> {
+        for _ in 0..RACE_ATTEMPTS {
+            if let Some(first) = self
+                .idempotency
+                .find_one(doc! { "_id": key })
+                .await
+                .map_err(StoreError::unavailable)?
+            {
+                if first.to_key != hello.to.key() || first.from_key != hello.from.key() {
+                    return Err(StoreError::IdempotencyKeyReused {
+                        to: first.hello.to,
+                        from: first.hello.from,
+                    });
+                }
+                if first.stored_at.is_none() {
+                    // The first attempt died between recording the key and storing the hello.
+                    self.insert_hello(&document_for(&first.hello, hello.to.key())?)
+                        .await?;
+                    self.mark_stored(key).await?;
+                }
+                return Ok(first.hello);
+            }
+
+            self.check_inbox_cap(&hello.to).await?;
+            let (stored, document) = new_hello(hello);
+            let record = IdempotencyDocument {
+                key: key.to_owned(),
+                to_key: hello.to.key().to_owned(),
+                from_key: hello.from.key().to_owned(),
+                hello: stored.clone(),
+                created: DateTime::now(),
+                stored_at: None,
+            };
+            match self.idempotency.insert_one(&record).await {
+                Ok(_) => {}
+                // Another request with this key got there first: answer what it recorded.
+                Err(error) if is_duplicate_key(&error) => continue,
+                Err(error) => return Err(StoreError::unavailable(error)),
+            }
+            self.insert_hello(&document).await?;
+            self.mark_stored(key).await?;
+            return Ok(stored);
+        }
+        Err(StoreError::unavailable(anyhow::anyhow!(
+            "the idempotency record for this key kept changing; retry"
+        )))
+    }
+
+    async fn mark_stored(&self, key: &str) -> Result<(), StoreError> {
+        self.idempotency
+            .update_one(
+                doc! { "_id": key },
+                doc! { "$set": { "stored_at": Millis::now().0 } },
+            )
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(())
+    }
+}
