@@ -15,7 +15,7 @@ use hello_common::{
     problem::extractors,
     startup::{self as shared, BoundService},
 };
-use prometheus::IntCounter;
+use prometheus::{IntCounter, IntCounterVec, Opts};
 
 use crate::{
     config::{PodIdentity, Settings},
@@ -40,8 +40,9 @@ pub struct AppState {
     pub uptime: Uptime,
     /// `hello_hellos_sent_total`: hellos stored through this process.
     pub hellos_sent: IntCounter,
-    /// `hello_hellos_delivered_total`: hellos returned by reads through this process.
-    pub hellos_delivered: IntCounter,
+    /// `hello_hellos_delivered_total{read}`: hellos returned by reads through this process, by
+    /// kind of read (`get`, `reliable`).
+    pub hellos_delivered: IntCounterVec,
     /// Acknowledges reads' leases once their answers have settled.
     pub settlements: Settlements,
 }
@@ -71,9 +72,12 @@ impl Application {
         let metrics = Metrics::new("hello", env!("CARGO_PKG_VERSION"));
         let hellos_sent =
             IntCounter::new("hellos_sent_total", "Hellos stored through this process")?;
-        let hellos_delivered = IntCounter::new(
-            "hellos_delivered_total",
-            "Hellos returned by reads through this process",
+        let hellos_delivered = IntCounterVec::new(
+            Opts::new(
+                "hellos_delivered_total",
+                "Hellos returned by reads through this process, by kind of read (get, reliable)",
+            ),
+            &["read"],
         )?;
         metrics.registry.register(Box::new(hellos_sent.clone()))?;
         metrics

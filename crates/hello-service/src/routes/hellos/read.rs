@@ -52,7 +52,10 @@ pub async fn read(
         .lease(&name, limit, None, &request_id)
         .await
         .map_err(|error| error.into_problem(Call::Lease))?;
-    state.hellos_delivered.inc_by(lease.hellos.len() as u64);
+    state
+        .hellos_delivered
+        .with_label_values(&["get"])
+        .inc_by(lease.hellos.len() as u64);
     let inbox = Inbox {
         name: name.as_str().to_owned(),
         hellos: lease.hellos,

@@ -69,7 +69,10 @@ pub async fn take(
         .lease(&name, limit, lease_ms, &request_id)
         .await
         .map_err(|error| error.into_problem(Call::Lease))?;
-    state.hellos_delivered.inc_by(lease.hellos.len() as u64);
+    state
+        .hellos_delivered
+        .with_label_values(&["reliable"])
+        .inc_by(lease.hellos.len() as u64);
     let mut response = HttpResponse::Created();
     if let Some(receipt) = &lease.lease_id {
         response.insert_header((
