@@ -198,7 +198,11 @@ run_pytest() {
   mkdir -p target
   "$python" -m pytest "$dir" -p no:cacheprovider --color=no "$@" | tee "target/$name-test-output.log"
   local status=${PIPESTATUS[0]}
-  detail="$(grep -Eo '[0-9]+ passed' "target/$name-test-output.log" | tail -1 | awk '{print $1}') tests"
+  if [ "$status" -eq 0 ]; then
+    detail="$(grep -Eo '[0-9]+ passed' "target/$name-test-output.log" | tail -1 | awk '{print $1}') tests"
+  else
+    detail=$(tail -1 "target/$name-test-output.log" | grep -Eo '[0-9]+ (failed|passed|errors?)' | paste -sd, - | sed 's/,/, /g')
+  fi
   return "$status"
 }
 
