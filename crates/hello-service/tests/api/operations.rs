@@ -126,6 +126,19 @@ async fn openapi_describes_the_public_api_in_version_3_1() {
     let hello = &document["paths"]["/hello/{name}"];
     assert!(hello["post"]["responses"]["201"].is_object());
     assert!(hello["get"]["responses"]["200"].is_object());
+    assert!(
+        hello["post"]["responses"]["504"].is_object(),
+        "the unknown outcome is documented"
+    );
+    let reads = &document["paths"]["/hello/{name}/reads"]["post"]["responses"];
+    assert!(reads["201"]["headers"]["Location"].is_object(), "{reads}");
+    let confirm = &document["paths"]["/hello/{name}/reads/{receipt}"]["delete"]["responses"];
+    for status in ["204", "404", "410", "504"] {
+        assert!(
+            confirm[status].is_object(),
+            "DELETE .../reads/{{receipt}} documents {status}"
+        );
+    }
     assert!(document["components"]["schemas"]["Problem"].is_object());
 }
 
