@@ -2,12 +2,14 @@
 //!
 //! - `store_suite`: the behaviour every [`Store`](world_service::store::Store) backend must have,
 //!   run against the embedded store and against MongoDB (nx-27017);
+//! - `housekeeping`: a busy embedded store still forgets what is due;
 //! - `processes`: the real binary killed with SIGKILL and restarted;
 //! - `upgrade`: stores written by release 0.1.0, opened and used by this code.
 
 // In tests a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod housekeeping;
 mod processes;
 mod store_suite;
 mod support;

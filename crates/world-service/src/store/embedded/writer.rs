@@ -28,6 +28,10 @@ pub(super) const MAX_BATCH: usize = 512;
 const IDLE_SYNC_AFTER: Duration = Duration::from_millis(200);
 /// The longest leases and acknowledgements stay unsynced while the writer is busy.
 const MAX_UNSYNCED: Duration = Duration::from_millis(100);
+/// How often a busy writer forgets what is due, between batches: housekeeping must keep up
+/// under load, not wait for a quiet moment that may never come. Its indexes make a sweep cost
+/// what it removes, not what the store holds.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// A request to the writer, with where to send its answer.
 pub(super) enum Job {
@@ -75,6 +79,7 @@ impl Writer {
     pub(super) fn run(self, queue: &mpsc::Receiver<Job>) {
         let mut unsynced = false;
         let mut last_sync = Instant::now();
+        let mut last_sweep = Instant::now();
         loop {
             let first = match queue.recv_timeout(IDLE_SYNC_AFTER) {
                 Ok(job) => job,
@@ -85,6 +90,7 @@ impl Writer {
                         unsynced = false;
                         last_sync = Instant::now();
                     }
+                    last_sweep = Instant::now();
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -112,7 +118,7 @@ impl Writer {
                 // Let go of the database before answering: once the last handle is dropped too,
                 // the file is free to open again at once.
                 drop(self);
-                drop(reply.send(synced.map_err(StoreError::unavailable)));
+                drop(reply.send(synced.map(drop).map_err(StoreError::unavailable)));
                 // Jobs still queued are dropped with the queue: their callers see "unavailable".
                 return;
             }
@@ -127,6 +133,19 @@ impl Writer {
                 } else {
                     unsynced = true;
                 }
+            }
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                match self.housekeeping(false) {
+                    Ok(true) => {
+                        unsynced = false;
+                        last_sync = Instant::now();
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(error = format!("{error:#}"), "store housekeeping failed");
+                    }
+                }
+                last_sweep = Instant::now();
             }
         }
         // Every handle was dropped without closing: still sync what was committed.
@@ -195,8 +214,9 @@ impl Writer {
         })
     }
 
-    /// Syncs unsynced commits and forgets leases and idempotency keys whose time has come.
-    fn housekeeping(&self, sync: bool) -> Storage<()> {
+    /// Forgets leases and idempotency keys whose time has come, and syncs when asked to (or when
+    /// it changed anything); returns whether it committed, which also syncs every commit before.
+    fn housekeeping(&self, sync: bool) -> Storage<bool> {
         let now = Millis::now().0;
         let mut transaction = self.database.begin_write()?;
         let mut changed = false;
@@ -245,11 +265,11 @@ impl Writer {
         }
         if !changed && !sync {
             transaction.abort()?;
-            return Ok(());
+            return Ok(false);
         }
         transaction.set_durability(Durability::Immediate)?;
         transaction.commit()?;
-        Ok(())
+        Ok(true)
     }
 }
 
