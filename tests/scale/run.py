@@ -7,7 +7,8 @@ while processes are killed and restarted. Prints one row per scenario:
 
 Every hello has a unique sender name, so each delivery is matched to the POST that made it.
 Readers read the way users should: reliable reads (lease, then confirm with the receipt). The
-kill-nginx scenario also runs plain GET readers, whose answers Nginx may take with it when it dies.
+kill-nginx scenario also runs plain GET readers, whose answers Nginx may take with it when it dies;
+reader-vanishes adds readers that never confirm and GETs that reset their connection unread.
 - sent: hellos a client tried to send (retried with the same Idempotency-Key until a 201 or give-up);
 - acknowledged: hellos answered 201; delivered: distinct hellos some read returned;
 - confirmed: distinct hellos whose reliable read was confirmed (204);
@@ -32,6 +33,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -395,6 +397,48 @@ def recovered_after(moment: float):
     return check
 
 
+def reader_vanishes(cluster: Cluster, ledger, seconds, notes, expectations):
+    """Readers that die at the worst moment, beside the normal ones: reliable readers that take a
+    lease and never confirm, and GET readers (straight to a pod's hello-service, as a client of
+    the pod would be) that reset the connection without reading their answer. Their hellos must
+    come back after the lease and reach the other readers: 0 lost."""
+    stop = threading.Event()
+    taken = collections.Counter()
+    rng = random.Random(7)
+    recipients = [f"reader-vanishes.r{j}" if j % 4 else f"reader-vanishes.zoë{j}" for j in range(RECIPIENTS)]
+
+    def vanish():
+        while not stop.is_set():
+            to = urllib.parse.quote(rng.choice(recipients), safe="")
+            status, _, body = call(cluster.lb_port, "POST", f"/hello/{to}/reads?limit=5")
+            if status == 201:
+                taken["leased, never confirmed"] += len(json.loads(body)["hellos"])
+            pod = rng.choice(cluster.pods)
+            try:
+                with socket.create_connection((pod.address, 8081), timeout=5) as raw:
+                    raw.sendall(f"GET /hello/{to}?limit=5 HTTP/1.1\r\nHost: pod\r\n\r\n".encode())
+                    raw.settimeout(5)
+                    if raw.recv(1, socket.MSG_PEEK):
+                        taken["reset before reading"] += 1  # answers, not hellos: unread
+                    # Closing with the answer unread resets the connection.
+            except OSError:
+                pass
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=vanish, daemon=True)
+    thread.start()
+    time.sleep(seconds * 0.8)
+    stop.set()
+    thread.join(timeout=30)
+    notes.append(f"{taken['leased, never confirmed']} hellos leased by readers that never confirmed; "
+                 f"{taken['reset before reading']} GET answers reset unread")
+
+    def check(ledger: Ledger):
+        return (taken["leased, never confirmed"] > 0 and taken["reset before reading"] > 0,
+                f"the vanishing readers took nothing ({dict(taken)}): the scenario tested nothing")
+    return check
+
+
 def rolling_restart(cluster: Cluster, ledger, seconds, notes, expectations):
     time.sleep(1)
     for pod in cluster.pods:
@@ -416,6 +460,7 @@ SCENARIOS = {
     "kill-hello": kill_container("hello", 2),
     "kill-nginx": kill_container("nginx", 0),  # with plain GET readers too (GET_READERS_IN)
     "kill-store": kill_store,
+    "reader-vanishes": reader_vanishes,
     "rolling-restart": rolling_restart,
     "store-down": store_down,
 }
