@@ -95,7 +95,11 @@ def parse_wrk(output: str) -> dict:
     requests = int(re.search(r"(\d+) requests in", output).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: (.*)", output)
+    seconds = re.search(r"requests in ([\d.]+)(ms|s|m)", output)
+    confirmed = re.search(r"^confirmed (\d+)$", output, re.M)  # printed by LUA_RELIABLE
+    duration = float(seconds.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[seconds.group(2)] if seconds else float("nan")
     return {
+        "pairs_per_s": int(confirmed.group(1)) / duration if confirmed else None,
         "rps": rps,
         "requests": requests,
         "p50": latency_ms("50"),
@@ -142,6 +146,38 @@ end
 LUA_GET = """
 request = function()
   return wrk.format("GET", string.format("%s%d", PREFIX, math.random(1, 100000)))
+end
+"""
+# Reliable reads, confirmed: POST PREFIXn/reads, then DELETE the Location it answered with, on
+# whichever connection asks next. Prints "confirmed N" at the end: read + confirm pairs.
+LUA_RELIABLE = """
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+end
+receipts = {}
+confirmed = 0
+request = function()
+  local location = table.remove(receipts)
+  if location then
+    return wrk.format("DELETE", location)
+  end
+  return wrk.format("POST", string.format("%s%d/reads", PREFIX, math.random(1, 100000)))
+end
+response = function(status, headers, body)
+  local location = headers["Location"] or headers["location"]
+  if status == 201 and location then
+    table.insert(receipts, location)
+  elseif status == 204 then
+    confirmed = confirmed + 1
+  end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get("confirmed")
+  end
+  io.write(string.format("confirmed %d\\n", total))
 end
 """
 # Requests that walk names PREFIX0 .. PREFIX(NAMES-1) in turn, threads interleaved, each thread
@@ -308,6 +344,8 @@ class Bench:
                          "world": max(self.peak["world"], rss_kib(self.world.pid, "VmHWM"))}
         print(f"  {row['rps']:>10,.0f} req/s  p50 {row['p50']:.2f} ms  p99 {row['p99']:.2f} ms  "
               f"non-2xx {row['non2xx']}  requests {row['requests']:,}", flush=True)
+        if script is not None and script.read_text().find("confirmed %d") >= 0 and row["pairs_per_s"] is None:
+            fail(f"{label}: wrk printed no 'confirmed N' line (the reliable-read script's count)")
         if row["non2xx"] or row["socket_errors"]:
             fail(f"{label}: {row['non2xx']} non-2xx answers, socket errors: {row['socket_errors'] or 'none'}")
         return row
@@ -372,6 +410,8 @@ def main() -> None:
         measure("bare", "2. actix-web, constant", "http://127.0.0.1:8090/")
         measure("pod_post", "3. pod POST (durable)", POD, lua(work, "pod_post", LUA_POST, "/hello/p", body))
         measure("pod_get", "3. pod GET /hello/{name}", POD, lua(work, "pod_get", LUA_GET, "/hello/p"))
+        measure("pod_post_r", "3. pod POST (durable), for reliable reads", POD, lua(work, "pod_post_r", LUA_POST, "/hello/r", body))
+        measure("pod_reliable", "3. pod reliable read + confirm (requests)", POD, lua(work, "pod_reliable", LUA_RELIABLE, "/hello/r"))
         measure("hello_post", "4. hello-service POST (durable)", HELLO, lua(work, "hello_post", LUA_POST, "/hello/h", body))
         measure("hello_get", "4. hello-service GET", HELLO, lua(work, "hello_get", LUA_GET, "/hello/h"))
         measure("world_post", "4. world-service send (durable)", WORLD,
@@ -409,7 +449,7 @@ def main() -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
     row = lambda r: f"| {r['label']} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['requests']:,} |"
     header = ["| target | req/s | p50 ms | p99 ms | requests |", "|---|---:|---:|---:|---:|"]
-    part1 = ["static", "bare", "pod_post", "pod_get", "hello_post", "hello_get", "world_post"]
+    part1 = ["static", "bare", "pod_post", "pod_get", "pod_post_r", "pod_reliable", "hello_post", "hello_get", "world_post"]
     lines = [
         "# Benchmarks",
         "",
@@ -430,6 +470,9 @@ def main() -> None:
         "|---|---:|---:|",
         f"| pod GET / nginx static (3/1) | {ratio('pod_get', 'static'):.1%} | ≥ 25% |",
         f"| pod durable POST / nginx static (3/1) | {ratio('pod_post', 'static'):.1%} | ≥ 15% |",
+        f"| pod reliable read + confirm pairs / nginx static requests (3/1): "
+        f"{results['pod_reliable']['pairs_per_s']:,.0f} pairs/s | "
+        f"{results['pod_reliable']['pairs_per_s'] / results['static']['rps']:.1%} | |",
         f"| hello-service GET / bare actix-web (4/2) | {ratio('hello_get', 'bare'):.1%} | |",
         f"| hello-service POST / bare actix-web (4/2) | {ratio('hello_post', 'bare'):.1%} | |",
         "",
