@@ -1,0 +1,149 @@
+"""wrk for bench/run.py: running it, reading its report, and the Lua scripts it runs."""
+
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+CONNECTIONS = 64
+THREADS = 2
+
+
+class WrkFailed(Exception):
+    """wrk could not run, or did not finish, or its report could not be read."""
+
+
+def parse_wrk(output: str) -> dict:
+    def latency_ms(label: str) -> float:
+        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        if not match:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    seconds = re.search(r"requests in ([\d.]+)(ms|s|m)", output)
+    confirmed = re.search(r"^confirmed (\d+)$", output, re.M)  # printed by LUA_RELIABLE
+    duration = float(seconds.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[seconds.group(2)] if seconds else float("nan")
+    return {
+        "pairs_per_s": int(confirmed.group(1)) / duration if confirmed else None,
+        "rps": rps,
+        "requests": requests,
+        "p50": latency_ms("50"),
+        "p99": latency_ms("99"),
+        "non2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1).strip() if socket_errors else "",
+    }
+
+
+def wrk(url: str, seconds: int, script: Path | None = None) -> dict:
+    command = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    if script:
+        command += ["-s", str(script)]
+    result = subprocess.run(command + [url], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise WrkFailed(f"wrk failed on {url}: {result.stderr}")
+    return parse_wrk(result.stdout)
+
+
+def wrk_counted(url: str, script: Path, done: Path, timeout: float = 600) -> dict:
+    """Runs a LUA_COUNTED script until each thread has its share, then stops wrk (SIGINT)."""
+    done.mkdir(exist_ok=True)
+    for marker in done.iterdir():
+        marker.unlink()
+    command = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{int(timeout)}s", "--latency", "-s", str(script), url]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while len(list(done.iterdir())) < THREADS and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    finished = len(list(done.iterdir())) == THREADS
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    if not finished:
+        raise WrkFailed(f"wrk did not finish {script.name} on {url} within {timeout:.0f} s: {stderr.strip()}")
+    return parse_wrk(stdout)
+
+
+LUA_POST = """
+request = function()
+  local path = string.format("%s%d", PREFIX, math.random(1, 100000))
+  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, BODY)
+end
+"""
+LUA_GET = """
+request = function()
+  return wrk.format("GET", string.format("%s%d", PREFIX, math.random(1, 100000)))
+end
+"""
+# Reliable reads, confirmed: POST PREFIXn/reads, then DELETE the Location it answered with, on
+# whichever connection asks next. Prints "confirmed N" at the end: read + confirm pairs.
+LUA_RELIABLE = """
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+end
+receipts = {}
+confirmed = 0
+request = function()
+  local location = table.remove(receipts)
+  if location then
+    return wrk.format("DELETE", location)
+  end
+  return wrk.format("POST", string.format("%s%d/reads", PREFIX, math.random(1, 100000)))
+end
+response = function(status, headers, body)
+  local location = headers["Location"] or headers["location"]
+  if status == 201 and location then
+    table.insert(receipts, location)
+  elseif status == 204 then
+    confirmed = confirmed + 1
+  end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get("confirmed")
+  end
+  io.write(string.format("confirmed %d\\n", total))
+end
+"""
+# Requests that walk names PREFIX0 .. PREFIX(NAMES-1) in turn, threads interleaved, each thread
+# stopping after its share of COUNT answers: exact fills and reads, not a duration. Run by
+# wrk_counted, which ends wrk once every thread has left its marker in DONE.
+LUA_COUNTED = """
+local threads = 0
+function setup(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+local sent, answered = 0, 0
+request = function()
+  local name = (id + sent * THREADS) % NAMES
+  sent = sent + 1
+  if METHOD == "POST" then
+    return wrk.format("POST", string.format(PATH, PREFIX, name), {["Content-Type"] = "application/json"}, BODY)
+  end
+  return wrk.format("GET", string.format(PATH, PREFIX, name))
+end
+response = function(status, headers, body)
+  answered = answered + 1
+  if answered == math.ceil(COUNT / THREADS) then
+    -- wrk itself runs for its whole duration: tell bench/run.py this thread is done.
+    io.open(string.format("%s/done-%d", DONE, id), "w"):close()
+    wrk.thread:stop()
+  end
+end
+"""
+
+
+def lua(directory: Path, name: str, template: str, prefix: str, body: str = "", **constants) -> Path:
+    path = directory / f"{name}.lua"
+    header = f'PREFIX = "{prefix}"\nBODY = \'{body}\'\nTHREADS = {THREADS}\n'
+    for key, value in constants.items():
+        header += f"{key} = {value!r}\n".replace("'", '"')
+    path.write_text(header + template)
+    return path

@@ -1,0 +1,222 @@
+"""The load of the scale harness: senders with unique hellos and Idempotency-Keys, readers that
+drain (reliable reads, confirmed; plain GETs where a scenario asks), and the ledger of what they
+saw, so that every delivery is matched to the POST that made it. Used by run.py."""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import json
+import random
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+
+LEASE_MS = 2000  # WORLD_LEASE_MS here: hellos taken by a crashed read come back after 2 s
+SENDERS = 6
+READERS = 3  # reliable readers, in every scenario
+GET_READERS = 2  # plain GET readers, beside them, where a scenario asks for them
+RECIPIENTS = 24
+GIVE_UP_S = 30  # a sender retries one hello this long at most
+
+
+@dataclass
+class Ledger:
+    """What clients saw, shared by every load thread."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    sent: set[str] = field(default_factory=set)
+    acknowledged: set[str] = field(default_factory=set)
+    acknowledged_at: dict[str, float] = field(default_factory=dict)
+    deliveries: collections.Counter = field(default_factory=collections.Counter)
+    confirmed: set[str] = field(default_factory=set)
+    # Hellos GET readers received (with repeats), against hello-service's count of GET hellos.
+    get_received: int = 0
+    failed: int = 0
+    server_errors: int = 0
+    missing_retry_after: int = 0
+    balancer_503: int = 0
+    requests: int = 0
+    out_of_order: int = 0
+    statuses: collections.Counter = field(default_factory=collections.Counter)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        """Deliveries beyond the first of each hello."""
+        return sum(count - 1 for count in self.deliveries.values())
+
+    def answer(self, status: int | None, headers: http.client.HTTPMessage | None) -> None:
+        with self.lock:
+            self.requests += 1
+            self.statuses[status or "no answer"] += 1
+            if status is not None and 200 <= status < 300:
+                return
+            self.failed += 1
+            if status is not None and status >= 500:
+                self.server_errors += 1
+            if status in (429, 503) and headers is not None and not headers.get("Retry-After"):
+                self.missing_retry_after += 1
+            if status == 503 and headers is not None and headers.get("X-Served-By") == "balancer":
+                self.balancer_503 += 1
+
+
+def call(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    """One request on a new connection: (status, headers, body) or (None, None, error text)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    except (OSError, http.client.HTTPException) as error:
+        return None, None, str(error).encode()
+    finally:
+        connection.close()
+
+
+def sequence_of(sender_name: str) -> tuple[str, int]:
+    stem, _, number = sender_name.rpartition("-")
+    return stem, int(number)
+
+
+class Load:
+    """Bounded load: senders with unique hellos and Idempotency-Keys, readers that drain."""
+
+    def __init__(self, port: int, tag: str, ledger: Ledger, get_readers: int = 0):
+        self.port = port
+        self.get_readers = get_readers
+        self.tag = tag
+        self.ledger = ledger
+        # Some recipients are spelled with non-ASCII letters, sent percent-encoded.
+        self.recipients = [f"{tag}.r{j}" if j % 4 else f"{tag}.zoë{j}" for j in range(RECIPIENTS)]
+        self.stop_sending = threading.Event()
+        self.stop_reading = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def path(self, name: str) -> str:
+        return "/hello/" + urllib.parse.quote(name, safe="")
+
+    def start(self, max_per_sender: int) -> None:
+        for index in range(SENDERS):
+            self.threads.append(threading.Thread(target=self._send, args=(index, max_per_sender), daemon=True))
+        for index in range(READERS):
+            self.threads.append(threading.Thread(target=self._read, args=(index, self.read_once), daemon=True))
+        for index in range(self.get_readers):
+            self.threads.append(threading.Thread(target=self._read, args=(READERS + index, self.get_once),
+                                                 daemon=True))
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self.stop_sending.set()
+        self.stop_reading.set()
+        for thread in self.threads:
+            thread.join(timeout=GIVE_UP_S + 35)
+            if thread.is_alive():
+                raise RuntimeError(f"load thread {thread.name} did not stop")
+
+    def _send(self, index: int, max_per_sender: int) -> None:
+        rng = random.Random(index)
+        for seq in range(1, max_per_sender + 1):
+            if self.stop_sending.is_set():
+                return
+            sender = f"{self.tag}.s{index}-{seq}"
+            to = rng.choice(self.recipients)
+            body = json.dumps({"from": sender}).encode()
+            headers = {"Content-Type": "application/json", "Idempotency-Key": f"{sender}-key"}
+            with self.ledger.lock:
+                self.ledger.sent.add(sender)
+            give_up = time.monotonic() + GIVE_UP_S
+            while True:
+                status, answer_headers, _ = call(self.port, "POST", self.path(to), body, headers)
+                self.ledger.answer(status, answer_headers)
+                if status == 201:
+                    with self.ledger.lock:
+                        self.ledger.acknowledged.add(sender)
+                        self.ledger.acknowledged_at[sender] = time.monotonic()
+                    break
+                if status is not None and 400 <= status < 500 and status not in (409, 429):
+                    with self.ledger.lock:
+                        self.ledger.problems.append(f"POST {to} from {sender}: unexpected {status}")
+                    break
+                if time.monotonic() > give_up:
+                    break
+                retry_after = answer_headers.get("Retry-After") if answer_headers else None
+                time.sleep(min(float(retry_after), 0.5) if retry_after else 0.1)
+
+    def record(self, hellos: list[dict]) -> None:
+        last_seq: dict[str, int] = {}
+        with self.ledger.lock:
+            for hello in hellos:
+                self.ledger.deliveries[hello["from"]] += 1
+                stem, seq = sequence_of(hello["from"])
+                # Oldest first within one answer: a sender's hellos to one name come in order.
+                if seq < last_seq.get(stem, 0):
+                    self.ledger.out_of_order += 1
+                last_seq[stem] = seq
+
+    def read_once(self, to: str) -> tuple[int, int]:
+        """One reliable read of `to`, confirmed: (hellos returned, remaining), or (-1, -1) when
+        the read failed. A confirmation that fails is repeated; one that never succeeds leaves the
+        hellos to come back after the lease (a duplicate, not a loss)."""
+        status, headers, body = call(self.port, "POST", self.path(to) + "/reads?limit=100")
+        self.ledger.answer(status, headers)
+        if status != 201:
+            return -1, -1
+        answer = json.loads(body)
+        self.record(answer["hellos"])
+        receipt = answer["receipt"]
+        give_up = time.monotonic() + 10
+        while receipt and time.monotonic() < give_up:
+            status, headers, _ = call(self.port, "DELETE", f"{self.path(to)}/reads/{receipt}")
+            self.ledger.answer(status, headers)
+            if status == 204:
+                with self.ledger.lock:
+                    self.ledger.confirmed.update(hello["from"] for hello in answer["hellos"])
+                break
+            if status in (404, 410):
+                break
+            time.sleep(0.1)
+        return len(answer["hellos"]), answer["remaining"]
+
+    def get_once(self, to: str) -> tuple[int, int]:
+        """One plain GET of `to`: (hellos returned, remaining), or (-1, -1) when it failed."""
+        status, headers, body = call(self.port, "GET", self.path(to) + "?limit=100")
+        self.ledger.answer(status, headers)
+        if status != 200:
+            return -1, -1
+        answer = json.loads(body)
+        self.record(answer["hellos"])
+        with self.ledger.lock:
+            self.ledger.get_received += len(answer["hellos"])
+        return len(answer["hellos"]), answer["remaining"]
+
+    def _read(self, index: int, read) -> None:
+        rng = random.Random(1000 + index)
+        while not self.stop_reading.is_set():
+            got, _ = read(rng.choice(self.recipients))
+            if got <= 0:
+                time.sleep(0.02)
+
+    def drain(self, not_before: float, timeout: float = 60) -> None:
+        """Reads every inbox (reliably) until the inboxes are empty, no earlier than `not_before`
+        (when the leases of any crashed read have run out)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = 0
+            failed = False
+            for to in self.recipients:
+                while True:
+                    got, remaining = self.read_once(to)
+                    if got < 0:
+                        failed = True
+                        break
+                    found += got
+                    if remaining == 0:
+                        break
+            # Every lease taken before the drain began has run out by `not_before`, and the
+            # drain confirms its own reads: one empty pass after that means nothing is left.
+            if found == 0 and not failed and time.monotonic() >= not_before:
+                return
+            time.sleep(0.2)
