@@ -38,6 +38,12 @@ pub struct Settings {
     /// `WORLD_INBOX_CAP`: most hellos that may wait in one inbox.
     #[serde(default = "default_inbox_cap")]
     pub inbox_cap: u64,
+    /// `WORLD_STORE_CAP`: most hellos that may wait in all inboxes together.
+    #[serde(default = "default_store_cap")]
+    pub store_cap: u64,
+    /// `WORLD_IDEMPOTENCY_CAP`: most idempotency keys remembered at once.
+    #[serde(default = "default_idempotency_cap")]
+    pub idempotency_cap: u64,
     /// `WORLD_LEASE_MS`: how long hellos taken by a read stay hidden without an acknowledgement
     /// before they are delivered again.
     #[serde(default = "default_lease_ms")]
@@ -82,6 +88,12 @@ fn default_store_cache_mb() -> usize {
 }
 fn default_store_sync() -> bool {
     true
+}
+fn default_store_cap() -> u64 {
+    1_000_000
+}
+fn default_idempotency_cap() -> u64 {
+    1_000_000
 }
 fn default_inbox_cap() -> u64 {
     10_000
@@ -134,6 +146,12 @@ impl Settings {
     /// Checks the ranges envy cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         ensure(self.inbox_cap >= 1, "WORLD_INBOX_CAP", "must be at least 1")?;
+        ensure(self.store_cap >= 1, "WORLD_STORE_CAP", "must be at least 1")?;
+        ensure(
+            self.idempotency_cap >= 1,
+            "WORLD_IDEMPOTENCY_CAP",
+            "must be at least 1",
+        )?;
         ensure(
             (1..=65_536).contains(&self.store_cache_mb),
             "WORLD_STORE_CACHE_MB",
@@ -189,6 +207,8 @@ impl Settings {
     pub fn store_limits(&self) -> StoreLimits {
         StoreLimits {
             inbox_cap: self.inbox_cap,
+            store_cap: self.store_cap,
+            idempotency_cap: self.idempotency_cap,
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
         }
     }
@@ -203,6 +223,8 @@ impl Settings {
             store_cache_mb: default_store_cache_mb(),
             store_sync: default_store_sync(),
             inbox_cap: default_inbox_cap(),
+            store_cap: default_store_cap(),
+            idempotency_cap: default_idempotency_cap(),
             lease_ms: default_lease_ms(),
             claim_lease_ms: None,
             idempotency_ttl_secs: default_idempotency_ttl_secs(),

@@ -322,6 +322,17 @@ impl Problem {
         .with_retry_after(retry_after)
     }
 
+    /// 503: the store holds as much as it may; nothing was stored.
+    pub fn store_full(detail: impl Into<String>, retry_after: Duration) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store-full",
+            "Store full",
+            detail,
+        )
+        .with_retry_after(retry_after)
+    }
+
     /// 503: a dependency is down; nothing was done.
     pub fn unavailable(detail: impl Into<String>, retry_after: Duration) -> Self {
         Self::new(

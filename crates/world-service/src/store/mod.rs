@@ -59,6 +59,11 @@ pub enum StoreError {
     /// The recipient already has `cap` hellos waiting.
     #[error("the inbox of {name} is full: {cap} hellos are waiting; it empties as {name} reads it")]
     InboxFull { name: String, cap: u64 },
+    /// The store holds as many hellos, or idempotency keys, as it may (`what`, `cap`).
+    #[error(
+        "the store is full: it holds {cap} {what}, as many as it may; nothing was stored. It makes room as inboxes are read (and keys expire): retry later"
+    )]
+    StoreFull { what: &'static str, cap: u64 },
     /// The idempotency key was first used for a different hello.
     #[error(
         "this Idempotency-Key was already used for a hello from {from} to {to}; use a new key for a different hello"
@@ -123,6 +128,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 pub struct StoreLimits {
     /// Most hellos that may wait in one inbox.
     pub inbox_cap: u64,
+    /// Most hellos that may wait in all inboxes together.
+    pub store_cap: u64,
+    /// Most idempotency keys the store may remember at once.
+    pub idempotency_cap: u64,
     /// How long an idempotency key is remembered.
     pub idempotency_ttl: Duration,
 }

@@ -14,6 +14,8 @@ async fn a_busy_embedded_store_still_forgets_what_is_due() {
     // Leases are remembered for their length plus this: 50 ms.
     let limits = StoreLimits {
         inbox_cap: 1_000_000,
+        store_cap: 10_000_000,
+        idempotency_cap: 1_000_000,
         idempotency_ttl: Duration::from_millis(50),
     };
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path(), limits).unwrap());

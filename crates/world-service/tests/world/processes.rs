@@ -300,6 +300,31 @@ async fn the_lease_setting_is_still_read_under_its_name_before_0_2_0_with_a_warn
     );
 }
 
+#[tokio::test]
+async fn a_full_store_answers_503_store_full_with_retry_after() {
+    let data = tempfile::tempdir().unwrap();
+    let world = start_world_with(data.path(), 30_000, &[("WORLD_STORE_CAP", "2")]);
+    send(&world, "alice", "bob").await;
+    send(&world, "carol", "bob").await;
+    let response = post_json(
+        &world,
+        "/v1/inboxes/bob/hellos",
+        &serde_json::json!({ "from": "dave" }),
+    )
+    .await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["type"], "/problems/store-full", "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was stored"),
+        "{problem}"
+    );
+}
+
 #[test]
 fn a_bad_setting_stops_start_up_with_a_message_naming_the_variable() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_world-service"))

@@ -277,6 +277,40 @@ macro_rules! store_suite {
                 assert_eq!(store.store.confirm(&name("bob"), &receipt).await.unwrap(), Confirmation::Confirmed);
             }
 
+            #[tokio::test]
+            async fn a_full_store_refuses_sends_until_hellos_are_read() {
+                let store = $open(StoreLimits { store_cap: 3, ..limits() }).await;
+                for (from, to) in [("a", "bob"), ("b", "carol"), ("c", "dave")] {
+                    store.say(from, to).await;
+                }
+                let refused = store.store.send(hello("d", "erin", None)).await.unwrap_err();
+                assert!(matches!(refused, StoreError::StoreFull { what: "hellos", cap: 3 }), "{refused:?}");
+                let erin = store.store.lease(&name("erin"), take(10, LONG_LEASE)).await.unwrap();
+                assert!(erin.hellos.is_empty(), "nothing stored for the refused send");
+                // Reading makes room, also after a restart.
+                let bob = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                store.acknowledge(&bob).await;
+                let store = store.reopen().await;
+                store.say("d", "erin").await;
+                let refused = store.store.send(hello("e", "erin", None)).await.unwrap_err();
+                assert!(matches!(refused, StoreError::StoreFull { .. }), "{refused:?}");
+            }
+
+            #[tokio::test]
+            async fn a_store_full_of_idempotency_keys_refuses_new_keys_only() {
+                let store = $open(StoreLimits { idempotency_cap: 2, ..limits() }).await;
+                let first = store.store.send(hello("a", "bob", Some("k1"))).await.unwrap();
+                store.store.send(hello("b", "bob", Some("k2"))).await.unwrap();
+                let refused = store.store.send(hello("c", "bob", Some("k3"))).await.unwrap_err();
+                assert!(matches!(refused, StoreError::StoreFull { what: "idempotency keys", cap: 2 }), "{refused:?}");
+                // A known key is still answered, and a send without a key still stored.
+                assert_eq!(store.store.send(hello("a", "bob", Some("k1"))).await.unwrap(), first);
+                store.store.send(hello("d", "bob", None)).await.unwrap();
+                let bob = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let senders: Vec<_> = bob.hellos.iter().map(|hello| hello.from.as_str()).collect();
+                assert_eq!(senders, ["a", "b", "d"]);
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_readers_receive_every_hello_exactly_once() {
                 const SENDERS: usize = 8;

@@ -12,6 +12,8 @@ use world_service::store::{
 pub fn limits() -> StoreLimits {
     StoreLimits {
         inbox_cap: 10_000,
+        store_cap: 1_000_000,
+        idempotency_cap: 1_000_000,
         idempotency_ttl: Duration::from_secs(3600),
     }
 }

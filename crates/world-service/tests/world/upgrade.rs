@@ -24,6 +24,8 @@ fn fixtures() -> PathBuf {
 fn limits() -> StoreLimits {
     StoreLimits {
         inbox_cap: 10_000,
+        store_cap: 1_000_000,
+        idempotency_cap: 1_000_000,
         idempotency_ttl: Duration::from_secs(10 * 365 * 24 * 3600),
     }
 }

@@ -32,7 +32,7 @@ use crate::{startup::AppState, world_client::Call};
         (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Idempotency-Key already used for a different hello", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable; nothing stored; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable or full; nothing stored; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Outcome unknown: the hello may have been stored; retry with the same Idempotency-Key", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -10,7 +10,8 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::tables::{
     HELLOS, HelloRecord, IDEMPOTENCY, IDEMPOTENCY_BY_AGE, INBOX_SIZES, IdempotencyRecord, LEASES,
-    LEASES_BY_INBOX, LEASES_TO_FORGET, LeaseRecord, META, Storage, ttl_millis,
+    LEASES_BY_INBOX, LEASES_TO_FORGET, LeaseRecord, META, STORED_HELLOS, STORED_KEYS, Storage,
+    counter, ttl_millis,
 };
 use crate::store::{
     Confirmation, LeaseRequest, NewHello, StoreError, StoreLimits, new_hello_id, new_lease_id,
@@ -25,6 +26,8 @@ pub(super) fn send(
 ) -> Storage<Result<StoredHello, StoreError>> {
     let now = Millis::now();
     let mut idempotency = transaction.open_table(IDEMPOTENCY)?;
+    // The key's record from a send so old that the key is free again, to be replaced.
+    let mut expired_key = None;
     if let Some(key) = &hello.idempotency_key {
         let first = idempotency
             .get(key.as_str())?
@@ -32,7 +35,9 @@ pub(super) fn send(
             .transpose()?;
         if let Some(first) = first {
             let fresh = first.created + ttl_millis(limits.idempotency_ttl) > now.0;
-            if fresh {
+            if !fresh {
+                expired_key = Some(first.created);
+            } else {
                 return Ok(
                     if first.to_key == hello.to.key() && first.from_key == hello.from.key() {
                         Ok(first.hello)
@@ -56,8 +61,27 @@ pub(super) fn send(
         }));
     }
     let mut meta = transaction.open_table(META)?;
+    let stored_hellos = counter(&meta, STORED_HELLOS)?;
+    if stored_hellos >= limits.store_cap {
+        return Ok(Err(StoreError::StoreFull {
+            what: "hellos",
+            cap: limits.store_cap,
+        }));
+    }
+    let new_key = hello.idempotency_key.is_some() && expired_key.is_none();
+    let stored_keys = counter(&meta, STORED_KEYS)?;
+    if new_key && stored_keys >= limits.idempotency_cap {
+        return Ok(Err(StoreError::StoreFull {
+            what: "idempotency keys",
+            cap: limits.idempotency_cap,
+        }));
+    }
     let sequence = meta.get("next_sequence")?.map_or(0, |next| next.value());
     meta.insert("next_sequence", sequence + 1)?;
+    meta.insert(STORED_HELLOS, stored_hellos + 1)?;
+    if new_key {
+        meta.insert(STORED_KEYS, stored_keys + 1)?;
+    }
 
     let stored = StoredHello {
         id: new_hello_id(),
@@ -88,9 +112,11 @@ pub(super) fn send(
             created: now.0,
         };
         idempotency.insert(key.as_str(), serde_json::to_vec(&record)?.as_slice())?;
-        transaction
-            .open_table(IDEMPOTENCY_BY_AGE)?
-            .insert((now.0, key.as_str()), ())?;
+        let mut by_age = transaction.open_table(IDEMPOTENCY_BY_AGE)?;
+        if let Some(created) = expired_key {
+            by_age.remove((created, key.as_str()))?;
+        }
+        by_age.insert((now.0, key.as_str()), ())?;
     }
     Ok(Ok(stored))
 }
@@ -269,6 +295,9 @@ fn delete_held(
         }
     }
     if deleted > 0 {
+        let mut meta = transaction.open_table(META)?;
+        let stored_hellos = counter(&meta, STORED_HELLOS)?;
+        meta.insert(STORED_HELLOS, stored_hellos.saturating_sub(deleted))?;
         let mut sizes = transaction.open_table(INBOX_SIZES)?;
         let size = sizes
             .get(lease.inbox.as_str())?

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use hello_common::wire::StoredHello;
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 pub(super) use crate::store::ttl_millis;
@@ -83,6 +83,17 @@ pub(super) type Storage<T> = Result<T, anyhow::Error>;
 
 /// The `META` entry that says [`LEASES_TO_FORGET`] holds every lease.
 const LEASES_INDEXED: &str = "leases_to_forget_filled";
+/// The `META` entry that says [`STORED_HELLOS`] and [`STORED_KEYS`] are kept.
+const COUNTED: &str = "stored_counts_kept";
+/// `META`: hellos stored in all inboxes (leased or not), for `WORLD_STORE_CAP`.
+pub(super) const STORED_HELLOS: &str = "stored_hellos";
+/// `META`: idempotency records stored, for `WORLD_IDEMPOTENCY_CAP`.
+pub(super) const STORED_KEYS: &str = "stored_idempotency_keys";
+
+/// A `META` counter; 0 when absent.
+pub(super) fn counter(meta: &impl ReadableTable<&'static str, u64>, name: &str) -> Storage<u64> {
+    Ok(meta.get(name)?.map_or(0, |value| value.value()))
+}
 
 /// Creates the tables a file lacks, and fills the tables an older release did not have.
 pub(super) fn create_tables(database: &Database, idempotency_ttl: Duration) -> anyhow::Result<()> {
@@ -105,6 +116,17 @@ pub(super) fn create_tables(database: &Database, idempotency_ttl: Duration) -> a
                 to_forget.insert((forget_at, id.value()), ())?;
             }
             meta.insert(LEASES_INDEXED, 1)?;
+        }
+        if meta.get(COUNTED)?.is_none() {
+            // A store written before 0.2.0: count its hellos and idempotency keys, once.
+            let mut hellos = 0;
+            for entry in transaction.open_table(INBOX_SIZES)?.iter()? {
+                hellos += entry?.1.value();
+            }
+            let keys = transaction.open_table(IDEMPOTENCY)?.len()?;
+            meta.insert(STORED_HELLOS, hellos)?;
+            meta.insert(STORED_KEYS, keys)?;
+            meta.insert(COUNTED, 1)?;
         }
     }
     transaction.commit()?;

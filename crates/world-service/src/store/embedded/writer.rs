@@ -16,8 +16,8 @@ use tokio::sync::oneshot;
 use super::{
     operations,
     tables::{
-        IDEMPOTENCY, IDEMPOTENCY_BY_AGE, LEASES, LEASES_BY_INBOX, LEASES_TO_FORGET, LeaseRecord,
-        Storage, ttl_millis,
+        IDEMPOTENCY, IDEMPOTENCY_BY_AGE, IdempotencyRecord, LEASES, LEASES_BY_INBOX,
+        LEASES_TO_FORGET, LeaseRecord, META, STORED_KEYS, Storage, counter, ttl_millis,
     },
 };
 use crate::store::{Confirmation, LeaseRequest, NewHello, StoreError, StoreLimits};
@@ -257,9 +257,24 @@ impl Writer {
                 })
                 .collect();
             let mut idempotency = transaction.open_table(IDEMPOTENCY)?;
+            let mut forgotten = 0;
             for (created, key) in &old {
                 by_age.remove((*created, key.as_str()))?;
-                idempotency.remove(key.as_str())?;
+                // Only the record this entry indexes: a key reused since has a newer one.
+                let same = idempotency
+                    .get(key.as_str())?
+                    .and_then(|record| {
+                        serde_json::from_slice::<IdempotencyRecord>(record.value()).ok()
+                    })
+                    .is_none_or(|record| record.created == *created);
+                if same && idempotency.remove(key.as_str())?.is_some() {
+                    forgotten += 1;
+                }
+            }
+            if forgotten > 0 {
+                let mut meta = transaction.open_table(META)?;
+                let stored_keys = counter(&meta, STORED_KEYS)?;
+                meta.insert(STORED_KEYS, stored_keys.saturating_sub(forgotten))?;
             }
             changed |= !old.is_empty();
         }

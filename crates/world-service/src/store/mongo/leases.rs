@@ -129,6 +129,7 @@ impl MongoStore {
             .delete_many(doc! { "claim": { "$in": lease_ids } })
             .await
             .map_err(StoreError::unavailable)?;
+        self.count(-i64::try_from(result.deleted_count).unwrap_or(i64::MAX), 0);
         self.leases
             .delete_many(doc! { "_id": { "$in": lease_ids } })
             .await
@@ -175,10 +176,12 @@ impl MongoStore {
                 }
             }
         }
-        self.hellos
+        let deleted = self
+            .hellos
             .delete_many(doc! { "claim": lease_id })
             .await
             .map_err(StoreError::unavailable)?;
+        self.count(-i64::try_from(deleted.deleted_count).unwrap_or(i64::MAX), 0);
         Ok(Confirmation::Confirmed)
     }
 }

@@ -37,7 +37,10 @@ mod documents;
 mod leases;
 mod sends;
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -69,6 +72,17 @@ pub struct MongoStore {
     idempotency: Collection<IdempotencyDocument>,
     leases: Collection<LeaseDocument>,
     limits: StoreLimits,
+    /// What this process last counted of the store, for its caps; see [`sends`].
+    counts: Arc<Mutex<Option<Counts>>>,
+}
+
+/// Hellos and idempotency keys in the store, as counted at `at` (and kept up to date with this
+/// process's own writes since).
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    at: std::time::Instant,
+    hellos: u64,
+    keys: u64,
 }
 
 impl MongoStore {
@@ -104,6 +118,7 @@ impl MongoStore {
             database: database.to_owned(),
             client,
             limits,
+            counts: Arc::default(),
         };
         store.create_indexes().await?;
         Ok(store)

@@ -1,14 +1,24 @@
 //! Storing hellos in MongoDB, idempotently.
 
+use std::{
+    sync::PoisonError,
+    time::{Duration, Instant},
+};
+
 use hello_common::{Name, timestamp::Millis, wire::StoredHello};
 use mongodb::bson::{DateTime, doc};
 
 use super::{
-    MongoStore, RACE_ATTEMPTS,
+    Counts, MongoStore, RACE_ATTEMPTS,
     documents::{HelloDocument, IdempotencyDocument, document_for, new_hello},
     is_duplicate_key,
 };
 use crate::store::{NewHello, StoreError};
+
+/// How long a count of the store serves the caps before it is taken again. Between counts this
+/// process adds its own writes; other replicas' show at the next count, so with several replicas
+/// the store may go past its caps by what they write in this time.
+const COUNTS_FRESH: Duration = Duration::from_millis(500);
 
 impl MongoStore {
     /// Stores a hello; with an idempotency key, at most once per key.
@@ -17,6 +27,7 @@ impl MongoStore {
             return self.send_idempotent(&hello, key.as_str()).await;
         }
         self.check_inbox_cap(&hello.to).await?;
+        self.check_store_caps(false).await?;
         let (stored, document) = new_hello(&hello);
         self.insert_hello(&document).await?;
         Ok(stored)
@@ -25,9 +36,58 @@ impl MongoStore {
     /// Inserts a hello document; a duplicate id (a retried idempotent send) is not an error.
     async fn insert_hello(&self, document: &HelloDocument) -> Result<(), StoreError> {
         match self.hellos.insert_one(document).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.count(1, 0);
+                Ok(())
+            }
             Err(error) if is_duplicate_key(&error) => Ok(()),
             Err(error) => Err(StoreError::unavailable(error)),
+        }
+    }
+
+    /// Refuses a send when the store holds `WORLD_STORE_CAP` hellos, or a new key when it holds
+    /// `WORLD_IDEMPOTENCY_CAP` keys.
+    async fn check_store_caps(&self, new_key: bool) -> Result<(), StoreError> {
+        let cached = *self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let counts = match cached {
+            Some(counts) if counts.at.elapsed() < COUNTS_FRESH => counts,
+            _ => {
+                let hellos = self.hellos.estimated_document_count().await;
+                let keys = self.idempotency.estimated_document_count().await;
+                let counts = Counts {
+                    at: Instant::now(),
+                    hellos: hellos.map_err(StoreError::unavailable)?,
+                    keys: keys.map_err(StoreError::unavailable)?,
+                };
+                *self.counts.lock().unwrap_or_else(PoisonError::into_inner) = Some(counts);
+                counts
+            }
+        };
+        if counts.hellos >= self.limits.store_cap {
+            return Err(StoreError::StoreFull {
+                what: "hellos",
+                cap: self.limits.store_cap,
+            });
+        }
+        if new_key && counts.keys >= self.limits.idempotency_cap {
+            return Err(StoreError::StoreFull {
+                what: "idempotency keys",
+                cap: self.limits.idempotency_cap,
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds this process's own writes to the last count.
+    pub(super) fn count(&self, hellos: i64, keys: i64) {
+        if let Some(counts) = self
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            counts.hellos = counts.hellos.saturating_add_signed(hellos);
+            counts.keys = counts.keys.saturating_add_signed(keys);
         }
     }
 
@@ -75,6 +135,7 @@ impl MongoStore {
             }
 
             self.check_inbox_cap(&hello.to).await?;
+            self.check_store_caps(true).await?;
             let (stored, document) = new_hello(hello);
             let record = IdempotencyDocument {
                 key: key.to_owned(),
@@ -85,7 +146,7 @@ impl MongoStore {
                 stored_at: None,
             };
             match self.idempotency.insert_one(&record).await {
-                Ok(_) => {}
+                Ok(_) => self.count(0, 1),
                 // Another request with this key got there first: answer what it recorded.
                 Err(error) if is_duplicate_key(&error) => continue,
                 Err(error) => return Err(StoreError::unavailable(error)),
