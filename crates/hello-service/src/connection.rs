@@ -56,6 +56,13 @@ impl ConnectionState {
             self.broken.store(true, Ordering::SeqCst);
         }
     }
+
+    /// A write's outcome: a failure, or whether the peer is not taking bytes yet.
+    fn record_write<T>(&self, poll: &Poll<io::Result<T>>) {
+        self.record(poll);
+        self.write_blocked
+            .store(poll.is_pending(), Ordering::SeqCst);
+    }
 }
 
 /// A client's TCP stream that records resets and blocked writes in its [`ConnectionState`].
@@ -114,10 +121,7 @@ impl AsyncWrite for WatchedStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.state.record(&poll);
-        this.state
-            .write_blocked
-            .store(poll.is_pending(), Ordering::SeqCst);
+        this.state.record_write(&poll);
         poll
     }
 
@@ -128,10 +132,7 @@ impl AsyncWrite for WatchedStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.state.record(&poll);
-        this.state
-            .write_blocked
-            .store(poll.is_pending(), Ordering::SeqCst);
+        this.state.record_write(&poll);
         poll
     }
 

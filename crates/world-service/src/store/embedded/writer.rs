@@ -224,14 +224,7 @@ impl Writer {
             // Leases whose end lies an idempotency lifetime back: nobody may ask about them any
             // more. The index finds them without visiting the leases still remembered.
             let mut to_forget = transaction.open_table(LEASES_TO_FORGET)?;
-            let due: Vec<(i64, String)> = to_forget
-                .range((i64::MIN, "")..(now, ""))?
-                .filter_map(Result::ok)
-                .map(|(key, _)| {
-                    let (forget_at, id) = key.value();
-                    (forget_at, id.to_owned())
-                })
-                .collect();
+            let due = due_before(&to_forget, now)?;
             let mut leases = transaction.open_table(LEASES)?;
             let mut by_inbox = transaction.open_table(LEASES_BY_INBOX)?;
             for (forget_at, id) in &due {
@@ -248,14 +241,7 @@ impl Writer {
 
             let horizon = now - ttl_millis(self.limits.idempotency_ttl);
             let mut by_age = transaction.open_table(IDEMPOTENCY_BY_AGE)?;
-            let old: Vec<(i64, String)> = by_age
-                .range((i64::MIN, "")..(horizon, ""))?
-                .filter_map(Result::ok)
-                .map(|(key, _)| {
-                    let (created, key) = key.value();
-                    (created, key.to_owned())
-                })
-                .collect();
+            let old = due_before(&by_age, horizon)?;
             let mut idempotency = transaction.open_table(IDEMPOTENCY)?;
             let mut forgotten = 0;
             for (created, key) in &old {
@@ -286,6 +272,21 @@ impl Writer {
         transaction.commit()?;
         Ok(true)
     }
+}
+
+/// The entries of a (time, id) index that lie before `time`, oldest first.
+fn due_before(
+    index: &impl ReadableTable<(i64, &'static str), ()>,
+    time: i64,
+) -> Storage<Vec<(i64, String)>> {
+    Ok(index
+        .range((i64::MIN, "")..(time, ""))?
+        .filter_map(Result::ok)
+        .map(|(key, _)| {
+            let (at, id) = key.value();
+            (at, id.to_owned())
+        })
+        .collect())
 }
 
 impl Outcome {

@@ -129,7 +129,7 @@ impl MongoStore {
             .delete_many(doc! { "claim": { "$in": lease_ids } })
             .await
             .map_err(StoreError::unavailable)?;
-        self.count(-i64::try_from(result.deleted_count).unwrap_or(i64::MAX), 0);
+        self.count_deleted(result.deleted_count);
         self.leases
             .delete_many(doc! { "_id": { "$in": lease_ids } })
             .await
@@ -181,7 +181,7 @@ impl MongoStore {
             .delete_many(doc! { "claim": lease_id })
             .await
             .map_err(StoreError::unavailable)?;
-        self.count(-i64::try_from(deleted.deleted_count).unwrap_or(i64::MAX), 0);
+        self.count_deleted(deleted.deleted_count);
         Ok(Confirmation::Confirmed)
     }
 }

@@ -78,6 +78,11 @@ impl MongoStore {
         Ok(())
     }
 
+    /// Takes hellos this process deleted off the last count.
+    pub(super) fn count_deleted(&self, hellos: u64) {
+        self.count(-i64::try_from(hellos).unwrap_or(i64::MAX), 0);
+    }
+
     /// Adds this process's own writes to the last count.
     pub(super) fn count(&self, hellos: i64, keys: i64) {
         if let Some(counts) = self
