@@ -40,9 +40,10 @@ pub struct AppState {
     pub uptime: Uptime,
     /// `hello_hellos_sent_total`: hellos stored through this process.
     pub hellos_sent: IntCounter,
-    /// `hello_hellos_delivered_total{read}`: hellos returned by reads through this process, by
-    /// kind of read (`get`, `reliable`).
-    pub hellos_delivered: IntCounterVec,
+    /// `hello_hellos_delivered_total{read="get"}`: hellos returned by GETs through this process.
+    pub hellos_delivered_by_get: IntCounter,
+    /// `hello_hellos_delivered_total{read="reliable"}`: hellos returned by reliable reads.
+    pub hellos_delivered_reliably: IntCounter,
     /// Acknowledges reads' leases once their answers have settled.
     pub settlements: Settlements,
 }
@@ -104,7 +105,9 @@ impl Application {
             pod,
             uptime: Uptime::default(),
             hellos_sent,
-            hellos_delivered,
+            // Resolved once here, not by label on every read.
+            hellos_delivered_by_get: hellos_delivered.with_label_values(&["get"]),
+            hellos_delivered_reliably: hellos_delivered.with_label_values(&["reliable"]),
             settlements: settlements.clone(),
         });
         let shared_app = shared::shared(metrics, web::Data::new(lifecycle.clone()));

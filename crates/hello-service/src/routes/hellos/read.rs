@@ -53,8 +53,7 @@ pub async fn read(
         .await
         .map_err(|error| error.into_problem(Call::Lease))?;
     state
-        .hellos_delivered
-        .with_label_values(&["get"])
+        .hellos_delivered_by_get
         .inc_by(lease.hellos.len() as u64);
     let inbox = Inbox {
         name: name.as_str().to_owned(),

@@ -70,8 +70,7 @@ pub async fn take(
         .await
         .map_err(|error| error.into_problem(Call::Lease))?;
     state
-        .hellos_delivered
-        .with_label_values(&["reliable"])
+        .hellos_delivered_reliably
         .inc_by(lease.hellos.len() as u64);
     let mut response = HttpResponse::Created();
     if let Some(receipt) = &lease.lease_id {
