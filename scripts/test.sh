@@ -149,6 +149,8 @@ stage_deny() {
       cat "$work/fetch.log"
       problem "the RustSec advisory database cannot be fetched from this machine (is GitHub reachable?). Point ADVISORY_DB_SNAPSHOT at a copy of it (plain files of github.com/rustsec/advisory-db) and run again" || return 1
     fi
+    # Fetched once: the checks below use that copy rather than fetching it again.
+    deny=(cargo deny --offline)
     db=$(find "${CARGO_HOME:-$HOME/.cargo}/advisory-dbs" -maxdepth 1 -mindepth 1 -type d -name 'advisory-db-*' 2>/dev/null | head -1)
     database="the live RustSec database, fetched into $db (last commit $(git -C "$db" log -1 --format=%cs 2>/dev/null || echo unknown))"
   fi
