@@ -81,10 +81,9 @@ pub(super) struct IdempotencyRecord {
 /// A failure of the storage itself: the whole batch is abandoned.
 pub(super) type Storage<T> = Result<T, anyhow::Error>;
 
-/// The `META` entry that says [`LEASES_TO_FORGET`] holds every lease.
-const LEASES_INDEXED: &str = "leases_to_forget_filled";
-/// The `META` entry that says [`STORED_HELLOS`] and [`STORED_KEYS`] are kept.
-const COUNTED: &str = "stored_counts_kept";
+/// The `META` entry that says what 0.2.0 keeps beside the data is filled: [`LEASES_TO_FORGET`]
+/// holds every lease, and [`STORED_HELLOS`] and [`STORED_KEYS`] are counted.
+const FILLED: &str = "filled_for_0.2.0";
 /// `META`: hellos stored in all inboxes (leased or not), for `WORLD_STORE_CAP`.
 pub(super) const STORED_HELLOS: &str = "stored_hellos";
 /// `META`: idempotency records stored, for `WORLD_IDEMPOTENCY_CAP`.
@@ -107,18 +106,15 @@ pub(super) fn create_tables(database: &Database, idempotency_ttl: Duration) -> a
         let leases = transaction.open_table(LEASES)?;
         let mut to_forget = transaction.open_table(LEASES_TO_FORGET)?;
         let mut meta = transaction.open_table(META)?;
-        if meta.get(LEASES_INDEXED)?.is_none() {
-            // A store written before 0.2.0: index the leases it holds, once.
+        if meta.get(FILLED)?.is_none() {
+            // A store written before 0.2.0, once: index the leases it holds, and count its
+            // hellos and idempotency keys.
             for entry in leases.iter()? {
                 let (id, record) = entry?;
                 let forget_at = serde_json::from_slice::<LeaseRecord>(record.value())
                     .map_or(i64::MIN, |lease| lease.forget_at(idempotency_ttl));
                 to_forget.insert((forget_at, id.value()), ())?;
             }
-            meta.insert(LEASES_INDEXED, 1)?;
-        }
-        if meta.get(COUNTED)?.is_none() {
-            // A store written before 0.2.0: count its hellos and idempotency keys, once.
             let mut hellos = 0;
             for entry in transaction.open_table(INBOX_SIZES)?.iter()? {
                 hellos += entry?.1.value();
@@ -126,7 +122,7 @@ pub(super) fn create_tables(database: &Database, idempotency_ttl: Duration) -> a
             let keys = transaction.open_table(IDEMPOTENCY)?.len()?;
             meta.insert(STORED_HELLOS, hellos)?;
             meta.insert(STORED_KEYS, keys)?;
-            meta.insert(COUNTED, 1)?;
+            meta.insert(FILLED, 1)?;
         }
     }
     transaction.commit()?;
