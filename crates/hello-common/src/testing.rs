@@ -98,6 +98,11 @@ impl MongoTestServer {
         format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
     }
 
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// A database name no other test of this process uses.
     pub fn fresh_database(&self) -> String {
         format!(

@@ -288,7 +288,13 @@ async fn decode<T: serde::de::DeserializeOwned>(
     let body = response.bytes().await.unwrap_or_default();
     match serde_json::from_slice::<Problem>(&body) {
         Ok(problem) if is_problem && status.is_client_error() => Err(WorldError::Answered(problem)),
-        Ok(problem) if is_problem && status == StatusCode::SERVICE_UNAVAILABLE.as_u16() => {
+        // 503 (nothing was done) and 504 (the store's outcome is unknown) come with world's own
+        // account of what is safe; pass them on.
+        Ok(problem)
+            if is_problem
+                && (status == StatusCode::SERVICE_UNAVAILABLE.as_u16()
+                    || status == StatusCode::GATEWAY_TIMEOUT.as_u16()) =>
+        {
             Err(WorldError::Answered(problem))
         }
         _ => Err(WorldError::NoAnswer(format!(
@@ -300,7 +306,37 @@ async fn decode<T: serde::de::DeserializeOwned>(
 
 #[cfg(test)]
 mod tests {
-    use super::encode;
+    use super::*;
+
+    fn answer(status: u16, content_type: &str, body: &str) -> reqwest::Response {
+        http::Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .unwrap()
+            .into()
+    }
+
+    #[tokio::test]
+    async fn worlds_own_account_of_an_unknown_outcome_is_passed_on() {
+        let problem = Problem::outcome_unknown(
+            "send it again with the same Idempotency-Key",
+            Duration::from_secs(1),
+        );
+        let body = serde_json::to_string(&problem).unwrap();
+        let decoded = decode::<serde_json::Value>(Ok(answer(504, PROBLEM_JSON, &body))).await;
+        assert!(
+            matches!(&decoded, Err(WorldError::Answered(passed)) if *passed == problem),
+            "{decoded:?}"
+        );
+        // A 504 that is not world's problem (a proxy's page) is an answer nobody understood.
+        let decoded =
+            decode::<serde_json::Value>(Ok(answer(504, "text/html", "<h1>504</h1>"))).await;
+        assert!(
+            matches!(decoded, Err(WorldError::NoAnswer(_))),
+            "{decoded:?}"
+        );
+    }
 
     #[test]
     fn encodes_every_byte_outside_the_unreserved_set() {

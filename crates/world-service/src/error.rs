@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hello_common::Problem;
 
-use crate::store::StoreError;
+use crate::store::{Operation, StoreError};
 
 /// How long a client should wait before retrying while the store is down.
 pub const RETRY_AFTER_UNAVAILABLE: Duration = Duration::from_secs(2);
@@ -21,6 +21,10 @@ impl From<StoreError> for Problem {
             StoreError::StoreFull { .. } => {
                 Problem::store_full(error.to_string(), RETRY_AFTER_STORE_FULL)
             }
+            StoreError::OutcomeUnknown { operation, cause } => {
+                tracing::warn!(error = format!("{cause:#}"), %operation, "store outcome unknown");
+                Problem::outcome_unknown(what_is_safe(*operation), RETRY_AFTER_UNAVAILABLE)
+            }
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = format!("{cause:#}"), "store unavailable");
                 Problem::unavailable(
@@ -29,5 +33,73 @@ impl From<StoreError> for Problem {
                 )
             }
         }
+    }
+}
+
+/// The detail of an unknown outcome: what the caller can safely do about it.
+fn what_is_safe(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Send => {
+            "the hello store took this hello but did not answer whether it was stored. Send it \
+             again with the same Idempotency-Key: if it was stored, the retry answers with the \
+             first hello and stores nothing new (without a key, a retry may store it twice)"
+        }
+        Operation::Lease => {
+            "the hello store did not answer whether hellos were taken for this read; any it took \
+             stay hidden until the lease runs out, then come back. Read again later"
+        }
+        Operation::Acknowledge => {
+            "the hello store did not answer whether these leases were acknowledged; any hellos \
+             they still hold come back when the lease runs out. Acknowledging again is safe"
+        }
+        Operation::Confirm => {
+            "the hello store did not answer whether this read was confirmed. Repeat the DELETE: \
+             confirming again is safe"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem_for(error: StoreError) -> serde_json::Value {
+        serde_json::to_value(Problem::from(error)).unwrap()
+    }
+
+    #[test]
+    fn an_unknown_outcome_is_504_and_says_what_is_safe_for_the_operation() {
+        for (operation, safe) in [
+            (Operation::Send, "same Idempotency-Key"),
+            (Operation::Lease, "lease runs out"),
+            (Operation::Acknowledge, "Acknowledging again is safe"),
+            (Operation::Confirm, "Repeat the DELETE"),
+        ] {
+            let problem = problem_for(StoreError::OutcomeUnknown {
+                operation,
+                cause: anyhow::anyhow!("connection reset"),
+            });
+            assert_eq!(problem["status"], 504, "{problem}");
+            assert_eq!(problem["type"], "/problems/outcome-unknown");
+            let detail = problem["detail"].as_str().unwrap();
+            assert!(detail.contains(safe), "{operation}: {detail}");
+            assert!(!detail.contains("nothing was changed"), "{detail}");
+            assert!(
+                !detail.contains("connection reset"),
+                "no internals: {detail}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unavailable_store_is_503_and_nothing_was_changed() {
+        let problem = problem_for(StoreError::unavailable(anyhow::anyhow!("server selection")));
+        assert_eq!(problem["status"], 503, "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("nothing was changed")
+        );
     }
 }

@@ -53,7 +53,29 @@ pub enum Confirmation {
     Unknown,
 }
 
-/// Why a store operation did not happen. Nothing was written in any of these cases.
+/// A store operation that changes something, named in an unknown outcome so that the answer can
+/// say what is safe to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Send,
+    Lease,
+    Acknowledge,
+    Confirm,
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Operation::Send => "send",
+            Operation::Lease => "lease",
+            Operation::Acknowledge => "acknowledgement",
+            Operation::Confirm => "confirmation",
+        })
+    }
+}
+
+/// Why a store operation did not succeed. Nothing was written in any of these cases, except
+/// [`StoreError::OutcomeUnknown`], which says that the caller cannot know.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The recipient already has `cap` hellos waiting.
@@ -69,9 +91,18 @@ pub enum StoreError {
         "this Idempotency-Key was already used for a hello from {from} to {to}; use a new key for a different hello"
     )]
     IdempotencyKeyReused { to: String, from: String },
-    /// The store cannot be reached or failed; the caller may retry.
+    /// The store cannot be reached, or refused the operation: nothing was done; the caller may
+    /// retry.
     #[error("the store is unavailable: {0:#}")]
     Unavailable(#[source] anyhow::Error),
+    /// A write reached the store but no answer came back (the connection broke, or the store did
+    /// not confirm it durable): it may or may not have been done.
+    #[error("the store did not answer whether the {operation} was done: {cause:#}")]
+    OutcomeUnknown {
+        operation: Operation,
+        #[source]
+        cause: anyhow::Error,
+    },
 }
 
 impl StoreError {

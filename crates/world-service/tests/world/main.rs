@@ -3,6 +3,7 @@
 //! - `store_suite`: the behaviour every [`Store`](world_service::store::Store) backend must have,
 //!   run against the embedded store and against MongoDB (nx-27017);
 //! - `housekeeping`: a busy embedded store still forgets what is due;
+//! - `lost_answers`: MongoDB writes whose answer was lost are unknown outcomes, safely retried;
 //! - `processes`: the real binary killed with SIGKILL and restarted;
 //! - `upgrade`: stores written by release 0.1.0, opened and used by this code.
 
@@ -10,6 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod housekeeping;
+mod lost_answers;
 mod processes;
 mod store_suite;
 mod support;

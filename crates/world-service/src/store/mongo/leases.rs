@@ -11,9 +11,9 @@ use mongodb::bson::{DateTime, doc};
 use super::{
     MongoStore, RACE_ATTEMPTS,
     documents::{HelloDocument, LeaseDocument},
-    is_duplicate_key,
+    is_duplicate_key, write_failed,
 };
-use crate::store::{Confirmation, LeaseRequest, StoreError, new_lease_id, ttl_millis};
+use crate::store::{Confirmation, LeaseRequest, Operation, StoreError, new_lease_id, ttl_millis};
 
 impl MongoStore {
     /// Leases up to `request.limit` of the oldest visible hellos of `name`.
@@ -50,7 +50,7 @@ impl MongoStore {
             match self.leases.insert_one(&lease).await {
                 Ok(_) => {}
                 Err(error) if is_duplicate_key(&error) => {}
-                Err(error) => return Err(StoreError::unavailable(error)),
+                Err(error) => return Err(write_failed(Operation::Lease)(error)),
             }
         }
         let remaining = self
@@ -109,7 +109,7 @@ impl MongoStore {
                 doc! { "$set": { "lease_until": until, "claim": lease_id } },
             )
             .await
-            .map_err(StoreError::unavailable)?;
+            .map_err(write_failed(Operation::Lease))?;
         let won: Vec<HelloDocument> = self
             .hellos
             .find(doc! { "claim": lease_id })
@@ -128,12 +128,12 @@ impl MongoStore {
             .hellos
             .delete_many(doc! { "claim": { "$in": lease_ids } })
             .await
-            .map_err(StoreError::unavailable)?;
+            .map_err(write_failed(Operation::Acknowledge))?;
         self.count_deleted(result.deleted_count);
         self.leases
             .delete_many(doc! { "_id": { "$in": lease_ids } })
             .await
-            .map_err(StoreError::unavailable)?;
+            .map_err(write_failed(Operation::Acknowledge))?;
         Ok(result.deleted_count)
     }
 
@@ -163,7 +163,7 @@ impl MongoStore {
                 .leases
                 .update_one(in_time, doc! { "$set": { "confirmed_at": now } })
                 .await
-                .map_err(StoreError::unavailable)?;
+                .map_err(write_failed(Operation::Confirm))?;
             if marked.modified_count == 0 {
                 // Ran out before this confirmation, unless another one just marked it.
                 let again = self
@@ -180,7 +180,7 @@ impl MongoStore {
             .hellos
             .delete_many(doc! { "claim": lease_id })
             .await
-            .map_err(StoreError::unavailable)?;
+            .map_err(write_failed(Operation::Confirm))?;
         self.count_deleted(deleted.deleted_count);
         Ok(Confirmation::Confirmed)
     }

@@ -56,7 +56,7 @@ use mongodb::{
 };
 
 use self::documents::{HelloDocument, IdempotencyDocument, LeaseDocument};
-use super::{Confirmation, LeaseRequest, NewHello, Store, StoreError, StoreLimits};
+use super::{Confirmation, LeaseRequest, NewHello, Operation, Store, StoreError, StoreLimits};
 
 /// MongoDB's code for a duplicate key.
 const DUPLICATE_KEY: i32 = 11000;
@@ -159,6 +159,23 @@ impl MongoStore {
     }
 }
 
+/// Sorts a failed write. A write the server refused, or one never sent (no server could be
+/// selected, no connection could be had), did nothing: [`StoreError::Unavailable`], 503. A write
+/// whose connection broke after it was sent, or that was applied but not confirmed durable
+/// (a write concern error), may or may not have been done: [`StoreError::OutcomeUnknown`], 504.
+fn write_failed(operation: Operation) -> impl Fn(mongodb::error::Error) -> StoreError {
+    move |error| match error.kind.as_ref() {
+        ErrorKind::Io(_)
+        | ErrorKind::InvalidResponse { .. }
+        | ErrorKind::Internal { .. }
+        | ErrorKind::Write(WriteFailure::WriteConcernError(_)) => StoreError::OutcomeUnknown {
+            operation,
+            cause: error.into(),
+        },
+        _ => StoreError::unavailable(error),
+    }
+}
+
 fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     match error.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(failure)) => failure.code == DUPLICATE_KEY,
@@ -203,5 +220,22 @@ impl Store for MongoStore {
 
     fn backend(&self) -> &'static str {
         "mongodb"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_whose_connection_broke_has_an_unknown_outcome() {
+        let broken = mongodb::error::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(matches!(
+            write_failed(Operation::Send)(broken),
+            StoreError::OutcomeUnknown {
+                operation: Operation::Send,
+                ..
+            }
+        ));
     }
 }

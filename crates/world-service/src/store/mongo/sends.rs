@@ -11,9 +11,9 @@ use mongodb::bson::{DateTime, doc};
 use super::{
     Counts, MongoStore, RACE_ATTEMPTS,
     documents::{HelloDocument, IdempotencyDocument, document_for, new_hello},
-    is_duplicate_key,
+    is_duplicate_key, write_failed,
 };
-use crate::store::{NewHello, StoreError};
+use crate::store::{NewHello, Operation, StoreError};
 
 /// How long a count of the store serves the caps before it is taken again. Between counts this
 /// process adds its own writes; other replicas' show at the next count, so with several replicas
@@ -41,7 +41,7 @@ impl MongoStore {
                 Ok(())
             }
             Err(error) if is_duplicate_key(&error) => Ok(()),
-            Err(error) => Err(StoreError::unavailable(error)),
+            Err(error) => Err(write_failed(Operation::Send)(error)),
         }
     }
 
@@ -154,7 +154,7 @@ impl MongoStore {
                 Ok(_) => self.count(0, 1),
                 // Another request with this key got there first: answer what it recorded.
                 Err(error) if is_duplicate_key(&error) => continue,
-                Err(error) => return Err(StoreError::unavailable(error)),
+                Err(error) => return Err(write_failed(Operation::Send)(error)),
             }
             self.insert_hello(&document).await?;
             self.mark_stored(key).await?;
@@ -172,7 +172,7 @@ impl MongoStore {
                 doc! { "$set": { "stored_at": Millis::now().0 } },
             )
             .await
-            .map_err(StoreError::unavailable)?;
+            .map_err(write_failed(Operation::Send))?;
         Ok(())
     }
 }
