@@ -96,10 +96,7 @@ async fn relay(client: TcpStream, server: TcpStream, armed: Armed) {
         }
     });
     let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let Ok(read) = from_server.read(&mut buffer).await else {
-            break;
-        };
+    while let Ok(read) = from_server.read(&mut buffer).await {
         if read == 0 || *doomed.borrow_and_update() {
             break; // the answer to the doomed request, or the end: lose it
         }
