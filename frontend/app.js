@@ -187,9 +187,26 @@ function shown() {
   return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
 }
 
-/** Confirms a reliable read; if that fails, says when the hellos will show again. */
+/** How often a confirmation is tried, and the pause before each retry (ms). */
+const CONFIRM_RETRIES_MS = [500, 1000];
+
+/**
+ * Confirms a reliable read; if that fails, says when the hellos will show again. Confirming
+ * twice is safe, so a failed confirmation is repeated a few times: a network blip, or a pod of an
+ * older release without reliable reads during a rolling update, should not show them twice. Not
+ * when the answer is final: the lease ran out (410) or the receipt is unknown.
+ */
 async function confirmRead(path, read, output) {
-  const confirmed = await api("DELETE", path);
+  let confirmed = await api("DELETE", path);
+  for (const pause of CONFIRM_RETRIES_MS) {
+    const final = confirmed.ok || confirmed.status === 410
+      || confirmed.body?.type === "/problems/receipt-not-found";
+    if (final) {
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    confirmed = await api("DELETE", path);
+  }
   if (confirmed.ok) {
     return;
   }

@@ -26,7 +26,7 @@ describe() {
     fuzz) echo "cargo-fuzz on name and request parsing, 30 s each (nightly)" ;;
     browser) echo "the pod (real Nginx, hello, world) in headless Chromium, and an axe-core scan of the page (tests/browser)" ;;
     hostile) echo "a corpus of hostile requests and schemathesis against real pods on nx-27017 (tests/hostile)" ;;
-    scale) echo "3 pods behind a balancer on nx-27017: kill -9 of each part, readers that vanish, a rolling restart, the store down (tests/scale --quick)" ;;
+    scale) echo "3 pods behind a balancer on nx-27017: kill -9 of each part, readers that vanish, a rolling restart, a rolling update from 0.1.0 (built from its commit), the store down (tests/scale --quick)" ;;
     deploy) echo "kustomize overlays, kubernetes-validate --strict, checkov, Skaffold schema, hadolint, shellcheck, the minikube script against stubs (tests/deploy)" ;;
     containers) echo "both images built with podman from the real Dockerfiles, then run as a pod (tests/containers)" ;;
     *) return 1 ;;
@@ -223,9 +223,9 @@ stage_hostile() {
 
 stage_scale() {
   need_rust && need_python_tools && need_debian nginx:nginx && need_binaries || return 1
-  say "Scale and survive (quick): 3 pods behind a balancer on nx-27017; kill -9 of world, hello, nginx and the store, a rolling restart, the store down (tests/scale)"
+  say "Scale and survive (quick): 3 pods behind a balancer on nx-27017; kill -9 of world, hello, nginx and the store, readers that vanish, a rolling restart, a rolling update from 0.1.0, the store down (tests/scale)"
   "$venv/bin/python" tests/scale/run.py --quick --bin-dir target/debug || problem "scale scenarios (table above; logs kept in the temp dir it names)" || return 1
-  detail="8 scenarios"
+  detail="9 scenarios, 0 overdue leases"
 }
 
 stage_deploy() {

@@ -67,6 +67,35 @@ def test_hellos_the_page_could_not_confirm_come_back_instead_of_being_lost(pod, 
     expect(inbox).to_contain_text(f"Nothing new for {recipient}")
 
 
+def test_a_confirmation_that_failed_once_is_repeated_and_nothing_shows_twice(pod, page):
+    """Confirming twice is safe, so the page repeats a confirmation the network dropped."""
+    recipient = f"dora{uuid.uuid4().hex[:6]}"
+    assert post(f"/hello/{recipient}", {"from": "alice"})[0] == 201
+    dropped = []
+
+    def drop_the_first_confirmation(route):
+        if route.request.method == "DELETE" and not dropped:
+            dropped.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/reads/*", drop_the_first_confirmation)
+    page.get_by_label("Name").fill(recipient)
+    # The aborted first attempt has no response: the first DELETE response is the retry's.
+    with page.expect_response(lambda r: r.request.method == "DELETE", timeout=10_000) as confirmation:
+        page.get_by_role("button", name="Check inbox").click()
+    assert dropped, "the first confirmation was not attempted"
+    assert confirmation.value.status == 204
+    inbox = page.locator("#inbox-result")
+    expect(inbox.locator("li")).to_have_count(1)
+    expect(inbox).not_to_contain_text("nothing is lost")
+    page.unroute("**/reads/*")
+    time.sleep(LEASE_MS / 1000 + 1)  # had it not been confirmed, it would be back by now
+    page.get_by_role("button", name="Check inbox").click()
+    expect(inbox).to_contain_text(f"Nothing new for {recipient}")
+
+
 def test_an_invalid_name_shows_the_problem_next_to_the_field(page, screenshots):
     page.get_by_label("From").fill("alice")
     page.get_by_label("To").fill("$bob")

@@ -125,10 +125,21 @@ class Process:
                 pass
 
 
+@dataclass(frozen=True)
+class Release:
+    """What a pod runs: one release's binaries, and its pod nginx.conf and page."""
+
+    name: str
+    # A checkout of the release: its deploy/nginx and frontend.
+    root: Path
+    bin_dir: Path
+
+
 @dataclass
 class Pod:
     index: int
     address: str
+    release: Release
     hello: Process
     world: Process
     nginx: Process
@@ -147,7 +158,8 @@ class Pod:
 @dataclass
 class Cluster:
     work: Path
-    bin_dir: Path
+    # What new pods run (a rolling update changes it).
+    release: Release
     nx: Path
     pod_count: int = 3
     store_port: int = 0
@@ -188,19 +200,22 @@ class Cluster:
         self._store.wait(15)
 
     # ---- pods ------------------------------------------------------------------------------
-    def _make_pod(self, index: int) -> Pod:
+    def _make_pod(self, index: int, release: Release) -> Pod:
+        """Pod `index` as `release` makes it (its files written afresh; the mounted folders kept)."""
         address = f"127.0.0.{index + 2}"
         pod_dir = self.work / f"pod-{index}"
         prefix = pod_dir / "nginx"
         (prefix / "tmp").mkdir(parents=True, exist_ok=True)
         os.chmod(prefix / "tmp", 0o755)  # nginx as root runs its workers as nobody
-        for include in ("security-headers.conf", "pod-name-header.conf", "problem-headers.conf"):
-            shutil.copy(NGINX_CONF.parent / include, prefix / include)
+        nginx_dir = release.root / "deploy" / "nginx"
+        for include in nginx_dir.glob("*.conf"):
+            if include.name != "nginx.conf":
+                shutil.copy(include, prefix / include.name)
         html = prefix / "html"
-        if not html.exists():
-            # A copy: nginx's unprivileged workers may not be allowed into the repository's folder.
-            shutil.copytree(ROOT / "frontend", html)
-        (prefix / "nginx.conf").write_text(pod_nginx_conf(address))
+        # A copy: nginx's unprivileged workers may not be allowed into the repository's folder.
+        shutil.rmtree(html, ignore_errors=True)
+        shutil.copytree(release.root / "frontend", html)
+        (prefix / "nginx.conf").write_text(pod_nginx_conf(address, nginx_dir / "nginx.conf"))
         for mounted in ("config", "config-immutable", "secret"):
             (pod_dir / mounted).mkdir(exist_ok=True)
         logs = self.work / "logs"
@@ -214,7 +229,7 @@ class Cluster:
         common = {"POD_NAME": name, "POD_IP": address, "NODE_NAME": "scale-node", "POD_NAMESPACE": "scale"}
         world = Process(
             f"{name}-world",
-            [str(self.bin_dir / "world-service")],
+            [str(release.bin_dir / "world-service")],
             {**common, "WORLD_LISTEN": f"{address}:8082",
              "WORLD_MONGODB_URI": f"mongodb://127.0.0.1:{self.store_port}/?directConnection=true",
              "WORLD_MONGODB_DATABASE": "scale", **mounted("WORLD"), **self.world_env},
@@ -222,7 +237,7 @@ class Cluster:
         )
         hello = Process(
             f"{name}-hello",
-            [str(self.bin_dir / "hello-service")],
+            [str(release.bin_dir / "hello-service")],
             {**common, "HELLO_LISTEN": f"{address}:8081", "HELLO_WORLD_URL": f"http://{address}:8082",
              **mounted("HELLO"), **self.hello_env, **self.pod_hello_env.get(index, {})},
             logs,
@@ -232,7 +247,7 @@ class Cluster:
             ["nginx", "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"), "-e", "stderr", "-g", "daemon off;"],
             {}, logs,
         )
-        return Pod(index, address, hello, world, nginx)
+        return Pod(index, address, release, hello, world, nginx)
 
     def start_pod(self, pod: Pod) -> None:
         """Starts the pod's three containers and waits until it is ready (world first, as probes would)."""
@@ -258,6 +273,17 @@ class Cluster:
         for container in pod.containers():
             container.wait(30)
 
+    def replace_pod(self, pod: Pod, release: Release) -> Pod:
+        """A rolling update's step: `pod` terminated (as terminate_pod), and a pod of `release`
+        started in its place, on the same address, with the same mounted folders."""
+        self.terminate_pod(pod)
+        new = self._make_pod(pod.index, release)
+        new.terminating = True  # out of the balancer until it is ready and probed
+        with self._lock:
+            self.pods[self.pods.index(pod)] = new
+        self.start_pod(new)
+        return new
+
     def restart_container(self, container: Process, delay: float = 1.0) -> None:
         """The kubelet restarting a crashed container after a short back-off."""
         time.sleep(delay)
@@ -272,7 +298,7 @@ class Cluster:
                     raise RuntimeError(f"127.0.0.{index + 2}:{port} is taken: is another cluster "
                                        "(tests/scale or tests/hostile) still running?")
         self.start_store()
-        self.pods = [self._make_pod(index) for index in range(self.pod_count)]
+        self.pods = [self._make_pod(index, self.release) for index in range(self.pod_count)]
         for pod in self.pods:
             self.start_pod(pod)
             pod.ready = True
@@ -354,9 +380,10 @@ def _port_open(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-def pod_nginx_conf(address: str) -> str:
-    """deploy/nginx/nginx.conf for a pod on `address`: only the listen address and hello's upstream change."""
-    text = NGINX_CONF.read_text()
+def pod_nginx_conf(address: str, conf: Path = NGINX_CONF) -> str:
+    """A pod's nginx.conf (deploy/nginx/nginx.conf) for a pod on `address`: only the listen address
+    and hello's upstream change."""
+    text = conf.read_text()
     for old, new in (("listen 8080;", f"listen {address}:8080;"),
                      ("server 127.0.0.1:8081;", f"server {address}:8081;")):
         if text.count(old) != 1:

@@ -19,6 +19,7 @@ READERS = 3  # reliable readers, in every scenario
 GET_READERS = 2  # plain GET readers, beside them, where a scenario asks for them
 RECIPIENTS = 24
 GIVE_UP_S = 30  # a sender retries one hello this long at most
+PROBE_INBOXES = 4  # inboxes the lease probe watches, beside the load
 
 
 @dataclass
@@ -39,6 +40,9 @@ class Ledger:
     balancer_503: int = 0
     requests: int = 0
     out_of_order: int = 0
+    # Reliable reads (and confirmations) answered by a pod of a release that has no such endpoint
+    # (0.1.0, during a rolling update): retried elsewhere, not failures.
+    old_release_answers: int = 0
     statuses: collections.Counter = field(default_factory=collections.Counter)
     problems: list[str] = field(default_factory=list)
 
@@ -83,8 +87,11 @@ def sequence_of(sender_name: str) -> tuple[str, int]:
 class Load:
     """Bounded load: senders with unique hellos and Idempotency-Keys, readers that drain."""
 
-    def __init__(self, port: int, tag: str, ledger: Ledger, get_readers: int = 0):
+    def __init__(self, port: int, tag: str, ledger: Ledger, get_readers: int = 0,
+                 old_release_pods: bool = False):
         self.port = port
+        # Some pods run a release without reliable reads (a rolling update from 0.1.0).
+        self.old_release_pods = old_release_pods
         self.get_readers = get_readers
         self.tag = tag
         self.ledger = ledger
@@ -161,6 +168,8 @@ class Load:
         the read failed. A confirmation that fails is repeated; one that never succeeds leaves the
         hellos to come back after the lease (a duplicate, not a loss)."""
         status, headers, body = call(self.port, "POST", self.path(to) + "/reads?limit=100")
+        if self.answered_by_old_release(status, body):
+            return -1, -1
         self.ledger.answer(status, headers)
         if status != 201:
             return -1, -1
@@ -169,7 +178,9 @@ class Load:
         receipt = answer["receipt"]
         give_up = time.monotonic() + 10
         while receipt and time.monotonic() < give_up:
-            status, headers, _ = call(self.port, "DELETE", f"{self.path(to)}/reads/{receipt}")
+            status, headers, body = call(self.port, "DELETE", f"{self.path(to)}/reads/{receipt}")
+            if self.answered_by_old_release(status, body):
+                continue  # the next attempt goes through the balancer again
             self.ledger.answer(status, headers)
             if status == 204:
                 with self.ledger.lock:
@@ -179,6 +190,22 @@ class Load:
                 break
             time.sleep(0.1)
         return len(answer["hellos"]), answer["remaining"]
+
+    def answered_by_old_release(self, status: int | None, body: bytes) -> bool:
+        """A 404/405 for the route itself (not /problems/receipt-not-found), from a pod whose
+        release has no reliable reads, while old_release_pods: counted, and the caller retries."""
+        if not self.old_release_pods or status not in (404, 405):
+            return False
+        try:
+            kind = json.loads(body).get("type")
+        except ValueError:
+            return False
+        if kind not in ("/problems/not-found", "/problems/method-not-allowed"):
+            return False
+        with self.ledger.lock:
+            self.ledger.old_release_answers += 1
+        time.sleep(0.02)
+        return True
 
     def get_once(self, to: str) -> tuple[int, int]:
         """One plain GET of `to`: (hellos returned, remaining), or (-1, -1) when it failed."""
@@ -220,3 +247,108 @@ class Load:
             if found == 0 and not failed and time.monotonic() >= not_before:
                 return
             time.sleep(0.2)
+
+
+class LeaseProbe:
+    """Housekeeping under load, seen from outside. In inboxes of its own (no other reader touches
+    them) it sends a hello, leases it and never confirms; when the lease has been over for as long
+    again (2x the lease after it was taken), it reads again: the hello must be back. One that is
+    still hidden is an overdue lease (the store did not return it in time). The check is made at
+    the first read that succeeds after that moment (a store that is down delays the check, it
+    does not count against it); after the check the hello is confirmed, so nothing is left."""
+
+    def __init__(self, port: int, tag: str):
+        self.port = port
+        self.inboxes = [f"{tag}.lease-probe{j}" for j in range(PROBE_INBOXES)]
+        self.stop_event = threading.Event()
+        self.checked = 0
+        self.overdue = 0
+        self.overdue_examples: list[str] = []
+        self.sequence = 0
+        self.thread = threading.Thread(target=self._run, name=f"lease-probe-{tag}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stops after the cycle under way has been checked (a bounded wait)."""
+        self.stop_event.set()
+        self.thread.join(timeout=2 * LEASE_MS / 1000 + GIVE_UP_S + 30)
+        if self.thread.is_alive():
+            raise RuntimeError("the lease probe did not stop")
+
+    def _path(self, inbox: str) -> str:
+        return "/hello/" + urllib.parse.quote(inbox, safe="")
+
+    def _send(self, inbox: str) -> str | None:
+        self.sequence += 1
+        sender = f"{inbox}.from-{self.sequence}"
+        body = json.dumps({"from": sender}).encode()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": f"{sender}-key"}
+        give_up = time.monotonic() + 10
+        while time.monotonic() < give_up:
+            status, _, _ = call(self.port, "POST", self._path(inbox), body, headers)
+            if status == 201:
+                return sender
+            time.sleep(0.2)
+        return None
+
+    def _read(self, inbox: str) -> dict | None:
+        """One reliable read of the whole inbox, leased for LEASE_MS, or None when it failed."""
+        status, _, body = call(self.port, "POST", f"{self._path(inbox)}/reads?limit=100&lease_ms={LEASE_MS}")
+        return json.loads(body) if status == 201 else None
+
+    def _confirm(self, inbox: str, answer: dict) -> None:
+        if answer.get("receipt"):
+            for _ in range(20):
+                status, _, _ = call(self.port, "DELETE", f"{self._path(inbox)}/reads/{answer['receipt']}")
+                if status in (204, 404, 410):
+                    return
+                time.sleep(0.2)
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            # Take: one hello per inbox, leased and left unconfirmed.
+            taken: dict[str, tuple[str, float]] = {}
+            for inbox in self.inboxes:
+                sender = self._send(inbox)
+                if sender is None:
+                    continue
+                answer = self._read(inbox)
+                if answer is not None and any(h["from"] == sender for h in answer["hellos"]):
+                    taken[inbox] = (sender, time.monotonic())
+            if not taken:
+                self.stop_event.wait(0.5)
+                continue
+            # Look again once every lease has been over for as long as it lasted.
+            due = max(at for _, at in taken.values()) + 2 * LEASE_MS / 1000
+            time.sleep(max(0.0, due - time.monotonic()))
+            for inbox, (sender, _) in taken.items():
+                give_up = time.monotonic() + GIVE_UP_S
+                while time.monotonic() < give_up:
+                    answer = self._read(inbox)
+                    if answer is None:
+                        time.sleep(0.2)
+                        continue
+                    self.checked += 1
+                    if not any(h["from"] == sender for h in answer["hellos"]):
+                        self.overdue += 1
+                        self.overdue_examples.append(f"{sender} still hidden 2x its lease after it was taken")
+                    self._confirm(inbox, answer)
+                    break
+
+    def drain(self) -> None:
+        """Confirms whatever is left in the probe's inboxes (an overdue hello, once it is back)."""
+        deadline = time.monotonic() + 2 * LEASE_MS / 1000 + 5
+        while time.monotonic() < deadline:
+            left = 0
+            for inbox in self.inboxes:
+                answer = self._read(inbox)
+                if answer is None:
+                    left += 1
+                    continue
+                left += len(answer["hellos"]) + answer["remaining"]
+                self._confirm(inbox, answer)
+            if left == 0:
+                return
+            time.sleep(0.5)

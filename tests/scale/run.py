@@ -3,7 +3,7 @@
 while processes are killed and restarted. Prints one row per scenario:
 
     scenario | sent | acknowledged | delivered | confirmed | lost | lost past hello-service |
-    duplicates | failed requests | 5xx
+    duplicates | overdue leases | failed requests | 5xx
 
 Every hello has a unique sender name, so each delivery is matched to the POST that made it.
 Readers read the way users should: reliable reads (lease, then confirm with the receipt). The
@@ -17,6 +17,9 @@ reader-vanishes adds readers that never confirm and GETs that reset their connec
   (Nginx died holding them): what a GET cannot promise, counted, never hidden;
 - duplicates: deliveries beyond the first of a hello (a crash cut a read short, or a
   confirmation came too late);
+- overdue leases: of the leases a probe took and never confirmed (in inboxes of its own, beside
+  the load), those whose hello was still hidden twice the lease after it was taken: housekeeping
+  that fell behind (must be 0);
 - failed requests: answers other than 2xx, and requests that got no answer at all;
 - 5xx: of those, answers 500-599 (each 503 must carry Retry-After).
 
@@ -43,8 +46,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import ROOT, Cluster, wait_until  # noqa: E402
-from load import GET_READERS, LEASE_MS, READERS, RECIPIENTS, SENDERS, Ledger, Load, call  # noqa: E402
+from cluster import ROOT, Cluster, Release, wait_until  # noqa: E402
+from load import (GET_READERS, LEASE_MS, PROBE_INBOXES, READERS, RECIPIENTS, SENDERS, LeaseProbe,  # noqa: E402
+                  Ledger, Load, call)
+from previous import PREVIOUS_VERSION, previous_release  # noqa: E402
 
 
 @dataclass
@@ -57,6 +62,7 @@ class Row:
     lost: int
     lost_past_hello: int
     duplicates: int
+    overdue: int
     failed: int
     server_errors: int
     notes: list[str]
@@ -85,12 +91,15 @@ def call_at(host: str, port: int, method: str, path: str):
         connection.close()
 
 
-def run_scenario(cluster: Cluster, name: str, seconds: float, action, get_readers: int = 0) -> Row:
+def run_scenario(cluster: Cluster, name: str, seconds: float, action, get_readers: int = 0,
+                 old_release_pods: bool = False) -> Row:
     ledger = Ledger()
-    load = Load(cluster.lb_port, name, ledger, get_readers)
+    load = Load(cluster.lb_port, name, ledger, get_readers, old_release_pods)
     get_answered_before = get_hellos_answered(cluster) if get_readers else 0.0
+    probe = LeaseProbe(cluster.lb_port, name)
     started = time.monotonic()
     load.start(max_per_sender=100_000)
+    probe.start()
     notes: list[str] = []
     expectations: list[tuple[bool, str]] = []
     # The action disturbs the cluster while the load runs, then returns when the disturbance is over.
@@ -100,7 +109,9 @@ def run_scenario(cluster: Cluster, name: str, seconds: float, action, get_reader
         time.sleep(remaining)
     load.stop_sending.set()
     load.stop()
+    probe.stop()
     cluster.wait_all_ready(timeout=90)
+    probe.drain()
     load.drain(not_before=time.monotonic() + LEASE_MS / 1000 + 0.5)
     delivered_names = set(ledger.deliveries)
     lost = ledger.acknowledged - delivered_names
@@ -118,21 +129,28 @@ def run_scenario(cluster: Cluster, name: str, seconds: float, action, get_reader
         (ledger.missing_retry_after == 0, f"{ledger.missing_retry_after} answers 429/503 without Retry-After"),
         (not ledger.problems, "; ".join(ledger.problems[:3])),
         (len(ledger.acknowledged) > 0, "nothing was acknowledged"),
+        (probe.overdue == 0, f"{probe.overdue} overdue leases: {probe.overdue_examples[:2]}"),
+        (probe.checked > 0, "the lease probe checked no lease: housekeeping was not observed"),
     ]
     if disturbance is not None:
         expectations.append(disturbance(ledger))
     failures = [message for ok, message in expectations if not ok]
     if ledger.balancer_503:
         notes.append(f"{ledger.balancer_503} of the 503s from the balancer (no pod answered)")
+    if ledger.old_release_answers:
+        notes.append(f"{ledger.old_release_answers} reliable reads or confirmations answered by a "
+                     f"{PREVIOUS_VERSION} pod (no such endpoint there) and retried")
     if ledger.out_of_order:
         notes.append(f"{ledger.out_of_order} redelivered hellos came after newer ones")
+    notes.append(f"{probe.checked} leases left unconfirmed and looked at again 2x the lease later; "
+                 f"{probe.overdue} still hidden")
     notes += [f"FAILED: {message}" for message in failures]
     if past_hello:
         notes.append(f"{past_hello} hellos left hello-service in GET answers that no GET reader received "
                      "(Nginx died holding them): what a plain GET cannot promise")
     return Row(name, len(ledger.sent), len(ledger.acknowledged), len(delivered_names & ledger.sent),
-               len(ledger.confirmed & ledger.sent), lost_here, past_hello, ledger.duplicates, ledger.failed,
-               ledger.server_errors, notes, not failures)
+               len(ledger.confirmed & ledger.sent), lost_here, past_hello, ledger.duplicates, probe.overdue,
+               ledger.failed, ledger.server_errors, notes, not failures)
 
 
 # ---- the disturbances ------------------------------------------------------------------------
@@ -249,6 +267,32 @@ def rolling_restart(cluster: Cluster, ledger, seconds, notes, expectations):
     return check
 
 
+def rolling_update(cluster: Cluster, ledger, seconds, notes, expectations):
+    """The pods run the previous release (set up before the load); one by one, each is replaced by
+    a pod of this checkout while the load runs: both releases serve, on one MongoDB."""
+    time.sleep(1)
+    for pod in list(cluster.pods):
+        new = cluster.replace_pod(pod, cluster.release)
+        wait_until(lambda: new in cluster.ready_pods(), 60, f"{new.name} ({new.release.name}) in the balancer")
+    notes.append(f"every pod: {PREVIOUS_VERSION} out of the Service, preStop, SIGTERM, exit; "
+                 f"{cluster.release.name} started in its place ({len(cluster.pods)} pods)")
+
+    def check(ledger: Ledger):
+        return (ledger.failed == 0 and ledger.duplicates == 0,
+                f"rolling update had {ledger.failed} failed requests ({dict(ledger.statuses)}), "
+                f"{ledger.duplicates} duplicates")
+    return check
+
+
+def switch_to(cluster: Cluster, release: Release) -> None:
+    """A scenario's setup, without load: every pod replaced by one of `release`."""
+    for pod in list(cluster.pods):
+        if pod.release != release:
+            new = cluster.replace_pod(pod, release)
+            wait_until(lambda: new in cluster.ready_pods(), 60, f"{new.name} ({release.name}) in the balancer")
+    cluster.wait_all_ready(timeout=60)
+
+
 SCENARIOS = {
     "steady": steady,
     "kill-world": kill_container("world", 1),
@@ -257,21 +301,22 @@ SCENARIOS = {
     "kill-store": kill_store,
     "reader-vanishes": reader_vanishes,
     "rolling-restart": rolling_restart,
+    "rolling-update": rolling_update,  # from the previous release (PREVIOUS_VERSION)
     "store-down": store_down,
 }
 
 
 # Scenarios whose load also runs plain GET readers.
-GET_READERS_IN = {"kill-nginx"}
+GET_READERS_IN = {"kill-nginx", "rolling-update"}
 
 
 def table(rows: list[Row]) -> str:
     header = ["scenario", "sent", "acknowledged", "delivered", "confirmed", "lost", "lost past hello-service",
-              "duplicates", "failed requests", "5xx"]
+              "duplicates", "overdue leases", "failed requests", "5xx"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row.scenario, row.sent, row.acknowledged, row.delivered, row.confirmed, row.lost,
-                 row.lost_past_hello, row.duplicates, row.failed, row.server_errors]
+                 row.lost_past_hello, row.duplicates, row.overdue, row.failed, row.server_errors]
         lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     return "\n".join(lines)
 
@@ -301,9 +346,14 @@ def main() -> int:
         print(f"error: {args.nx} is missing: pip install -r tests/requirements.txt into .venv", file=sys.stderr)
         return 2
 
+    # The previous release's pods are built with the profile of this checkout's binaries.
+    previous = (previous_release("dev" if bin_dir.name == "debug" else "release")
+                if "rolling-update" in names else None)
+
     rows: list[Row] = []
     work = Path(tempfile.mkdtemp(prefix="scale-"))
-    cluster = Cluster(work=work, bin_dir=bin_dir, nx=Path(args.nx), pod_count=args.pods,
+    cluster = Cluster(work=work, release=Release("this checkout", ROOT, bin_dir), nx=Path(args.nx),
+                      pod_count=args.pods,
                       hello_env={
                           # Every client arrives through the balancer from one address: lift the
                           # per-client limit (tests/hostile checks it with the defaults).
@@ -319,13 +369,20 @@ def main() -> int:
         cluster.start()
         for name in names:
             get_readers = GET_READERS if name in GET_READERS_IN else 0
+            if name == "rolling-update":
+                assert previous is not None
+                print(f"==> {name}: every pod replaced by a {PREVIOUS_VERSION} pod first (no load)", flush=True)
+                switch_to(cluster, previous)
             print(f"==> {name}: {seconds:.0f} s of load ({SENDERS} senders, {READERS} reliable readers"
-                  + (f", {get_readers} GET readers" if get_readers else "") + ")", flush=True)
-            row = run_scenario(cluster, name, seconds, SCENARIOS[name], get_readers)
+                  + (f", {get_readers} GET readers" if get_readers else "")
+                  + f"; a lease probe on {PROBE_INBOXES} inboxes)", flush=True)
+            row = run_scenario(cluster, name, seconds, SCENARIOS[name], get_readers,
+                               old_release_pods=name == "rolling-update")
             rows.append(row)
             print(f"    sent {row.sent}, acknowledged {row.acknowledged}, delivered {row.delivered}, "
                   f"confirmed {row.confirmed}, lost {row.lost}, lost past hello-service {row.lost_past_hello}, "
-                  f"duplicates {row.duplicates}, failed requests {row.failed}, 5xx {row.server_errors}"
+                  f"duplicates {row.duplicates}, overdue leases {row.overdue}, failed requests {row.failed}, "
+                  f"5xx {row.server_errors}"
                   + "".join(f"\n    - {note}" for note in row.notes), flush=True)
         succeeded = all(row.ok for row in rows)
     finally:
