@@ -173,6 +173,10 @@ class Cluster:
     _lb: Process | None = None
     _lb_members: tuple[str, ...] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held while the balancer's members are worked out, written and reloaded: the controller
+    # thread and a terminating pod both sync, and an interleaving of the two could leave a stale
+    # member list in the file while _lb_members says otherwise.
+    _sync_lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: threading.Thread | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -341,18 +345,23 @@ class Cluster:
         if not lines:
             # No endpoints: a server that refuses, so that the balancer answers its own 503.
             lines = ["server 127.0.0.1:9 max_fails=0;"]
-        (self.work / "lb" / "upstream.conf").write_text("\n".join(lines) + "\n")
+        # Written aside and renamed into place: a reload still reading the last version must
+        # never see half a file (nginx would refuse it and keep serving the old members).
+        staged = self.work / "lb" / "upstream.conf.new"
+        staged.write_text("\n".join(lines) + "\n")
+        os.replace(staged, self.work / "lb" / "upstream.conf")
 
     def _sync_balancer(self) -> None:
         """Writes the ready pods into the balancer's upstream and reloads it, when they changed."""
-        wanted = tuple(pod.address for pod in self.ready_pods())
-        if wanted == self._lb_members:
-            return
-        self._write_upstream(wanted)
-        self._lb_members = wanted
-        if self._lb is not None and self._lb.running:
-            assert self._lb.popen is not None
-            os.kill(self._lb.popen.pid, signal.SIGHUP)  # graceful reload: in-flight requests finish
+        with self._sync_lock:
+            wanted = tuple(pod.address for pod in self.ready_pods())
+            if wanted == self._lb_members:
+                return
+            self._write_upstream(wanted)
+            self._lb_members = wanted
+            if self._lb is not None and self._lb.running:
+                assert self._lb.popen is not None
+                os.kill(self._lb.popen.pid, signal.SIGHUP)  # graceful reload: in-flight requests finish
 
     def wait_all_ready(self, timeout: float = 60) -> None:
         wait_until(lambda: len(self.ready_pods()) == len(self.pods) and self._lb_members is not None
