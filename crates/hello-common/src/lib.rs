@@ -9,6 +9,7 @@
 //! - [`wire`]: world-service's internal API: its paths, limits and JSON bodies;
 //! - [`problem`]: RFC 9457 `application/problem+json` errors;
 //! - [`timestamp`]: milliseconds since the epoch and their RFC 3339 form;
+//! - [`token`]: bearer tokens that own a name, their stored hashes, `Authorization` parsing;
 //! - [`telemetry`]: `tracing` set-up (`LOG_FORMAT=json` for machines);
 //! - [`lifecycle`]: readiness and graceful shutdown on SIGTERM/SIGINT;
 //! - [`startup`]: binding, the app data and routes both apps share, serving until stopped;
@@ -29,6 +30,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod timestamp;
+pub mod token;
 pub mod wire;
 
 pub use idempotency::IdempotencyKey;

@@ -9,6 +9,14 @@
 //! UTS #39's "highly restrictive" level), so "pаypal" with a Cyrillic "а" is refused rather than
 //! becoming a second inbox that looks like "paypal". Japanese, Chinese and Korean writing mix
 //! Han with their own scripts and with Latin; those mixes are allowed.
+//!
+//! Names that look alike still exist as separate inboxes (`ｂｏｂ` in fullwidth letters, `𝐛𝐨𝐛` in
+//! mathematical bold, `bob1` and `bobl`): the inbox key does not merge them, so that every stored
+//! inbox stays readable. For ownership each name has a second key, [`Name::lookalike_key`]: the
+//! UTS #39 skeleton of its NFKC case-folded form. A claim on a name covers every name with the
+//! same look-alike key. The skeleton comes from the `unicode-security` crate (UTS #39 data of
+//! Unicode [`LOOKALIKE_UNICODE_VERSION`]), the case folding from `caseless` (Unicode
+//! [`CASE_FOLDING_UNICODE_VERSION`]).
 
 use std::fmt;
 
@@ -18,11 +26,17 @@ use unicode_script::{Script, UnicodeScript};
 /// The longest name, in characters (Unicode scalar values) after NFC normalisation.
 pub const MAX_NAME_CHARS: usize = 64;
 
+/// The Unicode version of the UTS #39 confusables data behind [`Name::lookalike_key`].
+pub const LOOKALIKE_UNICODE_VERSION: (u64, u64, u64) = unicode_security::UNICODE_VERSION;
+/// The Unicode version of the case folding behind [`Name::lookalike_key`].
+pub const CASE_FOLDING_UNICODE_VERSION: (u64, u64, u64) = caseless::UNICODE_VERSION;
+
 /// A valid name, in NFC, with the spelling its author gave.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Name {
     spelling: String,
     key: String,
+    lookalike: String,
 }
 
 /// Why a string is not a name. Each message tells the person what to change.
@@ -142,7 +156,12 @@ impl Name {
         // Lower-casing can leave a string that is no longer NFC (and can lengthen it): normalise
         // again so that every spelling of one name maps to exactly one key.
         let key = spelling.to_lowercase().nfc().collect();
-        Ok(Self { spelling, key })
+        let lookalike = lookalike_key(&spelling);
+        Ok(Self {
+            spelling,
+            key,
+            lookalike,
+        })
     }
 
     /// The name as its author spelled it (NFC).
@@ -154,6 +173,28 @@ impl Name {
     pub fn key(&self) -> &str {
         &self.key
     }
+
+    /// What every name that looks like this one shares, for ownership only: a claim covers
+    /// every name with its look-alike key. Not for display (skeletons are not readable names).
+    pub fn lookalike_key(&self) -> &str {
+        &self.lookalike
+    }
+
+    /// Whether `other` looks like this name (the same name in any case included).
+    pub fn looks_like(&self, other: &Name) -> bool {
+        self.lookalike == other.lookalike
+    }
+}
+
+/// The UTS #39 skeleton of the NFKC case-folded form: NFKC folds compatibility forms (fullwidth,
+/// mathematical letters), full case folding merges case (ß with ss), and the skeleton maps
+/// confusable characters across scripts onto one prototype (Cyrillic а onto Latin a).
+fn lookalike_key(spelling: &str) -> String {
+    let compatible: String = spelling.nfkc().collect();
+    let folded: String = caseless::default_case_fold_str(&compatible)
+        .nfkc()
+        .collect();
+    unicode_security::skeleton(&folded).collect()
 }
 
 impl fmt::Display for Name {
@@ -270,5 +311,56 @@ mod tests {
         }
         let message = Name::parse("p\u{0430}ypal").unwrap_err().to_string();
         assert!(message.contains("Latin and Cyrillic"), "{message}");
+    }
+
+    #[test]
+    fn lookalikes_share_a_lookalike_key_but_not_an_inbox() {
+        let bob = Name::parse("bob").unwrap();
+        for lookalike in [
+            "BOB",    // case
+            "ｂｏｂ", // fullwidth
+            "𝐛𝐨𝐛",    // mathematical bold
+            "𝖇𝖔𝖇",    // mathematical fraktur bold
+            "Ｂｏｂ", // fullwidth, mixed case
+        ] {
+            let other = Name::parse(lookalike).unwrap();
+            assert!(bob.looks_like(&other), "{lookalike} should look like bob");
+        }
+        assert_ne!(
+            Name::parse("ｂｏｂ").unwrap().key(),
+            bob.key(),
+            "its own inbox"
+        );
+        assert!(!bob.looks_like(&Name::parse("bobby").unwrap()));
+        assert!(!bob.looks_like(&Name::parse("rob").unwrap()));
+    }
+
+    #[test]
+    fn homoglyphs_of_other_scripts_look_alike() {
+        // All-Cyrillic "аре" and all-Greek "ορο" are valid single-script names that read as the
+        // Latin "ape" and "opo".
+        let cyrillic = Name::parse("\u{0430}\u{0440}\u{0435}").unwrap();
+        assert!(cyrillic.looks_like(&Name::parse("ape").unwrap()));
+        let greek = Name::parse("\u{03BF}\u{03C1}\u{03BF}").unwrap();
+        assert!(greek.looks_like(&Name::parse("opo").unwrap()));
+        // Digits and letters that UTS #39 calls confusable: intended.
+        assert!(
+            Name::parse("bob1")
+                .unwrap()
+                .looks_like(&Name::parse("bobl").unwrap())
+        );
+    }
+
+    #[test]
+    fn composed_decomposed_and_case_folded_forms_look_alike() {
+        let composed = Name::parse("Zo\u{00EB}").unwrap();
+        let decomposed = Name::parse("zoe\u{0308}").unwrap();
+        assert!(composed.looks_like(&decomposed));
+        // Full case folding: ß folds to ss.
+        assert!(
+            Name::parse("straße")
+                .unwrap()
+                .looks_like(&Name::parse("STRASSE").unwrap())
+        );
     }
 }
