@@ -44,6 +44,9 @@ pub struct Settings {
     /// `WORLD_IDEMPOTENCY_CAP`: most idempotency keys remembered at once.
     #[serde(default = "default_idempotency_cap")]
     pub idempotency_cap: u64,
+    /// `WORLD_CLAIM_CAP`: most names that may be claimed at once.
+    #[serde(default = "default_claim_cap")]
+    pub claim_cap: u64,
     /// `WORLD_LEASE_MS`: how long hellos taken by a read stay hidden without an acknowledgement
     /// before they are delivered again.
     #[serde(default = "default_lease_ms")]
@@ -93,6 +96,9 @@ fn default_store_cap() -> u64 {
     1_000_000
 }
 fn default_idempotency_cap() -> u64 {
+    1_000_000
+}
+fn default_claim_cap() -> u64 {
     1_000_000
 }
 fn default_inbox_cap() -> u64 {
@@ -152,6 +158,7 @@ impl Settings {
             "WORLD_IDEMPOTENCY_CAP",
             "must be at least 1",
         )?;
+        ensure(self.claim_cap >= 1, "WORLD_CLAIM_CAP", "must be at least 1")?;
         ensure(
             (1..=65_536).contains(&self.store_cache_mb),
             "WORLD_STORE_CACHE_MB",
@@ -210,6 +217,7 @@ impl Settings {
             store_cap: self.store_cap,
             idempotency_cap: self.idempotency_cap,
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
+            claim_cap: self.claim_cap,
         }
     }
 
@@ -225,6 +233,7 @@ impl Settings {
             inbox_cap: default_inbox_cap(),
             store_cap: default_store_cap(),
             idempotency_cap: default_idempotency_cap(),
+            claim_cap: default_claim_cap(),
             lease_ms: default_lease_ms(),
             claim_lease_ms: None,
             idempotency_ttl_secs: default_idempotency_ttl_secs(),

@@ -15,6 +15,7 @@ impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Self {
         match &error {
             StoreError::InboxFull { .. } => Problem::inbox_full(error.to_string()),
+            StoreError::NameTaken { .. } => Problem::name_taken(error.to_string()),
             StoreError::IdempotencyKeyReused { .. } => {
                 Problem::idempotency_key_reused(error.to_string())
             }
@@ -55,6 +56,20 @@ fn what_is_safe(operation: Operation) -> &'static str {
         Operation::Confirm => {
             "the hello store did not answer whether this read was confirmed. Repeat the DELETE: \
              confirming again is safe"
+        }
+        Operation::Claim => {
+            "the hello store did not answer whether the name was claimed, and its token cannot be \
+             shown again. Claim it again: if the first claim went through, the name is taken \
+             (409), and only an operator can release it"
+        }
+        Operation::Rotate => {
+            "the hello store did not answer whether the token was replaced. Try it again \
+             with the old token: if that answers 401, the new token took effect and was lost, \
+             and only an operator can reset it"
+        }
+        Operation::Release => {
+            "the hello store did not answer whether the name was released. Repeat the DELETE \
+             with the same token: releasing is finished by a repeat"
         }
     }
 }

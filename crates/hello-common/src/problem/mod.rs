@@ -278,6 +278,11 @@ impl Problem {
         .with_field("body")
     }
 
+    /// 409: the name, or a name that looks like it, is claimed already.
+    pub fn name_taken(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "name-taken", "Name taken", detail).with_field("name")
+    }
+
     /// 422: an idempotency key first used for a different hello.
     pub fn idempotency_key_reused(detail: impl Into<String>) -> Self {
         Self::new(

@@ -22,6 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hello_common::{
     IdempotencyKey, Name,
+    token::TokenHash,
     wire::{Lease, StoredHello},
 };
 
@@ -53,6 +54,29 @@ pub enum Confirmation {
     Unknown,
 }
 
+/// A claimed name, as the store keeps it: the one record of who owns the name and every name
+/// that looks like it.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The name as spelled when it was claimed.
+    pub name: String,
+    /// Its own inbox key ([`Name::key`]); releasing the name empties this inbox.
+    pub inbox: String,
+    /// The SHA-256 of its current token.
+    pub token: TokenHash,
+}
+
+/// What rotating a token or releasing a name found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimChange {
+    /// Done.
+    Done,
+    /// The name is not claimed (a name that only looks like a claimed one included).
+    NotClaimed,
+    /// The name is claimed, and the token presented is not its token.
+    WrongToken,
+}
+
 /// A store operation that changes something, named in an unknown outcome so that the answer can
 /// say what is safe to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +85,9 @@ pub enum Operation {
     Lease,
     Acknowledge,
     Confirm,
+    Claim,
+    Rotate,
+    Release,
 }
 
 impl std::fmt::Display for Operation {
@@ -70,6 +97,9 @@ impl std::fmt::Display for Operation {
             Operation::Lease => "lease",
             Operation::Acknowledge => "acknowledgement",
             Operation::Confirm => "confirmation",
+            Operation::Claim => "claim",
+            Operation::Rotate => "token rotation",
+            Operation::Release => "release",
         })
     }
 }
@@ -86,6 +116,11 @@ pub enum StoreError {
         "the store is full: it holds {cap} {what}, as many as it may; nothing was stored. It makes room as inboxes are read (and keys expire): retry later"
     )]
     StoreFull { what: &'static str, cap: u64 },
+    /// The name, or a name that looks like it, is claimed already.
+    #[error(
+        "{name} is claimed already, or looks like a name that is (look-alikes share one owner); choose another name"
+    )]
+    NameTaken { name: String },
     /// The idempotency key was first used for a different hello.
     #[error(
         "this Idempotency-Key was already used for a hello from {from} to {to}; use a new key for a different hello"
@@ -142,6 +177,33 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// of another inbox, or one forgotten since, answers [`Confirmation::Unknown`].
     async fn confirm(&self, name: &Name, lease_id: &str) -> Result<Confirmation, StoreError>;
 
+    /// Claims `name` for the holder of the token whose hash is `token`. Refused with
+    /// [`StoreError::NameTaken`] when the name or a look-alike of it is claimed, and with
+    /// [`StoreError::StoreFull`] when `claim_cap` names are claimed.
+    async fn claim_name(&self, name: &Name, token: TokenHash) -> Result<(), StoreError>;
+
+    /// The claim that covers `name`: its own, or the claim on a name that looks like it.
+    async fn claim_covering(&self, name: &Name) -> Result<Option<Claim>, StoreError>;
+
+    /// The claim whose token has the hash `token`, if any.
+    async fn claim_by_token(&self, token: &TokenHash) -> Result<Option<Claim>, StoreError>;
+
+    /// Replaces the token of the claim on `name` (the claimed name itself, in any case), if
+    /// `current` is its token: the old token stops working at once.
+    async fn rotate_token(
+        &self,
+        name: &Name,
+        current: &TokenHash,
+        new: TokenHash,
+    ) -> Result<ClaimChange, StoreError>;
+
+    /// Frees `name` (the claimed name itself, in any case), if `token` is its token, and deletes
+    /// the hellos waiting in its inbox, so that a later owner never reads them. Safe against a
+    /// crash half-way: until it is finished the name stays claimed (its hellos unreadable
+    /// without the token), and repeating the release, or a new claim of the name, finishes it.
+    async fn release_name(&self, name: &Name, token: &TokenHash)
+    -> Result<ClaimChange, StoreError>;
+
     /// Succeeds when the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -165,6 +227,8 @@ pub struct StoreLimits {
     pub idempotency_cap: u64,
     /// How long an idempotency key is remembered.
     pub idempotency_ttl: Duration,
+    /// Most names that may be claimed at once.
+    pub claim_cap: u64,
 }
 
 /// A new lease id: unique, time-ordered.

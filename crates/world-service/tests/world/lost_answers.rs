@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use hello_common::testing::MongoTestServer;
+use hello_common::{testing::MongoTestServer, token::Token};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -179,4 +179,39 @@ async fn a_confirmation_whose_answer_was_lost_is_an_unknown_outcome_and_repeatin
         after.hellos.is_empty(),
         "confirmed hellos are gone: {after:?}"
     );
+}
+
+#[tokio::test]
+async fn a_release_cut_short_keeps_the_name_claimed_until_a_new_claim_finishes_it() {
+    let proxy = LossyProxy::start(MongoTestServer::shared().port()).await;
+    let store = open_through(&proxy).await;
+    let owner = Token::generate();
+    store.send(hello("alice", "hana", None)).await.unwrap();
+    store.claim_name(&name("hana"), owner.hash()).await.unwrap();
+
+    // The release marks the claim, then deletes the inbox: lose the deletion's answer.
+    proxy.lose_answers_to("delete");
+    let cut = store.release_name(&name("hana"), &owner.hash()).await;
+    assert!(
+        matches!(
+            cut,
+            Err(StoreError::OutcomeUnknown {
+                operation: Operation::Release,
+                ..
+            })
+        ),
+        "{cut:?}"
+    );
+    proxy.pass_everything();
+    // Half-way, the name is still claimed: nobody reads its inbox without the owner's token.
+    let claim = store.claim_covering(&name("hana")).await.unwrap();
+    assert!(claim.is_some_and(|claim| claim.token.matches(&owner.hash())));
+
+    // A new claim finishes the release first: the new owner never sees the old hellos.
+    let next = Token::generate();
+    store.claim_name(&name("hana"), next.hash()).await.unwrap();
+    let claim = store.claim_covering(&name("hana")).await.unwrap().unwrap();
+    assert!(claim.token.matches(&next.hash()));
+    let read = store.lease(&name("hana"), take(10, 60_000)).await.unwrap();
+    assert!(read.hellos.is_empty(), "{read:?}");
 }

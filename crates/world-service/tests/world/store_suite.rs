@@ -6,7 +6,8 @@ macro_rules! store_suite {
         mod $backend {
             use std::{collections::HashMap, sync::Arc, time::Duration};
 
-            use world_service::store::{Confirmation, Store, StoreError, StoreLimits};
+            use hello_common::token::Token;
+            use world_service::store::{ClaimChange, Confirmation, Store, StoreError, StoreLimits};
 
             use crate::support::{hello, limits, name, take};
 
@@ -309,6 +310,128 @@ macro_rules! store_suite {
                 let bob = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
                 let senders: Vec<_> = bob.hellos.iter().map(|hello| hello.from.as_str()).collect();
                 assert_eq!(senders, ["a", "b", "d"]);
+            }
+
+            #[tokio::test]
+            async fn a_claimed_name_covers_its_lookalikes_and_refuses_a_second_claim() {
+                let store = $open(limits()).await;
+                let token = Token::generate();
+                store.store.claim_name(&name("Bob"), token.hash()).await.unwrap();
+                for covered in ["bob", "BOB", "ｂｏｂ", "𝐛𝐨𝐛"] {
+                    let claim = store.store.claim_covering(&name(covered)).await.unwrap();
+                    let claim = claim.unwrap_or_else(|| panic!("{covered} is covered by Bob's claim"));
+                    assert_eq!((claim.name.as_str(), claim.inbox.as_str()), ("Bob", "bob"));
+                    assert!(claim.token.matches(&token.hash()));
+                    let again = store.store.claim_name(&name(covered), Token::generate().hash()).await;
+                    assert!(matches!(again, Err(StoreError::NameTaken { .. })), "{covered}: {again:?}");
+                }
+                assert!(store.store.claim_covering(&name("bobby")).await.unwrap().is_none());
+                let found = store.store.claim_by_token(&token.hash()).await.unwrap().unwrap();
+                assert_eq!(found.name, "Bob");
+                assert!(store.store.claim_by_token(&Token::generate().hash()).await.unwrap().is_none());
+            }
+
+            #[tokio::test]
+            async fn claims_survive_closing_and_reopening_the_store() {
+                let store = $open(limits()).await;
+                let token = Token::generate();
+                store.store.claim_name(&name("carol"), token.hash()).await.unwrap();
+                let store = store.reopen().await;
+                let claim = store.store.claim_covering(&name("carol")).await.unwrap().unwrap();
+                assert!(claim.token.matches(&token.hash()));
+            }
+
+            #[tokio::test]
+            async fn a_rotated_token_replaces_the_old_one_at_once() {
+                let store = $open(limits()).await;
+                let (old, new) = (Token::generate(), Token::generate());
+                store.store.claim_name(&name("dora"), old.hash()).await.unwrap();
+                let rotate = |who: &'static str, current: Token| {
+                    let store = store.store.clone();
+                    async move {
+                        store.rotate_token(&name(who), &current.hash(), Token::generate().hash()).await.unwrap()
+                    }
+                };
+                assert_eq!(rotate("dora", Token::generate()).await, ClaimChange::WrongToken);
+                assert_eq!(
+                    store.store.rotate_token(&name("DORA"), &old.hash(), new.hash()).await.unwrap(),
+                    ClaimChange::Done
+                );
+                let claim = store.store.claim_covering(&name("dora")).await.unwrap().unwrap();
+                assert!(claim.token.matches(&new.hash()) && !claim.token.matches(&old.hash()));
+                assert!(store.store.claim_by_token(&old.hash()).await.unwrap().is_none());
+                assert_eq!(store.store.claim_by_token(&new.hash()).await.unwrap().unwrap().name, "dora");
+                assert_eq!(
+                    store.store.rotate_token(&name("dora"), &old.hash(), Token::generate().hash()).await.unwrap(),
+                    ClaimChange::WrongToken,
+                    "the old token stopped working"
+                );
+                // Only the claimed name itself is rotated or released, not a look-alike of it.
+                assert_eq!(
+                    store.store.rotate_token(&name("ｄｏｒａ"), &new.hash(), Token::generate().hash()).await.unwrap(),
+                    ClaimChange::NotClaimed
+                );
+                assert_eq!(rotate("nobody", Token::generate()).await, ClaimChange::NotClaimed);
+            }
+
+            #[tokio::test]
+            async fn releasing_a_name_frees_it_and_deletes_its_waiting_hellos() {
+                let store = $open(limits()).await;
+                let token = Token::generate();
+                store.say("alice", "erin").await;
+                store.say("bob", "erin").await;
+                store.say("carol", "frank").await;
+                store.store.claim_name(&name("erin"), token.hash()).await.unwrap();
+                // One of erin's hellos is leased when the name is released: it goes too.
+                let leased = store.store.lease(&name("erin"), take(1, LONG_LEASE)).await.unwrap();
+                assert_eq!(leased.hellos.len(), 1);
+
+                assert_eq!(
+                    store.store.release_name(&name("erin"), &Token::generate().hash()).await.unwrap(),
+                    ClaimChange::WrongToken
+                );
+                assert_eq!(
+                    store.store.release_name(&name("Erin"), &token.hash()).await.unwrap(),
+                    ClaimChange::Done
+                );
+                assert!(store.store.claim_covering(&name("erin")).await.unwrap().is_none());
+                assert!(store.store.claim_by_token(&token.hash()).await.unwrap().is_none());
+                assert_eq!(
+                    store.store.release_name(&name("erin"), &token.hash()).await.unwrap(),
+                    ClaimChange::NotClaimed
+                );
+
+                // A later owner finds an empty inbox.
+                let later = Token::generate();
+                store.store.claim_name(&name("erin"), later.hash()).await.unwrap();
+                let read = store.store.lease(&name("erin"), take(10, LONG_LEASE)).await.unwrap();
+                assert!(read.hellos.is_empty(), "{read:?}");
+                assert_eq!(read.remaining, 0);
+                // A confirmation of the old lease deletes nothing and still answers.
+                let receipt = leased.lease_id.unwrap();
+                assert_eq!(
+                    store.store.confirm(&name("erin"), &receipt).await.unwrap(),
+                    Confirmation::Confirmed
+                );
+                // Other inboxes are untouched; new hellos to the name arrive as usual.
+                let other = store.store.lease(&name("frank"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(other.hellos.len(), 1);
+                store.say("gina", "erin").await;
+                let read = store.store.lease(&name("erin"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(read.hellos.len(), 1);
+            }
+
+            #[tokio::test]
+            async fn a_store_with_claim_cap_names_claimed_refuses_more() {
+                let store = $open(StoreLimits { claim_cap: 2, ..limits() }).await;
+                for claimed in ["n1", "n2"] {
+                    store.store.claim_name(&name(claimed), Token::generate().hash()).await.unwrap();
+                }
+                let refused = store.store.claim_name(&name("n3"), Token::generate().hash()).await;
+                assert!(
+                    matches!(refused, Err(StoreError::StoreFull { what: "claimed names", cap: 2 })),
+                    "{refused:?}"
+                );
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

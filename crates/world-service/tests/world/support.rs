@@ -15,6 +15,7 @@ pub fn limits() -> StoreLimits {
         store_cap: 1_000_000,
         idempotency_cap: 1_000_000,
         idempotency_ttl: Duration::from_secs(3600),
+        claim_cap: 1_000_000,
     }
 }
 

@@ -27,13 +27,16 @@ use anyhow::Context;
 use async_trait::async_trait;
 use hello_common::{
     Name,
+    token::TokenHash,
     wire::{Lease, StoredHello},
 };
 use redb::{Database, ReadableDatabase};
 use tokio::sync::oneshot;
 
 use self::writer::{Job, MAX_BATCH, Writer};
-use super::{Confirmation, LeaseRequest, NewHello, Store, StoreError, StoreLimits};
+use super::{
+    Claim, ClaimChange, Confirmation, LeaseRequest, NewHello, Store, StoreError, StoreLimits,
+};
 
 /// The file inside the data directory.
 pub const DATABASE_FILE: &str = "world.redb";
@@ -148,6 +151,28 @@ impl EmbeddedStore {
     }
 }
 
+impl EmbeddedStore {
+    /// The claim stored under a look-alike key: a read of the last commit, no writer needed.
+    fn claim_under(&self, lookalike: &str) -> Result<Option<Claim>, StoreError> {
+        let read = || -> tables::Storage<Option<Claim>> {
+            let transaction = self.database.begin_read()?;
+            let names = transaction.open_table(tables::NAMES)?;
+            let Some(record) = names.get(lookalike)? else {
+                return Ok(None);
+            };
+            let record: tables::ClaimRecord = serde_json::from_slice(record.value())?;
+            let token = TokenHash::from_hex(&record.token)
+                .ok_or_else(|| anyhow::anyhow!("the stored token hash of a claim is not hex"))?;
+            Ok(Some(Claim {
+                name: record.name,
+                inbox: record.inbox,
+                token,
+            }))
+        };
+        read().map_err(StoreError::unavailable)
+    }
+}
+
 fn writer_stopped() -> StoreError {
     StoreError::unavailable(anyhow::anyhow!("the embedded store's writer has stopped"))
 }
@@ -182,6 +207,54 @@ impl Store for EmbeddedStore {
     async fn confirm(&self, name: &Name, lease_id: &str) -> Result<Confirmation, StoreError> {
         let (name, lease_id) = (name.clone(), lease_id.to_owned());
         self.submit(|reply| Job::Confirm(name, lease_id, reply))
+            .await
+    }
+
+    async fn claim_name(&self, name: &Name, token: TokenHash) -> Result<(), StoreError> {
+        let name = name.clone();
+        self.submit(|reply| Job::ClaimName(name, token, reply))
+            .await
+    }
+
+    async fn claim_covering(&self, name: &Name) -> Result<Option<Claim>, StoreError> {
+        self.claim_under(name.lookalike_key())
+    }
+
+    async fn claim_by_token(&self, token: &TokenHash) -> Result<Option<Claim>, StoreError> {
+        let lookalike = {
+            let read = || -> tables::Storage<Option<String>> {
+                let transaction = self.database.begin_read()?;
+                let by_token = transaction.open_table(tables::NAMES_BY_TOKEN)?;
+                Ok(by_token
+                    .get(token.to_hex().as_str())?
+                    .map(|lookalike| lookalike.value().to_owned()))
+            };
+            read().map_err(StoreError::unavailable)?
+        };
+        match lookalike {
+            Some(lookalike) => self.claim_under(&lookalike),
+            None => Ok(None),
+        }
+    }
+
+    async fn rotate_token(
+        &self,
+        name: &Name,
+        current: &TokenHash,
+        new: TokenHash,
+    ) -> Result<ClaimChange, StoreError> {
+        let (name, current) = (name.clone(), *current);
+        self.submit(|reply| Job::RotateToken(name, current, new, reply))
+            .await
+    }
+
+    async fn release_name(
+        &self,
+        name: &Name,
+        token: &TokenHash,
+    ) -> Result<ClaimChange, StoreError> {
+        let (name, token) = (name.clone(), *token);
+        self.submit(|reply| Job::ReleaseName(name, token, reply))
             .await
     }
 

@@ -32,6 +32,11 @@ pub(super) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::ne
 /// (created at, idempotency key) → (): expiring old keys without scanning them all.
 pub(super) const IDEMPOTENCY_BY_AGE: TableDefinition<(i64, &str), ()> =
     TableDefinition::new("idempotency_by_age");
+/// look-alike key → [`ClaimRecord`]: one claim per group of look-alike names. New in 0.2.0.
+pub(super) const NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("names");
+/// token SHA-256 (hex) → look-alike key: finding the claim of a presented token. New in 0.2.0.
+pub(super) const NAMES_BY_TOKEN: TableDefinition<&str, &str> =
+    TableDefinition::new("names_by_token");
 /// Counters: `next_sequence`.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -69,6 +74,19 @@ impl LeaseRecord {
     }
 }
 
+/// A claimed name.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct ClaimRecord {
+    /// As spelled when claimed.
+    pub name: String,
+    /// Its inbox key.
+    pub inbox: String,
+    /// SHA-256 of its token, lower-case hex.
+    pub token: String,
+    /// When it was claimed (ms).
+    pub claimed_at: i64,
+}
+
 /// The first hello sent with an idempotency key.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct IdempotencyRecord {
@@ -88,6 +106,8 @@ const FILLED: &str = "filled_for_0.2.0";
 pub(super) const STORED_HELLOS: &str = "stored_hellos";
 /// `META`: idempotency records stored, for `WORLD_IDEMPOTENCY_CAP`.
 pub(super) const STORED_KEYS: &str = "stored_idempotency_keys";
+/// `META`: names claimed, for `WORLD_CLAIM_CAP` (0 when absent: claims are new in 0.2.0).
+pub(super) const CLAIMED_NAMES: &str = "claimed_names";
 
 /// A `META` counter; 0 when absent.
 pub(super) fn counter(meta: &impl ReadableTable<&'static str, u64>, name: &str) -> Storage<u64> {
@@ -102,6 +122,8 @@ pub(super) fn create_tables(database: &Database, idempotency_ttl: Duration) -> a
     transaction.open_table(LEASES_BY_INBOX)?;
     transaction.open_table(IDEMPOTENCY)?;
     transaction.open_table(IDEMPOTENCY_BY_AGE)?;
+    transaction.open_table(NAMES)?;
+    transaction.open_table(NAMES_BY_TOKEN)?;
     {
         let leases = transaction.open_table(LEASES)?;
         let mut to_forget = transaction.open_table(LEASES_TO_FORGET)?;

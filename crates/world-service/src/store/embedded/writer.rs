@@ -8,6 +8,7 @@ use std::{
 use hello_common::{
     Name,
     timestamp::Millis,
+    token::TokenHash,
     wire::{Lease, StoredHello},
 };
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
@@ -20,7 +21,7 @@ use super::{
         LEASES_TO_FORGET, LeaseRecord, META, STORED_KEYS, Storage, counter, ttl_millis,
     },
 };
-use crate::store::{Confirmation, LeaseRequest, NewHello, StoreError, StoreLimits};
+use crate::store::{ClaimChange, Confirmation, LeaseRequest, NewHello, StoreError, StoreLimits};
 
 /// How many queued requests one transaction takes at most.
 pub(super) const MAX_BATCH: usize = 512;
@@ -47,9 +48,32 @@ pub(super) enum Job {
         String,
         oneshot::Sender<Result<Confirmation, StoreError>>,
     ),
+    ClaimName(Name, TokenHash, oneshot::Sender<Result<(), StoreError>>),
+    RotateToken(
+        Name,
+        TokenHash,
+        TokenHash,
+        oneshot::Sender<Result<ClaimChange, StoreError>>,
+    ),
+    ReleaseName(
+        Name,
+        TokenHash,
+        oneshot::Sender<Result<ClaimChange, StoreError>>,
+    ),
     Ping(oneshot::Sender<Result<(), StoreError>>),
     /// Commit what is queued before it, sync, and stop: answered once everything is on disk.
     Close(oneshot::Sender<Result<(), StoreError>>),
+}
+
+impl Job {
+    /// Whether its answer may only be given once it is on disk: a stored hello, and every
+    /// change of who owns a name (a token shown, or a name freed, must not be undone by a crash).
+    fn must_be_durable(&self) -> bool {
+        matches!(
+            self,
+            Job::Send(..) | Job::ClaimName(..) | Job::RotateToken(..) | Job::ReleaseName(..)
+        )
+    }
 }
 
 /// The writer thread's state.
@@ -70,6 +94,14 @@ enum Outcome {
     Confirm(
         oneshot::Sender<Result<Confirmation, StoreError>>,
         Confirmation,
+    ),
+    Claim(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    ),
+    Change(
+        oneshot::Sender<Result<ClaimChange, StoreError>>,
+        ClaimChange,
     ),
     Ping(oneshot::Sender<Result<(), StoreError>>),
 }
@@ -123,7 +155,7 @@ impl Writer {
                 return;
             }
             let durable = self.sync_sends
-                && (batch.iter().any(|job| matches!(job, Job::Send(..)))
+                && (batch.iter().any(Job::must_be_durable)
                     || (unsynced && last_sync.elapsed() >= MAX_UNSYNCED));
             // A durable commit also persists every unsynced commit before it.
             if self.apply_batch(batch, durable) {
@@ -208,6 +240,17 @@ impl Writer {
             }
             Job::Confirm(name, lease_id, reply) => {
                 Outcome::Confirm(reply, operations::confirm(transaction, &name, &lease_id)?)
+            }
+            Job::ClaimName(name, token, reply) => Outcome::Claim(
+                reply,
+                operations::claim_name(transaction, &name, token, &self.limits)?,
+            ),
+            Job::RotateToken(name, current, new, reply) => Outcome::Change(
+                reply,
+                operations::rotate_token(transaction, &name, &current, new)?,
+            ),
+            Job::ReleaseName(name, token, reply) => {
+                Outcome::Change(reply, operations::release_name(transaction, &name, &token)?)
             }
             Job::Ping(reply) => Outcome::Ping(reply),
             Job::Close(_) => unreachable!("the writer takes Close out of every batch"),
@@ -297,6 +340,8 @@ impl Outcome {
             Self::Lease(reply, lease) => drop(reply.send(Ok(lease))),
             Self::Acknowledge(reply, deleted) => drop(reply.send(Ok(deleted))),
             Self::Confirm(reply, confirmation) => drop(reply.send(Ok(confirmation))),
+            Self::Claim(reply, result) => drop(reply.send(result)),
+            Self::Change(reply, change) => drop(reply.send(Ok(change))),
             Self::Ping(reply) => drop(reply.send(Ok(()))),
         }
     }
@@ -308,6 +353,8 @@ impl Outcome {
             Self::Lease(reply, _) => drop(reply.send(Err(unavailable()))),
             Self::Acknowledge(reply, _) => drop(reply.send(Err(unavailable()))),
             Self::Confirm(reply, _) => drop(reply.send(Err(unavailable()))),
+            Self::Claim(reply, _) => drop(reply.send(Err(unavailable()))),
+            Self::Change(reply, _) => drop(reply.send(Err(unavailable()))),
             Self::Ping(reply) => drop(reply.send(Err(unavailable()))),
         }
     }

@@ -16,6 +16,8 @@
 //!   lease's end plus the idempotency keys' lifetime) removes it. New in 0.2.0: a lease taken by
 //!   0.1.0 has none, and is simply unknown to a confirmation.
 //! - `idempotency`: one document per key, expired by a TTL index on `created`.
+//! - `names`: one document per claimed name, keyed by its look-alike key; see [`names`]. New in
+//!   0.2.0.
 //!
 //! Only single-document operations are used (a standalone MongoDB refuses multi-document
 //! transactions); where an operation takes several, they are ordered so that a crash between two
@@ -23,7 +25,8 @@
 //!
 //! - [`documents`]: the stored documents;
 //! - [`sends`]: storing hellos, idempotently;
-//! - [`leases`]: leasing, acknowledging and confirming.
+//! - [`leases`]: leasing, acknowledging and confirming;
+//! - [`names`]: claiming, rotating and releasing names.
 //!
 //! Every write uses write concern `majority` with journaling: a send is answered only once it is
 //! durable on a majority of the replica set.
@@ -35,6 +38,7 @@
 
 mod documents;
 mod leases;
+mod names;
 mod sends;
 
 use std::{
@@ -46,6 +50,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use hello_common::{
     Name,
+    token::TokenHash,
     wire::{Lease, StoredHello},
 };
 use mongodb::{
@@ -55,8 +60,14 @@ use mongodb::{
     options::{Acknowledgment, ClientOptions, CollectionOptions, IndexOptions, WriteConcern},
 };
 
-use self::documents::{HelloDocument, IdempotencyDocument, LeaseDocument};
-use super::{Confirmation, LeaseRequest, NewHello, Operation, Store, StoreError, StoreLimits};
+use self::{
+    documents::{HelloDocument, IdempotencyDocument, LeaseDocument},
+    names::NameDocument,
+};
+use super::{
+    Claim, ClaimChange, Confirmation, LeaseRequest, NewHello, Operation, Store, StoreError,
+    StoreLimits,
+};
 
 /// MongoDB's code for a duplicate key.
 const DUPLICATE_KEY: i32 = 11000;
@@ -71,6 +82,7 @@ pub struct MongoStore {
     hellos: Collection<HelloDocument>,
     idempotency: Collection<IdempotencyDocument>,
     leases: Collection<LeaseDocument>,
+    names: Collection<NameDocument>,
     limits: StoreLimits,
     /// What this process last counted of the store, for its caps; see [`sends`].
     counts: Arc<Mutex<Option<Counts>>>,
@@ -114,7 +126,8 @@ impl MongoStore {
         let store = Self {
             hellos: db.collection_with_options("hellos", durable.clone()),
             idempotency: db.collection_with_options("idempotency", durable.clone()),
-            leases: db.collection_with_options("leases", durable),
+            leases: db.collection_with_options("leases", durable.clone()),
+            names: db.collection_with_options("names", durable),
             database: database.to_owned(),
             client,
             limits,
@@ -155,6 +168,14 @@ impl MongoStore {
             .create_index(forget)
             .await
             .context("cannot create the TTL index of the leases collection")?;
+        let by_token = IndexModel::builder()
+            .keys(doc! { "token": 1 })
+            .options(IndexOptions::builder().unique(true).build())
+            .build();
+        self.names
+            .create_index(by_token)
+            .await
+            .context("cannot create the token index of the names collection")?;
         Ok(())
     }
 }
@@ -200,6 +221,35 @@ impl Store for MongoStore {
 
     async fn confirm(&self, name: &Name, lease_id: &str) -> Result<Confirmation, StoreError> {
         self.confirm_lease(name, lease_id).await
+    }
+
+    async fn claim_name(&self, name: &Name, token: TokenHash) -> Result<(), StoreError> {
+        self.claim_name_here(name, token).await
+    }
+
+    async fn claim_covering(&self, name: &Name) -> Result<Option<Claim>, StoreError> {
+        self.claim_covering_here(name).await
+    }
+
+    async fn claim_by_token(&self, token: &TokenHash) -> Result<Option<Claim>, StoreError> {
+        self.claim_by_token_here(token).await
+    }
+
+    async fn rotate_token(
+        &self,
+        name: &Name,
+        current: &TokenHash,
+        new: TokenHash,
+    ) -> Result<ClaimChange, StoreError> {
+        self.rotate_token_here(name, current, new).await
+    }
+
+    async fn release_name(
+        &self,
+        name: &Name,
+        token: &TokenHash,
+    ) -> Result<ClaimChange, StoreError> {
+        self.release_name_here(name, token).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,0 +1,216 @@
+//! Claimed names in MongoDB: one document per group of look-alike names.
+//!
+//! `names`: `{_id: look-alike key, name, inbox, token, claimed_at, releasing_at}`. The `_id` makes
+//! one claim per look-alike group (a second claim is a duplicate key); `token` is the SHA-256 of
+//! the token (hex), unique, so that a presented token finds its claim. A token is checked in this
+//! process, in constant time, and every change is conditioned on the token that was checked, so a
+//! rotation racing another change loses rather than overwrites.
+//!
+//! Releasing takes three single-document steps, in this order: mark the claim `releasing_at`, delete
+//! the hellos of its inbox, delete the claim. Until the last step the name stays claimed, so a
+//! crash half-way never leaves its hellos readable by anyone else; repeating the release, or
+//! claiming the name anew, finishes it.
+
+use hello_common::{Name, timestamp::Millis, token::TokenHash};
+use mongodb::bson::{DateTime, doc};
+use serde::{Deserialize, Serialize};
+
+use super::{MongoStore, RACE_ATTEMPTS, is_duplicate_key, write_failed};
+use crate::store::{Claim, ClaimChange, Operation, StoreError};
+
+/// A claimed name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct NameDocument {
+    /// The look-alike key: what the claim covers.
+    #[serde(rename = "_id")]
+    pub lookalike: String,
+    pub name: String,
+    pub inbox: String,
+    /// SHA-256 of the token, lower-case hex.
+    pub token: String,
+    pub claimed_at: DateTime,
+    /// When a release began that has not finished (ms since the epoch; an Int64, which survives
+    /// `$set` on every server we test against, where a boolean may come back as an integer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub releasing_at: Option<i64>,
+}
+
+impl NameDocument {
+    fn claim(self) -> Result<Claim, StoreError> {
+        let token = TokenHash::from_hex(&self.token).ok_or_else(|| {
+            StoreError::unavailable(anyhow::anyhow!(
+                "the stored token hash of a claim is not hex"
+            ))
+        })?;
+        Ok(Claim {
+            name: self.name,
+            inbox: self.inbox,
+            token,
+        })
+    }
+}
+
+impl MongoStore {
+    pub(super) async fn claim_name_here(
+        &self,
+        name: &Name,
+        token: TokenHash,
+    ) -> Result<(), StoreError> {
+        let document = NameDocument {
+            lookalike: name.lookalike_key().to_owned(),
+            name: name.to_string(),
+            inbox: name.key().to_owned(),
+            token: token.to_hex(),
+            claimed_at: DateTime::now(),
+            releasing_at: None,
+        };
+        for _ in 0..RACE_ATTEMPTS {
+            let claimed = self
+                .names
+                .estimated_document_count()
+                .await
+                .map_err(StoreError::unavailable)?;
+            if claimed >= self.limits.claim_cap {
+                return Err(StoreError::StoreFull {
+                    what: "claimed names",
+                    cap: self.limits.claim_cap,
+                });
+            }
+            match self.names.insert_one(&document).await {
+                Ok(_) => return Ok(()),
+                Err(error) if is_duplicate_key(&error) => {}
+                Err(error) => return Err(write_failed(Operation::Claim)(error)),
+            }
+            match self.name_document(name).await? {
+                // A release that stopped half-way: finish it, then claim again.
+                Some(taken) if taken.releasing_at.is_some() => self.finish_release(&taken).await?,
+                Some(_) => {
+                    return Err(StoreError::NameTaken {
+                        name: name.to_string(),
+                    });
+                }
+                None => {} // released meanwhile: try again
+            }
+        }
+        Err(StoreError::unavailable(anyhow::anyhow!(
+            "the claim on this name kept changing; retry"
+        )))
+    }
+
+    async fn name_document(&self, name: &Name) -> Result<Option<NameDocument>, StoreError> {
+        self.names
+            .find_one(doc! { "_id": name.lookalike_key() })
+            .await
+            .map_err(StoreError::unavailable)
+    }
+
+    pub(super) async fn claim_covering_here(
+        &self,
+        name: &Name,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.name_document(name)
+            .await?
+            .map(NameDocument::claim)
+            .transpose()
+    }
+
+    pub(super) async fn claim_by_token_here(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.names
+            .find_one(doc! { "token": token.to_hex() })
+            .await
+            .map_err(StoreError::unavailable)?
+            .map(NameDocument::claim)
+            .transpose()
+    }
+
+    /// The claim on `name` itself, if `token` is its token (compared here, in constant time).
+    async fn own_claim(
+        &self,
+        name: &Name,
+        token: &TokenHash,
+    ) -> Result<Result<NameDocument, ClaimChange>, StoreError> {
+        let Some(document) = self
+            .name_document(name)
+            .await?
+            .filter(|document| document.inbox == name.key())
+        else {
+            return Ok(Err(ClaimChange::NotClaimed));
+        };
+        let stored = TokenHash::from_hex(&document.token);
+        if !stored.is_some_and(|stored| stored.matches(token)) {
+            return Ok(Err(ClaimChange::WrongToken));
+        }
+        Ok(Ok(document))
+    }
+
+    pub(super) async fn rotate_token_here(
+        &self,
+        name: &Name,
+        current: &TokenHash,
+        new: TokenHash,
+    ) -> Result<ClaimChange, StoreError> {
+        let document = match self.own_claim(name, current).await? {
+            Ok(document) if document.releasing_at.is_none() => document,
+            Ok(_) => return Ok(ClaimChange::NotClaimed), // being released
+            Err(change) => return Ok(change),
+        };
+        let replaced = self
+            .names
+            .update_one(
+                doc! { "_id": &document.lookalike, "token": &document.token, "releasing_at": { "$exists": false } },
+                doc! { "$set": { "token": new.to_hex() } },
+            )
+            .await
+            .map_err(write_failed(Operation::Rotate))?;
+        // Another change of this claim came first: the token checked is no longer its token.
+        Ok(if replaced.matched_count == 1 {
+            ClaimChange::Done
+        } else {
+            ClaimChange::WrongToken
+        })
+    }
+
+    pub(super) async fn release_name_here(
+        &self,
+        name: &Name,
+        token: &TokenHash,
+    ) -> Result<ClaimChange, StoreError> {
+        let document = match self.own_claim(name, token).await? {
+            Ok(document) => document,
+            Err(change) => return Ok(change),
+        };
+        if document.releasing_at.is_none() {
+            let marked = self
+                .names
+                .update_one(
+                    doc! { "_id": &document.lookalike, "token": &document.token },
+                    doc! { "$set": { "releasing_at": Millis::now().0 } },
+                )
+                .await
+                .map_err(write_failed(Operation::Release))?;
+            if marked.matched_count == 0 {
+                return Ok(ClaimChange::WrongToken); // rotated meanwhile
+            }
+        }
+        self.finish_release(&document).await?;
+        Ok(ClaimChange::Done)
+    }
+
+    /// The last two steps of a release: the inbox's hellos, then the claim.
+    async fn finish_release(&self, document: &NameDocument) -> Result<(), StoreError> {
+        let deleted = self
+            .hellos
+            .delete_many(doc! { "to": &document.inbox })
+            .await
+            .map_err(write_failed(Operation::Release))?;
+        self.count_deleted(deleted.deleted_count);
+        self.names
+            .delete_one(doc! { "_id": &document.lookalike, "token": &document.token })
+            .await
+            .map_err(write_failed(Operation::Release))?;
+        Ok(())
+    }
+}
