@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "scale"))
 
-from cluster import Cluster  # noqa: E402
+from cluster import Cluster, Release  # noqa: E402
 
 # pod-2's per-client limit: after TINY_BURST requests, one more every 1/TINY_RATE seconds.
 TINY_BURST = 3
@@ -30,7 +30,7 @@ def cluster():
     with tempfile.TemporaryDirectory(prefix="hostile-") as work:
         cluster = Cluster(
             work=Path(work),
-            bin_dir=bin_dir,
+            release=Release("this checkout", ROOT, bin_dir),
             nx=ROOT / ".venv" / "bin" / "nx-27017",
             pod_count=3,
             pod_hello_env={

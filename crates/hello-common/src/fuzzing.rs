@@ -58,7 +58,9 @@ pub fn check_request(data: &[u8]) {
         );
     }
     if let Ok(send) = serde_json::from_slice::<SendHello>(body) {
-        check_name(send.from.as_bytes());
+        if let Some(from) = &send.from {
+            check_name(from.as_bytes());
+        }
         if let Some(key) = send.idempotency_key {
             let _ = IdempotencyKey::parse(&key);
         }

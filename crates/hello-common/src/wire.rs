@@ -29,6 +29,12 @@ pub mod paths {
     pub const ACKNOWLEDGE: &str = "/v1/leases/acknowledge";
     /// `GET`: world-service's view of itself.
     pub const INFO: &str = "/v1/info";
+    /// `POST`: claim a name ([`super::ClaimName`] → 201 [`super::Claimed`]); `DELETE`: release
+    /// it (its token's hash in [`super::TOKEN_HASH_HEADER`]; 204).
+    pub const NAME: &str = "/v1/names/{name}";
+    /// `POST`: replace a name's token ([`super::RotateToken`], the current one's hash in
+    /// [`super::TOKEN_HASH_HEADER`]; 204).
+    pub const NAME_TOKEN: &str = "/v1/names/{name}/token";
 
     /// The URL path that sends a hello to the inbox whose name percent-encodes to `to`.
     pub fn send(to: &str) -> String {
@@ -45,6 +51,16 @@ pub mod paths {
         format!("{WORLD_API_PREFIX}/inboxes/{name}/leases/{lease}")
     }
 
+    /// The URL path of the claim on `name` (encoded).
+    pub fn name(name: &str) -> String {
+        format!("{WORLD_API_PREFIX}/names/{name}")
+    }
+
+    /// The URL path that replaces the token of `name` (encoded).
+    pub fn name_token(name: &str) -> String {
+        format!("{WORLD_API_PREFIX}/names/{name}/token")
+    }
+
     #[cfg(test)]
     mod tests {
         #[test]
@@ -52,6 +68,8 @@ pub mod paths {
             assert_eq!(super::send("{to}"), super::SEND);
             assert_eq!(super::lease("{name}"), super::LEASE);
             assert_eq!(super::confirm("{name}", "{lease}"), super::CONFIRM);
+            assert_eq!(super::name("{name}"), super::NAME);
+            assert_eq!(super::name_token("{name}"), super::NAME_TOKEN);
             assert!(super::ACKNOWLEDGE.starts_with(super::WORLD_API_PREFIX));
             assert!(super::INFO.starts_with(super::WORLD_API_PREFIX));
         }
@@ -74,11 +92,49 @@ pub const MAX_LEASE_ID_LENGTH: usize = 64;
 pub const ACKNOWLEDGEMENTS_BODY_LIMIT: usize =
     16 + MAX_ACKNOWLEDGEMENTS * (MAX_LEASE_ID_LENGTH + 3);
 
+/// The header in which hello-service passes world-service the SHA-256 (hex) of the token a
+/// request presented: world-service decides what the token may do, and never sees the token.
+pub const TOKEN_HASH_HEADER: &str = "x-token-sha256";
+
+/// The body of a claim: the hash of the new token (the token itself stays with hello-service,
+/// which shows it once).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimName {
+    /// SHA-256 of the token, lower-case hex.
+    pub token_sha256: String,
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claimed {
+    /// The name claimed, as spelled.
+    pub name: String,
+}
+
+/// The body of a token rotation: the hash of the token that replaces the current one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RotateToken {
+    /// SHA-256 of the new token, lower-case hex.
+    pub new_token_sha256: String,
+}
+
+/// The query of a read (lease) or a confirmation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReadRules {
+    /// Reading an unclaimed inbox needs a claim too (`HELLO_REQUIRE_CLAIM`).
+    #[serde(default)]
+    pub require_claim: bool,
+}
+
 /// The body of a send: one hello, stored durably.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SendHello {
-    /// The sender, a valid name.
-    pub from: String,
+    /// The sender, a valid name; may be left out when a token comes with the send (it is then
+    /// the token's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     /// Repeating a send with the same key stores nothing new and answers the first hello.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
@@ -99,6 +155,11 @@ pub struct StoredHello {
     /// When the hello was stored: RFC 3339, UTC, milliseconds.
     #[schema(example = "2026-11-24T10:00:00.123Z")]
     pub at: String,
+    /// Sent with the token of the claimed name `from`: the sender is who they say. Hellos
+    /// stored before 0.2.0 are not verified.
+    #[serde(default)]
+    #[schema(example = false)]
+    pub verified: bool,
 }
 
 /// One hello taken out of an inbox.
@@ -113,6 +174,10 @@ pub struct DeliveredHello {
     /// When the hello was stored: RFC 3339, UTC, milliseconds.
     #[schema(example = "2026-11-24T10:00:00.123Z")]
     pub at: String,
+    /// Sent with the token of the claimed name `from`.
+    #[serde(default)]
+    #[schema(example = false)]
+    pub verified: bool,
 }
 
 /// The answer to a lease: the oldest waiting hellos, now hidden from other readers until the

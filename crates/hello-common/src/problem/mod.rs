@@ -15,6 +15,9 @@ use crate::wire::{LEASE_MS, MAX_PAGE};
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The kind of a 401 for a token that is not the name's token (RFC 6750 `invalid_token`).
+const INVALID_TOKEN: &str = "/problems/invalid-token";
+
 /// An error as the client sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct Problem {
@@ -77,6 +80,15 @@ impl Problem {
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        // RFC 6750 §3: a 401 says which scheme to use, and whether the token sent was wrong.
+        if self.status == StatusCode::UNAUTHORIZED.as_u16() {
+            let challenge = if self.kind == INVALID_TOKEN {
+                r#"Bearer realm="hello", error="invalid_token""#
+            } else {
+                r#"Bearer realm="hello""#
+            };
+            response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         response.body(serde_json::to_string(self).unwrap_or_default())
     }
@@ -278,6 +290,75 @@ impl Problem {
         .with_field("body")
     }
 
+    /// 400: an `Authorization` header that is not `Bearer <token>` (another scheme, no token, an
+    /// oversized one, several headers).
+    pub fn bad_authorization(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-authorization",
+            "Malformed Authorization header",
+            detail,
+        )
+        .with_field("Authorization")
+    }
+
+    /// 400: a token in the query string, where it would end up in logs and browser history.
+    pub fn token_in_query() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "token-in-query",
+            "Token in the query string",
+            "tokens are accepted only in the Authorization header ('Authorization: Bearer \
+             <token>'), never in the address, where logs and browser history would keep them; \
+             this request was refused and not logged with its query. Treat that token as \
+             exposed and rotate it (POST /names/{name}/token)",
+        )
+    }
+
+    /// 401: the inbox (or name) is claimed, and no token came with the request.
+    pub fn token_required(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "token-required",
+            "Token required",
+            detail,
+        )
+        .with_field("Authorization")
+    }
+
+    /// 401: the token sent is not the token of the name it was used for.
+    pub fn invalid_token(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-token",
+            "Invalid token",
+            detail,
+        )
+        .with_field("Authorization")
+    }
+
+    /// 403: sending as a claimed name (or a look-alike of one) without that name's token.
+    pub fn not_your_name(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "not-your-name",
+            "Not your name",
+            detail,
+        )
+        .with_field("from")
+    }
+
+    /// 404: the name is not claimed (so it cannot be rotated or released).
+    pub fn name_not_claimed(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "name-not-claimed",
+            "Name not claimed",
+            detail,
+        )
+        .with_field("name")
+    }
+
     /// 409: the name, or a name that looks like it, is claimed already.
     pub fn name_taken(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "name-taken", "Name taken", detail).with_field("name")
@@ -369,3 +450,29 @@ impl actix_web::ResponseError for Problem {
 /// Extractor settings that answer every malformed request with a [`Problem`] instead of
 /// actix-web's plain-text errors.
 pub mod extractors;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(problem: &Problem) -> Option<String> {
+        problem
+            .to_response()
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|value| value.to_str().unwrap_or_default().to_owned())
+    }
+
+    #[test]
+    fn a_401_names_the_bearer_scheme_and_says_when_the_token_was_wrong() {
+        assert_eq!(
+            challenge(&Problem::token_required("bob is claimed")).as_deref(),
+            Some(r#"Bearer realm="hello""#)
+        );
+        assert_eq!(
+            challenge(&Problem::invalid_token("not bob's token")).as_deref(),
+            Some(r#"Bearer realm="hello", error="invalid_token""#)
+        );
+        assert_eq!(challenge(&Problem::not_your_name("bob is claimed")), None);
+    }
+}

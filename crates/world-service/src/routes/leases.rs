@@ -3,16 +3,17 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use hello_common::{
     Name, Problem,
     wire::{
         Acknowledged, Acknowledgements, DEFAULT_PAGE, LEASE_MS, MAX_ACKNOWLEDGEMENTS,
-        MAX_LEASE_ID_LENGTH, MAX_PAGE,
+        MAX_LEASE_ID_LENGTH, MAX_PAGE, ReadRules,
     },
 };
 use serde::Deserialize;
 
+use super::ownership::{check_reader, presented_token};
 use crate::{
     startup::AppState,
     store::{Confirmation, LeaseRequest},
@@ -22,11 +23,16 @@ use crate::{
 pub struct LeaseQuery {
     limit: Option<u32>,
     lease_ms: Option<u64>,
+    /// As in [`ReadRules`] (not flattened: a flattened query reads every value as a string).
+    #[serde(default)]
+    require_claim: bool,
 }
 
-/// `POST /v1/inboxes/{name}/leases`: leases the oldest waiting hellos to the caller.
+/// `POST /v1/inboxes/{name}/leases`: leases the oldest waiting hellos to the caller (the
+/// owner's token required for a claimed name).
 pub async fn lease(
     state: web::Data<AppState>,
+    request: HttpRequest,
     name: web::Path<String>,
     query: web::Query<LeaseQuery>,
 ) -> Result<HttpResponse, Problem> {
@@ -36,7 +42,9 @@ pub async fn lease(
         return Err(Problem::invalid_limit(&limit.to_string()));
     }
     let lease_ms = query.lease_ms.unwrap_or(state.lease_ms);
+    let presented = presented_token(&request)?;
     let _timer = state.time_store("lease");
+    check_reader(state.store.as_ref(), &name, presented, query.require_claim).await?;
     let lease = state
         .store
         .lease(
@@ -81,14 +89,18 @@ pub async fn acknowledge(
 /// for this inbox.
 pub async fn confirm(
     state: web::Data<AppState>,
+    request: HttpRequest,
     path: web::Path<(String, String)>,
+    rules: web::Query<ReadRules>,
 ) -> Result<HttpResponse, Problem> {
     let (name, lease_id) = path.into_inner();
     let name = Name::parse(&name).map_err(|error| Problem::invalid_name("name", &error))?;
+    let presented = presented_token(&request)?;
+    let _timer = state.time_store("confirm");
+    check_reader(state.store.as_ref(), &name, presented, rules.require_claim).await?;
     if lease_id.is_empty() || lease_id.len() > MAX_LEASE_ID_LENGTH {
         return Err(Problem::receipt_not_found());
     }
-    let _timer = state.time_store("confirm");
     match state.store.confirm(&name, &lease_id).await? {
         Confirmation::Confirmed => Ok(HttpResponse::NoContent().finish()),
         Confirmation::Expired => Err(Problem::lease_expired()),

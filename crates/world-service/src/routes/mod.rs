@@ -7,6 +7,12 @@
 //! | POST | `/v1/inboxes/{name}/leases?limit=N&lease_ms=M` | lease the oldest waiting hellos |
 //! | DELETE | `/v1/inboxes/{name}/leases/{lease}` | confirm a reliable read's lease: 204, 410 (ran out), 404 (unknown) |
 //! | POST | `/v1/leases/acknowledge` | acknowledge leases (`{"leases": [ids]}`): their hellos are deleted |
+//! | POST | `/v1/names/{name}` | claim a name (`{"token_sha256"}`): 201; 409 it or a look-alike is claimed |
+//! | POST | `/v1/names/{name}/token` | replace its token (`{"new_token_sha256"}`, the current one's hash in `x-token-sha256`): 204; 401; 404 |
+//! | DELETE | `/v1/names/{name}` | release it and delete its waiting hellos (token hash in `x-token-sha256`): 204; 401; 404 |
+//!
+//! Sends, leases and confirmations take the presented token's hash in `x-token-sha256` too, and
+//! leases and confirmations `?require_claim=true`; see [`ownership`] for what each may do.
 //! | GET | `/v1/info` | version, store, uptime, configuration and its sources, secret fingerprints |
 //! | GET | `/healthz`, `/readyz` | alive (shared: [`hello_common::startup::healthz`]); ready (store answers, not shutting down) |
 //! | GET | `/metrics` | Prometheus text format |
@@ -15,6 +21,8 @@ mod health;
 mod hellos;
 mod info;
 mod leases;
+mod names;
+mod ownership;
 
 use actix_web::web;
 use hello_common::{
@@ -32,6 +40,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource(paths::SEND, "POST").route(web::post().to(hellos::send)))
         .service(resource(paths::LEASE, "POST").route(web::post().to(leases::lease)))
         .service(resource(paths::CONFIRM, "DELETE").route(web::delete().to(leases::confirm)))
+        .service(
+            resource(paths::NAME, "POST, DELETE")
+                .route(web::post().to(names::claim))
+                .route(web::delete().to(names::release)),
+        )
+        .service(resource(paths::NAME_TOKEN, "POST").route(web::post().to(names::rotate)))
         .service(
             resource(paths::ACKNOWLEDGE, "POST")
                 .app_data(json_config(ACKNOWLEDGEMENTS_BODY_LIMIT))

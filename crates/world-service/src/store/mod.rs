@@ -32,6 +32,8 @@ pub struct NewHello {
     pub to: Name,
     pub from: Name,
     pub idempotency_key: Option<IdempotencyKey>,
+    /// Sent with the token of the claimed name `from`.
+    pub verified: bool,
 }
 
 /// How many hellos to take and for how long to hide them.

@@ -111,6 +111,7 @@ pub fn hello(from: &str, to: &str, key: Option<&str>) -> NewHello {
         to: name(to),
         from: name(from),
         idempotency_key: key.map(|key| IdempotencyKey::parse(key).expect("valid key")),
+        verified: false,
     }
 }
 

@@ -163,6 +163,7 @@ macro_rules! upgrade_suite {
                     to: name("Zoë"),
                     from: name("Åsa"),
                     idempotency_key: Some(IdempotencyKey::parse("fixture-key-1").unwrap()),
+                    verified: false,
                 };
                 let first = store.send(retry).await.unwrap();
                 assert!(first.at.starts_with("2026-"), "{first:?}");
@@ -179,6 +180,7 @@ macro_rules! upgrade_suite {
                         to: name("bob"),
                         from: name("heidi"),
                         idempotency_key: None,
+                        verified: false,
                     })
                     .await
                     .unwrap();

@@ -62,7 +62,7 @@ pub async fn send(
     let idempotency_key = idempotency_key(&request)?;
 
     let hello = SendHello {
-        from: from.as_str().to_owned(),
+        from: Some(from.as_str().to_owned()),
         idempotency_key: idempotency_key.map(|key| key.as_str().to_owned()),
     };
     let stored = state

@@ -90,6 +90,7 @@ pub(super) fn send(
         to: hello.to.to_string(),
         from: hello.from.to_string(),
         at: now.to_rfc3339(),
+        verified: hello.verified,
     };
     let record = HelloRecord {
         id: stored.id.clone(),
@@ -98,6 +99,7 @@ pub(super) fn send(
         at: now.0,
         lease_until: 0,
         lease: None,
+        verified: hello.verified,
     };
     let mut hellos = transaction.open_table(HELLOS)?;
     hellos.insert(
@@ -198,6 +200,7 @@ pub(super) fn lease(
             id: record.id,
             from: record.from,
             at: Millis(record.at).to_rfc3339(),
+            verified: record.verified,
         });
     }
     let record = LeaseRecord {

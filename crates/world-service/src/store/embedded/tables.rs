@@ -52,6 +52,9 @@ pub(super) struct HelloRecord {
     /// The lease that took it last (stored as `claim`).
     #[serde(rename = "claim")]
     pub lease: Option<String>,
+    /// Sent with its sender's token; absent (false) in records written before 0.2.0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verified: bool,
 }
 
 /// One lease: which hellos of which inbox it took, until when, and whether a reliable read

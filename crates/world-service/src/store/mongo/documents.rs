@@ -23,6 +23,9 @@ pub(super) struct HelloDocument {
     /// The lease that took it last (stored as `claim`, its name before 0.2.0).
     #[serde(default, rename = "claim")]
     pub lease: Option<String>,
+    /// Sent with its sender's token; absent (false) in documents written before 0.2.0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verified: bool,
 }
 
 /// The first hello sent with an idempotency key.
@@ -68,6 +71,7 @@ pub(super) fn new_hello(hello: &NewHello) -> (StoredHello, HelloDocument) {
         to: hello.to.to_string(),
         from: hello.from.to_string(),
         at: now.to_rfc3339(),
+        verified: hello.verified,
     };
     let document = HelloDocument {
         order: id.clone(),
@@ -78,6 +82,7 @@ pub(super) fn new_hello(hello: &NewHello) -> (StoredHello, HelloDocument) {
         at: now.0,
         lease_until: 0,
         lease: None,
+        verified: hello.verified,
     };
     (stored, document)
 }
@@ -96,5 +101,6 @@ pub(super) fn document_for(hello: &StoredHello, to_key: &str) -> Result<HelloDoc
         order: hello.id.clone(),
         lease_until: 0,
         lease: None,
+        verified: hello.verified,
     })
 }

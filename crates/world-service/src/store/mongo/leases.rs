@@ -67,6 +67,7 @@ impl MongoStore {
                     id: hello.id,
                     from: hello.from,
                     at: Millis(hello.at).to_rfc3339(),
+                    verified: hello.verified,
                 })
                 .collect(),
             remaining,

@@ -1,0 +1,338 @@
+//! Names that belong to someone, through world-service's internal API: two real world-service
+//! processes (two replicas) on one MongoDB (nx-27017). A claim made through one is enforced by
+//! the other at once; a rotated token stops at once on both; a released name's hellos are gone.
+
+use std::{net::SocketAddr, path::Path};
+
+use hello_common::{
+    testing::{ChildService, MongoTestServer, free_port},
+    token::Token,
+    wire::TOKEN_HASH_HEADER,
+};
+use serde_json::{Value, json};
+
+struct Replicas {
+    a: ChildService,
+    b: ChildService,
+    client: reqwest::Client,
+}
+
+fn start_replica(database: &str) -> ChildService {
+    let server = MongoTestServer::shared();
+    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    ChildService::start(
+        Path::new(env!("CARGO_BIN_EXE_world-service")),
+        &[
+            ("WORLD_LISTEN", address.to_string()),
+            ("WORLD_MONGODB_URI", server.uri()),
+            ("WORLD_MONGODB_DATABASE", database.to_owned()),
+            ("WORLD_SHUTDOWN_DRAIN_MS", "0".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ],
+        address,
+    )
+}
+
+fn replicas() -> Replicas {
+    let database = MongoTestServer::shared().fresh_database();
+    Replicas {
+        a: start_replica(&database),
+        b: start_replica(&database),
+        client: reqwest::Client::new(),
+    }
+}
+
+/// One call: (status, WWW-Authenticate, JSON body or Null).
+async fn call(
+    replicas: &Replicas,
+    world: &ChildService,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&Token>,
+    body: Option<Value>,
+) -> (u16, Option<String>, Value) {
+    let mut request = replicas
+        .client
+        .request(method, format!("{}{path}", world.url()));
+    if let Some(token) = token {
+        request = request.header(TOKEN_HASH_HEADER, token.hash().to_hex());
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|value| value.to_str().unwrap().to_owned());
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, challenge, body)
+}
+
+async fn claim(replicas: &Replicas, world: &ChildService, name: &str) -> (u16, Value, Token) {
+    let token = Token::generate();
+    let (status, _, body) = call(
+        replicas,
+        world,
+        reqwest::Method::POST,
+        &format!("/v1/names/{name}"),
+        None,
+        Some(json!({ "token_sha256": token.hash().to_hex() })),
+    )
+    .await;
+    (status, body, token)
+}
+
+async fn send(
+    replicas: &Replicas,
+    world: &ChildService,
+    to: &str,
+    from: Option<&str>,
+    token: Option<&Token>,
+) -> (u16, Value) {
+    let body = match from {
+        Some(from) => json!({ "from": from }),
+        None => json!({}),
+    };
+    let (status, _, body) = call(
+        replicas,
+        world,
+        reqwest::Method::POST,
+        &format!("/v1/inboxes/{to}/hellos"),
+        token,
+        Some(body),
+    )
+    .await;
+    (status, body)
+}
+
+async fn read(
+    replicas: &Replicas,
+    world: &ChildService,
+    name: &str,
+    token: Option<&Token>,
+) -> (u16, Option<String>, Value) {
+    call(
+        replicas,
+        world,
+        reqwest::Method::POST,
+        &format!("/v1/inboxes/{name}/leases?lease_ms=60000"),
+        token,
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_claim_through_one_replica_is_enforced_by_the_other_at_once() {
+    let replicas = replicas();
+    let (status, body, owner) = claim(&replicas, &replicas.a, "Ivy").await;
+    assert_eq!(
+        (status, body["name"].as_str()),
+        (201, Some("Ivy")),
+        "{body}"
+    );
+    // Claimed again, or a look-alike, through the other replica: 409.
+    for taken in ["ivy", "%EF%BD%89%EF%BD%96%EF%BD%99"] {
+        let (status, body, _) = claim(&replicas, &replicas.b, taken).await;
+        assert_eq!(status, 409, "{taken}: {body}");
+        assert_eq!(body["type"], "/problems/name-taken");
+    }
+    assert_eq!(
+        send(&replicas, &replicas.b, "ivy", Some("jon"), None)
+            .await
+            .0,
+        201
+    );
+
+    // No token: 401 with the Bearer challenge; another name's token or a made-up one: invalid_token.
+    let (status, challenge, body) = read(&replicas, &replicas.b, "ivy", None).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["type"], "/problems/token-required");
+    assert_eq!(challenge.as_deref(), Some(r#"Bearer realm="hello""#));
+    let (_, _, other) = claim(&replicas, &replicas.a, "kim").await;
+    for wrong in [&other, &Token::generate()] {
+        let (status, challenge, body) = read(&replicas, &replicas.b, "ivy", Some(wrong)).await;
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (401, Some("/problems/invalid-token"))
+        );
+        assert_eq!(
+            challenge.as_deref(),
+            Some(r#"Bearer realm="hello", error="invalid_token""#)
+        );
+    }
+    // The owner's token reads the inbox, through either replica, and its look-alike inboxes.
+    let (status, _, body) = read(&replicas, &replicas.b, "IVY", Some(&owner)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["hellos"][0]["from"], "jon");
+    assert_eq!(body["hellos"][0]["verified"], false);
+    let (status, _, _) = read(&replicas, &replicas.a, "%EF%BD%89%EF%BD%96%EF%BD%99", None).await;
+    assert_eq!(status, 401, "a look-alike inbox is covered by the claim");
+    let (status, _, _) = read(
+        &replicas,
+        &replicas.a,
+        "%EF%BD%89%EF%BD%96%EF%BD%99",
+        Some(&owner),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A token sent to an unclaimed inbox is not its token.
+    let (status, _, body) = read(&replicas, &replicas.a, "nobody", Some(&owner)).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (401, Some("/problems/invalid-token"))
+    );
+    assert_eq!(read(&replicas, &replicas.a, "nobody", None).await.0, 200);
+}
+
+#[tokio::test]
+async fn sending_as_a_claimed_name_needs_its_token_and_is_then_verified() {
+    let replicas = replicas();
+    let (_, _, owner) = claim(&replicas, &replicas.a, "lea").await;
+    // Without the token, as the name or a look-alike: 403.
+    for pretender in ["lea", "LEA", "ｌｅａ"] {
+        let (status, body) = send(&replicas, &replicas.b, "max", Some(pretender), None).await;
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (403, Some("/problems/not-your-name")),
+            "{pretender}: {body}"
+        );
+    }
+    // With a made-up token: 401; with a valid token and another `from`: 403.
+    let (status, _) = send(
+        &replicas,
+        &replicas.b,
+        "max",
+        Some("lea"),
+        Some(&Token::generate()),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, body) = send(&replicas, &replicas.b, "max", Some("someone"), Some(&owner)).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (403, Some("/problems/not-your-name"))
+    );
+    // With the token: verified, with or without `from`.
+    let (status, body) = send(&replicas, &replicas.b, "max", Some("Lea"), Some(&owner)).await;
+    assert_eq!(
+        (status, body["verified"].as_bool()),
+        (201, Some(true)),
+        "{body}"
+    );
+    let (status, body) = send(&replicas, &replicas.a, "max", None, Some(&owner)).await;
+    assert_eq!(
+        (status, body["from"].as_str(), body["verified"].as_bool()),
+        (201, Some("lea"), Some(true))
+    );
+    // Without a token, and without `from`: 400. Unclaimed senders still send, unverified.
+    assert_eq!(send(&replicas, &replicas.a, "max", None, None).await.0, 400);
+    let (status, body) = send(&replicas, &replicas.a, "max", Some("ned"), None).await;
+    assert_eq!((status, body["verified"].as_bool()), (201, Some(false)));
+
+    let (_, _, body) = read(&replicas, &replicas.b, "max", None).await;
+    let verified: Vec<_> = body["hellos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["verified"].as_bool().unwrap())
+        .collect();
+    assert_eq!(verified, [true, true, false]);
+}
+
+async fn release(replicas: &Replicas, token: &Token) -> (u16, Option<String>, Value) {
+    call(
+        replicas,
+        &replicas.a,
+        reqwest::Method::DELETE,
+        "/v1/names/ola",
+        Some(token),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_rotated_token_stops_at_once_on_every_replica_and_a_released_name_leaves_nothing() {
+    let replicas = replicas();
+    let (_, _, old) = claim(&replicas, &replicas.a, "ola").await;
+    send(&replicas, &replicas.a, "ola", Some("pat"), None).await;
+    let new = Token::generate();
+    let rotate = |token: Option<Token>| {
+        let body = json!({ "new_token_sha256": new.hash().to_hex() });
+        let replicas = &replicas;
+        async move {
+            call(
+                replicas,
+                &replicas.b,
+                reqwest::Method::POST,
+                "/v1/names/ola/token",
+                token.as_ref(),
+                Some(body),
+            )
+            .await
+        }
+    };
+    assert_eq!(rotate(None).await.0, 401);
+    assert_eq!(rotate(Some(Token::generate())).await.0, 401);
+    let (status, _, body) = call(
+        &replicas,
+        &replicas.b,
+        reqwest::Method::POST,
+        "/v1/names/ola/token",
+        Some(&old),
+        Some(json!({ "new_token_sha256": new.hash().to_hex() })),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    for world in [&replicas.a, &replicas.b] {
+        assert_eq!(
+            read(&replicas, world, "ola", Some(&old)).await.0,
+            401,
+            "the old token stopped"
+        );
+    }
+    // Released with the new token (the old one is refused), through the other replica.
+    assert_eq!(release(&replicas, &old).await.0, 401);
+    assert_eq!(release(&replicas, &new).await.0, 204);
+    assert_eq!(release(&replicas, &new).await.0, 404);
+    // Free again: anyone reads it, and finds the previous owner's hellos gone.
+    let (status, _, body) = read(&replicas, &replicas.b, "ola", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["hellos"], json!([]), "{body}");
+    let (status, _, _) = claim(&replicas, &replicas.b, "ola").await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn with_require_claim_an_unclaimed_inbox_is_not_read() {
+    let replicas = replicas();
+    let (status, challenge, body) = call(
+        &replicas,
+        &replicas.a,
+        reqwest::Method::POST,
+        "/v1/inboxes/quinn/leases?require_claim=true",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (401, Some("/problems/token-required")),
+        "{body}"
+    );
+    assert_eq!(challenge.as_deref(), Some(r#"Bearer realm="hello""#));
+    let (_, _, owner) = claim(&replicas, &replicas.a, "quinn").await;
+    let (status, _, _) = call(
+        &replicas,
+        &replicas.b,
+        reqwest::Method::POST,
+        "/v1/inboxes/quinn/leases?require_claim=true",
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+}
