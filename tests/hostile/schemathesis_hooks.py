@@ -6,8 +6,14 @@
   query (neither is a 400, by the contract); a `from` in the query equals the body's `from`
   when both are sent (else 400); each POST gets a fresh Idempotency-Key (reusing a key for a
   different hello is a 422, tested in crates/hello-service/tests/api).
+- The bearer scheme's format: a token is `hw_` and 43 URL-safe characters (the document's
+  `bearerFormat`). A positive case that carries an `Authorization` header gets a well-formed
+  token (a made-up one, so a claimed name answers 401, as the document says); an empty or
+  oversized credential is a malformed header, 400 by the contract, so it is not "schema-valid".
 """
 
+import re
+import secrets
 import uuid
 
 import schemathesis
@@ -21,6 +27,7 @@ SCRIPTS = [
     "ابتثجحخدذرزسشصضطظعغفقكلمنهوي",
 ]
 DIGITS = "0123456789"
+WELL_FORMED_BEARER = re.compile(r"Bearer hw_[A-Za-z0-9_-]{43}")
 
 
 def names_in(letters: str) -> st.SearchStrategy[str]:
@@ -46,3 +53,14 @@ def map_case(context, case):
         if case.headers and "Idempotency-Key" in case.headers:
             case.headers["Idempotency-Key"] = str(uuid.uuid4())
     return case
+
+
+@schemathesis.hook
+def before_call(context, case, **kwargs):
+    """Right before sending, when every phase (examples included) has applied its auth."""
+    meta = case.meta
+    if meta is None or meta.generation.mode.is_negative:
+        return
+    authorization = (case.headers or {}).get("Authorization")
+    if authorization is not None and not WELL_FORMED_BEARER.fullmatch(authorization):
+        case.headers["Authorization"] = f"Bearer hw_{secrets.token_urlsafe(32)}"

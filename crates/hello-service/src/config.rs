@@ -34,6 +34,18 @@ pub struct Settings {
     /// `HELLO_RATE_LIMIT_BURST`: requests a client may send at once before the rate applies.
     #[serde(default = "default_rate_limit_burst")]
     pub rate_limit_burst: u32,
+    /// `HELLO_REQUIRE_CLAIM`: `true` makes every inbox read (GET, reliable reads, confirmations)
+    /// need a claim: an unclaimed inbox answers 401. Sending is unchanged. For a service on the
+    /// open internet.
+    #[serde(default)]
+    pub require_claim: bool,
+    /// `HELLO_CLAIM_RATE_PER_MINUTE`: sustained claims per minute per client (0: no limit beyond
+    /// `HELLO_RATE_LIMIT_*`).
+    #[serde(default = "default_claim_rate_per_minute")]
+    pub claim_rate_per_minute: u32,
+    /// `HELLO_CLAIM_BURST`: claims a client may make at once before that rate applies.
+    #[serde(default = "default_claim_burst")]
+    pub claim_burst: u32,
     /// `HELLO_SHUTDOWN_DRAIN_MS`: on SIGTERM, how long to keep serving (not ready) before closing.
     #[serde(default = "default_shutdown_drain_ms")]
     pub shutdown_drain_ms: u64,
@@ -48,6 +60,12 @@ pub struct Settings {
     pub mounted: MountedDirs,
 }
 
+fn default_claim_rate_per_minute() -> u32 {
+    5
+}
+fn default_claim_burst() -> u32 {
+    3
+}
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 8081))
 }
@@ -139,6 +157,9 @@ impl Settings {
             default_limit: default_limit(),
             rate_limit_per_second: 0,
             rate_limit_burst: default_rate_limit_burst(),
+            require_claim: false,
+            claim_rate_per_minute: 0,
+            claim_burst: default_claim_burst(),
             shutdown_drain_ms: 0,
             settle_ms: default_settle_ms(),
             mounted: MountedDirs::default(),

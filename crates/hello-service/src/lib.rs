@@ -7,10 +7,12 @@
 //! - [`routes`]: the public API, probes and `/openapi.json`;
 //! - [`world_client`]: the pooled client of world-service;
 //! - [`rate_limit`]: per-client token buckets;
+//! - [`auth`]: bearer tokens at the edge: parsed once, refused in query strings, failures charged;
 //! - [`server`]: the HTTP server, with every connection a [`connection::WatchedStream`];
 //! - [`connection`]: what is seen of each connection: resets, writes the peer has not taken;
 //! - [`settling`]: when a GET's answer is delivered, so that its lease is acknowledged.
 
+pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod rate_limit;

@@ -18,6 +18,9 @@ use governor::{
 };
 use hello_common::Problem;
 
+/// What a failed attempt to use a name costs, in requests.
+pub const FAILED_ATTEMPT_COST: u32 = 5;
+
 /// A keyed token bucket per client address; `None` when rate limiting is off.
 #[derive(Debug, Clone)]
 pub struct ClientRateLimit {
@@ -34,6 +37,33 @@ impl ClientRateLimit {
             ))
         });
         Self { limiter }
+    }
+
+    /// `per_minute` sustained, `burst` at once (for claims, which are rarer than other calls);
+    /// `per_minute == 0` turns it off.
+    pub fn per_minute(per_minute: u32, burst: u32) -> Self {
+        let limiter = NonZeroU32::new(per_minute).map(|rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(rate);
+            Arc::new(RateLimiter::keyed(
+                Quota::per_minute(rate).allow_burst(burst),
+            ))
+        });
+        Self { limiter }
+    }
+
+    /// Charges this client `FAILED_ATTEMPT_COST` requests more, after a failed attempt to use a
+    /// name (401 or 403): guessing tokens runs into the limit quickly.
+    pub fn charge_failed_attempt(&self, request: &HttpRequest) {
+        if let Some(limiter) = &self.limiter {
+            let client = client_address(request);
+            // One cell at a time: as many as are left, up to the cost (governor's check_key_n
+            // takes all or nothing, and nothing when fewer are left).
+            for _ in 0..FAILED_ATTEMPT_COST {
+                if limiter.check_key(&client).is_err() {
+                    break;
+                }
+            }
+        }
     }
 
     /// Counts one request of this client; a 429 problem when it is over its rate.

@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use actix_web::{
-    App,
+    App, HttpRequest,
     http::header::{CACHE_CONTROL, HeaderValue},
     middleware::{DefaultHeaders, from_fn},
     web,
 };
 use hello_common::{
+    Problem,
     info::Uptime,
     lifecycle::Lifecycle,
     observability::{self, Metrics},
@@ -18,11 +19,12 @@ use hello_common::{
 use prometheus::{IntCounter, IntCounterVec, Opts};
 
 use crate::{
+    auth::{self, Credential},
     config::{PodIdentity, Settings},
     rate_limit::ClientRateLimit,
     routes, server,
     settling::Settlements,
-    world_client::WorldClient,
+    world_client::{Caller, WorldClient},
 };
 
 /// The response header that names the serving pod.
@@ -33,6 +35,8 @@ pub const POD_NAME_HEADER: &str = "X-Pod-Name";
 pub struct AppState {
     pub world: WorldClient,
     pub rate_limit: ClientRateLimit,
+    /// Claims, per client: stricter than `rate_limit`, which they also count against.
+    pub claim_rate_limit: ClientRateLimit,
     pub max_body_bytes: usize,
     pub default_limit: u32,
     pub settings: Settings,
@@ -46,6 +50,25 @@ pub struct AppState {
     pub hellos_delivered_reliably: IntCounter,
     /// Acknowledges reads' leases once their answers have settled.
     pub settlements: Settlements,
+}
+
+impl AppState {
+    /// Who a request is, for world-service: its token's hash and this service's read rule.
+    pub fn caller(&self, credential: Credential) -> Caller {
+        Caller {
+            token: credential.0,
+            require_claim: self.settings.require_claim,
+        }
+    }
+
+    /// Passes a problem on; a failed attempt to use a name (401, 403) costs the client extra
+    /// on its rate limit.
+    pub fn charge_failures(&self, request: &HttpRequest, problem: Problem) -> Problem {
+        if auth::is_failed_attempt(&problem) {
+            self.rate_limit.charge_failed_attempt(request);
+        }
+        problem
+    }
 }
 
 /// A bound, not yet running hello-service.
@@ -62,12 +85,16 @@ impl Application {
         let world = WorldClient::new(&settings.world_url, settings.world_timeout())?;
         let rate_limit =
             ClientRateLimit::new(settings.rate_limit_per_second, settings.rate_limit_burst);
-        let sweeper = rate_limit.clone();
+        let claim_rate_limit =
+            ClientRateLimit::per_minute(settings.claim_rate_per_minute, settings.claim_burst);
+        let sweepers = [rate_limit.clone(), claim_rate_limit.clone()];
         tokio::spawn(async move {
             let mut every_minute = tokio::time::interval(Duration::from_secs(60));
             loop {
                 every_minute.tick().await;
-                sweeper.forget_idle_clients();
+                for sweeper in &sweepers {
+                    sweeper.forget_idle_clients();
+                }
             }
         });
         let metrics = Metrics::new("hello", env!("CARGO_PKG_VERSION"));
@@ -99,6 +126,7 @@ impl Application {
         let state = web::Data::new(AppState {
             world,
             rate_limit,
+            claim_rate_limit,
             max_body_bytes: settings.max_body_bytes,
             default_limit: settings.default_limit,
             settings: settings.clone(),
@@ -115,6 +143,8 @@ impl Application {
         let server = server::serve(
             move || {
                 App::new()
+                    // Inside `observe`, which logs and counts the refusal like any answer.
+                    .wrap(from_fn(auth::refuse_tokens_in_queries))
                     .wrap(from_fn(observability::observe))
                     .wrap(
                         DefaultHeaders::new()

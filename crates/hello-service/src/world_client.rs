@@ -10,11 +10,41 @@ use hello_common::{
     Name, Problem,
     observability::{REQUEST_ID_HEADER, RequestId},
     problem::PROBLEM_JSON,
-    wire::{Acknowledgements, Lease, SendHello, StoredHello, paths},
+    token::TokenHash,
+    wire::{
+        Acknowledgements, ClaimName, Claimed, Lease, RotateToken, SendHello, StoredHello,
+        TOKEN_HASH_HEADER, paths,
+    },
 };
 
 /// How long a client should wait before retrying when world-service is unreachable.
 pub const RETRY_AFTER_UNREACHABLE: Duration = Duration::from_secs(1);
+
+/// Who is asking, as far as world-service needs to know: the hash of the token the request
+/// presented (never the token), and whether reading an unclaimed inbox needs a claim
+/// (`HELLO_REQUIRE_CLAIM`). world-service decides what that token may do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caller {
+    pub token: Option<TokenHash>,
+    pub require_claim: bool,
+}
+
+impl Caller {
+    fn sign(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.header(TOKEN_HASH_HEADER, token.to_hex()),
+            None => request,
+        }
+    }
+
+    fn read_rules(&self) -> &'static str {
+        if self.require_claim {
+            "require_claim=true"
+        } else {
+            "require_claim=false"
+        }
+    }
+}
 
 /// A handle on world-service; cheap to clone.
 #[derive(Debug, Clone)]
@@ -48,6 +78,12 @@ pub enum Call {
     Lease,
     /// Confirming a reliable read.
     Confirm,
+    /// Claiming a name.
+    Claim,
+    /// Replacing a name's token.
+    Rotate,
+    /// Releasing a name.
+    Release,
     /// A call that changes nothing (readiness, info).
     Look,
 }
@@ -83,6 +119,22 @@ impl WorldError {
                         "hello-service stopped waiting for the inbox service while confirming, so \
                          this read may or may not be confirmed. Repeat the DELETE: confirming \
                          again is safe"
+                    }
+                    Call::Claim => {
+                        "hello-service stopped waiting for the inbox service while claiming, so \
+                         the name may or may not be claimed now, and its token cannot be shown \
+                         again. Claim it again: 409 means the first claim went through, and only \
+                         an operator can release the name"
+                    }
+                    Call::Rotate => {
+                        "hello-service stopped waiting for the inbox service while replacing the \
+                         token, so the old token may or may not still work. Try it: if it \
+                         answers 401, only an operator can reset the token"
+                    }
+                    Call::Release => {
+                        "hello-service stopped waiting for the inbox service while releasing, so \
+                         the name may or may not be free yet. Repeat the DELETE with the same \
+                         token: a repeat finishes a release"
                     }
                     Call::Look => {
                         "the inbox service of this pod did not answer in time; nothing was \
@@ -130,11 +182,12 @@ impl WorldClient {
         &self,
         to: &Name,
         hello: &SendHello,
+        caller: &Caller,
         request_id: &RequestId,
     ) -> Result<StoredHello, WorldError> {
         let url = format!("{}{}", self.base_url, paths::send(&encode(to.as_str())));
         let request = self.http.post(url).header(REQUEST_ID_HEADER, &request_id.0);
-        decode(request.json(hello).send().await).await
+        decode(caller.sign(request).json(hello).send().await).await
     }
 
     /// Leases up to `limit` of the oldest hellos of `name`. Never retried.
@@ -143,18 +196,20 @@ impl WorldClient {
         name: &Name,
         limit: u32,
         lease_ms: Option<u64>,
+        caller: &Caller,
         request_id: &RequestId,
     ) -> Result<Lease, WorldError> {
         let mut url = format!(
-            "{}{}?limit={limit}",
+            "{}{}?limit={limit}&{}",
             self.base_url,
-            paths::lease(&encode(name.as_str()))
+            paths::lease(&encode(name.as_str())),
+            caller.read_rules()
         );
         if let Some(lease_ms) = lease_ms {
             url.push_str(&format!("&lease_ms={lease_ms}"));
         }
         let request = self.http.post(url).header(REQUEST_ID_HEADER, &request_id.0);
-        decode(request.send().await).await
+        decode(caller.sign(request).send().await).await
     }
 
     /// Confirms a reliable read's lease: `Ok` once its hellos are gone for good (now or
@@ -163,23 +218,70 @@ impl WorldClient {
         &self,
         name: &Name,
         receipt: &str,
+        caller: &Caller,
+        request_id: &RequestId,
+    ) -> Result<(), WorldError> {
+        let url = format!(
+            "{}{}?{}",
+            self.base_url,
+            paths::confirm(&encode(name.as_str()), &encode(receipt)),
+            caller.read_rules()
+        );
+        let request = self
+            .http
+            .delete(url)
+            .header(REQUEST_ID_HEADER, &request_id.0);
+        no_content(caller.sign(request).send().await).await
+    }
+
+    /// Claims `name` for the token whose hash is `token`.
+    pub async fn claim(
+        &self,
+        name: &Name,
+        token: &TokenHash,
+        request_id: &RequestId,
+    ) -> Result<Claimed, WorldError> {
+        let url = format!("{}{}", self.base_url, paths::name(&encode(name.as_str())));
+        let body = ClaimName {
+            token_sha256: token.to_hex(),
+        };
+        let request = self.http.post(url).header(REQUEST_ID_HEADER, &request_id.0);
+        decode(request.json(&body).send().await).await
+    }
+
+    /// Replaces the token of `name` (the caller presents the current one).
+    pub async fn rotate(
+        &self,
+        name: &Name,
+        caller: &Caller,
+        new: &TokenHash,
         request_id: &RequestId,
     ) -> Result<(), WorldError> {
         let url = format!(
             "{}{}",
             self.base_url,
-            paths::confirm(&encode(name.as_str()), &encode(receipt))
+            paths::name_token(&encode(name.as_str()))
         );
-        let response = self
+        let body = RotateToken {
+            new_token_sha256: new.to_hex(),
+        };
+        let request = self.http.post(url).header(REQUEST_ID_HEADER, &request_id.0);
+        no_content(caller.sign(request).json(&body).send().await).await
+    }
+
+    /// Releases `name` (the caller presents its token) and deletes its waiting hellos.
+    pub async fn release(
+        &self,
+        name: &Name,
+        caller: &Caller,
+        request_id: &RequestId,
+    ) -> Result<(), WorldError> {
+        let url = format!("{}{}", self.base_url, paths::name(&encode(name.as_str())));
+        let request = self
             .http
             .delete(url)
-            .header(REQUEST_ID_HEADER, &request_id.0)
-            .send()
-            .await;
-        match response {
-            Ok(response) if response.status() == StatusCode::NO_CONTENT.as_u16() => Ok(()),
-            other => decode::<serde_json::Value>(other).await.map(|_| ()),
-        }
+            .header(REQUEST_ID_HEADER, &request_id.0);
+        no_content(caller.sign(request).send().await).await
     }
 
     /// Acknowledges leases whose answers settled (at most `MAX_ACKNOWLEDGEMENTS`), retrying a
@@ -268,6 +370,14 @@ fn encode(segment: &str) -> String {
         }
     }
     encoded
+}
+
+/// A 204, or world's problem.
+async fn no_content(response: Result<reqwest::Response, reqwest::Error>) -> Result<(), WorldError> {
+    match response {
+        Ok(response) if response.status() == StatusCode::NO_CONTENT.as_u16() => Ok(()),
+        other => decode::<serde_json::Value>(other).await.map(|_| ()),
+    }
 }
 
 async fn decode<T: serde::de::DeserializeOwned>(

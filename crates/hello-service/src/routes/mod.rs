@@ -3,6 +3,7 @@
 pub mod health;
 pub mod hellos;
 pub mod info;
+pub mod names;
 pub mod openapi;
 
 use actix_web::web;
@@ -26,5 +27,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             resource("/hello/{name}/reads/{receipt}", "DELETE")
                 .route(web::delete().to(hellos::reliable::confirm)),
-        );
+        )
+        .service(
+            resource("/names/{name}", "POST, DELETE")
+                .route(web::post().to(names::claim))
+                .route(web::delete().to(names::release)),
+        )
+        .service(resource("/names/{name}/token", "POST").route(web::post().to(names::rotate)));
 }

@@ -7,7 +7,33 @@ use hello_common::{
 };
 use utoipa::OpenApi;
 
-use super::{health, hellos, info};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use super::{health, hellos, info, names};
+
+/// The bearer token of a claimed name (RFC 6750), in `Authorization` only.
+#[derive(Debug)]
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("hw_ followed by 43 URL-safe characters")
+                    .description(Some(
+                        "The token POST /names/{name} answered, as 'Authorization: Bearer \
+                         <token>'. Never in the query string (400). Needed to read a claimed \
+                         name's inbox and to send as it.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The public API.
 #[derive(Debug, OpenApi)]
@@ -19,11 +45,13 @@ use super::{health, hellos, info};
             pod's name in the X-Pod-Name header.",
         license(name = "MIT OR Apache-2.0"),
     ),
-    paths(hellos::send::send, hellos::read::read, hellos::reliable::take, hellos::reliable::confirm, hello_common::startup::healthz, health::readyz, info::info, info::metrics),
-    components(schemas(hellos::schema::PersonName, hellos::schema::IdempotencyKeyHeader, hellos::schema::HelloBody, hellos::schema::Inbox, hellos::schema::ReliableRead, info::Info, StoredHello, DeliveredHello, Problem)),
+    paths(hellos::send::send, hellos::read::read, hellos::reliable::take, hellos::reliable::confirm, names::claim, names::rotate, names::release, hello_common::startup::healthz, health::readyz, info::info, info::metrics),
+    components(schemas(hellos::schema::PersonName, hellos::schema::IdempotencyKeyHeader, hellos::schema::HelloBody, hellos::schema::Inbox, hellos::schema::ReliableRead, names::ClaimedName, info::Info, StoredHello, DeliveredHello, Problem)),
+    modifiers(&BearerToken),
     tags(
         (name = "hello", description = "Say hello and read your inbox"),
         (name = "reliable reads", description = "Read an inbox and confirm what arrived: nothing is lost if the reader dies before it confirms"),
+        (name = "names", description = "Claim a name: then only the holder of its token reads its inbox and sends as it (or as any name that looks like it)"),
         (name = "operations", description = "Probes, pod information and metrics"),
     )
 )]

@@ -7,7 +7,8 @@
 //! - `crash`: world killed with SIGKILL in the middle of reads: nothing lost;
 //! - `settling`: a GET's answer is delivered once written in full without a reset: every kind
 //!   of client sees each hello once;
-//! - `reliable`: reliable reads and their receipts, every status.
+//! - `reliable`: reliable reads and their receipts, every status;
+//! - `names`: claims, bearer tokens, verified senders, look-alikes, rotation and release.
 
 // In tests a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -16,6 +17,7 @@ mod bad_input;
 mod concurrency;
 mod crash;
 mod hellos;
+mod names;
 mod operations;
 mod reliable;
 mod settling;

@@ -26,6 +26,10 @@ pub struct Options {
     pub settle_ms: Option<u64>,
     /// `HELLO_WORLD_TIMEOUT_MS`; the service's default when `None`.
     pub world_timeout_ms: Option<u64>,
+    /// `HELLO_REQUIRE_CLAIM`.
+    pub require_claim: bool,
+    /// `HELLO_CLAIM_RATE_PER_MINUTE` and `HELLO_CLAIM_BURST`; no claim limit when `None`.
+    pub claim_rate: Option<(u32, u32)>,
 }
 
 impl Default for Options {
@@ -36,6 +40,8 @@ impl Default for Options {
             rate_limit: None,
             settle_ms: None,
             world_timeout_ms: None,
+            require_claim: false,
+            claim_rate: None,
         }
     }
 }
@@ -72,6 +78,11 @@ pub fn spawn_hello(world_url: String, options: &Options) -> TestApp {
     }
     if let Some(timeout_ms) = options.world_timeout_ms {
         settings.world_timeout_ms = timeout_ms;
+    }
+    settings.require_claim = options.require_claim;
+    if let Some((per_minute, burst)) = options.claim_rate {
+        settings.claim_rate_per_minute = per_minute;
+        settings.claim_burst = burst;
     }
     let hello = Hello::build(&settings).expect("build hello-service");
     let url = format!("http://127.0.0.1:{}", hello.port());

@@ -15,6 +15,7 @@ use hello_common::{Name, Problem, observability::RequestId, wire::MAX_PAGE};
 
 use super::schema::{Inbox, PersonName, ReadQuery};
 use crate::{
+    auth::Credential,
     settling::{Connection, Settlements},
     startup::AppState,
     world_client::Call,
@@ -29,9 +30,11 @@ use crate::{
         ("name" = PersonName, Path, description = "Whose inbox to read: a name, as for POST (case-insensitive)"),
         ReadQuery,
     ),
+    security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The hellos since the last read, oldest first; they are removed from the inbox", body = Inbox),
-        (status = 400, description = "Invalid name or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name or limit; a malformed Authorization header; a token in the query string", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The name is claimed (or looks like a claimed name) and no token, or not its token, came in Authorization; or HELLO_REQUIRE_CLAIM is on and the name is not claimed. WWW-Authenticate says which", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable; nothing taken; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Outcome unknown: hellos may have been leased to this read; they come back when the lease runs out", body = Problem, content_type = "application/problem+json"),
@@ -42,6 +45,7 @@ pub async fn read(
     state: web::Data<AppState>,
     name: web::Path<String>,
     query: web::Query<ReadQuery>,
+    credential: Credential,
     request_id: RequestId,
 ) -> Result<HttpResponse, Problem> {
     state.rate_limit.check(&request)?;
@@ -49,9 +53,9 @@ pub async fn read(
     let limit = page_limit(query.limit.as_deref(), state.default_limit)?;
     let lease = state
         .world
-        .lease(&name, limit, None, &request_id)
+        .lease(&name, limit, None, &state.caller(credential), &request_id)
         .await
-        .map_err(|error| error.into_problem(Call::Lease))?;
+        .map_err(|error| state.charge_failures(&request, error.into_problem(Call::Lease)))?;
     state
         .hellos_delivered_by_get
         .inc_by(lease.hellos.len() as u64);

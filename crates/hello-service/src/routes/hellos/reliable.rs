@@ -16,7 +16,7 @@ use super::{
     read::page_limit,
     schema::{PersonName, ReliableRead, ReliableReadQuery},
 };
-use crate::{startup::AppState, world_client::Call};
+use crate::{auth::Credential, startup::AppState, world_client::Call};
 
 /// Lease the oldest hellos of `name` until the reader confirms them.
 #[utoipa::path(
@@ -27,11 +27,13 @@ use crate::{startup::AppState, world_client::Call};
         ("name" = PersonName, Path, description = "Whose inbox to read: a name, as for POST /hello/{name} (case-insensitive)"),
         ReliableReadQuery,
     ),
+    security((), ("bearer" = [])),
     request_body(content = Option<Object>, content_type = "application/json", description = "None needed; an empty body or {} is accepted"),
     responses(
         (status = 201, description = "The hellos, leased to this read until lease_expires_at; confirm with the receipt. An empty inbox answers hellos [], receipt null", body = ReliableRead,
             headers(("Location" = String, description = "The read to confirm: /hello/{name}/reads/{receipt} (absent when nothing was taken)"))),
-        (status = 400, description = "Invalid name, limit, lease_ms or body", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name, limit, lease_ms or body; a malformed Authorization header; a token in the query string", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The name is claimed (or looks like a claimed name) and no token, or not its token, came in Authorization; or HELLO_REQUIRE_CLAIM is on and the name is not claimed", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable; nothing taken; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -43,6 +45,7 @@ pub async fn take(
     state: web::Data<AppState>,
     name: web::Path<String>,
     query: web::Query<ReliableReadQuery>,
+    credential: Credential,
     request_id: RequestId,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
@@ -66,9 +69,15 @@ pub async fn take(
     }
     let lease = state
         .world
-        .lease(&name, limit, lease_ms, &request_id)
+        .lease(
+            &name,
+            limit,
+            lease_ms,
+            &state.caller(credential),
+            &request_id,
+        )
         .await
-        .map_err(|error| error.into_problem(Call::Lease))?;
+        .map_err(|error| state.charge_failures(&request, error.into_problem(Call::Lease)))?;
     state
         .hellos_delivered_reliably
         .inc_by(lease.hellos.len() as u64);
@@ -97,9 +106,11 @@ pub async fn take(
         ("name" = PersonName, Path, description = "The name the read was for"),
         ("receipt" = String, Path, description = "The receipt the read answered with"),
     ),
+    security((), ("bearer" = [])),
     responses(
         (status = 204, description = "Confirmed: the read's hellos are gone for good. Confirming again answers 204 again"),
-        (status = 400, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name; a malformed Authorization header; a token in the query string", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The name is claimed and no token, or not its token, came in Authorization", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No read with this receipt for this name: unknown, malformed, another name's, or forgotten", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "The lease ran out before this confirmation: the hellos were, or will be, delivered again", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -111,6 +122,7 @@ pub async fn confirm(
     request: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
+    credential: Credential,
     request_id: RequestId,
 ) -> Result<HttpResponse, Problem> {
     state.rate_limit.check(&request)?;
@@ -121,9 +133,9 @@ pub async fn confirm(
     }
     state
         .world
-        .confirm(&name, &receipt, &request_id)
+        .confirm(&name, &receipt, &state.caller(credential), &request_id)
         .await
-        .map_err(|error| error.into_problem(Call::Confirm))?;
+        .map_err(|error| state.charge_failures(&request, error.into_problem(Call::Confirm)))?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -11,7 +11,7 @@ use super::{
     body,
     schema::{HelloBody, IdempotencyKeyHeader, PersonName, SendQuery},
 };
-use crate::{startup::AppState, world_client::Call};
+use crate::{auth::Credential, startup::AppState, world_client::Call};
 
 /// Say hello to `name`.
 #[utoipa::path(
@@ -23,10 +23,13 @@ use crate::{startup::AppState, world_client::Call};
         SendQuery,
         ("Idempotency-Key" = Option<IdempotencyKeyHeader>, Header, description = "1-128 visible ASCII characters; repeating a POST with the same key stores nothing new and returns the first answer"),
     ),
-    request_body(content = Option<HelloBody>, content_type = "application/json", description = "Optional when `from` is in the query"),
+    request_body(content = Option<HelloBody>, content_type = "application/json", description = "Optional when `from` is in the query, or when the token of a claimed name comes in Authorization (the sender is then that name)"),
+    security((), ("bearer" = [])),
     responses(
-        (status = 201, description = "Stored durably", body = StoredHello),
-        (status = 400, description = "Invalid name, body, or header", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "Stored durably; `verified` when sent with the token of the claimed sender", body = StoredHello),
+        (status = 400, description = "Invalid name, body, or header; a malformed Authorization header; a token in the query string", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The token in Authorization is not the token of any claimed name", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Sending as a claimed name (or a look-alike of one) without its token, or with another name's token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The recipient's inbox is full", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
@@ -41,6 +44,7 @@ pub async fn send(
     state: web::Data<AppState>,
     name: web::Path<String>,
     query: web::Query<SendQuery>,
+    credential: Credential,
     request_id: RequestId,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
@@ -55,21 +59,27 @@ pub async fn send(
         (Some(body), Some(query)) if body != query => {
             return Err(Problem::conflicting_sender(&body, &query));
         }
-        (Some(from), _) | (None, Some(from)) => from,
+        (Some(from), _) | (None, Some(from)) => Some(from),
+        // With a token the sender is the token's name.
+        (None, None) if credential.0.is_some() => None,
         (None, None) => return Err(Problem::missing_sender()),
     };
-    let from = Name::parse(&from).map_err(|error| Problem::invalid_name("from", &error))?;
+    let from = from
+        .as_deref()
+        .map(Name::parse)
+        .transpose()
+        .map_err(|error| Problem::invalid_name("from", &error))?;
     let idempotency_key = idempotency_key(&request)?;
 
     let hello = SendHello {
-        from: Some(from.as_str().to_owned()),
+        from: from.map(|from| from.as_str().to_owned()),
         idempotency_key: idempotency_key.map(|key| key.as_str().to_owned()),
     };
     let stored = state
         .world
-        .send(&to, &hello, &request_id)
+        .send(&to, &hello, &state.caller(credential), &request_id)
         .await
-        .map_err(|error| error.into_problem(Call::Send))?;
+        .map_err(|error| state.charge_failures(&request, error.into_problem(Call::Send)))?;
     state.hellos_sent.inc();
     Ok(HttpResponse::Created().json(stored))
 }

@@ -1,0 +1,67 @@
+"""Names that belong to someone, through the pod's real nginx: the /names API is proxied, API
+paths win over static files, and no token ever reaches a log line of nginx, hello or world (the
+pod logs at debug level here), nor /info, even when one is sent where it must not go."""
+
+import json
+import time
+import uuid
+
+from conftest import get, request
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def claim(name: str) -> str:
+    status, headers, body = request("POST", f"/names/{name}")
+    assert status == 201, body
+    assert headers["Cache-Control"] == "no-store"
+    return json.loads(body)["token"]
+
+
+def test_an_api_path_that_looks_like_a_file_is_answered_by_the_api(pod):
+    status, headers, body = get(f"/hello/file{uuid.uuid4().hex[:6]}.js")
+    assert status == 200, body
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body)["hellos"] == []
+
+
+def test_the_whole_ownership_flow_through_nginx_leaves_no_token_in_any_log(pod):
+    name = f"own{uuid.uuid4().hex[:8]}"
+    token = claim(name)
+    assert request("POST", f"/names/{name}")[0] == 409
+
+    status, _, body = request("POST", f"/hello/{name}", json.dumps({"from": "alice"}).encode(),
+                              {"Content-Type": "application/json"})
+    assert status == 201, body
+    status, headers, _ = get(f"/hello/{name}")
+    assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="hello"'
+    status, _, body = get(f"/hello/{name}", bearer(token))
+    assert status == 200 and json.loads(body)["hellos"][0]["from"] == "alice"
+
+    # Sent where it must not go: refused, and still not written down anywhere.
+    for query in (f"?access_token={token}", f"?limit=5&t={token}"):
+        status, _, body = get(f"/hello/{name}{query}")
+        assert status == 400 and json.loads(body)["type"] == "/problems/token-in-query", body
+    status, _, _ = get(f"/hello/{name}", {"Cookie": f"session={token}", **bearer(token)})
+    assert status == 200
+
+    # Verified sends, rotation, release.
+    status, _, body = request("POST", "/hello/someone", None, bearer(token))
+    assert status == 201 and json.loads(body)["verified"] is True, body
+    status, _, body = request("POST", f"/names/{name}/token", None, bearer(token))
+    assert status == 201, body
+    rotated = json.loads(body)["token"]
+    assert get(f"/hello/{name}", bearer(token))[0] == 401
+    assert request("DELETE", f"/names/{name}", None, bearer(rotated))[0] == 204
+
+    status, _, info = get("/info")
+    assert status == 200
+    time.sleep(0.3)  # the last access-log lines
+    logs = pod.log_text()
+    for secret in (token, rotated):
+        assert secret not in info, "/info shows a token"
+        # The random part alone, too: a log could drop or encode the prefix.
+        assert secret[3:] not in logs, "a log line holds a token"
+    assert f"/names/{name}" in logs, "the requests were logged (by path), so the check saw them"
