@@ -16,9 +16,7 @@ impl From<StoreError> for Problem {
         match &error {
             StoreError::InboxFull { .. } => Problem::inbox_full(error.to_string()),
             StoreError::NameTaken { .. } => Problem::name_taken(error.to_string()),
-            StoreError::IdempotencyKeyReused { .. } => {
-                Problem::idempotency_key_reused(error.to_string())
-            }
+            StoreError::IdempotencyKeyReused => Problem::idempotency_key_reused(error.to_string()),
             StoreError::StoreFull { .. } => {
                 Problem::store_full(error.to_string(), RETRY_AFTER_STORE_FULL)
             }

@@ -137,9 +137,26 @@ async fn repeating_a_post_with_the_same_idempotency_key_stores_nothing_new() {
     let inbox = app.inbox("bob").await;
     assert_eq!(inbox["hellos"].as_array().unwrap().len(), 1);
 
-    let reused = post("order-1", "mallory").await.unwrap();
+    // Keys are scoped to their sender: another sender's same key is a hello of their own.
+    let mallorys = post("order-1", "mallory").await.unwrap();
+    assert_eq!(mallorys.status(), 201);
+    assert_ne!(mallorys.json::<Value>().await.unwrap()["id"], first["id"]);
+    // The same sender reusing its key for a different hello: 422, naming no hello.
+    let reused = app
+        .client
+        .post(format!("{}/hello/carol", app.url))
+        .header("Idempotency-Key", "order-1")
+        .json(&serde_json::json!({ "from": "alice" }))
+        .send()
+        .await
+        .unwrap();
     let problem = expect_problem(reused, 422).await;
     assert_eq!(problem["field"], "Idempotency-Key");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        !detail.contains("bob") && !detail.contains("alice"),
+        "{detail}"
+    );
 }
 
 #[tokio::test]

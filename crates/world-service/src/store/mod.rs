@@ -123,11 +123,12 @@ pub enum StoreError {
         "{name} is claimed already, or looks like a name that is (look-alikes share one owner); choose another name"
     )]
     NameTaken { name: String },
-    /// The idempotency key was first used for a different hello.
+    /// The sender already used this idempotency key for a different hello. Keys are scoped to
+    /// their sender, so the message names nothing the sender did not send.
     #[error(
-        "this Idempotency-Key was already used for a hello from {from} to {to}; use a new key for a different hello"
+        "you already used this Idempotency-Key for a different hello; use a new key for each hello (repeat a key only to retry the same hello)"
     )]
-    IdempotencyKeyReused { to: String, from: String },
+    IdempotencyKeyReused,
     /// The store cannot be reached, or refused the operation: nothing was done; the caller may
     /// retry.
     #[error("the store is unavailable: {0:#}")]
@@ -216,6 +217,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// `embedded` or `mongodb`, for logs, `/info` and metrics.
     fn backend(&self) -> &'static str;
+}
+
+/// Where a sender's idempotency key is stored: keys are scoped to their sender (the inbox key of
+/// `from`), so another sender's key neither collides with nor reveals anything about this one.
+/// Names have no spaces and keys are visible ASCII, so the space separates them unambiguously.
+/// Keys stored before 0.2.0 were stored bare ([`IdempotencyKey::as_str`]); they still answer
+/// the retries of the sender who made them.
+pub fn scoped_idempotency_id(from: &Name, key: &IdempotencyKey) -> String {
+    format!("{} {}", from.key(), key.as_str())
 }
 
 /// Limits every backend enforces.

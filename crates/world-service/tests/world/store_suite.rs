@@ -189,9 +189,28 @@ macro_rules! store_suite {
                 let store = $open(limits()).await;
                 store.store.send(hello("alice", "bob", Some("shared"))).await.unwrap();
                 let error = store.store.send(hello("alice", "carol", Some("shared"))).await.unwrap_err();
-                assert!(matches!(error, StoreError::IdempotencyKeyReused { .. }), "{error}");
+                assert!(matches!(error, StoreError::IdempotencyKeyReused), "{error}");
+                let message = error.to_string();
+                assert!(!message.contains("bob") && !message.contains("alice"), "names nothing: {message}");
                 let lease = store.store.lease(&name("carol"), take(10, LONG_LEASE)).await.unwrap();
                 assert!(lease.hellos.is_empty(), "nothing stored for the refused send");
+            }
+
+            #[tokio::test]
+            async fn idempotency_keys_are_scoped_to_their_sender() {
+                let store = $open(limits()).await;
+                let alices = store.store.send(hello("alice", "bob", Some("guessable"))).await.unwrap();
+                // Another sender with the same key: a hello of their own, neither refused nor
+                // answered with alice's.
+                let mallorys = store.store.send(hello("mallory", "bob", Some("guessable"))).await.unwrap();
+                assert_ne!(alices.id, mallorys.id);
+                assert_eq!(mallorys.from, "mallory");
+                let other_recipient = store.store.send(hello("mallory", "carol", Some("guessable"))).await;
+                assert!(matches!(other_recipient, Err(StoreError::IdempotencyKeyReused)), "mallory's own key");
+                // Each sender's retry still answers their own first hello (case-insensitively).
+                assert_eq!(store.store.send(hello("Alice", "bob", Some("guessable"))).await.unwrap().id, alices.id);
+                let lease = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(lease.hellos.len(), 2);
             }
 
             #[tokio::test]

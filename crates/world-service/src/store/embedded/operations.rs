@@ -16,7 +16,7 @@ use super::tables::{
 };
 use crate::store::{
     ClaimChange, Confirmation, LeaseRequest, NewHello, StoreError, StoreLimits, new_hello_id,
-    new_lease_id,
+    new_lease_id, scoped_idempotency_id,
 };
 
 /// Stores a hello, unless its idempotency key is known (then: the first answer, or a refusal)
@@ -28,28 +28,38 @@ pub(super) fn send(
 ) -> Storage<Result<StoredHello, StoreError>> {
     let now = Millis::now();
     let mut idempotency = transaction.open_table(IDEMPOTENCY)?;
+    // Where this sender's key is stored (scoped to the sender).
+    let scoped = hello
+        .idempotency_key
+        .as_ref()
+        .map(|key| scoped_idempotency_id(&hello.from, key));
     // The key's record from a send so old that the key is free again, to be replaced.
     let mut expired_key = None;
-    if let Some(key) = &hello.idempotency_key {
-        let first = idempotency
-            .get(key.as_str())?
-            .map(|record| serde_json::from_slice::<IdempotencyRecord>(record.value()))
-            .transpose()?;
+    if let (Some(key), Some(scoped)) = (&hello.idempotency_key, &scoped) {
+        let read = |id: &str| -> Storage<Option<IdempotencyRecord>> {
+            Ok(idempotency
+                .get(id)?
+                .map(|record| serde_json::from_slice::<IdempotencyRecord>(record.value()))
+                .transpose()?)
+        };
+        let fresh =
+            |first: &IdempotencyRecord| first.created + ttl_millis(limits.idempotency_ttl) > now.0;
+        // A key stored bare before 0.2.0 still answers its own sender's retries.
+        let legacy =
+            read(key.as_str())?.filter(|first| first.from_key == hello.from.key() && fresh(first));
+        let first = match legacy {
+            Some(first) => Some(first),
+            None => read(scoped)?,
+        };
         if let Some(first) = first {
-            let fresh = first.created + ttl_millis(limits.idempotency_ttl) > now.0;
-            if !fresh {
+            if !fresh(&first) {
                 expired_key = Some(first.created);
             } else {
-                return Ok(
-                    if first.to_key == hello.to.key() && first.from_key == hello.from.key() {
-                        Ok(first.hello)
-                    } else {
-                        Err(StoreError::IdempotencyKeyReused {
-                            to: first.hello.to,
-                            from: first.hello.from,
-                        })
-                    },
-                );
+                return Ok(if first.to_key == hello.to.key() {
+                    Ok(first.hello)
+                } else {
+                    Err(StoreError::IdempotencyKeyReused)
+                });
             }
         }
     }
@@ -108,19 +118,19 @@ pub(super) fn send(
     )?;
     sizes.insert(hello.to.key(), size + 1)?;
 
-    if let Some(key) = &hello.idempotency_key {
+    if let Some(scoped) = &scoped {
         let record = IdempotencyRecord {
             to_key: hello.to.key().to_owned(),
             from_key: hello.from.key().to_owned(),
             hello: stored.clone(),
             created: now.0,
         };
-        idempotency.insert(key.as_str(), serde_json::to_vec(&record)?.as_slice())?;
+        idempotency.insert(scoped.as_str(), serde_json::to_vec(&record)?.as_slice())?;
         let mut by_age = transaction.open_table(IDEMPOTENCY_BY_AGE)?;
         if let Some(created) = expired_key {
-            by_age.remove((created, key.as_str()))?;
+            by_age.remove((created, scoped.as_str()))?;
         }
-        by_age.insert((now.0, key.as_str()), ())?;
+        by_age.insert((now.0, scoped.as_str()), ())?;
     }
     Ok(Ok(stored))
 }

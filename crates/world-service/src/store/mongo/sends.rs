@@ -5,7 +5,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hello_common::{Name, timestamp::Millis, wire::StoredHello};
+use hello_common::{IdempotencyKey, Name, timestamp::Millis, wire::StoredHello};
 use mongodb::bson::{DateTime, doc};
 
 use super::{
@@ -13,7 +13,7 @@ use super::{
     documents::{HelloDocument, IdempotencyDocument, document_for, new_hello},
     is_duplicate_key, write_failed,
 };
-use crate::store::{NewHello, Operation, StoreError};
+use crate::store::{NewHello, Operation, StoreError, scoped_idempotency_id};
 
 /// How long a count of the store serves the caps before it is taken again. Between counts this
 /// process adds its own writes; other replicas' show at the next count, so with several replicas
@@ -24,7 +24,7 @@ impl MongoStore {
     /// Stores a hello; with an idempotency key, at most once per key.
     pub(super) async fn send_hello(&self, hello: NewHello) -> Result<StoredHello, StoreError> {
         if let Some(key) = &hello.idempotency_key {
-            return self.send_idempotent(&hello, key.as_str()).await;
+            return self.send_idempotent(&hello, key).await;
         }
         self.check_inbox_cap(&hello.to).await?;
         self.check_store_caps(false).await?;
@@ -112,29 +112,44 @@ impl MongoStore {
         Ok(())
     }
 
-    async fn send_idempotent(
+    /// The record of this sender's key: stored scoped to the sender, or, for a key recorded
+    /// before 0.2.0, bare (and then only if this sender made it).
+    async fn first_send_with(
         &self,
         hello: &NewHello,
-        key: &str,
-    ) -> Result<StoredHello, StoreError> {
-        for _ in 0..RACE_ATTEMPTS {
+        key: &IdempotencyKey,
+        scoped: &str,
+    ) -> Result<Option<IdempotencyDocument>, StoreError> {
+        let legacy = doc! { "_id": key.as_str(), "from_key": hello.from.key() };
+        for filter in [legacy, doc! { "_id": scoped }] {
             if let Some(first) = self
                 .idempotency
-                .find_one(doc! { "_id": key })
+                .find_one(filter)
                 .await
                 .map_err(StoreError::unavailable)?
             {
-                if first.to_key != hello.to.key() || first.from_key != hello.from.key() {
-                    return Err(StoreError::IdempotencyKeyReused {
-                        to: first.hello.to,
-                        from: first.hello.from,
-                    });
+                return Ok(Some(first));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn send_idempotent(
+        &self,
+        hello: &NewHello,
+        key: &IdempotencyKey,
+    ) -> Result<StoredHello, StoreError> {
+        let scoped = scoped_idempotency_id(&hello.from, key);
+        for _ in 0..RACE_ATTEMPTS {
+            if let Some(first) = self.first_send_with(hello, key, &scoped).await? {
+                if first.to_key != hello.to.key() {
+                    return Err(StoreError::IdempotencyKeyReused);
                 }
                 if first.stored_at.is_none() {
                     // The first attempt died between recording the key and storing the hello.
                     self.insert_hello(&document_for(&first.hello, hello.to.key())?)
                         .await?;
-                    self.mark_stored(key).await?;
+                    self.mark_stored(&first.key).await?;
                 }
                 return Ok(first.hello);
             }
@@ -143,7 +158,7 @@ impl MongoStore {
             self.check_store_caps(true).await?;
             let (stored, document) = new_hello(hello);
             let record = IdempotencyDocument {
-                key: key.to_owned(),
+                key: scoped.clone(),
                 to_key: hello.to.key().to_owned(),
                 from_key: hello.from.key().to_owned(),
                 hello: stored.clone(),
@@ -157,7 +172,7 @@ impl MongoStore {
                 Err(error) => return Err(write_failed(Operation::Send)(error)),
             }
             self.insert_hello(&document).await?;
-            self.mark_stored(key).await?;
+            self.mark_stored(&scoped).await?;
             return Ok(stored);
         }
         Err(StoreError::unavailable(anyhow::anyhow!(
