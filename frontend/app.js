@@ -275,7 +275,7 @@ async function loadInfo() {
     }
     for (const entry of part.secrets || []) {
       const row = document.createElement("tr");
-      row.append(cell(service), cell(entry.key), cell(entry.fingerprint), cell(entry.source, sourceClass(entry.source)));
+      row.append(cell(service), cell(entry.key), cell(entry.source, sourceClass(entry.source)));
       secretRows.push(row);
     }
   }

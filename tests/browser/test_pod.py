@@ -171,7 +171,7 @@ def test_a_secret_value_never_shows_in_info_or_logs(pod):
     assert status == 200
     info = json.loads(body)
     keys = {entry["key"]: entry for entry in info["secrets"]}
-    assert "api-token" in keys and keys["api-token"]["fingerprint"].startswith("sha256:")
+    assert "api-token" in keys and set(keys["api-token"]) == {"key", "source"}, "key names only"
     assert PLANTED_SECRET not in body, "/info leaked a secret value"
     time.sleep(0.2)
     assert PLANTED_SECRET not in pod.log_text(), "a log leaked a secret value"

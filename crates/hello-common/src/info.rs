@@ -1,5 +1,6 @@
 //! What `/info` shows about a process: where it runs, its configuration with the source of each
-//! value, and its secrets as key names with short fingerprints — never a secret's value.
+//! value, and its secrets as key names only: never a secret's value, nor a fingerprint of it
+//! (an unkeyed hash would let anyone who can read `/info` confirm a guessed value).
 
 use std::{
     path::{Path, PathBuf},
@@ -7,7 +8,6 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 /// Where the pod's mounted ConfigMap is read from unless `*_CONFIG_DIR` says otherwise.
@@ -28,7 +28,7 @@ pub struct MountedDirs {
     /// A mounted immutable ConfigMap: each file is shown as `immutable ConfigMap`.
     #[serde(default = "default_immutable_config_dir")]
     pub immutable_config_dir: PathBuf,
-    /// A mounted Secret: only its key names and fingerprints are shown.
+    /// A mounted Secret: only its key names are shown.
     #[serde(default = "default_secret_dir")]
     pub secret_dir: PathBuf,
 }
@@ -64,7 +64,7 @@ impl MountedDirs {
         entries
     }
 
-    /// The keys of the mounted Secret with their fingerprints, read now.
+    /// The keys of the mounted Secret, read now.
     pub fn secret_entries(&self) -> Vec<SecretEntry> {
         read_secret_dir(&self.secret_dir)
     }
@@ -81,27 +81,13 @@ pub struct ConfigEntry {
     pub source: String,
 }
 
-/// One secret, by name only.
+/// One secret, by name only: nothing derived from its value.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, ToSchema)]
 pub struct SecretEntry {
     /// The key (file name in the mounted Secret, or variable name).
     pub key: String,
-    /// `sha256:` and the first 8 hex digits of the value's SHA-256: enough to tell two versions
-    /// apart, not to recover the value.
-    pub fingerprint: String,
     /// Where it came from: `mounted Secret` or `environment`.
     pub source: String,
-}
-
-/// The short fingerprint of a secret value.
-pub fn fingerprint(value: &[u8]) -> String {
-    let digest = Sha256::digest(value);
-    let hex: String = digest
-        .iter()
-        .take(4)
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    format!("sha256:{hex}")
 }
 
 /// The files of a mounted ConfigMap directory as entries, read now (so a change the kubelet
@@ -118,13 +104,12 @@ pub fn read_config_dir(dir: &Path, source: &str) -> Vec<ConfigEntry> {
         .collect()
 }
 
-/// The keys of a mounted Secret directory with their fingerprints.
+/// The keys of a mounted Secret directory.
 pub fn read_secret_dir(dir: &Path) -> Vec<SecretEntry> {
     read_dir_files(dir)
         .into_iter()
-        .map(|(key, bytes)| SecretEntry {
+        .map(|(key, _)| SecretEntry {
             key,
-            fingerprint: fingerprint(&bytes),
             source: "mounted Secret".to_owned(),
         })
         .collect()
@@ -224,11 +209,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fingerprints_are_short_and_do_not_contain_the_value() {
-        let print = fingerprint(b"hunter2");
-        assert_eq!(print.len(), "sha256:".len() + 8);
-        assert!(!print.contains("hunter2"));
-        assert_ne!(print, fingerprint(b"hunter3"));
+    fn a_secret_is_shown_by_its_key_and_source_only() {
+        let entry = SecretEntry {
+            key: "api-token".to_owned(),
+            source: "mounted Secret".to_owned(),
+        };
+        let shown = serde_json::to_value(&entry).unwrap();
+        assert_eq!(
+            shown.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["key", "source"],
+            "nothing derived from the value"
+        );
     }
 
     #[test]
@@ -242,7 +233,7 @@ mod tests {
         assert_eq!(entries[0].value, "hello");
         let secrets = read_secret_dir(&dir);
         assert_eq!(secrets[0].key, "banner");
-        assert!(!secrets[0].fingerprint.contains("hello"));
+        assert!(!serde_json::to_string(&secrets).unwrap().contains("hello"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

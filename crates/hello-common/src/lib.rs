@@ -3,7 +3,7 @@
 //! - [`config`]: settings from prefixed environment variables, errors naming the variable;
 //! - [`healthcheck`]: the `healthcheck` subcommand of both binaries;
 //! - [`idempotency`]: the [`IdempotencyKey`] a client may send with a POST;
-//! - [`info`]: what `/info` shows: config with sources, secret fingerprints, uptime;
+//! - [`info`]: what `/info` shows: config with sources, secret key names, uptime;
 //! - [`observability`]: request ids, access logs and Prometheus metrics;
 //! - [`name`]: the [`Name`] domain type — the only way a person's name enters the system;
 //! - [`wire`]: world-service's internal API: its paths, limits and JSON bodies;

@@ -74,7 +74,7 @@ pub struct Settings {
 /// The longest expiry MongoDB accepts for a TTL index (`expireAfterSeconds`, a 32-bit integer).
 const MAX_TTL_INDEX_SECS: u64 = i32::MAX as u64;
 
-/// Settings whose values are secret: `/v1/info` shows a fingerprint, never the value.
+/// Settings whose values are secret: `/v1/info` shows their names, never the value.
 pub const SECRET_SETTINGS: &[&str] = &["mongodb_uri"];
 
 fn default_listen() -> SocketAddr {

@@ -26,14 +26,14 @@ pub struct Info {
     /// Every setting with its source: `environment`, `default`, `mounted file` (the ConfigMap
     /// directory, read afresh on every call) or `immutable ConfigMap`.
     pub config: Vec<ConfigEntry>,
-    /// Secrets by key with a short fingerprint; never a value.
+    /// Secrets by key name only; never a value nor anything derived from it.
     pub secrets: Vec<SecretEntry>,
     /// world-service's view of itself, fetched over localhost (or `{"error": ...}`).
     #[schema(value_type = Object)]
     pub world: serde_json::Value,
 }
 
-/// The serving pod: identity, version, uptime, configuration with sources, secret fingerprints.
+/// The serving pod: identity, version, uptime, configuration with sources, secret key names.
 #[utoipa::path(get, path = "/info", tag = "operations",
     responses((status = 200, description = "The serving pod", body = Info)))]
 pub async fn info(state: web::Data<AppState>, request_id: RequestId) -> HttpResponse {

@@ -13,7 +13,7 @@
 //!
 //! Sends, leases and confirmations take the presented token's hash in `x-token-sha256` too, and
 //! leases and confirmations `?require_claim=true`; see [`ownership`] for what each may do.
-//! | GET | `/v1/info` | version, store, uptime, configuration and its sources, secret fingerprints |
+//! | GET | `/v1/info` | version, store, uptime, configuration and its sources, secret key names |
 //! | GET | `/healthz`, `/readyz` | alive (shared: [`hello_common::startup::healthz`]); ready (store answers, not shutting down) |
 //! | GET | `/metrics` | Prometheus text format |
 
