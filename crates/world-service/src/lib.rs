@@ -6,8 +6,10 @@
 //! - [`startup`]: the [`startup::Application`] that binds its listener and serves;
 //! - [`routes`]: the internal API and probes;
 //! - [`store`]: the [`store::Store`] trait and its embedded and MongoDB backends;
-//! - [`error`]: store errors as problem+json.
+//! - [`error`]: store errors as problem+json;
+//! - [`admin`]: the `names` subcommand, for operators (lost tokens).
 
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod routes;

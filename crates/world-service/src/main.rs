@@ -5,6 +5,8 @@ async fn main() -> anyhow::Result<()> {
     let (settings, warnings) = Settings::from_env()?;
     // `world-service healthcheck [PATH]`: probe the running service, exit 0 (ok) or 1.
     hello_common::healthcheck::run_if_asked(settings.listen);
+    // `world-service names release|reset-token NAME`: an operator's help with a lost token.
+    world_service::admin::run_if_asked(&settings).await;
     hello_common::telemetry::init("world-service");
     for warning in warnings {
         tracing::warn!("{warning}");

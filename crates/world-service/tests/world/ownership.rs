@@ -336,3 +336,73 @@ async fn with_require_claim_an_unclaimed_inbox_is_not_read() {
     .await;
     assert_eq!(status, 200);
 }
+
+/// `world-service names ACTION NAME` against the replicas' database, as an operator runs it
+/// inside the world container: (exit success, stdout, stderr).
+fn operator(database: &str, action: &str, name: &str) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_world-service"))
+        .args(["names", action, name])
+        .env("WORLD_MONGODB_URI", MongoTestServer::shared().uri())
+        .env("WORLD_MONGODB_DATABASE", database)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn an_operator_resets_a_lost_token_or_releases_the_name_beside_the_running_service() {
+    let database = MongoTestServer::shared().fresh_database();
+    let replicas = Replicas {
+        a: start_replica(&database),
+        b: start_replica(&database),
+        client: reqwest::Client::new(),
+    };
+    let (_, _, lost) = claim(&replicas, &replicas.a, "rita").await;
+    send(&replicas, &replicas.a, "rita", Some("sam"), None).await;
+
+    let (ok, out, err) = operator(&database, "reset-token", "Rita");
+    assert!(ok, "{out}{err}");
+    let token = out.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(token.starts_with("hw_"), "{out}");
+    assert_eq!(
+        read(&replicas, &replicas.b, "rita", Some(&lost)).await.0,
+        401,
+        "the lost token stopped"
+    );
+    // The printed token is the one that now reads the inbox (world sees its hash).
+    let (status, _, body) = call(
+        &replicas,
+        &replicas.b,
+        reqwest::Method::POST,
+        "/v1/inboxes/rita/leases?lease_ms=60000",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let hash = hello_common::token::TokenHash::of(&token).to_hex();
+    let response = replicas
+        .client
+        .post(format!("{}/v1/inboxes/rita/leases", replicas.a.url()))
+        .header(TOKEN_HASH_HEADER, hash)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let (ok, out, err) = operator(&database, "release", "rita");
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        claim(&replicas, &replicas.b, "rita").await.0,
+        201,
+        "free again"
+    );
+    let (ok, _, err) = operator(&database, "release", "nobody");
+    assert!(!ok && err.contains("not claimed"), "{err}");
+    let (ok, _, err) = operator(&database, "rename", "rita");
+    assert!(!ok && err.contains("usage"), "{err}");
+}
