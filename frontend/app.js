@@ -9,9 +9,42 @@ function $(id) {
   return document.getElementById(id);
 }
 
-/** Calls the API; resolves to {ok, status, body, pod}. A problem+json body is parsed too. */
-async function api(method, path, body) {
+/** Where this browser keeps the tokens of names it claimed: local storage, nowhere else. */
+const TOKENS_KEY = "hello.tokens";
+
+/** The tokens this browser holds, by case-folded name: {key: {name, token}}. */
+function heldTokens() {
+  try {
+    return JSON.parse(localStorage.getItem(TOKENS_KEY)) || {};
+  } catch (error) {
+    return {};
+  }
+}
+
+function saveTokens(tokens) {
+  localStorage.setItem(TOKENS_KEY, JSON.stringify(tokens));
+  renderOwned();
+}
+
+function nameKey(name) {
+  return name.normalize("NFC").toLowerCase();
+}
+
+/** The token of `name` if this browser holds it, else null. */
+function tokenFor(name) {
+  const held = heldTokens()[nameKey(name)];
+  return held ? held.token : null;
+}
+
+/**
+ * Calls the API; resolves to {ok, status, body, pod}. A problem+json body is parsed too. A
+ * token goes in the Authorization header, the only place the API accepts one.
+ */
+async function api(method, path, body, token) {
   const options = { method, headers: { Accept: "application/json" } };
+  if (token) {
+    options.headers.Authorization = `Bearer ${token}`;
+  }
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
@@ -112,7 +145,8 @@ async function sendHello(event) {
   const to = $("send-to").value.trim();
   const button = form.querySelector("button");
   button.disabled = true;
-  const result = await api("POST", `hello/${encodeURIComponent(to)}`, { from });
+  // Sending as a name this browser claimed: its token makes the hello verified.
+  const result = await api("POST", `hello/${encodeURIComponent(to)}`, { from }, tokenFor(from));
   button.disabled = false;
   const output = $("send-result");
   output.replaceChildren();
@@ -122,7 +156,8 @@ async function sendHello(event) {
   }
   const ok = document.createElement("p");
   ok.className = "ok";
-  ok.textContent = `Hello from ${result.body.from} to ${result.body.to} stored at ${formatTime(result.body.at)}.`;
+  const verified = result.body.verified ? "Verified hello" : "Hello";
+  ok.textContent = `${verified} from ${result.body.from} to ${result.body.to} stored at ${formatTime(result.body.at)}.`;
   output.append(ok, servedBy(result.pod));
 }
 
@@ -137,7 +172,8 @@ async function checkInbox(event) {
   // confirms it has shown them. If the page is closed, reloaded or loses the network first,
   // they come back when the lease runs out instead of being lost.
   const inbox = `hello/${encodeURIComponent(name)}/reads`;
-  const result = await api("POST", inbox);
+  const token = tokenFor(name);
+  const result = await api("POST", inbox, undefined, token);
   button.disabled = false;
   const output = $("inbox-result");
   output.replaceChildren();
@@ -161,6 +197,12 @@ async function checkInbox(event) {
       const item = document.createElement("li");
       const who = document.createElement("span");
       who.textContent = hello.from;
+      if (hello.verified) {
+        const badge = document.createElement("span");
+        badge.className = "verified";
+        badge.textContent = "verified";
+        who.append(" ", badge);
+      }
       const when = document.createElement("time");
       when.dateTime = hello.at;
       when.textContent = formatTime(hello.at);
@@ -178,7 +220,7 @@ async function checkInbox(event) {
   output.append(servedBy(result.pod));
   if (result.body.receipt) {
     await shown();
-    await confirmRead(`${inbox}/${encodeURIComponent(result.body.receipt)}`, result.body, output);
+    await confirmRead(`${inbox}/${encodeURIComponent(result.body.receipt)}`, result.body, output, token);
   }
 }
 
@@ -196,8 +238,8 @@ const CONFIRM_RETRIES_MS = [500, 1000];
  * older release without reliable reads during a rolling update, should not show them twice. Not
  * when the answer is final: the lease ran out (410) or the receipt is unknown.
  */
-async function confirmRead(path, read, output) {
-  let confirmed = await api("DELETE", path);
+async function confirmRead(path, read, output, token) {
+  let confirmed = await api("DELETE", path, undefined, token);
   for (const pause of CONFIRM_RETRIES_MS) {
     const final = confirmed.ok || confirmed.status === 410
       || confirmed.body?.type === "/problems/receipt-not-found";
@@ -205,7 +247,7 @@ async function confirmRead(path, read, output) {
       break;
     }
     await new Promise((resolve) => setTimeout(resolve, pause));
-    confirmed = await api("DELETE", path);
+    confirmed = await api("DELETE", path, undefined, token);
   }
   if (confirmed.ok) {
     return;
@@ -229,8 +271,11 @@ function fact(term, value) {
   return wrapper;
 }
 
-function cell(text, className) {
+function cell(text, className, label) {
   const td = document.createElement("td");
+  if (label) {
+    td.dataset.label = label; // shown before the value when a phone stacks the table
+  }
   if (className) {
     const badge = document.createElement("span");
     badge.className = `source ${className}`;
@@ -270,12 +315,21 @@ async function loadInfo() {
   for (const [service, part] of [["hello", info], ["world", world]]) {
     for (const entry of part.config || []) {
       const row = document.createElement("tr");
-      row.append(cell(service), cell(entry.key), cell(entry.value), cell(entry.source, sourceClass(entry.source)));
+      row.append(
+        cell(service, null, "Service"),
+        cell(entry.key, null, "Key"),
+        cell(entry.value, null, "Value"),
+        cell(entry.source, sourceClass(entry.source), "Source"),
+      );
       configRows.push(row);
     }
     for (const entry of part.secrets || []) {
       const row = document.createElement("tr");
-      row.append(cell(service), cell(entry.key), cell(entry.source, sourceClass(entry.source)));
+      row.append(
+        cell(service, null, "Service"),
+        cell(entry.key, null, "Key"),
+        cell(entry.source, sourceClass(entry.source), "Source"),
+      );
       secretRows.push(row);
     }
   }
@@ -286,7 +340,122 @@ async function loadInfo() {
   $("banner").textContent = banner ? banner.value : "";
 }
 
+/** Shows a token once, with where this browser keeps it. */
+function showToken(output, name, token, what) {
+  const ok = document.createElement("p");
+  ok.className = "ok";
+  ok.textContent = what;
+  const shown = document.createElement("p");
+  const code = document.createElement("code");
+  code.className = "token";
+  code.textContent = token;
+  shown.append(`Token for ${name}, shown this once: `, code);
+  const where = document.createElement("p");
+  where.className = "hint";
+  where.textContent = `This browser keeps it in local storage ("${TOKENS_KEY}"), to read ${name}'s inbox and send as ${name} from this page. Copy it to use it elsewhere (curl: Authorization: Bearer <token>).`;
+  output.replaceChildren(ok, shown, where);
+}
+
+async function claimName(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  clearErrors(form);
+  const name = $("claim-name").value.trim();
+  const button = form.querySelector("button");
+  button.disabled = true;
+  const result = await api("POST", `names/${encodeURIComponent(name)}`);
+  button.disabled = false;
+  const output = $("claim-result");
+  output.replaceChildren();
+  if (!result.ok) {
+    showProblem(result.body, { name: "claim-name" }, "claim-error");
+    return;
+  }
+  const tokens = heldTokens();
+  tokens[nameKey(result.body.name)] = { name: result.body.name, token: result.body.token };
+  saveTokens(tokens);
+  showToken(output, result.body.name, result.body.token, `${result.body.name} is yours.`);
+}
+
+/** New token, release, forget: what this browser can do with a name it holds. */
+async function changeClaim(action, name) {
+  const output = $("claim-result");
+  const path = `names/${encodeURIComponent(name)}`;
+  const tokens = heldTokens();
+  const key = nameKey(name);
+  if (action === "forget") {
+    delete tokens[key];
+    saveTokens(tokens);
+    output.replaceChildren(note(`This browser no longer holds a token for ${name}.`));
+    return;
+  }
+  if (action === "release" && !window.confirm(`Release ${name}? Anyone may claim it afterwards, and the hellos waiting for it are deleted.`)) {
+    return;
+  }
+  const result = action === "rotate"
+    ? await api("POST", `${path}/token`, undefined, tokenFor(name))
+    : await api("DELETE", path, undefined, tokenFor(name));
+  if (!result.ok) {
+    const problem = document.createElement("p");
+    problem.className = "error";
+    problem.setAttribute("role", "alert");
+    problem.textContent = result.body.detail || "That did not work.";
+    output.replaceChildren(problem);
+    return;
+  }
+  if (action === "rotate") {
+    tokens[key] = { name, token: result.body.token };
+    saveTokens(tokens);
+    showToken(output, name, result.body.token, `${name} has a new token; the old one no longer works.`);
+  } else {
+    delete tokens[key];
+    saveTokens(tokens);
+    output.replaceChildren(note(`${name} is free again; its waiting hellos are deleted.`));
+  }
+}
+
+function note(text) {
+  const line = document.createElement("p");
+  line.className = "ok";
+  line.textContent = text;
+  return line;
+}
+
+function actionButton(label, name, action) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "secondary";
+  const hidden = document.createElement("span");
+  hidden.className = "sr-only";
+  hidden.textContent = ` for ${name}`;
+  button.append(label, hidden);
+  button.addEventListener("click", () => changeClaim(action, name));
+  return button;
+}
+
+function renderOwned() {
+  const held = Object.values(heldTokens());
+  $("owned-empty").hidden = held.length > 0;
+  $("owned-names").replaceChildren(
+    ...held.map(({ name }) => {
+      const item = document.createElement("li");
+      const label = document.createElement("span");
+      label.className = "owned-name";
+      label.textContent = name;
+      item.append(
+        label,
+        actionButton("New token", name, "rotate"),
+        actionButton("Release", name, "release"),
+        actionButton("Forget", name, "forget"),
+      );
+      return item;
+    }),
+  );
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  $("claim-form").addEventListener("submit", claimName);
+  renderOwned();
   $("send-form").addEventListener("submit", sendHello);
   $("inbox-form").addEventListener("submit", checkInbox);
   $("info-refresh").addEventListener("click", loadInfo);

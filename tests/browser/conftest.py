@@ -119,7 +119,10 @@ def pod():
             "hello",
             [str(BIN_DIR / "hello-service")],
             {**shared, "HELLO_LISTEN": "127.0.0.1:8081", "HELLO_WORLD_URL": "http://127.0.0.1:8082",
-             "HELLO_SHUTDOWN_DRAIN_MS": "0"},
+             "HELLO_SHUTDOWN_DRAIN_MS": "0",
+             # Every test here is one client claiming names: lift the claim limit (the Rust
+             # tests check it with small numbers).
+             "HELLO_CLAIM_RATE_PER_MINUTE": "6000", "HELLO_CLAIM_BURST": "1000"},
         )
         pod.start(
             "nginx",

@@ -1,6 +1,6 @@
 """The page passes an axe-core scan (WCAG 2.0/2.1 A and AA, and axe's best practices) with no
 violations, at desktop and at phone width, in each state a person sees: as loaded, with an
-inbox shown, and with an error next to a field.
+inbox shown, with a name claimed and its token shown, and with an error next to a field.
 
 axe-core comes from the PyPI package axe-playwright-python (which ships axe.min.js); it is
 injected into the page with the page's Content-Security-Policy bypassed for this test only, since
@@ -44,16 +44,21 @@ def test_the_page_has_no_axe_violations(pod, browser, width):
         found = {"loaded": violations(page)}
 
         recipient = f"ada{uuid.uuid4().hex[:6]}"
-        page.get_by_label("From").fill("grace")
-        page.get_by_label("To").fill(recipient)
+        page.get_by_label("From", exact=True).fill("grace")
+        page.get_by_label("To", exact=True).fill(recipient)
         page.get_by_role("button", name="Send hello").click()
         expect(page.locator("#send-result")).to_contain_text("stored")
-        page.get_by_label("Name").fill(recipient)
+        page.get_by_label("Name", exact=True).fill(recipient)
         page.get_by_role("button", name="Check inbox").click()
         expect(page.locator("#inbox-result li")).to_have_count(1)
         found["inbox shown"] = violations(page)
 
-        page.get_by_label("To").fill("$bad")
+        page.get_by_label("Name to claim").fill(f"own{uuid.uuid4().hex[:6]}")
+        page.get_by_role("button", name="Claim name").click()
+        expect(page.locator("#claim-result")).to_contain_text("is yours")
+        found["name claimed, token shown"] = violations(page)
+
+        page.get_by_label("To", exact=True).fill("$bad")
         page.get_by_role("button", name="Send hello").click()
         expect(page.locator("#send-to-error")).to_be_visible()
         found["error shown"] = violations(page)

@@ -6,7 +6,9 @@ import json
 import time
 import uuid
 
-from conftest import get, request
+from playwright.sync_api import expect
+
+from conftest import BASE_URL, get, request
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -65,3 +67,55 @@ def test_the_whole_ownership_flow_through_nginx_leaves_no_token_in_any_log(pod):
         # The random part alone, too: a log could drop or encode the prefix.
         assert secret[3:] not in logs, "a log line holds a token"
     assert f"/names/{name}" in logs, "the requests were logged (by path), so the check saw them"
+
+
+def test_a_name_claimed_on_the_page_is_read_sent_as_rotated_and_released_from_it(pod, page, browser, screenshots):
+    name = f"pg{uuid.uuid4().hex[:8]}"
+    page.get_by_label("Name to claim").fill(name)
+    page.get_by_role("button", name="Claim name").click()
+    result = page.locator("#claim-result")
+    expect(result).to_contain_text(f"{name} is yours")
+    token = page.locator("#claim-result code.token").inner_text()
+    assert token.startswith("hw_")
+    assert token in page.evaluate("() => localStorage.getItem('hello.tokens')"), "kept in local storage"
+    expect(page.locator("#owned-names")).to_contain_text(name)
+    page.screenshot(path=str(screenshots / "claimed.png"), full_page=True)
+
+    # Someone else's browser cannot read the claimed inbox.
+    request("POST", f"/hello/{name}", json.dumps({"from": "zed"}).encode(), {"Content-Type": "application/json"})
+    stranger = browser.new_context()
+    other = stranger.new_page()
+    other.goto(BASE_URL + "/")
+    other.get_by_label("Name", exact=True).fill(name)
+    other.get_by_role("button", name="Check inbox").click()
+    expect(other.locator("#inbox-error")).to_contain_text("claimed")
+    stranger.close()
+
+    # This browser reads it with its token, and sends verified hellos as the name.
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_role("button", name="Check inbox").click()
+    expect(page.locator("#inbox-result li")).to_have_count(1)
+    recipient = f"rc{uuid.uuid4().hex[:8]}"
+    page.get_by_label("From", exact=True).fill(name)
+    page.get_by_label("To", exact=True).fill(recipient)
+    page.get_by_role("button", name="Send hello").click()
+    expect(page.locator("#send-result")).to_contain_text("Verified hello")
+    page.get_by_label("Name", exact=True).fill(recipient)
+    page.get_by_role("button", name="Check inbox").click()
+    expect(page.locator("#inbox-result .verified")).to_have_count(1)
+
+    # A new token replaces the old one at once.
+    page.get_by_role("button", name=f"New token for {name}").click()
+    expect(result).to_contain_text("new token")
+    rotated = page.locator("#claim-result code.token").inner_text()
+    assert rotated != token and rotated.startswith("hw_")
+    assert get(f"/hello/{name}", bearer(token))[0] == 401
+    assert get(f"/hello/{name}", bearer(rotated))[0] == 200
+
+    # Releasing frees the name and forgets its token here.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Release for {name}").click()
+    expect(result).to_contain_text("free again")
+    assert name not in (page.evaluate("() => localStorage.getItem('hello.tokens')") or "")
+    expect(page.locator("#owned-empty")).to_be_visible()
+    assert request("POST", f"/names/{name}")[0] == 201, "free to claim again"

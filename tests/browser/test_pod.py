@@ -18,13 +18,13 @@ def post(path: str, body: dict, headers: dict[str, str] | None = None):
 
 def test_a_hello_sent_from_the_page_shows_in_the_inbox_once(page, screenshots):
     recipient = f"bob{uuid.uuid4().hex[:6]}"
-    page.get_by_label("From").fill("alice")
-    page.get_by_label("To").fill(recipient)
+    page.get_by_label("From", exact=True).fill("alice")
+    page.get_by_label("To", exact=True).fill(recipient)
     page.get_by_role("button", name="Send hello").click()
     expect(page.locator("#send-result")).to_contain_text(f"Hello from alice to {recipient} stored")
     expect(page.locator("#send-result")).to_contain_text(POD_NAME)
 
-    page.get_by_label("Name").fill(recipient)
+    page.get_by_label("Name", exact=True).fill(recipient)
     page.get_by_role("button", name="Check inbox").click()
     inbox = page.locator("#inbox-result")
     expect(inbox).to_contain_text(f"1 new hello for {recipient}")
@@ -51,7 +51,7 @@ def test_hellos_the_page_could_not_confirm_come_back_instead_of_being_lost(pod, 
             route.continue_()
 
     page.route("**/reads/*", drop_confirmations)
-    page.get_by_label("Name").fill(recipient)
+    page.get_by_label("Name", exact=True).fill(recipient)
     page.get_by_role("button", name="Check inbox").click()
     inbox = page.locator("#inbox-result")
     expect(inbox.locator("li")).to_have_count(1)
@@ -81,7 +81,7 @@ def test_a_confirmation_that_failed_once_is_repeated_and_nothing_shows_twice(pod
             route.continue_()
 
     page.route("**/reads/*", drop_the_first_confirmation)
-    page.get_by_label("Name").fill(recipient)
+    page.get_by_label("Name", exact=True).fill(recipient)
     # The aborted first attempt has no response: the first DELETE response is the retry's.
     with page.expect_response(lambda r: r.request.method == "DELETE", timeout=10_000) as confirmation:
         page.get_by_role("button", name="Check inbox").click()
@@ -97,13 +97,13 @@ def test_a_confirmation_that_failed_once_is_repeated_and_nothing_shows_twice(pod
 
 
 def test_an_invalid_name_shows_the_problem_next_to_the_field(page, screenshots):
-    page.get_by_label("From").fill("alice")
-    page.get_by_label("To").fill("$bob")
+    page.get_by_label("From", exact=True).fill("alice")
+    page.get_by_label("To", exact=True).fill("$bob")
     page.get_by_role("button", name="Send hello").click()
     error = page.locator("#send-to-error")
     expect(error).to_be_visible()
     expect(error).to_contain_text("must start with a letter or a digit")
-    expect(page.get_by_label("To")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("To", exact=True)).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#send-from-error")).to_be_hidden()
     page.screenshot(path=str(screenshots / "error.png"), full_page=False)
 
