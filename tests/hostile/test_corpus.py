@@ -27,13 +27,14 @@ def next_source() -> str:
 
 
 def send(pod, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-         source: str | None = None):
-    """(status, headers, body text) of one request on a new connection from `source`."""
+         source: str | None = None, extra: list[tuple[str, str]] | None = None):
+    """(status, headers, body text) of one request on a new connection from `source`; `extra`
+    adds headers that repeat a name already in `headers`."""
     connection = http.client.HTTPConnection(pod.address, 8080, timeout=20,
                                             source_address=(source or next_source(), 0))
     try:
         connection.putrequest(method, path, skip_accept_encoding=True)
-        for name, value in (headers or {}).items():
+        for name, value in list((headers or {}).items()) + (extra or []):
             connection.putheader(name, value)
         if body is not None:
             connection.putheader("Content-Length", str(len(body)))
