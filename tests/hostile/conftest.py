@@ -4,7 +4,8 @@ pod-0 (127.0.0.2:8080) runs the default per-client rate limits: the hostile corp
 request from its own loopback source address, as separate clients would. pod-1 (127.0.0.3:8080)
 has the limit lifted for schemathesis, which cannot vary its source address. pod-2
 (127.0.0.4:8080) has a tiny limit (a burst of 3, then 1 request a second), so that the test of
-the limit itself does not depend on how fast this machine sends requests.
+the limit itself does not depend on how fast this machine sends requests; its nginx trusts one
+proxy address (TRUSTED_PROXY) to name the client in X-Forwarded-For.
 """
 
 import os
@@ -22,6 +23,8 @@ from cluster import Cluster, Release  # noqa: E402
 # pod-2's per-client limit: after TINY_BURST requests, one more every 1/TINY_RATE seconds.
 TINY_BURST = 3
 TINY_RATE = 1
+# The one peer pod-2's nginx trusts to name the client (as an Ingress controller would be).
+TRUSTED_PROXY = "127.0.1.200"
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +40,9 @@ def cluster():
                 1: {"HELLO_RATE_LIMIT_PER_SECOND": "100000", "HELLO_RATE_LIMIT_BURST": "100000"},
                 2: {"HELLO_RATE_LIMIT_PER_SECOND": str(TINY_RATE), "HELLO_RATE_LIMIT_BURST": str(TINY_BURST)},
             },
+            # pod-2 trusts one proxy address to say who the client is (X-Forwarded-For).
+            pod_nginx_includes={2: {"trusted-proxies.conf": (
+                f"set_real_ip_from {TRUSTED_PROXY};\nreal_ip_header X-Forwarded-For;\nreal_ip_recursive on;\n")}},
         )
         cluster.start()
         try:

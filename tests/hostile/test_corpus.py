@@ -379,3 +379,25 @@ def test_the_per_client_rate_limit_answers_429_with_retry_after(rate_limited_pod
     assert_clear_4xx(status, headers, text, "rate limit", allow_429=True)
     # Another client is not affected.
     assert send(pod, "GET", "/hello/ratelimited")[0] == 200
+
+
+def test_only_a_trusted_proxy_names_the_client(rate_limited_pod):
+    """pod-2's nginx trusts TRUSTED_PROXY (as it would an Ingress controller) to name the client
+    in X-Forwarded-For: through it, each client has its own limit. Any other peer that sends the
+    header is still the client itself: it cannot dodge its limit by naming someone else."""
+    from conftest import TRUSTED_PROXY
+
+    pod, burst = rate_limited_pod
+    for client in range(1, 4):
+        for _ in range(burst):
+            status, _, text = send(pod, "GET", "/hello/proxied", source=TRUSTED_PROXY,
+                                   headers={"X-Forwarded-For": f"198.51.100.{client}"})
+            assert status == 200, f"client {client} behind the trusted proxy: {status} {text}"
+    statuses = []
+    for attempt in range(20):
+        status, _, _ = send(pod, "GET", "/hello/proxied", source="127.0.1.201",
+                            headers={"X-Forwarded-For": f"198.51.100.{50 + attempt}"})
+        statuses.append(status)
+        if status == 429:
+            break
+    assert statuses[-1] == 429 and len(statuses) > burst, f"an untrusted peer chose its own address: {statuses}"

@@ -168,6 +168,8 @@ class Cluster:
     hello_env: dict[str, str] = field(default_factory=dict)
     # Extra hello-service settings for single pods, by pod index.
     pod_hello_env: dict[int, dict[str, str]] = field(default_factory=dict)
+    # nginx include files that replace the repository's for single pods, by pod index.
+    pod_nginx_includes: dict[int, dict[str, str]] = field(default_factory=dict)
     world_env: dict[str, str] = field(default_factory=dict)
     _store: Process | None = None
     _lb: Process | None = None
@@ -215,6 +217,8 @@ class Cluster:
         for include in nginx_dir.glob("*.conf"):
             if include.name != "nginx.conf":
                 shutil.copy(include, prefix / include.name)
+        for name, text in self.pod_nginx_includes.get(index, {}).items():
+            (prefix / name).write_text(text)
         html = prefix / "html"
         # A copy: nginx's unprivileged workers may not be allowed into the repository's folder.
         shutil.rmtree(html, ignore_errors=True)
