@@ -37,7 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from wrk import (  # noqa: E402
-    CONNECTIONS, LUA_COUNTED, LUA_GET, LUA_POST, LUA_RELIABLE, THREADS, WrkFailed, lua, wrk, wrk_counted,
+    CONNECTIONS, LUA_COUNTED, LUA_GET, LUA_POST, LUA_RELIABLE, THREADS, WrkFailed, lua, wrk,
+    wrk_counted,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,8 @@ STORED_NAMES = 100_000
 # Inbox depth -> how many inboxes of that depth to fill. Each depth row makes DEPTH_READS reads
 # with ?limit=1 spread over its inboxes, so every inbox stays within 10% of its depth while read.
 DEPTHS = {1: 20_000, 100: 2_000, 1000: 200}
+# Names claimed in the store of part 5 (claims are looked up on every send and read).
+CLAIMED_NAMES = 100_000
 DEPTH_READS = 20_000
 
 WORLD = "http://127.0.0.1:8082"
@@ -126,6 +129,18 @@ def image_sizes() -> dict:
         if result.returncode == 0:
             sizes[service] = int(result.stdout.strip()) / 1e6
     return sizes
+
+
+def world_claims_made() -> int:
+    """Claims this world-service process answered 201, from its /metrics."""
+    with urllib.request.urlopen(f"{WORLD}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    total = 0
+    for line in text.splitlines():
+        if line.startswith("world_http_requests_total{") and 'route="/v1/names/{name}"' in line \
+                and 'method="POST"' in line and 'status="201"' in line:
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
 
 
 def world_sends_stored() -> int:
@@ -286,7 +301,9 @@ def main() -> None:
                 lua(work, "world_post", LUA_POST.replace('"%s%d"', '"%s%d/hellos"'), "/v1/inboxes/w", body))
 
         say(f"Part 2: a fresh world-service filled with {STORED_HELLOS:,} hellos over {STORED_NAMES:,} names")
-        bench.start_world()
+        # Over the default WORLD_STORE_CAP (1,000,000 waiting hellos) once part 3 adds its inboxes:
+        # this store is meant to be big.
+        bench.start_world(WORLD_STORE_CAP="10000000")
         bench.fill("store", "s", STORED_NAMES, STORED_HELLOS)
         measure("big_pod_post", f"3. pod POST (durable), {STORED_HELLOS:,} stored", POD,
                 lua(work, "big_pod_post", LUA_POST, "/hello/q", body))
@@ -301,7 +318,24 @@ def main() -> None:
                          PATH="/hello/%s%d?limit=1", NAMES=inboxes, COUNT=DEPTH_READS, DONE=str(work / "done"))
             measure(f"depth{depth}", f"pod GET ?limit=1, {depth} waiting", POD, script)
 
-        say("Part 4: a fresh world-service with WORLD_STORE_SYNC=false (sends answered before any fsync)")
+        say(f"Part 4: a fresh world-service with {CLAIMED_NAMES:,} names claimed (each send and read asks who owns its name)")
+        bench.start_world()
+        # Each name claimed with its own token hash: the name's number as 64 hex digits.
+        script = lua(work, "counted_claims", LUA_COUNTED, "c", METHOD="POST", PATH="/v1/names/%s%d",
+                     BODY_FORMAT='{"token_sha256":"%064x"}', NAMES=CLAIMED_NAMES, COUNT=CLAIMED_NAMES,
+                     DONE=str(work / "done"))
+        started = time.monotonic()
+        claims = wrk_counted(WORLD, script, work / "done")
+        claimed = world_claims_made()
+        print(f"  claimed {claimed:,} names in {time.monotonic() - started:.0f} s ({claims['rps']:,.0f}/s)", flush=True)
+        if claimed < CLAIMED_NAMES:
+            fail(f"only {claimed:,} of {CLAIMED_NAMES:,} names were claimed (non-2xx: {claims['non2xx']})")
+        measure("claims_pod_post", f"3. pod POST (durable), {CLAIMED_NAMES:,} names claimed", POD,
+                lua(work, "claims_pod_post", LUA_POST, "/hello/k", body))
+        measure("claims_pod_get", f"3. pod GET, {CLAIMED_NAMES:,} names claimed", POD,
+                lua(work, "claims_pod_get", LUA_GET, "/hello/k"))
+
+        say("Part 5: a fresh world-service with WORLD_STORE_SYNC=false (sends answered before any fsync)")
         bench.start_world(WORLD_STORE_SYNC="false")
         measure("nosync_pod_post", "3. pod POST, syncing off", POD, lua(work, "nosync_pod_post", LUA_POST, "/hello/n", body))
         measure("nosync_world_post", "4. world-service send, syncing off", WORLD,
@@ -373,6 +407,23 @@ def main() -> None:
         "",
         f"world-service's RSS peaked at {big_world_peak / 1024:.1f} MiB with the million stored (its page cache is "
         "capped by `WORLD_STORE_CACHE_MB`, 4 by default; the operating system caches the file).",
+        "",
+        f"## With {CLAIMED_NAMES:,} names claimed",
+        "",
+        f"A fresh world-service (part 4) with {CLAIMED_NAMES:,} names claimed through its own API (each with its own "
+        "token hash). Every send asks the store who owns its sender's name (and every read who owns the "
+        "inbox): these rows measure that lookup among the claims, against part 1's empty store.",
+        "",
+        *header,
+        row(results["pod_post"]).replace("(durable) |", "(durable), empty store |"),
+        row(results["claims_pod_post"]),
+        row(results["pod_get"]).replace("{name} |", "{name}, empty store |"),
+        row(results["claims_pod_get"]),
+        "",
+        f"| p99 with {CLAIMED_NAMES:,} claimed / p99 on the empty store | value | goal |",
+        "|---|---:|---:|",
+        f"| POST | {p99_ratio('claims_pod_post', 'pod_post'):.2f}x | ≤ 1.5x |",
+        f"| GET | {p99_ratio('claims_pod_get', 'pod_get'):.2f}x | ≤ 1.5x |",
         "",
         "## GET against the number waiting",
         "",

@@ -125,7 +125,9 @@ request = function()
   local name = (id + sent * THREADS) % NAMES
   sent = sent + 1
   if METHOD == "POST" then
-    return wrk.format("POST", string.format(PATH, PREFIX, name), {["Content-Type"] = "application/json"}, BODY)
+    -- BODY_FORMAT, when set, makes each body from the name's number (claims' own token hashes).
+    local body = BODY_FORMAT and string.format(BODY_FORMAT, name) or BODY
+    return wrk.format("POST", string.format(PATH, PREFIX, name), {["Content-Type"] = "application/json"}, body)
   end
   return wrk.format("GET", string.format(PATH, PREFIX, name))
 end
@@ -139,11 +141,11 @@ response = function(status, headers, body)
 end
 """
 
-
 def lua(directory: Path, name: str, template: str, prefix: str, body: str = "", **constants) -> Path:
     path = directory / f"{name}.lua"
     header = f'PREFIX = "{prefix}"\nBODY = \'{body}\'\nTHREADS = {THREADS}\n'
     for key, value in constants.items():
-        header += f"{key} = {value!r}\n".replace("'", '"')
+        # Strings as Lua long strings: no escapes, and quotes inside (a JSON body) stay as they are.
+        header += f"{key} = [[{value}]]\n" if isinstance(value, str) else f"{key} = {value!r}\n"
     path.write_text(header + template)
     return path

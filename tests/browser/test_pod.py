@@ -132,6 +132,16 @@ def test_the_page_is_usable_with_the_keyboard_and_on_a_phone(pod, browser, scree
     expect(page.locator("#send-result")).to_contain_text("Hello from carol to dave stored")
     assert page.evaluate("document.scrollingElement.scrollWidth") <= 390, "no sideways scrolling on a phone"
     page.screenshot(path=str(screenshots / "phone.png"), full_page=False)
+    # The pod's configuration reads as one stacked entry per setting: nothing needs scrolling
+    # sideways, in the page or in the table's own box.
+    expect(page.locator("#info-config tbody tr").first).to_be_visible()
+    wrap = page.locator("#info-config").locator("xpath=..")
+    assert wrap.evaluate("box => box.scrollWidth <= box.clientWidth"), "the configuration scrolls sideways"
+    row_height = page.locator("#info-config tbody tr").first.evaluate("row => row.getBoundingClientRect().height")
+    assert row_height < 200, f"a setting takes {row_height:.0f} px on a phone"
+    box = page.locator("#info-config").bounding_box()
+    page.screenshot(path=str(screenshots / "phone-config.png"), full_page=True,
+                    clip={"x": 0, "y": box["y"] - 60, "width": 390, "height": 700})
     context.close()
 
 

@@ -26,14 +26,25 @@ fn parse_name(raw: &str) -> Result<Name, Problem> {
     Name::parse(raw).map_err(|error| Problem::invalid_name("name", &error))
 }
 
-/// The token a change of the claim needs.
-fn require_token(credential: Credential, name: &Name) -> Result<Credential, Problem> {
+/// What rotating and releasing check first: the client's rate, the name, and that a token came
+/// (its absence is a failed attempt too).
+fn owner_request(
+    request: &HttpRequest,
+    state: &AppState,
+    raw_name: &str,
+    credential: Credential,
+) -> Result<(Name, Credential), Problem> {
+    state.rate_limit.check(request)?;
+    let name = parse_name(raw_name)?;
     if credential.0.is_none() {
-        return Err(Problem::token_required(format!(
-            "changing the claim on {name} needs its token, in 'Authorization: Bearer <token>'"
-        )));
+        return Err(state.charge_failures(
+            request,
+            Problem::token_required(format!(
+                "changing the claim on {name} needs its token, in 'Authorization: Bearer <token>'"
+            )),
+        ));
     }
-    Ok(credential)
+    Ok((name, credential))
 }
 
 /// The answer that shows a token: never cached, never stored by a browser.
@@ -105,10 +116,7 @@ pub async fn rotate(
     credential: Credential,
     request_id: RequestId,
 ) -> Result<HttpResponse, Problem> {
-    state.rate_limit.check(&request)?;
-    let name = parse_name(&name)?;
-    let credential = require_token(credential, &name)
-        .map_err(|problem| state.charge_failures(&request, problem))?;
+    let (name, credential) = owner_request(&request, &state, &name, credential)?;
     let token = Token::generate();
     state
         .world
@@ -144,10 +152,7 @@ pub async fn release(
     credential: Credential,
     request_id: RequestId,
 ) -> Result<HttpResponse, Problem> {
-    state.rate_limit.check(&request)?;
-    let name = parse_name(&name)?;
-    let credential = require_token(credential, &name)
-        .map_err(|problem| state.charge_failures(&request, problem))?;
+    let (name, credential) = owner_request(&request, &state, &name, credential)?;
     state
         .world
         .release(&name, &state.caller(credential), &request_id)
