@@ -100,7 +100,7 @@ for _ in $(seq 1 100); do
 Scalable Hello World is running. Open $url/
   curl -i -X POST $url/hello/bob -H 'Content-Type: application/json' -d '{"from":"alice"}'
   curl -i $url/hello/bob
-  curl -s $url/info        curl -s $url/metrics        $url/openapi.json
+  curl -s $url/info        curl -s http://127.0.0.1:8081/metrics        $url/openapi.json
 Edit .data/config/banner and press Refresh on the page: the mounted value changes live.
 Press Ctrl-C to stop.
 

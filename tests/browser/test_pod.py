@@ -5,11 +5,12 @@ import json
 import re
 import subprocess
 import time
+import urllib.request
 import uuid
 
 from playwright.sync_api import expect
 
-from conftest import BASE_URL, HELLO_URL, LEASE_MS, PLANTED_SECRET, POD_NAME, get, request
+from conftest import BASE_URL, HELLO_URL, LEASE_MS, PLANTED_SECRET, POD_NAME, ROOT, get, request
 
 
 def post(path: str, body: dict, headers: dict[str, str] | None = None):
@@ -164,7 +165,10 @@ def test_the_api_answers_through_nginx_with_request_ids(pod):
     assert status == 200 and info["pod"]["name"] == POD_NAME and info["pod"]["node"] == "test-node"
     assert info["world"]["store"] == "embedded"
 
-    status, headers, body = get("/metrics")
+    status, headers, _ = get("/metrics")
+    assert status == 404 and headers["Content-Type"] == "application/problem+json", "nginx does not serve /metrics"
+    with urllib.request.urlopen(HELLO_URL + "/metrics", timeout=10) as response:
+        status, headers, body = response.status, response.headers, response.read().decode()
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     assert "hello_http_requests_total" in body and "world_http_requests_total" in body
     assert "world_store_operation_duration_seconds" in body and "hello_world_metrics_up 1" in body
@@ -224,3 +228,14 @@ def test_every_api_answer_through_nginx_says_not_to_cache_it(pod):
     }
     for what, (status, headers, _) in answers.items():
         assert headers.get("Cache-Control") == "no-store", f"{what}: {status} {dict(headers)}"
+
+
+def test_the_smoke_test_passes_against_the_pod_and_fails_with_the_fix_without_one(pod):
+    """scripts/smoke.sh, what a user runs against a deployment, through the pod's real nginx."""
+    smoke = str(ROOT / "scripts" / "smoke.sh")
+    passed = subprocess.run([smoke, BASE_URL], capture_output=True, text=True, timeout=120)
+    last = passed.stdout.strip().splitlines()[-1]
+    assert passed.returncode == 0 and last.startswith("smoke: OK"), passed.stdout + passed.stderr
+    nobody = subprocess.run([smoke, "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60)
+    last = nobody.stdout.strip().splitlines()[-1]
+    assert nobody.returncode == 1 and last.startswith("smoke: FAILED") and "reachable" in last, nobody.stdout

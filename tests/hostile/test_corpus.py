@@ -169,8 +169,15 @@ def assert_clear_4xx(status, headers, text, what, allow_429=False):
 
 
 def hellos_stored(pod) -> float:
-    """hello_hellos_sent_total on this pod (hello-service counts each stored hello)."""
-    status, _, text = send(pod, "GET", "/metrics")
+    """hello_hellos_sent_total on this pod (hello-service counts each stored hello), from
+    hello-service's own port: nginx does not serve /metrics to the public."""
+    connection = http.client.HTTPConnection(pod.address, 8081, timeout=20)
+    try:
+        connection.request("GET", "/metrics")
+        response = connection.getresponse()
+        status, text = response.status, response.read().decode()
+    finally:
+        connection.close()
     assert status == 200
     match = re.search(r"^hello_hellos_sent_total (\S+)$", text, re.M)
     assert match, "hello_hellos_sent_total missing from /metrics"
@@ -278,7 +285,7 @@ def test_hostile_receipts_are_refused_and_change_nothing(pod, cluster):
     ("PUT", "/hello/bob"), ("DELETE", "/hello/bob"), ("PATCH", "/hello/bob"), ("TRACE", "/hello/bob"),
     ("GET", "/hello/bob/reads"), ("DELETE", "/hello/bob/reads"), ("PUT", "/hello/bob/reads/x"),
     ("GET", "/hello/bob/reads/x"),
-    ("DELETE", "/info"), ("POST", "/metrics"), ("TRACE", "/"),
+    ("DELETE", "/info"), ("POST", "/openapi.json"), ("TRACE", "/"),
 ])
 def test_wrong_methods_are_405_with_allow(pod, method, path):
     status, headers, text = send(pod, method, path, b"" if method != "TRACE" else None)
@@ -401,3 +408,12 @@ def test_only_a_trusted_proxy_names_the_client(rate_limited_pod):
         if status == 429:
             break
     assert statuses[-1] == 429 and len(statuses) > burst, f"an untrusted peer chose its own address: {statuses}"
+
+
+def test_metrics_are_not_served_to_the_public(pod):
+    """Prometheus scrapes hello-service's own port inside the cluster; through nginx, /metrics is
+    nginx's 404 problem, whatever the method."""
+    for method in ("GET", "POST", "HEAD"):
+        status, headers, _ = send(pod, method, "/metrics")
+        assert status == 404, f"{method} /metrics through nginx: {status}"
+        assert headers.get("Content-Type", "").startswith("application/problem+json")

@@ -70,10 +70,11 @@ class Row:
 
 
 def get_hellos_answered(cluster: Cluster) -> float:
-    """hello_hellos_delivered_total{read="get"}, summed over the pods (each pod's own metrics)."""
+    """hello_hellos_delivered_total{read="get"}, summed over the pods (each pod's hello-service,
+    scraped on its own port as Prometheus would: nginx does not serve /metrics)."""
     total = 0.0
     for pod in cluster.pods:
-        status, _, body = call_at(pod.address, 8080, "GET", "/metrics")
+        status, _, body = call_at(pod.address, 8081, "GET", "/metrics")
         assert status == 200, f"{pod.name} /metrics: {status}"
         for line in body.decode().splitlines():
             if line.startswith('hello_hellos_delivered_total{read="get"}'):

@@ -58,9 +58,8 @@ pub async fn info(state: web::Data<AppState>, request_id: RequestId) -> HttpResp
 
 /// Prometheus metrics of hello-service, followed by world-service's (which listens on loopback
 /// only), so that a Prometheus that can reach only the pod's IP scrapes both in one target.
-/// `hello_world_metrics_up` says whether world's part could be fetched.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+/// `hello_world_metrics_up` says whether world's part could be fetched. Not part of the public
+/// API (nor of `/openapi.json`): nginx does not serve it, Prometheus scrapes port 8081 in-cluster.
 pub async fn metrics(state: web::Data<AppState>, metrics: web::Data<Metrics>) -> HttpResponse {
     let mut text = metrics.render();
     let world = state.world.metrics().await;

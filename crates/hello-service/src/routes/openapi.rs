@@ -45,7 +45,7 @@ impl utoipa::Modify for BearerToken {
             pod's name in the X-Pod-Name header.",
         license(name = "MIT OR Apache-2.0"),
     ),
-    paths(hellos::send::send, hellos::read::read, hellos::reliable::take, hellos::reliable::confirm, names::claim, names::rotate, names::release, hello_common::startup::healthz, health::readyz, info::info, info::metrics),
+    paths(hellos::send::send, hellos::read::read, hellos::reliable::take, hellos::reliable::confirm, names::claim, names::rotate, names::release, hello_common::startup::healthz, health::readyz, info::info),
     components(schemas(hellos::schema::PersonName, hellos::schema::IdempotencyKeyHeader, hellos::schema::HelloBody, hellos::schema::Inbox, hellos::schema::ReliableRead, names::ClaimedName, info::Info, StoredHello, DeliveredHello, Problem)),
     modifiers(&BearerToken),
     tags(
