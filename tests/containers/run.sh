@@ -160,7 +160,9 @@ assert [(h["id"], h["from"]) for h in inbox["hellos"]] == [(posted["id"], "alice
 again=$(curl -sS --max-time 5 "$url/hello/bob")
 [ "$(echo "$again" | "$deploy_python" -c 'import json,sys; print(len(json.load(sys.stdin)["hellos"]))')" = 0 ] \
   || fail "the second GET should be empty: $again"
-curl -fsS --max-time 5 "$url/" | grep -q "Scalable Hello World" || fail "nginx did not serve the page"
+# Into a file first: with pipefail, `curl | grep -q` fails whenever grep stops reading early.
+curl -fsS --max-time 5 -o "$work/page.html" "$url/" && grep -q "Scalable Hello World" "$work/page.html" \
+  || fail "nginx did not serve the page"
 info=$(curl -fsS --max-time 5 "$url/info")
 echo "$info" | grep -q '"store":"mongodb"' || fail "world-service is not using the MongoDB backend: $info"
 
@@ -171,4 +173,12 @@ for container in hello world nginx; do
   [ "${uid%%:*}" != 0 ] || fail "$container runs as root"
 done
 
-say "Container tests passed: both images build, run as non-root, and serve the contract as a pod"
+say "The smoke image (what skaffold verify runs after a deploy) against the pod"
+podman build --layers -f deploy/smoke/Dockerfile -t localhost/hello-smoke:local . >"$work/build-smoke.log" 2>&1 \
+  || { tail -20 "$work/build-smoke.log"; fail "podman build of deploy/smoke/Dockerfile failed"; }
+smoke=$(podman run --rm --network host localhost/hello-smoke:local "$url" 2>&1) \
+  || fail "the smoke image found the pod broken: $smoke"
+echo "$smoke" | tail -1 | grep -q '^smoke: OK' || fail "the smoke image did not end with 'smoke: OK': $smoke"
+echo "  $(echo "$smoke" | tail -1)"
+
+say "Container tests passed: both images build, run as non-root, serve the contract as a pod, and the smoke image finds it working"

@@ -67,7 +67,8 @@ def test_rendered_manifests_validate_strictly(rendered, overlay, version):
 
 
 def test_checkov_finds_no_failed_check(rendered):
-    files = [rendered["minikube"], rendered["multinode"], ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world"]
+    files = [rendered["minikube"], rendered["multinode"], ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world",
+             ROOT / "deploy" / "smoke" / "Dockerfile"]
     command = [str(VENV_BIN / "checkov"), "--framework", "kubernetes", "dockerfile", "--quiet", "--compact",
                "--skip-download", "--output", "json"]
     for path in files:
@@ -108,7 +109,8 @@ def test_skaffold_yaml_validates_against_the_v4beta14_schema():
 
 
 def test_dockerfiles_pass_hadolint():
-    files = [ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world", ROOT / "deploy" / "nginx" / "Dockerfile.dev"]
+    files = [ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world", ROOT / "deploy" / "nginx" / "Dockerfile.dev",
+             ROOT / "deploy" / "smoke" / "Dockerfile"]
     result = run([str(VENV_BIN / "hadolint"), "--no-color", *map(str, files)])
     assert result.returncode == 0, result.stdout + result.stderr
 
