@@ -30,23 +30,20 @@ pub struct ClientRateLimit {
 impl ClientRateLimit {
     /// `per_second` sustained, `burst` at once; `per_second == 0` turns it off.
     pub fn new(per_second: u32, burst: u32) -> Self {
-        let limiter = NonZeroU32::new(per_second).map(|rate| {
-            let burst = NonZeroU32::new(burst).unwrap_or(rate);
-            Arc::new(RateLimiter::keyed(
-                Quota::per_second(rate).allow_burst(burst),
-            ))
-        });
-        Self { limiter }
+        Self::with_quota(per_second, burst, Quota::per_second)
     }
 
     /// `per_minute` sustained, `burst` at once (for claims, which are rarer than other calls);
     /// `per_minute == 0` turns it off.
     pub fn per_minute(per_minute: u32, burst: u32) -> Self {
-        let limiter = NonZeroU32::new(per_minute).map(|rate| {
+        Self::with_quota(per_minute, burst, Quota::per_minute)
+    }
+
+    /// `rate` per the `quota`'s period, `burst` at once (the rate when 0); off when `rate == 0`.
+    fn with_quota(rate: u32, burst: u32, quota: fn(NonZeroU32) -> Quota) -> Self {
+        let limiter = NonZeroU32::new(rate).map(|rate| {
             let burst = NonZeroU32::new(burst).unwrap_or(rate);
-            Arc::new(RateLimiter::keyed(
-                Quota::per_minute(rate).allow_burst(burst),
-            ))
+            Arc::new(RateLimiter::keyed(quota(rate).allow_burst(burst)))
         });
         Self { limiter }
     }
