@@ -18,6 +18,7 @@ mod tables;
 mod writer;
 
 use std::{
+    borrow::Cow,
     path::Path,
     sync::{Arc, mpsc},
     thread,
@@ -149,15 +150,26 @@ impl EmbeddedStore {
         };
         read().map_err(StoreError::unavailable)
     }
-}
 
-impl EmbeddedStore {
-    /// The claim stored under a look-alike key: a read of the last commit, no writer needed.
-    fn claim_under(&self, lookalike: &str) -> Result<Option<Claim>, StoreError> {
+    /// The claim stored under a look-alike key, or under the key a token's hash names: a read of
+    /// the last commit, in one transaction, no writer needed.
+    fn read_claim(&self, lookup: ClaimLookup<'_>) -> Result<Option<Claim>, StoreError> {
         let read = || -> tables::Storage<Option<Claim>> {
             let transaction = self.database.begin_read()?;
+            // Borrowed on the hot path (every read and send asks by name); owned only when a
+            // token's hash names the key.
+            let lookalike: Cow<'_, str> = match lookup {
+                ClaimLookup::Lookalike(key) => Cow::Borrowed(key),
+                ClaimLookup::Token(token) => {
+                    let by_token = transaction.open_table(tables::NAMES_BY_TOKEN)?;
+                    let Some(key) = by_token.get(token.to_hex().as_str())? else {
+                        return Ok(None);
+                    };
+                    Cow::Owned(key.value().to_owned())
+                }
+            };
             let names = transaction.open_table(tables::NAMES)?;
-            let Some(record) = names.get(lookalike)? else {
+            let Some(record) = names.get(lookalike.as_ref())? else {
                 return Ok(None);
             };
             let record: tables::ClaimRecord = serde_json::from_slice(record.value())?;
@@ -171,6 +183,15 @@ impl EmbeddedStore {
         };
         read().map_err(StoreError::unavailable)
     }
+}
+
+/// How a claim is found.
+#[derive(Debug, Clone, Copy)]
+enum ClaimLookup<'a> {
+    /// By the look-alike key of a name.
+    Lookalike(&'a str),
+    /// By the hash of its token.
+    Token(&'a TokenHash),
 }
 
 fn writer_stopped() -> StoreError {
@@ -217,24 +238,11 @@ impl Store for EmbeddedStore {
     }
 
     async fn claim_covering(&self, name: &Name) -> Result<Option<Claim>, StoreError> {
-        self.claim_under(name.lookalike_key())
+        self.read_claim(ClaimLookup::Lookalike(name.lookalike_key()))
     }
 
     async fn claim_by_token(&self, token: &TokenHash) -> Result<Option<Claim>, StoreError> {
-        let lookalike = {
-            let read = || -> tables::Storage<Option<String>> {
-                let transaction = self.database.begin_read()?;
-                let by_token = transaction.open_table(tables::NAMES_BY_TOKEN)?;
-                Ok(by_token
-                    .get(token.to_hex().as_str())?
-                    .map(|lookalike| lookalike.value().to_owned()))
-            };
-            read().map_err(StoreError::unavailable)?
-        };
-        match lookalike {
-            Some(lookalike) => self.claim_under(&lookalike),
-            None => Ok(None),
-        }
+        self.read_claim(ClaimLookup::Token(token))
     }
 
     async fn rotate_token(

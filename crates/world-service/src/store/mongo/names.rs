@@ -64,18 +64,18 @@ impl MongoStore {
             claimed_at: DateTime::now(),
             releasing_at: None,
         };
+        let claimed = self
+            .names
+            .estimated_document_count()
+            .await
+            .map_err(StoreError::unavailable)?;
+        if claimed >= self.limits.claim_cap {
+            return Err(StoreError::StoreFull {
+                what: "claimed names",
+                cap: self.limits.claim_cap,
+            });
+        }
         for _ in 0..RACE_ATTEMPTS {
-            let claimed = self
-                .names
-                .estimated_document_count()
-                .await
-                .map_err(StoreError::unavailable)?;
-            if claimed >= self.limits.claim_cap {
-                return Err(StoreError::StoreFull {
-                    what: "claimed names",
-                    cap: self.limits.claim_cap,
-                });
-            }
             match self.names.insert_one(&document).await {
                 Ok(_) => return Ok(()),
                 Err(error) if is_duplicate_key(&error) => {}
