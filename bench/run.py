@@ -131,28 +131,24 @@ def image_sizes() -> dict:
     return sizes
 
 
-def world_claims_made() -> int:
-    """Claims this world-service process answered 201, from its /metrics."""
+def world_created(route: str) -> int:
+    """POSTs to `route` (a route pattern) this world-service process answered 201, from its /metrics."""
     with urllib.request.urlopen(f"{WORLD}/metrics", timeout=5) as response:
         text = response.read().decode()
     total = 0
     for line in text.splitlines():
-        if line.startswith("world_http_requests_total{") and 'route="/v1/names/{name}"' in line \
+        if line.startswith("world_http_requests_total{") and f'route="{route}"' in line \
                 and 'method="POST"' in line and 'status="201"' in line:
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
 
 
+def world_claims_made() -> int:
+    return world_created("/v1/names/{name}")
+
+
 def world_sends_stored() -> int:
-    """Sends this world-service process answered 201, from its /metrics."""
-    with urllib.request.urlopen(f"{WORLD}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    total = 0
-    for line in text.splitlines():
-        if line.startswith("world_http_requests_total{") and 'method="POST"' in line and 'status="201"' in line \
-                and "hellos" in line:
-            total += int(float(line.rsplit(" ", 1)[1]))
-    return total
+    return world_created("/v1/inboxes/{to}/hellos")
 
 
 def svg_chart(title: str, rows: list[tuple[str, float]], path: Path, unit: str = "") -> None:
