@@ -79,6 +79,11 @@ def call(port: int, method: str, path: str, body: bytes | None = None, headers: 
         connection.close()
 
 
+def hello_path(name: str) -> str:
+    """The API path of `name`'s inbox (percent-encoded: some names are not ASCII)."""
+    return "/hello/" + urllib.parse.quote(name, safe="")
+
+
 def sequence_of(sender_name: str) -> tuple[str, int]:
     stem, _, number = sender_name.rpartition("-")
     return stem, int(number)
@@ -100,9 +105,6 @@ class Load:
         self.stop_sending = threading.Event()
         self.stop_reading = threading.Event()
         self.threads: list[threading.Thread] = []
-
-    def path(self, name: str) -> str:
-        return "/hello/" + urllib.parse.quote(name, safe="")
 
     def start(self, max_per_sender: int) -> None:
         for index in range(SENDERS):
@@ -136,7 +138,7 @@ class Load:
                 self.ledger.sent.add(sender)
             give_up = time.monotonic() + GIVE_UP_S
             while True:
-                status, answer_headers, _ = call(self.port, "POST", self.path(to), body, headers)
+                status, answer_headers, _ = call(self.port, "POST", hello_path(to), body, headers)
                 self.ledger.answer(status, answer_headers)
                 if status == 201:
                     with self.ledger.lock:
@@ -167,7 +169,7 @@ class Load:
         """One reliable read of `to`, confirmed: (hellos returned, remaining), or (-1, -1) when
         the read failed. A confirmation that fails is repeated; one that never succeeds leaves the
         hellos to come back after the lease (a duplicate, not a loss)."""
-        status, headers, body = call(self.port, "POST", self.path(to) + "/reads?limit=100")
+        status, headers, body = call(self.port, "POST", hello_path(to) + "/reads?limit=100")
         if self.answered_by_old_release(status, body):
             return -1, -1
         self.ledger.answer(status, headers)
@@ -178,7 +180,7 @@ class Load:
         receipt = answer["receipt"]
         give_up = time.monotonic() + 10
         while receipt and time.monotonic() < give_up:
-            status, headers, body = call(self.port, "DELETE", f"{self.path(to)}/reads/{receipt}")
+            status, headers, body = call(self.port, "DELETE", f"{hello_path(to)}/reads/{receipt}")
             if self.answered_by_old_release(status, body):
                 continue  # the next attempt goes through the balancer again
             self.ledger.answer(status, headers)
@@ -209,7 +211,7 @@ class Load:
 
     def get_once(self, to: str) -> tuple[int, int]:
         """One plain GET of `to`: (hellos returned, remaining), or (-1, -1) when it failed."""
-        status, headers, body = call(self.port, "GET", self.path(to) + "?limit=100")
+        status, headers, body = call(self.port, "GET", hello_path(to) + "?limit=100")
         self.ledger.answer(status, headers)
         if status != 200:
             return -1, -1
@@ -277,9 +279,6 @@ class LeaseProbe:
         if self.thread.is_alive():
             raise RuntimeError("the lease probe did not stop")
 
-    def _path(self, inbox: str) -> str:
-        return "/hello/" + urllib.parse.quote(inbox, safe="")
-
     def _send(self, inbox: str) -> str | None:
         self.sequence += 1
         sender = f"{inbox}.from-{self.sequence}"
@@ -287,7 +286,7 @@ class LeaseProbe:
         headers = {"Content-Type": "application/json", "Idempotency-Key": f"{sender}-key"}
         give_up = time.monotonic() + 10
         while time.monotonic() < give_up:
-            status, _, _ = call(self.port, "POST", self._path(inbox), body, headers)
+            status, _, _ = call(self.port, "POST", hello_path(inbox), body, headers)
             if status == 201:
                 return sender
             time.sleep(0.2)
@@ -295,13 +294,13 @@ class LeaseProbe:
 
     def _read(self, inbox: str) -> dict | None:
         """One reliable read of the whole inbox, leased for LEASE_MS, or None when it failed."""
-        status, _, body = call(self.port, "POST", f"{self._path(inbox)}/reads?limit=100&lease_ms={LEASE_MS}")
+        status, _, body = call(self.port, "POST", f"{hello_path(inbox)}/reads?limit=100&lease_ms={LEASE_MS}")
         return json.loads(body) if status == 201 else None
 
     def _confirm(self, inbox: str, answer: dict) -> None:
         if answer.get("receipt"):
             for _ in range(20):
-                status, _, _ = call(self.port, "DELETE", f"{self._path(inbox)}/reads/{answer['receipt']}")
+                status, _, _ = call(self.port, "DELETE", f"{hello_path(inbox)}/reads/{answer['receipt']}")
                 if status in (204, 404, 410):
                     return
                 time.sleep(0.2)
