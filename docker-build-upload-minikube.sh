@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the hello-service and world-service images and makes them available to minikube.
+# Builds the app's three images (hello-nginx, hello-service, world-service) and makes them
+# available to minikube.
 #
 #   ./docker-build-upload-minikube.sh               single node: build, then `minikube image load`
 #   ./docker-build-upload-minikube.sh --registry    multi-node: build, then push to the registry
@@ -10,8 +11,7 @@
 #   --profile NAME      minikube profile (default: minikube's current one)
 #   -h, --help          this help
 # Safe to run twice: builds are cached, an existing port-forward or enabled addon is reused.
-# Then: kubectl kustomize --load-restrictor LoadRestrictionsNone deploy/overlays/minikube | kubectl apply -f -
-#       (deploy/overlays/multinode after --registry)
+# Then: kubectl apply -k deploy/overlays/minikube     (deploy/overlays/multinode after --registry)
 set -euo pipefail
 
 cd "$(dirname "$0")"
@@ -19,7 +19,8 @@ cd "$(dirname "$0")"
 mode=load
 registry_port=5000
 profile_args=()
-services=(hello world)
+# image name:Dockerfile, all built from the repository root.
+images=(hello-nginx:deploy/nginx/Dockerfile hello-service:Dockerfile.hello world-service:Dockerfile.world)
 
 say() { printf '==> %s\n' "$*"; }
 fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
@@ -46,13 +47,14 @@ minikube "${profile_args[@]}" status --format '{{.Host}}' 2>/dev/null | grep -q 
 
 if [ "$mode" = load ]; then
   tag=local
-  for service in "${services[@]}"; do
-    say "Building $service-service:$tag from Dockerfile.$service"
-    docker build -f "Dockerfile.$service" -t "$service-service:$tag" . || fail "docker build of $service-service failed (above)"
-    say "Loading $service-service:$tag into minikube"
-    minikube "${profile_args[@]}" image load "$service-service:$tag" || fail "minikube image load of $service-service failed (above)"
+  for entry in "${images[@]}"; do
+    name=${entry%%:*} dockerfile=${entry#*:}
+    say "Building $name:$tag from $dockerfile"
+    docker build -f "$dockerfile" -t "$name:$tag" . || fail "docker build of $name failed (above)"
+    say "Loading $name:$tag into minikube"
+    minikube "${profile_args[@]}" image load "$name:$tag" || fail "minikube image load of $name failed (above)"
   done
-  say "Done: hello-service:local and world-service:local are in minikube. Deploy: kubectl kustomize --load-restrictor LoadRestrictionsNone deploy/overlays/minikube | kubectl apply -f - (or: skaffold run)"
+  say "Done: hello-nginx, hello-service and world-service (tag local) are in minikube. Deploy: kubectl apply -k deploy/overlays/minikube (or: skaffold run)"
   exit 0
 fi
 
@@ -91,11 +93,12 @@ else
   curl -fsS --max-time 2 "http://$registry/v2/" >/dev/null 2>&1 || fail "the registry did not answer on $registry within 10 s"
 fi
 
-for service in "${services[@]}"; do
-  image="$registry/$service-service:dev"
-  say "Building $image from Dockerfile.$service"
-  docker build -f "Dockerfile.$service" -t "$image" . || fail "docker build of $service-service failed (above)"
+for entry in "${images[@]}"; do
+  name=${entry%%:*} dockerfile=${entry#*:}
+  image="$registry/$name:dev"
+  say "Building $image from $dockerfile"
+  docker build -f "$dockerfile" -t "$image" . || fail "docker build of $name failed (above)"
   say "Pushing $image"
   docker push "$image" || fail "docker push of $image failed (above)"
 done
-say "Done: images pushed to the registry addon (nodes pull localhost:5000/*-service:dev). Deploy: kubectl kustomize --load-restrictor LoadRestrictionsNone deploy/overlays/multinode | kubectl apply -f -"
+say "Done: images pushed to the registry addon (nodes pull localhost:5000/hello-nginx:dev, hello-service:dev, world-service:dev). Deploy: kubectl apply -k deploy/overlays/multinode"

@@ -27,7 +27,8 @@ def run(command, **kwargs):
 
 
 def render(overlay: str) -> str:
-    result = run(["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(ROOT / "deploy" / "overlays" / overlay)])
+    """Plain `kubectl kustomize`, default load rules: what `kubectl apply -k` accepts."""
+    result = run(["kubectl", "kustomize", str(ROOT / "deploy" / "overlays" / overlay)])
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -83,7 +84,7 @@ def test_rendered_manifests_validate_strictly(rendered, overlay, version):
 
 def test_checkov_finds_no_failed_check(rendered):
     files = [rendered["minikube"], rendered["multinode"], ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world",
-             ROOT / "deploy" / "smoke" / "Dockerfile"]
+             ROOT / "deploy" / "nginx" / "Dockerfile", ROOT / "deploy" / "smoke" / "Dockerfile"]
     command = [str(VENV_BIN / "checkov"), "--framework", "kubernetes", "dockerfile", "--quiet", "--compact",
                "--skip-download", "--output", "json"]
     for path in files:
@@ -102,10 +103,15 @@ def test_checkov_finds_no_failed_check(rendered):
 
 
 def test_the_dev_overlay_differs_only_where_skaffold_sync_needs_it(rendered):
-    deployment = next(d for d in yaml.safe_load_all(rendered["dev"].read_text()) if d and d["kind"] == "Deployment")
-    nginx = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert nginx["image"] == "hello-frontend"
-    assert not any(mount["mountPath"] == "/etc/nginx/html" for mount in nginx["volumeMounts"])
+    """Skaffold's dev profile syncs frontend/ into nginx: only nginx's root filesystem is writable."""
+    def documents(overlay):
+        return [d for d in yaml.safe_load_all(rendered[overlay].read_text()) if d]
+
+    dev, minikube = documents("dev"), documents("minikube")
+    nginx = next(d for d in dev if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert nginx["name"] == "nginx" and nginx["securityContext"]["readOnlyRootFilesystem"] is False
+    nginx["securityContext"]["readOnlyRootFilesystem"] = True
+    assert dev == minikube
 
 
 def test_skaffold_yaml_validates_against_the_v4beta14_schema():
@@ -124,7 +130,7 @@ def test_skaffold_yaml_validates_against_the_v4beta14_schema():
 
 
 def test_dockerfiles_pass_hadolint():
-    files = [ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world", ROOT / "deploy" / "nginx" / "Dockerfile.dev",
+    files = [ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world", ROOT / "deploy" / "nginx" / "Dockerfile",
              ROOT / "deploy" / "smoke" / "Dockerfile"]
     result = run([str(VENV_BIN / "hadolint"), "--no-color", *map(str, files)])
     assert result.returncode == 0, result.stdout + result.stderr
@@ -196,10 +202,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_single_node_mode_builds_and_loads_both_images(stubs):
+def test_single_node_mode_builds_and_loads_the_three_images(stubs):
     result, calls = stubs()
     assert result.returncode == 0, result.stderr
     assert [call for call in calls if not call.startswith(("docker info", "minikube status"))] == [
+        "docker build -f deploy/nginx/Dockerfile -t hello-nginx:local .",
+        "minikube image load hello-nginx:local",
         "docker build -f Dockerfile.hello -t hello-service:local .",
         "minikube image load hello-service:local",
         "docker build -f Dockerfile.world -t world-service:local .",
@@ -214,9 +222,10 @@ def test_registry_mode_enables_the_addon_forwards_and_pushes_and_is_safe_to_repe
     assert result.returncode == 0, result.stdout + result.stderr
     assert "minikube addons enable registry" in calls
     assert f"kubectl port-forward --namespace kube-system service/registry {port}:80" in calls
-    for service in ("hello", "world"):
-        image = f"localhost:{port}/{service}-service:dev"
-        assert f"docker build -f Dockerfile.{service} -t {image} ." in calls
+    for name, dockerfile in [("hello-nginx", "deploy/nginx/Dockerfile"), ("hello-service", "Dockerfile.hello"),
+                             ("world-service", "Dockerfile.world")]:
+        image = f"localhost:{port}/{name}:dev"
+        assert f"docker build -f {dockerfile} -t {image} ." in calls
         assert f"docker push {image}" in calls
     assert "Done:" in result.stdout
 
