@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the app's three images (hello-nginx, hello-service, world-service) and makes them
-# available to minikube.
+# Builds the app's images (hello-nginx, hello-service, world-service, and hello-tools for the Job
+# that makes the Secrets) and makes them available to minikube.
 #
 #   ./docker-build-upload-minikube.sh               single node: build, then `minikube image load`
 #   ./docker-build-upload-minikube.sh --registry    multi-node: build, then push to the registry
@@ -20,7 +20,8 @@ mode=load
 registry_port=5000
 profile_args=()
 # image name:Dockerfile, all built from the repository root.
-images=(hello-nginx:deploy/nginx/Dockerfile hello-service:Dockerfile.hello world-service:Dockerfile.world)
+images=(hello-nginx:deploy/nginx/Dockerfile hello-service:Dockerfile.hello world-service:Dockerfile.world
+  hello-tools:deploy/tools/Dockerfile)
 
 say() { printf '==> %s\n' "$*"; }
 fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
@@ -54,7 +55,7 @@ if [ "$mode" = load ]; then
     say "Loading $name:$tag into minikube"
     minikube "${profile_args[@]}" image load "$name:$tag" || fail "minikube image load of $name failed (above)"
   done
-  say "Done: hello-nginx, hello-service and world-service (tag local) are in minikube. Deploy: kubectl apply -k deploy/overlays/minikube (or: skaffold run)"
+  say "Done: hello-nginx, hello-service, world-service and hello-tools (tag local) are in minikube. Deploy: kubectl apply -k deploy/overlays/minikube (or: skaffold run)"
   exit 0
 fi
 
@@ -101,4 +102,4 @@ for entry in "${images[@]}"; do
   say "Pushing $image"
   docker push "$image" || fail "docker push of $image failed (above)"
 done
-say "Done: images pushed to the registry addon (nodes pull localhost:5000/hello-nginx:dev, hello-service:dev, world-service:dev). Deploy: kubectl apply -k deploy/overlays/multinode"
+say "Done: images pushed to the registry addon (nodes pull localhost:5000/hello-nginx:dev, hello-service:dev, world-service:dev, hello-tools:dev). Deploy: kubectl apply -k deploy/overlays/multinode"

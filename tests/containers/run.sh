@@ -99,7 +99,7 @@ for service in hello world; do
 done
 
 say "Reading the env ConfigMaps the manifests set (deploy/overlays/minikube)"
-kubectl kustomize --load-restrictor LoadRestrictionsNone deploy/overlays/minikube > "$work/rendered.yaml"
+kubectl kustomize deploy/overlays/minikube > "$work/rendered.yaml"
 "$deploy_python" - "$work" <<'PY'
 import sys, yaml
 work = sys.argv[1]
@@ -174,9 +174,9 @@ for container in hello world nginx; do
 done
 
 say "The smoke image (what skaffold verify runs after a deploy) against the pod"
-podman build --layers -f deploy/smoke/Dockerfile -t localhost/hello-smoke:local . >"$work/build-smoke.log" 2>&1 \
-  || { tail -20 "$work/build-smoke.log"; fail "podman build of deploy/smoke/Dockerfile failed"; }
-smoke=$(podman run --rm --network host localhost/hello-smoke:local "$url" 2>&1) \
+podman build --layers -f deploy/tools/Dockerfile -t localhost/hello-tools:local . >"$work/build-smoke.log" 2>&1 \
+  || { tail -20 "$work/build-smoke.log"; fail "podman build of deploy/tools/Dockerfile failed"; }
+smoke=$(podman run --rm --network host localhost/hello-tools:local /usr/local/bin/smoke.sh "$url" 2>&1) \
   || fail "the smoke image found the pod broken: $smoke"
 echo "$smoke" | tail -1 | grep -q '^smoke: OK' || fail "the smoke image did not end with 'smoke: OK': $smoke"
 echo "  $(echo "$smoke" | tail -1)"

@@ -47,8 +47,8 @@ def rendered(tmp_path_factory):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_overlay_renders_the_whole_product(rendered, overlay):
     kinds = [doc["kind"] for doc in yaml.safe_load_all(rendered[overlay].read_text()) if doc]
-    for kind in ["Namespace", "Deployment", "Service", "StatefulSet", "ConfigMap", "Secret",
-                 "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Ingress"]:
+    for kind in ["Namespace", "Deployment", "Service", "StatefulSet", "ConfigMap", "Job", "ServiceAccount", "Role",
+                 "RoleBinding", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Ingress"]:
         assert kind in kinds, f"{overlay} lacks a {kind}"
     print(f"{overlay}: {len(kinds)} objects")
 
@@ -84,7 +84,7 @@ def test_rendered_manifests_validate_strictly(rendered, overlay, version):
 
 def test_checkov_finds_no_failed_check(rendered):
     files = [rendered["minikube"], rendered["multinode"], ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world",
-             ROOT / "deploy" / "nginx" / "Dockerfile", ROOT / "deploy" / "smoke" / "Dockerfile"]
+             ROOT / "deploy" / "nginx" / "Dockerfile", ROOT / "deploy" / "tools" / "Dockerfile"]
     command = [str(VENV_BIN / "checkov"), "--framework", "kubernetes", "dockerfile", "--quiet", "--compact",
                "--skip-download", "--output", "json"]
     for path in files:
@@ -131,13 +131,14 @@ def test_skaffold_yaml_validates_against_the_v4beta14_schema():
 
 def test_dockerfiles_pass_hadolint():
     files = [ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world", ROOT / "deploy" / "nginx" / "Dockerfile",
-             ROOT / "deploy" / "smoke" / "Dockerfile"]
+             ROOT / "deploy" / "tools" / "Dockerfile"]
     result = run([str(VENV_BIN / "hadolint"), "--no-color", *map(str, files)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_scripts_pass_shellcheck():
-    scripts = [ROOT / "docker-build-upload-minikube.sh", *sorted((ROOT / "scripts").glob("*.sh")), ROOT / ".ci" / "run"]
+    scripts = [ROOT / "docker-build-upload-minikube.sh", *sorted((ROOT / "scripts").glob("*.sh")),
+               *sorted((ROOT / "deploy").rglob("*.sh")), ROOT / ".ci" / "run"]
     result = run(["shellcheck", *map(str, scripts)])
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -212,6 +213,8 @@ def test_single_node_mode_builds_and_loads_the_three_images(stubs):
         "minikube image load hello-service:local",
         "docker build -f Dockerfile.world -t world-service:local .",
         "minikube image load world-service:local",
+        "docker build -f deploy/tools/Dockerfile -t hello-tools:local .",
+        "minikube image load hello-tools:local",
     ]
     assert "Done:" in result.stdout
 
@@ -223,7 +226,7 @@ def test_registry_mode_enables_the_addon_forwards_and_pushes_and_is_safe_to_repe
     assert "minikube addons enable registry" in calls
     assert f"kubectl port-forward --namespace kube-system service/registry {port}:80" in calls
     for name, dockerfile in [("hello-nginx", "deploy/nginx/Dockerfile"), ("hello-service", "Dockerfile.hello"),
-                             ("world-service", "Dockerfile.world")]:
+                             ("world-service", "Dockerfile.world"), ("hello-tools", "deploy/tools/Dockerfile")]:
         image = f"localhost:{port}/{name}:dev"
         assert f"docker build -f {dockerfile} -t {image} ." in calls
         assert f"docker push {image}" in calls
@@ -258,3 +261,63 @@ def test_unknown_options_print_usage_and_fail(stubs):
     result, calls = stubs("--frobnicate")
     assert result.returncode != 0 and "unknown option" in result.stderr and "--registry" in result.stderr
     assert calls == []
+
+
+def referenced_secrets(document) -> set:
+    """Names of the Secrets an object's pods (or an Ingress) use."""
+    names = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in ("secretKeyRef", "secretRef"):
+                if isinstance(node.get(key), dict):
+                    names.add(node[key]["name"])
+            if isinstance(node.get("secret"), dict) and "secretName" in node["secret"]:
+                names.add(node["secret"]["secretName"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document.get("spec", {}))
+    if document["kind"] == "Ingress":
+        names |= {tls["secretName"] for tls in document["spec"].get("tls", [])}
+    return names
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_secret_the_pods_use_is_made_by_the_secrets_job_and_none_is_tracked(rendered, overlay):
+    """No Secret is in the manifests (no credential in git): each one a pod or the Ingress uses is
+    created at deploy time by the hello-secrets Job, which knows how to make it."""
+    documents = [d for d in yaml.safe_load_all(rendered[overlay].read_text()) if d]
+    assert not [d for d in documents if d["kind"] == "Secret"], "a Secret with values is in the manifests"
+    job = next(d for d in documents if d["kind"] == "Job" and d["metadata"]["name"] == "hello-secrets")
+    made = set(job["spec"]["template"]["spec"]["containers"][0]["args"])
+    used = set().union(*(referenced_secrets(d) for d in documents if d["kind"] != "Job"))
+    assert used and used <= made, f"used but never made: {used - made}"
+    script = (ROOT / "deploy" / "tools" / "make-secrets.sh").read_text()
+    for name in made:
+        assert f"\n    {name})" in script, f"make-secrets.sh has no recipe for {name}"
+    print(f"{overlay}: Secrets made at deploy time: {sorted(made)}")
+
+
+def test_the_secrets_job_may_only_create_secrets():
+    documents = [d for d in yaml.safe_load_all(render("minikube")) if d]
+    role = next(d for d in documents if d["kind"] == "Role" and d["metadata"]["name"] == "hello-secrets")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]
+    account = next(d for d in documents if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == "hello-secrets")
+    assert account["automountServiceAccountToken"] is False
+    for document in documents:
+        spec = document.get("spec", {}).get("template", {}).get("spec", {})
+        if spec and document["metadata"]["name"] != "hello-secrets":
+            assert spec.get("automountServiceAccountToken") is False, f"{document['metadata']['name']} mounts a token"
+
+
+def test_the_mongodb_scripts_are_valid_javascript():
+    """They run only in a real MongoDB (none here): check at least that mongosh could parse them."""
+    scripts = sorted((ROOT / "deploy").rglob("*.js"))
+    assert scripts
+    for script in scripts:
+        result = run(["node", "--check", str(script)])
+        assert result.returncode == 0, f"{script}: {result.stderr}"

@@ -195,6 +195,10 @@ impl Settings {
                 "WORLD_MONGODB_URI",
                 "must start with mongodb:// or mongodb+srv://",
             )?;
+            if let Some(problem) = uri_credentials_problem(uri) {
+                // Never the URI itself in the message: it may hold a password.
+                anyhow::bail!("WORLD_MONGODB_URI {problem}");
+            }
             ensure(
                 self.store_sync,
                 "WORLD_STORE_SYNC",
@@ -244,9 +248,90 @@ impl Settings {
     }
 }
 
+/// What is wrong with the credentials in a MongoDB URI, if anything. In Kubernetes the URI is
+/// composed from a Secret (`$(MONGODB_PASSWORD)`): a missing key leaves the reference unexpanded,
+/// an empty one leaves an empty password, and a start with either would fail later, at the first
+/// store call, with a less helpful message (or, without authentication on the server, not at all).
+fn uri_credentials_problem(uri: &str) -> Option<&'static str> {
+    if uri.contains("$(") {
+        return Some(
+            "holds an unexpanded $(VARIABLE): a variable it refers to is not set \
+             (is a key missing from the Secret it comes from?)",
+        );
+    }
+    let rest = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+    let before_query = rest.split('?').next().unwrap_or(rest);
+    let (userinfo, _hosts) = before_query.rsplit_once('@')?;
+    let (user, password) = match userinfo.split_once(':') {
+        Some((user, password)) => (user, Some(password)),
+        None => (userinfo, None),
+    };
+    if user.is_empty() {
+        return Some("has credentials with an empty user name");
+    }
+    if password == Some("") {
+        return Some(
+            "has an empty password: the Secret it comes from is empty (see the \
+             troubleshooting section of docs/deploy.md)",
+        );
+    }
+    let needs_encoding = |part: &str| part.contains(['/', '?', '#', '[', ']', '@', ':']);
+    if needs_encoding(user) || password.is_some_and(needs_encoding) {
+        return Some(
+            "has a user name or password with a character that must be percent-encoded \
+             (one of / ? # [ ] @ :)",
+        );
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Settings;
+    use super::{Settings, uri_credentials_problem};
+
+    #[test]
+    fn uris_without_credentials_or_with_well_formed_ones_pass() {
+        for uri in [
+            "mongodb://127.0.0.1:27017/?directConnection=true",
+            "mongodb://mongodb-0.mongodb:27017/hello",
+            "mongodb://world-service:s3cr3t-_Value@mongodb-0.mongodb:27017/hello?authSource=hello", // credential-scan: allow (made up)
+            "mongodb://user:p%40ss@a,b,c/?replicaSet=rs0", // credential-scan: allow (made up)
+            "mongodb://x509-user@host/?authMechanism=MONGODB-X509",
+        ] {
+            assert_eq!(uri_credentials_problem(uri), None, "{uri}");
+        }
+    }
+
+    #[test]
+    fn unexpanded_empty_or_unencoded_credentials_are_refused_without_echoing_them() {
+        for (uri, expected) in [
+            (
+                "mongodb://$(MONGODB_USERNAME):$(MONGODB_PASSWORD)@h/",
+                "unexpanded",
+            ),
+            (
+                "mongodb://world-service:@mongodb-0.mongodb:27017/hello",
+                "empty password",
+            ),
+            ("mongodb://:secret@h/", "empty user name"),
+            ("mongodb://user:pa/ss@h/", "percent-encoded"),
+            ("mongodb://user:a:b@h/", "percent-encoded"), // credential-scan: allow (made up)
+        ] {
+            let problem = uri_credentials_problem(uri).unwrap_or_else(|| panic!("{uri} passed"));
+            assert!(problem.contains(expected), "{uri}: {problem}");
+        }
+        let mut settings = Settings::for_tests("data".into());
+        settings.mongodb_uri = Some("mongodb://world-service:@h/".to_owned());
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with("WORLD_MONGODB_URI has an empty password"),
+            "{error}"
+        );
+        assert!(
+            !error.contains("mongodb://"),
+            "the URI must not be echoed: {error}"
+        );
+    }
 
     #[test]
     fn the_lease_is_still_read_under_its_old_name_with_a_warning() {

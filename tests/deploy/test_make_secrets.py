@@ -1,0 +1,171 @@
+"""deploy/tools/make-secrets.sh, the Job that creates the app's Secrets at deploy time, run for real
+(bash, curl, openssl) against a stand-in for the Kubernetes API on loopback, over TLS with its own
+CA, with a ServiceAccount directory like the one Kubernetes mounts. The stand-in keeps Secrets the
+way the API server does: POST creates, or answers 409 AlreadyExists and changes nothing."""
+
+import base64
+import json
+import re
+import ssl
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "deploy" / "tools" / "make-secrets.sh"
+TOKEN = "sa-token-for-the-test"
+NAMESPACE = "scalable-hello"
+
+
+class FakeApi(ThreadingHTTPServer):
+    def __init__(self, address, allow_create=True):
+        super().__init__(address, Handler)
+        self.secrets = {}
+        self.requests = []
+        self.allow_create = allow_create
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        api: FakeApi = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        api.requests.append((self.path, self.headers.get("Authorization")))
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return self.answer(401, {"kind": "Status", "message": "Unauthorized"})
+        if self.path != f"/api/v1/namespaces/{NAMESPACE}/secrets":
+            return self.answer(404, {"kind": "Status", "message": "not found"})
+        if not api.allow_create:
+            return self.answer(403, {"kind": "Status", "message": "secrets is forbidden"})
+        name = body["metadata"]["name"]
+        if name in api.secrets:
+            return self.answer(409, {"kind": "Status", "reason": "AlreadyExists",
+                                     "message": f'secrets "{name}" already exists'})
+        api.secrets[name] = body
+        self.answer(201, body)
+
+    def answer(self, status, document):
+        data = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A stand-in API on 127.0.0.1 with a certificate of its own CA, and the ServiceAccount files."""
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    key, cert = tmp_path / "api.key", account / "ca.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    (account / "token").write_text(TOKEN)
+    (account / "namespace").write_text(NAMESPACE)
+    servers = []
+
+    def start(**options):
+        api = FakeApi(("127.0.0.1", 0), **options)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        api.socket = context.wrap_socket(api.socket, server_side=True)
+        threading.Thread(target=api.serve_forever, daemon=True).start()
+        servers.append(api)
+        return api
+
+    def run(api, *secrets):
+        environment = {"PATH": "/usr/bin:/bin", "KUBERNETES_API_URL": f"https://127.0.0.1:{api.server_port}",
+                       "SERVICEACCOUNT_DIR": str(account)}
+        return subprocess.run(["bash", str(SCRIPT), *secrets], capture_output=True, text=True, env=environment,
+                              timeout=120)
+
+    yield start, run
+    for api in servers:
+        api.shutdown()
+        api.server_close()
+
+
+def values(secret):
+    return {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+
+
+ALL = ["mongodb-root", "mongodb-app", "app-secret", "mongodb-keyfile", "hello-tls"]
+
+
+def test_every_secret_is_created_with_fresh_random_values_that_never_reach_the_output(cluster, tmp_path):
+    start, run = cluster
+    first, second = start(), start()
+    for api in (first, second):
+        result = run(api, *ALL)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "5 created, 0 already there" in result.stdout
+        assert set(api.secrets) == set(ALL)
+
+    root, app = values(first.secrets["mongodb-root"]), values(first.secrets["mongodb-app"])
+    assert root["username"] == "root" and app["username"] == "world-service"
+    for password in (root["password"], app["password"], values(first.secrets["app-secret"])["api-token"]):
+        assert re.fullmatch(r"[0-9a-f]{64}", password), "256 random bits, URL-safe for a connection string"
+    keyfile = values(first.secrets["mongodb-keyfile"])["keyfile"]
+    assert re.fullmatch(r"[A-Za-z0-9+/=]{6,1024}", keyfile), "MongoDB takes 6 to 1024 base64 characters"
+    for name in ALL:
+        assert values(first.secrets[name]) != values(second.secrets[name]), f"{name} is not random"
+        assert first.secrets[name]["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "hello-secrets-job"
+
+    tls = first.secrets["hello-tls"]
+    assert tls["type"] == "kubernetes.io/tls"
+    (tmp_path / "tls.crt").write_text(values(tls)["tls.crt"])
+    certificate = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "tls.crt"), "-noout", "-text"],
+                                 capture_output=True, text=True, check=True).stdout
+    assert "DNS:hello.local" in certificate
+    assert "PRIVATE KEY" in values(tls)["tls.key"]
+
+    output = result.stdout + result.stderr
+    for secret in second.secrets.values():
+        for key, value in values(secret).items():
+            if key not in ("username", "tls.crt"):  # not secret
+                assert value[:16] not in output, f"{key} reached the output"
+    assert TOKEN not in output
+
+
+def test_a_second_run_keeps_every_existing_secret_as_it_is(cluster):
+    start, run = cluster
+    api = start()
+    assert run(api, "mongodb-root", "app-secret").returncode == 0
+    before = {name: values(secret) for name, secret in api.secrets.items()}
+    again = run(api, "mongodb-root", "mongodb-app", "app-secret")
+    assert again.returncode == 0, again.stderr
+    assert "1 created, 2 already there" in again.stdout
+    assert "Secret mongodb-root: already there, kept as it is" in again.stdout
+    assert {name: values(api.secrets[name]) for name in before} == before
+
+
+def test_without_the_right_to_create_it_names_the_role_and_fails(cluster):
+    start, run = cluster
+    result = run(start(allow_create=False), "app-secret")
+    assert result.returncode != 0
+    assert "Role hello-secrets" in result.stderr
+
+
+def test_an_unknown_secret_fails_before_anything_is_created(cluster):
+    start, run = cluster
+    api = start()
+    result = run(api, "app-secret", "no-such-secret")
+    assert result.returncode != 0
+    assert "unknown Secret 'no-such-secret'" in result.stderr
+    assert set(api.secrets) == {"app-secret"}, "the ones named before it are made, the unknown one never"
+
+
+def test_without_a_serviceaccount_token_it_says_what_the_job_needs(cluster, tmp_path):
+    _, run = cluster
+    result = subprocess.run(["bash", str(SCRIPT), "app-secret"], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "KUBERNETES_API_URL": "https://127.0.0.1:1",
+                                 "SERVICEACCOUNT_DIR": str(tmp_path / "missing")})
+    assert result.returncode != 0
+    assert "automountServiceAccountToken" in result.stderr
