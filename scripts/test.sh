@@ -28,7 +28,7 @@ describe() {
     hostile) echo "a corpus of hostile requests and schemathesis against real pods on nx-27017 (tests/hostile)" ;;
     scale) echo "3 pods behind a balancer on nx-27017: kill -9 of each part, readers that vanish, a rolling restart, a rolling update from 0.1.0 (built from its commit), the store down (tests/scale --quick)" ;;
     deploy) echo "kustomize overlays, kubernetes-validate --strict, checkov, Skaffold schema, hadolint, shellcheck, the minikube script against stubs (tests/deploy)" ;;
-    containers) echo "both images built with podman from the real Dockerfiles, then run as a pod (tests/containers)" ;;
+    containers) echo "the four images built with podman from the repo's Dockerfiles; the rendered Job and app pod run as written (tests/containers)" ;;
     *) return 1 ;;
   esac
 }
@@ -236,9 +236,9 @@ stage_deploy() {
 
 stage_containers() {
   need_python_tools && need_debian podman:podman runc:runc debootstrap:debootstrap && need_deploy_tools || return 1
-  say "Container tests: both images built with podman from the real Dockerfiles, then run as a pod (tests/containers)"
+  say "Container tests: the four images built with podman from the repo's Dockerfiles; the rendered hello-secrets Job and app pod (minikube and public overlays) run as written, probes, smoke test and graceful stop included (tests/containers)"
   DEPLOY_PYTHON="$deploy_venv/bin/python" tests/containers/run.sh || problem "container tests (above)" || return 1
-  detail="2 images, 1 pod"
+  detail="4 images, 2 rendered pods"
 }
 
 # ---- which stages, then run them and sum up ---------------------------------------------------

@@ -1,84 +1,33 @@
 """deploy/tools/make-secrets.sh, the Job that creates the app's Secrets at deploy time, run for real
-(bash, curl, openssl) against a stand-in for the Kubernetes API on loopback, over TLS with its own
-CA, with a ServiceAccount directory like the one Kubernetes mounts. The stand-in keeps Secrets the
-way the API server does: POST creates, or answers 409 AlreadyExists and changes nothing."""
+(bash, curl, openssl) against a stand-in for the Kubernetes API on loopback (tests/support/
+kube_api.py: TLS with its own CA, a ServiceAccount directory like the one Kubernetes mounts,
+Secrets kept the way the API server keeps them)."""
 
-import base64
-import json
 import re
-import ssl
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+import kube_api  # noqa: E402
+from kube_api import TOKEN  # noqa: E402
+
 SCRIPT = ROOT / "deploy" / "tools" / "make-secrets.sh"
-TOKEN = "sa-token-for-the-test"
-NAMESPACE = "scalable-hello"
-
-
-class FakeApi(ThreadingHTTPServer):
-    def __init__(self, address, allow_create=True):
-        super().__init__(address, Handler)
-        self.secrets = {}
-        self.requests = []
-        self.allow_create = allow_create
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_POST(self):
-        api: FakeApi = self.server
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        api.requests.append((self.path, self.headers.get("Authorization")))
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return self.answer(401, {"kind": "Status", "message": "Unauthorized"})
-        if self.path != f"/api/v1/namespaces/{NAMESPACE}/secrets":
-            return self.answer(404, {"kind": "Status", "message": "not found"})
-        if not api.allow_create:
-            return self.answer(403, {"kind": "Status", "message": "secrets is forbidden"})
-        name = body["metadata"]["name"]
-        if name in api.secrets:
-            return self.answer(409, {"kind": "Status", "reason": "AlreadyExists",
-                                     "message": f'secrets "{name}" already exists'})
-        api.secrets[name] = body
-        self.answer(201, body)
-
-    def answer(self, status, document):
-        data = json.dumps(document).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
 def cluster(tmp_path):
-    """A stand-in API on 127.0.0.1 with a certificate of its own CA, and the ServiceAccount files."""
+    """Starts stand-in APIs on 127.0.0.1 and runs the script against one with the ServiceAccount files."""
     account = tmp_path / "serviceaccount"
-    account.mkdir()
-    key, cert = tmp_path / "api.key", account / "ca.crt"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    (account / "token").write_text(TOKEN)
-    (account / "namespace").write_text(NAMESPACE)
+    key = kube_api.make_serviceaccount(account)
     servers = []
 
     def start(**options):
-        api = FakeApi(("127.0.0.1", 0), **options)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
-        api.socket = context.wrap_socket(api.socket, server_side=True)
-        threading.Thread(target=api.serve_forever, daemon=True).start()
-        servers.append(api)
-        return api
+        servers.append(kube_api.start(account, key, **options))
+        return servers[-1]
 
     def run(api, *secrets):
         environment = {"PATH": "/usr/bin:/bin", "KUBERNETES_API_URL": f"https://127.0.0.1:{api.server_port}",
@@ -88,12 +37,10 @@ def cluster(tmp_path):
 
     yield start, run
     for api in servers:
-        api.shutdown()
-        api.server_close()
+        kube_api.stop(api)
 
 
-def values(secret):
-    return {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+values = kube_api.secret_values
 
 
 ALL = ["mongodb-root", "mongodb-app", "app-secret", "mongodb-keyfile", "hello-tls"]

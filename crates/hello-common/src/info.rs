@@ -94,8 +94,9 @@ pub struct SecretEntry {
 /// writes shows on the next call). Kubernetes' own `..data` links are skipped, as are
 /// sub-directories and files over 64 KiB.
 pub fn read_config_dir(dir: &Path, source: &str) -> Vec<ConfigEntry> {
-    read_dir_files(dir)
+    dir_files(dir)
         .into_iter()
+        .filter_map(|(key, path)| Some((key, std::fs::read(path).ok()?)))
         .map(|(key, bytes)| ConfigEntry {
             key,
             value: String::from_utf8_lossy(&bytes).trim_end().to_owned(),
@@ -104,9 +105,11 @@ pub fn read_config_dir(dir: &Path, source: &str) -> Vec<ConfigEntry> {
         .collect()
 }
 
-/// The keys of a mounted Secret directory.
+/// The keys of a mounted Secret directory. Only the names: a value is never read, so a Secret
+/// whose files this user may not read (Kubernetes mounts them as root, mode 0440) still shows
+/// every key.
 pub fn read_secret_dir(dir: &Path) -> Vec<SecretEntry> {
-    read_dir_files(dir)
+    dir_files(dir)
         .into_iter()
         .map(|(key, _)| SecretEntry {
             key,
@@ -115,11 +118,12 @@ pub fn read_secret_dir(dir: &Path) -> Vec<SecretEntry> {
         .collect()
 }
 
-fn read_dir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+/// The regular files of a directory (following the symlinks Kubernetes mounts), by name, sorted.
+fn dir_files(dir: &Path) -> Vec<(String, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut files: Vec<(String, Vec<u8>)> = entries
+    let mut files: Vec<(String, PathBuf)> = entries
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -131,7 +135,7 @@ fn read_dir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
             if !metadata.is_file() || metadata.len() > 64 * 1024 {
                 return None;
             }
-            Some((name, std::fs::read(&path).ok()?))
+            Some((name, path))
         })
         .collect();
     files.sort();
