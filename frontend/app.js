@@ -294,6 +294,13 @@ function sourceClass(source) {
 async function loadInfo() {
   const error = $("info-error");
   const result = await api("GET", "info");
+  // A deployment shared on the internet does not serve /info to the public (the `public`
+  // component): then there is nothing to show, and the panel goes away.
+  const section = $("info-title").closest("section");
+  section.hidden = result.status === 404;
+  if (section.hidden) {
+    return;
+  }
   if (!result.ok) {
     error.textContent = result.body.detail || "The pod information could not be loaded.";
     error.hidden = false;

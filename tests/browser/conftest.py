@@ -22,6 +22,9 @@ BIN_DIR = Path(os.environ.get("BIN_DIR", ROOT / "target" / "debug"))
 PLANTED_SECRET = "planted-secret-value-7f3a9c1e"
 POD_NAME = "browser-test-pod"
 BASE_URL = "http://127.0.0.1:8080"
+# A second nginx in front of the same hello-service, configured as the `public` component
+# configures it (deploy/components/public: /info not served).
+PUBLIC_URL = "http://127.0.0.1:8090"
 HELLO_URL = "http://127.0.0.1:8081"
 # Short, so that a test can wait for a read's lease to run out and see that nothing comes back.
 LEASE_MS = 2000
@@ -144,6 +147,29 @@ def pod():
     finally:
         pod.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def public_nginx(pod):
+    """nginx with the repo's config, its hidden-paths.conf replaced by the `public` component's
+    (the file the component mounts over it), on 127.0.0.1:8090 in front of the same pod."""
+    assert not port_is_taken(8090), "port 8090 on 127.0.0.1 is in use: stop what uses it and retry"
+    prefix = pod.work / "public-nginx"
+    (prefix / "tmp").mkdir(parents=True)
+    for include in (ROOT / "deploy" / "nginx").glob("*.conf"):
+        shutil.copy(include, prefix / include.name)
+    shutil.copy(ROOT / "deploy" / "components" / "public" / "hidden-paths.conf", prefix / "hidden-paths.conf")
+    conf = (prefix / "nginx.conf").read_text()
+    assert conf.count("listen 8080;") == 1, "deploy/nginx/nginx.conf changed: expected one 'listen 8080;'"
+    (prefix / "nginx.conf").write_text(conf.replace("listen 8080;", "listen 127.0.0.1:8090;"))
+    shutil.copytree(ROOT / "frontend", prefix / "html")
+    pod.start("public-nginx", ["nginx", "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"), "-e", "stderr",
+                               "-g", "daemon off;"], {})
+    deadline = time.monotonic() + 15
+    while not port_is_taken(8090):
+        assert time.monotonic() < deadline, "the public nginx did not start:\n" + pod.log_text()
+        time.sleep(0.05)
+    return PUBLIC_URL
 
 
 @pytest.fixture(scope="session")

@@ -66,3 +66,17 @@ def test_the_page_has_no_axe_violations(pod, browser, width):
         context.close()
     found = {state: found_there for state, found_there in found.items() if found_there}
     assert not found, f"axe-core at {width} width:\n" + json.dumps(found, indent=1)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_public_page_without_its_info_panel_has_no_axe_violations(public_nginx, browser, width):
+    """Shared on the internet (the `public` component), the page has no "This pod" panel."""
+    context = browser.new_context(viewport=WIDTHS[width], is_mobile=width == "phone", bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.goto(public_nginx + "/")
+        expect(page.locator("#info-title")).to_be_hidden()
+        found = violations(page)
+    finally:
+        context.close()
+    assert not found, f"axe-core at {width} width on the public page:\n" + json.dumps(found, indent=1)

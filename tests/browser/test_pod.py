@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -239,3 +240,31 @@ def test_the_smoke_test_passes_against_the_pod_and_fails_with_the_fix_without_on
     nobody = subprocess.run([smoke, "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60)
     last = nobody.stdout.strip().splitlines()[-1]
     assert nobody.returncode == 1 and last.startswith("smoke: FAILED") and "reachable" in last, nobody.stdout
+
+
+def test_the_public_setup_hides_info_from_the_public_but_not_from_operators(public_nginx, browser):
+    """nginx with the `public` component's hidden-paths.conf answers /info with its 404 problem;
+    hello-service's own port (what an operator port-forwards to) still answers it, and the page
+    served through the public nginx drops its "This pod" panel while the rest works."""
+    with urllib.request.urlopen(HELLO_URL + "/info", timeout=5) as answer:
+        assert answer.status == 200 and json.load(answer)["pod"]["name"] == POD_NAME
+    try:
+        urllib.request.urlopen(public_nginx + "/info", timeout=5)
+        raise AssertionError("the public nginx served /info")
+    except urllib.error.HTTPError as error:
+        assert error.code == 404
+        assert error.headers["Content-Type"].startswith("application/problem+json")
+        assert POD_NAME not in error.read().decode()
+    with urllib.request.urlopen(public_nginx + "/readyz", timeout=5) as answer:
+        assert answer.status == 200, "the rest of the API is served as before"
+
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(public_nginx + "/")
+        expect(page.locator("#info-title")).to_be_hidden()
+        expect(page.get_by_role("button", name="Send hello")).to_be_visible()
+        page.goto(BASE_URL + "/")
+        expect(page.locator("#info-title")).to_be_visible()
+    finally:
+        context.close()

@@ -4,6 +4,7 @@ Dockerfiles pass hadolint; the scripts pass shellcheck; and the minikube script 
 thing against stub docker/minikube/kubectl commands that record what they are asked."""
 
 import json
+import re
 import os
 import shutil
 import socket
@@ -18,7 +19,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-OVERLAYS = ["minikube", "multinode", "dev"]
+OVERLAYS = ["minikube", "multinode", "dev", "public"]
 SKAFFOLD_SCHEMA = ROOT / "tests" / "deploy" / "schemas" / "skaffold-v4beta14.json"  # see schemas/README.md
 
 
@@ -83,7 +84,7 @@ def test_rendered_manifests_validate_strictly(rendered, overlay, version):
 
 
 def test_checkov_finds_no_failed_check(rendered):
-    files = [rendered["minikube"], rendered["multinode"], ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world",
+    files = [rendered["minikube"], rendered["multinode"], rendered["public"], ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world",
              ROOT / "deploy" / "nginx" / "Dockerfile", ROOT / "deploy" / "tools" / "Dockerfile"]
     command = [str(VENV_BIN / "checkov"), "--framework", "kubernetes", "dockerfile", "--quiet", "--compact",
                "--skip-download", "--output", "json"]
@@ -321,3 +322,35 @@ def test_the_mongodb_scripts_are_valid_javascript():
     for script in scripts:
         result = run(["node", "--check", str(script)])
         assert result.returncode == 0, f"{script}: {result.stderr}"
+
+
+def objects(rendered, overlay):
+    return [d for d in yaml.safe_load_all(rendered[overlay].read_text()) if d]
+
+
+def env_config(documents, prefix="hello-env") -> dict:
+    return next(d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith(prefix))["data"]
+
+
+def test_the_public_overlay_makes_inboxes_private_limits_stricter_and_hides_info(rendered):
+    public, minikube = objects(rendered, "public"), objects(rendered, "minikube")
+    shared, local = env_config(public), env_config(minikube)
+    assert shared["HELLO_REQUIRE_CLAIM"] == "true" and "HELLO_REQUIRE_CLAIM" not in local
+    for limit in ("HELLO_RATE_LIMIT_PER_SECOND", "HELLO_RATE_LIMIT_BURST"):
+        assert int(shared[limit]) < int(local[limit]), limit
+    assert int(shared["HELLO_CLAIM_RATE_PER_MINUTE"]) < 5 and int(shared["HELLO_CLAIM_BURST"]) < 3, "below the defaults"
+    nginx = next(d for d in public if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    mount = next(m for m in nginx["volumeMounts"] if m["mountPath"] == "/etc/nginx/pod/hidden-paths.conf")
+    hidden = next(d for d in public if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("nginx-hidden-paths"))
+    assert re.search(r"^\s*/info 1;$", hidden["data"][mount["subPath"]], re.M)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_ingress_serves_https_only_with_the_certificate_made_at_deploy_time(rendered, overlay):
+    documents = objects(rendered, overlay)
+    ingress = next(d for d in documents if d["kind"] == "Ingress")
+    assert ingress["spec"]["tls"] == [{"hosts": ["hello.local"], "secretName": "hello-tls"}]
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    nginx = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert any(m["mountPath"] == "/etc/nginx/pod/trusted-proxies.conf" for m in nginx["volumeMounts"]), \
+        "behind the Ingress, nginx must trust the controller to name the client"
