@@ -19,7 +19,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-OVERLAYS = ["minikube", "multinode", "dev", "public"]
+OVERLAYS = ["minikube", "multinode", "dev", "public", "replica-set", "gateway"]
+# Custom resources, validated against their CustomResourceDefinition's schema (schemas/README.md).
+CRDS = {("gateway.networking.k8s.io/v1", "HTTPRoute"): ROOT / "tests" / "deploy" / "schemas" / "crds" / "gateway.networking.k8s.io_httproutes.yaml"}
 SKAFFOLD_SCHEMA = ROOT / "tests" / "deploy" / "schemas" / "skaffold-v4beta14.json"  # see schemas/README.md
 
 
@@ -49,8 +51,9 @@ def rendered(tmp_path_factory):
 def test_every_overlay_renders_the_whole_product(rendered, overlay):
     kinds = [doc["kind"] for doc in yaml.safe_load_all(rendered[overlay].read_text()) if doc]
     for kind in ["Namespace", "Deployment", "Service", "StatefulSet", "ConfigMap", "Job", "ServiceAccount", "Role",
-                 "RoleBinding", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Ingress"]:
+                 "RoleBinding", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"]:
         assert kind in kinds, f"{overlay} lacks a {kind}"
+    assert {"Ingress", "HTTPRoute"} & set(kinds), f"{overlay} has neither an Ingress nor an HTTPRoute"
     print(f"{overlay}: {len(kinds)} objects")
 
 
@@ -74,17 +77,21 @@ def latest_kubernetes_version() -> str:
     return utils.latest_version()
 
 
-@pytest.mark.parametrize("version", ["1.28.0", "latest"])
+@pytest.mark.parametrize("version", ["1.28.0", "1.33.0", "latest"])
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_rendered_manifests_validate_strictly(rendered, overlay, version):
+def test_rendered_manifests_validate_strictly(rendered, overlay, version, tmp_path):
+    """Kubernetes' own kinds against its schemas; custom resources in test_custom_resources_..."""
     version = latest_kubernetes_version() if version == "latest" else version
-    result = run([str(VENV_BIN / "kubernetes-validate"), "--strict", "--quiet", "-k", version, str(rendered[overlay])])
+    builtin = [d for d in objects(rendered, overlay) if (d["apiVersion"], d["kind"]) not in CRDS]
+    path = tmp_path / f"{overlay}.yaml"
+    path.write_text(yaml.safe_dump_all(builtin))
+    result = run([str(VENV_BIN / "kubernetes-validate"), "--strict", "--quiet", "-k", version, str(path)])
     assert result.returncode == 0, f"{overlay} on Kubernetes {version}:\n{result.stdout}{result.stderr}"
     print(f"{overlay}: valid for Kubernetes {version}")
 
 
 def test_checkov_finds_no_failed_check(rendered):
-    files = [rendered["minikube"], rendered["multinode"], rendered["public"], ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world",
+    files = [*(rendered[overlay] for overlay in OVERLAYS if overlay != "dev"), ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world",
              ROOT / "deploy" / "nginx" / "Dockerfile", ROOT / "deploy" / "tools" / "Dockerfile"]
     command = [str(VENV_BIN / "checkov"), "--framework", "kubernetes", "dockerfile", "--quiet", "--compact",
                "--skip-download", "--output", "json"]
@@ -345,7 +352,7 @@ def test_the_public_overlay_makes_inboxes_private_limits_stricter_and_hides_info
     assert re.search(r"^\s*/info 1;$", hidden["data"][mount["subPath"]], re.M)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", [o for o in OVERLAYS if o != "gateway"])
 def test_the_ingress_serves_https_only_with_the_certificate_made_at_deploy_time(rendered, overlay):
     documents = objects(rendered, overlay)
     ingress = next(d for d in documents if d["kind"] == "Ingress")
@@ -354,3 +361,146 @@ def test_the_ingress_serves_https_only_with_the_certificate_made_at_deploy_time(
     nginx = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert any(m["mountPath"] == "/etc/nginx/pod/trusted-proxies.conf" for m in nginx["volumeMounts"]), \
         "behind the Ingress, nginx must trust the controller to name the client"
+
+
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected",
+                      "secret"}
+
+
+def restricted_violations(name: str, spec: dict) -> list[str]:
+    """What the "restricted" Pod Security Standard (which the namespace enforces) would refuse in
+    one pod spec: the rules of Kubernetes' pod-security admission, baseline ones included."""
+    problems = []
+    pod_context = spec.get("securityContext", {})
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(flag):
+            problems.append(f"{name}: {flag}")
+    for volume in spec.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUMES:
+            problems.append(f"{name}: volume {volume['name']} of type {kinds - RESTRICTED_VOLUMES}")
+    for container in spec.get("initContainers", []) + spec.get("containers", []):
+        where = f"{name}/{container['name']}"
+        context = container.get("securityContext", {})
+        if context.get("privileged"):
+            problems.append(f"{where}: privileged")
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where}: allowPrivilegeEscalation must be false")
+        if "ALL" not in context.get("capabilities", {}).get("drop", []):
+            problems.append(f"{where}: capabilities must drop ALL")
+        if set(context.get("capabilities", {}).get("add", [])) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{where}: adds capabilities")
+        if not context.get("runAsNonRoot", pod_context.get("runAsNonRoot")):
+            problems.append(f"{where}: runAsNonRoot must be true")
+        if context.get("runAsUser", pod_context.get("runAsUser")) == 0:
+            problems.append(f"{where}: runAsUser 0")
+        seccomp = context.get("seccompProfile", pod_context.get("seccompProfile", {})).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{where}: seccompProfile must be RuntimeDefault or Localhost")
+        if any(port.get("hostPort") for port in container.get("ports", [])):
+            problems.append(f"{where}: hostPort")
+    return problems
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_meets_the_restricted_pod_security_standard(rendered, overlay):
+    documents = objects(rendered, overlay)
+    namespace = next(d for d in documents if d["kind"] == "Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    problems, pods = [], 0
+    for document in documents:
+        spec = document.get("spec", {})
+        template = spec.get("jobTemplate", {}).get("spec", spec).get("template")
+        if template:
+            pods += 1
+            problems += restricted_violations(f"{document['kind']} {document['metadata']['name']}", template["spec"])
+    assert pods >= 3
+    assert not problems, "\n".join(problems)
+    print(f"{overlay}: {pods} pod templates meet the restricted standard")
+
+
+def test_the_restricted_check_finds_what_the_standard_refuses():
+    spec = {"containers": [{"name": "c", "securityContext": {"capabilities": {"drop": ["ALL"]}}}],
+            "volumes": [{"name": "h", "hostPath": {"path": "/"}}], "hostNetwork": True}
+    found = "\n".join(restricted_violations("pod", spec))
+    for rule in ("hostNetwork", "hostPath", "allowPrivilegeEscalation", "runAsNonRoot", "seccompProfile"):
+        assert rule in found, rule
+
+
+def inline_scripts(documents) -> list[tuple[str, str]]:
+    """(where, script) for every `sh -c` script of every container in the manifests."""
+    found = []
+    for document in documents:
+        spec = document.get("spec", {}).get("template", {}).get("spec", {})
+        for container in spec.get("initContainers", []) + spec.get("containers", []):
+            command = container.get("command", [])
+            if command[:2] in (["sh", "-c"], ["bash", "-c"]):
+                found.append((f"{document['metadata']['name']}/{container['name']}", command[2]))
+    return found
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_inline_shell_script_passes_shellcheck(rendered, overlay, tmp_path):
+    scripts = inline_scripts(objects(rendered, overlay))
+    assert scripts, "the MongoDB containers carry inline scripts"
+    for index, (where, script) in enumerate(scripts):
+        path = tmp_path / f"{index}.sh"
+        path.write_text("#!/bin/sh\n" + script)
+        result = run(["shellcheck", "--shell=sh", str(path)])
+        assert result.returncode == 0, f"{where}:\n{result.stdout}"
+    print(f"{overlay}: {len(scripts)} inline scripts pass shellcheck")
+
+
+def test_the_replica_set_has_three_members_a_key_made_at_deploy_time_and_an_initiation_job(rendered):
+    documents = objects(rendered, "replica-set")
+    mongodb = next(d for d in documents if d["kind"] == "StatefulSet")
+    assert mongodb["spec"]["replicas"] == 3
+    container = mongodb["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][container["args"].index("--replSet") + 1] == "rs0"
+    assert "--keyFile" in container["args"]
+    job = next(d for d in documents if d["kind"] == "Job" and d["metadata"]["name"] == "hello-secrets")
+    assert "mongodb-keyfile" in job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert any(d["kind"] == "Job" and d["metadata"]["name"] == "mongodb-replica-set-init" for d in documents)
+    world = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][2]
+    uri = next(e["value"] for e in world["env"] if e["name"] == "WORLD_MONGODB_URI")
+    assert "replicaSet=rs0" in uri and all(f"mongodb-{n}.mongodb:27017" in uri for n in range(3))
+
+
+def crd_schema(path: Path, version: str) -> dict:
+    crd = yaml.safe_load(path.read_text())
+    return next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == version)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_custom_resources_validate_against_their_crd_schemas(rendered, overlay):
+    found = 0
+    for document in objects(rendered, overlay):
+        key = (document["apiVersion"], document["kind"])
+        if key in CRDS:
+            schema = crd_schema(CRDS[key], document["apiVersion"].split("/")[1])
+            errors = list(jsonschema.Draft7Validator(schema).iter_errors(document))
+            assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message[:200]}" for e in errors)
+            found += 1
+        else:
+            group = document["apiVersion"].split("/")[0] if "/" in document["apiVersion"] else ""
+            assert "." not in group or group.endswith(".k8s.io") and group != "gateway.networking.k8s.io", \
+                f"{key} is a custom resource without a schema in CRDS"
+    print(f"{overlay}: {found} custom resources valid")
+
+
+def test_the_crd_check_refuses_a_broken_route():
+    schema = crd_schema(CRDS[("gateway.networking.k8s.io/v1", "HTTPRoute")], "v1")
+    broken = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "x"},
+              "spec": {"rules": [{"matches": [{"path": {"type": "Sideways", "value": "/"}}]}]}}
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(broken))
+
+
+def test_the_gateway_route_sends_everything_to_the_app_service(rendered):
+    documents = objects(rendered, "gateway")
+    route = next(d for d in documents if d["kind"] == "HTTPRoute")
+    service = next(d for d in documents if d["kind"] == "Service" and d["metadata"]["name"] == "hello")
+    (rule,) = route["spec"]["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+    assert rule["backendRefs"] == [{"name": "hello", "port": service["spec"]["ports"][0]["port"]}]
+    job = next(d for d in documents if d["kind"] == "Job" and d["metadata"]["name"] == "hello-secrets")
+    assert "hello-tls" in job["spec"]["template"]["spec"]["containers"][0]["args"]
