@@ -504,3 +504,15 @@ def test_the_gateway_route_sends_everything_to_the_app_service(rendered):
     assert rule["backendRefs"] == [{"name": "hello", "port": service["spec"]["ports"][0]["port"]}]
     job = next(d for d in documents if d["kind"] == "Job" and d["metadata"]["name"] == "hello-secrets")
     assert "hello-tls" in job["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_every_overlay_renders_in_a_fresh_clone_with_default_load_rules(tmp_path):
+    """What a new user does first: clone, then `kubectl kustomize` / `kubectl apply -k`, with no
+    step before it (nothing generated, nothing outside the clone)."""
+    clone = tmp_path / "clone"
+    result = run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)])
+    assert result.returncode == 0, result.stderr
+    for overlay in OVERLAYS:
+        result = run(["kubectl", "kustomize", str(clone / "deploy" / "overlays" / overlay)])
+        assert result.returncode == 0, f"{overlay} in a fresh clone:\n{result.stderr}"
+    print(f"{len(OVERLAYS)} overlays render in a fresh clone of the committed tree")
