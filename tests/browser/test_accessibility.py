@@ -9,6 +9,7 @@ the policy rightly refuses scripts the site did not serve.
 
 import json
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import axe_playwright_python
@@ -35,11 +36,19 @@ def violations(page) -> list[dict]:
     ]
 
 
+@contextmanager
+def page_at(browser, width: str):
+    """A page at one of WIDTHS, with the CSP bypassed so that axe can be injected."""
+    context = browser.new_context(viewport=WIDTHS[width], is_mobile=width == "phone", bypass_csp=True)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_page_has_no_axe_violations(pod, browser, width):
-    context = browser.new_context(viewport=WIDTHS[width], is_mobile=width == "phone", bypass_csp=True)
-    page = context.new_page()
-    try:
+    with page_at(browser, width) as page:
         page.goto(BASE_URL + "/")
         found = {"loaded": violations(page)}
 
@@ -62,8 +71,6 @@ def test_the_page_has_no_axe_violations(pod, browser, width):
         page.get_by_role("button", name="Send hello").click()
         expect(page.locator("#send-to-error")).to_be_visible()
         found["error shown"] = violations(page)
-    finally:
-        context.close()
     found = {state: found_there for state, found_there in found.items() if found_there}
     assert not found, f"axe-core at {width} width:\n" + json.dumps(found, indent=1)
 
@@ -71,12 +78,8 @@ def test_the_page_has_no_axe_violations(pod, browser, width):
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_public_page_without_its_info_panel_has_no_axe_violations(public_nginx, browser, width):
     """Shared on the internet (the `public` component), the page has no "This pod" panel."""
-    context = browser.new_context(viewport=WIDTHS[width], is_mobile=width == "phone", bypass_csp=True)
-    page = context.new_page()
-    try:
+    with page_at(browser, width) as page:
         page.goto(public_nginx + "/")
         expect(page.locator("#info-title")).to_be_hidden()
         found = violations(page)
-    finally:
-        context.close()
     assert not found, f"axe-core at {width} width on the public page:\n" + json.dumps(found, indent=1)

@@ -16,24 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from cluster import proxy_nginx_head
 from conftest import TRUSTED_PROXY
 
 INGRESS_ADDRESS = "127.0.3.250"
 
 
 def ingress_conf(upstream: str) -> str:
-    return f"""# A stand-in for an Ingress controller (tests/hostile/test_ingress_standin.py).
-worker_processes 1;
-pid tmp/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path tmp/client_body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
+    return proxy_nginx_head("A stand-in for an Ingress controller (tests/hostile/test_ingress_standin.py).", 256) + f"""\
     server {{
         listen {INGRESS_ADDRESS}:8080;
         location / {{
