@@ -173,6 +173,12 @@ def test_the_api_answers_through_nginx_with_request_ids(pod):
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     assert "hello_http_requests_total" in body and "world_http_requests_total" in body
     assert "world_store_operation_duration_seconds" in body and "hello_world_metrics_up 1" in body
+    # One scrape holds both processes: their own process metrics apart, and no family twice.
+    for service in ("hello", "world"):
+        for family in ("process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds"):
+            assert re.search(rf"^{service}_{family} \d", body, re.M), f"{service}_{family} missing"
+    families = re.findall(r"^# TYPE (\S+)", body, re.M)
+    assert len(families) == len(set(families)), "a metric family appears twice in one scrape"
 
     for header in ("Content-Security-Policy", "X-Content-Type-Options", "X-Pod-Name"):
         assert header in get("/")[1], f"{header} missing on the page"

@@ -51,8 +51,8 @@ impl FromRequest for RequestId {
     }
 }
 
-/// A service's metrics registry with the HTTP metrics every service has; each service registers
-/// its own metrics on [`Metrics::registry`]. Names are prefixed with the service (`hello_`,
+/// A service's metrics registry with the HTTP and process metrics every service has; each service
+/// registers its own metrics on [`Metrics::registry`]. Names are prefixed with the service (`hello_`,
 /// `world_`) so that both can be served from one scrape.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -101,6 +101,13 @@ impl Metrics {
         ] {
             let _ = registry.register(collector);
         }
+        // Memory, CPU, open files and threads of this process (Linux: read from /proc). Under the
+        // registry's prefix, so hello's /metrics, which carries world's too, holds one family per
+        // process: hello_process_resident_memory_bytes beside world_process_resident_memory_bytes.
+        #[cfg(target_os = "linux")]
+        let _ = registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
         Self {
             registry,
             requests,
