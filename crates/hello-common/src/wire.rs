@@ -193,6 +193,10 @@ pub struct Lease {
     /// When the lease runs out (RFC 3339, UTC, milliseconds); `None` when nothing was taken.
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// How many of `hellos` an earlier lease had taken and not confirmed in time: delivered
+    /// again. For world-service's metrics only; never sent.
+    #[serde(skip)]
+    pub redelivered: u64,
 }
 
 /// The body of an acknowledgement: these leases' hellos reached their readers; delete them.

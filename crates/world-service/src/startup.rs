@@ -11,7 +11,7 @@ use hello_common::{
     problem::extractors,
     startup::{self as shared, BoundService},
 };
-use prometheus::{HistogramOpts, HistogramVec};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts};
 
 use crate::{
     config::Settings,
@@ -31,8 +31,49 @@ pub struct AppState {
     pub lease_ms: u64,
     pub settings: Settings,
     pub uptime: Uptime,
-    /// `world_store_operation_duration_seconds{operation, backend}`.
+    /// `world_store_operation_duration_seconds{operation, backend}`, and what the store did.
     pub store_latency: HistogramVec,
+    pub store_metrics: StoreMetrics,
+}
+
+/// What the store did, for dashboards and alerts. Labels have a handful of values each: never
+/// a name, a token or an id.
+#[derive(Debug, Clone)]
+pub struct StoreMetrics {
+    /// `world_hellos_redelivered_total`: hellos leased again after an earlier lease ran out
+    /// unconfirmed (a reader that vanished, or a GET whose answer did not arrive).
+    pub redelivered: IntCounter,
+    /// `world_confirmations_total{outcome}`: reliable reads confirmed (`confirmed`), too late
+    /// (`expired`) or for an unknown lease (`unknown`).
+    pub confirmations: IntCounterVec,
+    /// `world_hellos_stored`: hellos held, waiting or leased; set at every scrape.
+    pub stored: IntGauge,
+}
+
+impl StoreMetrics {
+    fn register(registry: &prometheus::Registry) -> prometheus::Result<Self> {
+        let metrics = Self {
+            redelivered: IntCounter::new(
+                "hellos_redelivered_total",
+                "Hellos leased again after an earlier lease ran out unconfirmed",
+            )?,
+            confirmations: IntCounterVec::new(
+                Opts::new(
+                    "confirmations_total",
+                    "Reliable reads' confirmations, by outcome (confirmed, expired, unknown)",
+                ),
+                &["outcome"],
+            )?,
+            stored: IntGauge::new(
+                "hellos_stored",
+                "Hellos the store holds, waiting or leased (read at each scrape)",
+            )?,
+        };
+        registry.register(Box::new(metrics.redelivered.clone()))?;
+        registry.register(Box::new(metrics.confirmations.clone()))?;
+        registry.register(Box::new(metrics.stored.clone()))?;
+        Ok(metrics)
+    }
 }
 
 impl AppState {
@@ -102,6 +143,7 @@ impl Application {
             &["operation", "backend"],
         )?;
         metrics.registry.register(Box::new(store_latency.clone()))?;
+        let store_metrics = StoreMetrics::register(&metrics.registry)?;
         let metrics = web::Data::new(metrics);
         let state = web::Data::new(AppState {
             store: Arc::clone(&store),
@@ -109,6 +151,7 @@ impl Application {
             settings: settings.clone(),
             uptime: Uptime::default(),
             store_latency,
+            store_metrics,
         });
         let max_body_bytes = settings.max_body_bytes;
         let shared_app = shared::shared(metrics, web::Data::new(lifecycle.clone()));

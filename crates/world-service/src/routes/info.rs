@@ -1,7 +1,10 @@
-//! `GET /v1/info`: world-service's view of itself, for hello-service's `/info`.
+//! `GET /v1/info`: world-service's view of itself, for hello-service's `/info`; and `GET /metrics`.
 
 use actix_web::{HttpResponse, web};
-use hello_common::info::{SecretEntry, describe_settings};
+use hello_common::{
+    info::{SecretEntry, describe_settings},
+    observability::{Metrics, metrics_endpoint},
+};
 
 use crate::{config::SECRET_SETTINGS, startup::AppState};
 
@@ -26,4 +29,16 @@ pub async fn info(state: web::Data<AppState>) -> HttpResponse {
         "config": config,
         "secrets": secrets,
     }))
+}
+
+/// `GET /metrics`: the registry, with `world_hellos_stored` read from the store first. If the
+/// store does not answer, the gauge keeps its last value (the store's own alerts say why).
+pub async fn metrics(state: web::Data<AppState>, metrics: web::Data<Metrics>) -> HttpResponse {
+    if let Ok(stored) = state.store.stored_hellos().await {
+        state
+            .store_metrics
+            .stored
+            .set(i64::try_from(stored).unwrap_or(i64::MAX));
+    }
+    metrics_endpoint(metrics).await
 }

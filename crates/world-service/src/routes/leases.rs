@@ -55,6 +55,7 @@ pub async fn lease(
             },
         )
         .await?;
+    state.store_metrics.redelivered.inc_by(lease.redelivered);
     Ok(HttpResponse::Ok().json(lease))
 }
 
@@ -99,11 +100,23 @@ pub async fn confirm(
     let _timer = state.time_store("confirm");
     check_reader(state.store.as_ref(), &name, presented, rules.require_claim).await?;
     if lease_id.is_empty() || lease_id.len() > MAX_LEASE_ID_LENGTH {
+        state
+            .store_metrics
+            .confirmations
+            .with_label_values(&["unknown"])
+            .inc();
         return Err(Problem::receipt_not_found());
     }
-    match state.store.confirm(&name, &lease_id).await? {
-        Confirmation::Confirmed => Ok(HttpResponse::NoContent().finish()),
-        Confirmation::Expired => Err(Problem::lease_expired()),
-        Confirmation::Unknown => Err(Problem::receipt_not_found()),
-    }
+    let confirmation = state.store.confirm(&name, &lease_id).await?;
+    let (outcome, answer) = match confirmation {
+        Confirmation::Confirmed => ("confirmed", Ok(HttpResponse::NoContent().finish())),
+        Confirmation::Expired => ("expired", Err(Problem::lease_expired())),
+        Confirmation::Unknown => ("unknown", Err(Problem::receipt_not_found())),
+    };
+    state
+        .store_metrics
+        .confirmations
+        .with_label_values(&[outcome])
+        .inc();
+    answer
 }

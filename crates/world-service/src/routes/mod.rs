@@ -26,7 +26,6 @@ mod ownership;
 
 use actix_web::web;
 use hello_common::{
-    observability::metrics_endpoint,
     problem::extractors::{json_config, resource},
     wire::{ACKNOWLEDGEMENTS_BODY_LIMIT, paths},
 };
@@ -35,7 +34,7 @@ use hello_common::{
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
-        .service(resource("/metrics", "GET").route(web::get().to(metrics_endpoint)))
+        .service(resource("/metrics", "GET").route(web::get().to(info::metrics)))
         .service(resource(paths::INFO, "GET").route(web::get().to(info::info)))
         .service(resource(paths::SEND, "POST").route(web::post().to(hellos::send)))
         .service(resource(paths::LEASE, "POST").route(web::post().to(leases::lease)))

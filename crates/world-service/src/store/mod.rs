@@ -210,6 +210,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Succeeds when the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// How many hellos the store holds: waiting, and leased but not yet confirmed (for the
+    /// `world_hellos_stored` gauge). Cheap: a counter the store keeps, or the collection's
+    /// metadata, never a scan.
+    async fn stored_hellos(&self) -> Result<u64, StoreError>;
+
     /// The last call, at shutdown: returns once everything written so far is durable (the
     /// embedded store syncs what it had not yet synced, stops its writer and lets go of the file
     /// once its handles are dropped).

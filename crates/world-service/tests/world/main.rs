@@ -4,6 +4,7 @@
 //!   run against the embedded store and against MongoDB (nx-27017);
 //! - `housekeeping`: a busy embedded store still forgets what is due;
 //! - `lost_answers`: MongoDB writes whose answer was lost are unknown outcomes, safely retried;
+//! - `metrics`: the store's metrics from the real binary's `/metrics`;
 //! - `ownership`: claimed names enforced by two real replicas on one MongoDB;
 //! - `processes`: the real binary killed with SIGKILL and restarted;
 //! - `upgrade`: stores written by release 0.1.0, opened and used by this code.
@@ -13,6 +14,7 @@
 
 mod housekeeping;
 mod lost_answers;
+mod metrics;
 mod ownership;
 mod processes;
 mod store_suite;

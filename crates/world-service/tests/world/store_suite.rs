@@ -109,11 +109,27 @@ macro_rules! store_suite {
                 let store = $open(limits()).await;
                 let sent = store.say("alice", "bob").await;
                 let lost = store.store.lease(&name("bob"), take(10, 200)).await.unwrap();
-                assert_eq!(lost.hellos.len(), 1);
+                assert_eq!((lost.hellos.len(), lost.redelivered), (1, 0), "a first delivery");
+                let later = store.say("carol", "bob").await;
                 tokio::time::sleep(Duration::from_millis(400)).await;
                 let again = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
-                assert_eq!(again.hellos.len(), 1);
-                assert_eq!(again.hellos[0].id, sent.id);
+                let again_ids: Vec<&str> = again.hellos.iter().map(|hello| hello.id.as_str()).collect();
+                assert_eq!(again_ids, [sent.id.as_str(), later.id.as_str()]);
+                assert_eq!(again.redelivered, 1, "alice's hello goes out again, carol's for the first time");
+            }
+
+            #[tokio::test]
+            async fn the_store_counts_the_hellos_it_holds_until_they_are_delivered() {
+                let store = $open(limits()).await;
+                assert_eq!(store.store.stored_hellos().await.unwrap(), 0);
+                for from in ["alice", "carol", "dave"] {
+                    store.say(from, "bob").await;
+                }
+                assert_eq!(store.store.stored_hellos().await.unwrap(), 3);
+                let read = store.store.lease(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
+                assert_eq!(store.store.stored_hellos().await.unwrap(), 3, "leased hellos are still held");
+                store.acknowledge(&read).await;
+                assert_eq!(store.store.stored_hellos().await.unwrap(), 1);
             }
 
             #[tokio::test]

@@ -213,6 +213,7 @@ impl Store for EmbeddedStore {
                 hellos: Vec::new(),
                 remaining: 0,
                 expires_at: None,
+                redelivered: 0,
             });
         }
         let name = name.clone();
@@ -268,6 +269,17 @@ impl Store for EmbeddedStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.submit(Job::Ping).await
+    }
+
+    async fn stored_hellos(&self) -> Result<u64, StoreError> {
+        let read = || -> tables::Storage<u64> {
+            let transaction = self.database.begin_read()?;
+            tables::counter(
+                &transaction.open_table(tables::META)?,
+                tables::STORED_HELLOS,
+            )
+        };
+        read().map_err(StoreError::unavailable)
     }
 
     async fn close(&self) -> Result<(), StoreError> {

@@ -192,13 +192,17 @@ pub(super) fn lease(
             hellos: Vec::new(),
             remaining,
             expires_at: None,
+            redelivered: 0,
         });
     }
 
     let lease_id = new_lease_id();
     let mut delivered = Vec::with_capacity(taken.len());
     let mut sequences = Vec::with_capacity(taken.len());
+    let mut redelivered = 0;
     for (sequence, mut record) in taken {
+        // A hello an earlier lease took (and did not confirm in time) goes out again.
+        redelivered += u64::from(record.lease_until != 0);
         record.lease_until = until.0;
         record.lease = Some(lease_id.clone());
         hellos.insert(
@@ -232,6 +236,7 @@ pub(super) fn lease(
         hellos: delivered,
         remaining,
         expires_at: Some(until.to_rfc3339()),
+        redelivered,
     })
 }
 

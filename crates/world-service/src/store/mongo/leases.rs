@@ -1,5 +1,7 @@
 //! Taking hellos out of MongoDB: leasing, acknowledging (GET) and confirming (reliable reads).
 
+use std::collections::HashSet;
+
 use futures::TryStreamExt;
 use hello_common::{
     Name,
@@ -15,6 +17,19 @@ use super::{
 };
 use crate::store::{Confirmation, LeaseRequest, Operation, StoreError, new_lease_id, ttl_millis};
 
+/// What one attempt to lease found.
+#[derive(Default)]
+struct Attempt {
+    /// Hellos that were free to take when the attempt looked.
+    candidates: usize,
+    /// Those it won (others may have taken the rest first), oldest first.
+    won: Vec<HelloDocument>,
+    /// When the lease runs out.
+    until: i64,
+    /// How many of `won` an earlier lease had taken.
+    redelivered: u64,
+}
+
 impl MongoStore {
     /// Leases up to `request.limit` of the oldest visible hellos of `name`.
     pub(super) async fn lease_hellos(
@@ -23,18 +38,21 @@ impl MongoStore {
         request: LeaseRequest,
     ) -> Result<Lease, StoreError> {
         let lease_id = new_lease_id();
-        let mut won = Vec::new();
-        let mut until = 0;
+        let mut attempt = Attempt::default();
         for _ in 0..RACE_ATTEMPTS {
-            let (candidates, documents, lease_until) =
-                self.try_lease(name, request, &lease_id).await?;
-            (won, until) = (documents, lease_until);
+            attempt = self.try_lease(name, request, &lease_id).await?;
             // Stop when there was nothing to take, or when we won something: a smaller page is
             // fine. Retry only if other readers took every candidate first.
-            if candidates == 0 || !won.is_empty() {
+            if attempt.candidates == 0 || !attempt.won.is_empty() {
                 break;
             }
         }
+        let Attempt {
+            won,
+            until,
+            redelivered,
+            ..
+        } = attempt;
         if !won.is_empty() {
             // Recorded after the hellos are won: a crash in between leaves a lease no
             // confirmation knows (404), whose hellos come back when it runs out.
@@ -71,17 +89,17 @@ impl MongoStore {
                 })
                 .collect(),
             remaining,
+            redelivered,
         })
     }
 
     /// One attempt to lease up to `limit` hellos: pick candidates, then win what is still free.
-    /// Returns how many were candidates, the hellos won, and the lease's end.
     async fn try_lease(
         &self,
         name: &Name,
         request: LeaseRequest,
         lease_id: &str,
-    ) -> Result<(usize, Vec<HelloDocument>, i64), StoreError> {
+    ) -> Result<Attempt, StoreError> {
         let now = Millis::now();
         let until = now
             .plus_millis(u64::try_from(request.lease.as_millis()).unwrap_or(u64::MAX))
@@ -99,8 +117,17 @@ impl MongoStore {
             .await
             .map_err(StoreError::unavailable)?;
         if candidates.is_empty() {
-            return Ok((0, Vec::new(), until));
+            return Ok(Attempt {
+                until,
+                ..Attempt::default()
+            });
         }
+        // Candidates an earlier lease took (and did not confirm in time): if won, delivered again.
+        let leased_before: HashSet<&str> = candidates
+            .iter()
+            .filter(|hello| hello.lease_until != 0)
+            .map(|hello| hello.id.as_str())
+            .collect();
         let ids: Vec<&str> = candidates.iter().map(|hello| hello.id.as_str()).collect();
         let mut win = leasable;
         win.insert("_id", doc! { "$in": ids });
@@ -120,7 +147,16 @@ impl MongoStore {
             .try_collect()
             .await
             .map_err(StoreError::unavailable)?;
-        Ok((candidates.len(), won, until))
+        let redelivered = won
+            .iter()
+            .filter(|hello| leased_before.contains(hello.id.as_str()))
+            .count() as u64;
+        Ok(Attempt {
+            candidates: candidates.len(),
+            won,
+            until,
+            redelivered,
+        })
     }
 
     /// A GET's leases, delivered: deletes the hellos they still hold, and forgets them.

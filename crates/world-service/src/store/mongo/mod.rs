@@ -261,6 +261,15 @@ impl Store for MongoStore {
         Ok(())
     }
 
+    async fn stored_hellos(&self) -> Result<u64, StoreError> {
+        // The collection's count from its metadata: the same figure the store cap is checked
+        // against, without reading a document.
+        self.hellos
+            .estimated_document_count()
+            .await
+            .map_err(StoreError::unavailable)
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         // Every write was acknowledged by a majority before it was answered: nothing to flush.
         // Ending the sessions and connections politely spares the server their timeouts.

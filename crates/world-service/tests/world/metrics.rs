@@ -1,0 +1,95 @@
+//! The store's metrics, from the real binary's `/metrics`: hellos held, hellos delivered again
+//! after a lease ran out, and confirmations by outcome (what the dashboards and alerts read).
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use hello_common::testing::{ChildService, free_port};
+use serde_json::{Value, json};
+
+/// The value of one sample (`name` with its labels, as printed) in a scrape.
+fn sample(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} is not in the scrape:\n{scrape}"))
+}
+
+#[tokio::test]
+async fn the_store_reports_hellos_held_redelivered_and_confirmed() {
+    let data = tempfile::tempdir().unwrap();
+    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let world = ChildService::start(
+        Path::new(env!("CARGO_BIN_EXE_world-service")),
+        &[
+            ("WORLD_LISTEN", address.to_string()),
+            ("WORLD_DATA_DIR", data.path().display().to_string()),
+            ("WORLD_SHUTDOWN_DRAIN_MS", "0".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ],
+        address,
+    );
+    let client = reqwest::Client::new();
+    let url = world.url();
+    let scrape = || async {
+        let answer = client.get(format!("{url}/metrics")).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.text().await.unwrap()
+    };
+    let lease = |lease_ms: u64| {
+        let request = client.post(format!(
+            "{url}/v1/inboxes/bob/leases?limit=10&lease_ms={lease_ms}"
+        ));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    for from in ["alice", "carol"] {
+        let answer = client
+            .post(format!("{url}/v1/inboxes/bob/hellos"))
+            .json(&json!({ "from": from }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 201);
+    }
+    let first = scrape().await;
+    assert_eq!(sample(&first, "world_hellos_stored"), 2.0);
+    assert_eq!(sample(&first, "world_hellos_redelivered_total"), 0.0);
+
+    // A reader that vanishes: its lease runs out, and both hellos go out again.
+    let vanished = lease(100).await;
+    assert_eq!(vanished["hellos"].as_array().unwrap().len(), 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = lease(60_000).await;
+    assert_eq!(again["hellos"].as_array().unwrap().len(), 2);
+    let receipt = again["lease_id"].as_str().unwrap();
+    for _ in 0..2 {
+        let confirmed = client
+            .delete(format!("{url}/v1/inboxes/bob/leases/{receipt}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(confirmed.status(), 204);
+    }
+    let late = client
+        .delete(format!(
+            "{url}/v1/inboxes/bob/leases/{}",
+            vanished["lease_id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 410);
+
+    let last = scrape().await;
+    assert_eq!(sample(&last, "world_hellos_redelivered_total"), 2.0);
+    assert_eq!(
+        sample(&last, "world_confirmations_total{outcome=\"confirmed\"}"),
+        2.0
+    );
+    assert_eq!(
+        sample(&last, "world_confirmations_total{outcome=\"expired\"}"),
+        1.0
+    );
+    assert_eq!(sample(&last, "world_hellos_stored"), 0.0);
+    assert!(sample(&last, "world_process_resident_memory_bytes") > 0.0);
+}
