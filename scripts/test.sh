@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-STAGES=(lint deny rust fuzz browser hostile scale deploy containers)
+STAGES=(lint deny rust fuzz browser hostile scale deploy monitoring containers)
 
 describe() {
   case $1 in
@@ -28,6 +28,7 @@ describe() {
     hostile) echo "a corpus of hostile requests and schemathesis against real pods on nx-27017 (tests/hostile)" ;;
     scale) echo "3 pods behind a balancer on nx-27017: kill -9 of each part, readers that vanish, a rolling restart, a rolling update from 0.1.0 (built from its commit), the store down (tests/scale --quick)" ;;
     deploy) echo "kustomize overlays, kubernetes-validate --strict, checkov, Skaffold schema, hadolint, shellcheck, the minikube script against stubs (tests/deploy)" ;;
+    monitoring) echo "Debian's Prometheus scrapes a real pod under a bounded load: every dashboard query returns data; promtool checks and unit-tests the alert rules and checks the config (tests/monitoring)" ;;
     containers) echo "the four images built with podman from the repo's Dockerfiles; the rendered Job and app pod run as written (tests/containers)" ;;
     *) return 1 ;;
   esac
@@ -232,6 +233,16 @@ stage_deploy() {
   need_debian shellcheck:shellcheck && need_deploy_tools || return 1
   say "Deployment checks: kustomize overlays, kubernetes-validate --strict, checkov, skaffold schema, hadolint, shellcheck, the minikube script against stubs (tests/deploy)"
   run_pytest deploy tests/deploy "$deploy_venv/bin/python" -v || problem "deployment checks (above)" || return 1
+}
+
+stage_monitoring() {
+  need_rust && need_debian prometheus:prometheus && need_deploy_tools && need_binaries || return 1
+  echo "$(prometheus --version 2>&1 | head -1)"
+  say "Monitoring: Prometheus scrapes a real pod under load; every dashboard query, the alert rules and their unit tests, the config (tests/monitoring)"
+  run_pytest monitoring tests/monitoring "$deploy_venv/bin/python" -v -s || problem "monitoring checks (above)" || return 1
+  local queries
+  queries=$(grep -Eo 'dashboard queries checked: [0-9]+' target/monitoring-test-output.log | grep -Eo '[0-9]+$' || true)
+  detail="$detail, ${queries:-?} dashboard queries"
 }
 
 stage_containers() {

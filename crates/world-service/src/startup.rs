@@ -48,6 +48,8 @@ pub struct StoreMetrics {
     pub confirmations: IntCounterVec,
     /// `world_hellos_stored`: hellos held, waiting or leased; set at every scrape.
     pub stored: IntGauge,
+    /// `world_store_up`: 1 when the store answered at the last scrape, else 0.
+    pub store_up: IntGauge,
 }
 
 impl StoreMetrics {
@@ -68,10 +70,20 @@ impl StoreMetrics {
                 "hellos_stored",
                 "Hellos the store holds, waiting or leased (read at each scrape)",
             )?,
+            store_up: IntGauge::new(
+                "store_up",
+                "1 when the store answered at this scrape, 0 when it did not",
+            )?,
         };
+        // Every outcome from the start: a series that appears only with its first event makes
+        // rate() blind to that first event, and dashboards show "no data" instead of 0.
+        for outcome in ["confirmed", "expired", "unknown"] {
+            metrics.confirmations.with_label_values(&[outcome]);
+        }
         registry.register(Box::new(metrics.redelivered.clone()))?;
         registry.register(Box::new(metrics.confirmations.clone()))?;
         registry.register(Box::new(metrics.stored.clone()))?;
+        registry.register(Box::new(metrics.store_up.clone()))?;
         Ok(metrics)
     }
 }

@@ -31,14 +31,17 @@ pub async fn info(state: web::Data<AppState>) -> HttpResponse {
     }))
 }
 
-/// `GET /metrics`: the registry, with `world_hellos_stored` read from the store first. If the
-/// store does not answer, the gauge keeps its last value (the store's own alerts say why).
+/// `GET /metrics`: the registry, with `world_hellos_stored` and `world_store_up` read from the
+/// store first. If the store does not answer, `world_store_up` is 0 and `world_hellos_stored`
+/// keeps its last value.
 pub async fn metrics(state: web::Data<AppState>, metrics: web::Data<Metrics>) -> HttpResponse {
-    if let Ok(stored) = state.store.stored_hellos().await {
-        state
-            .store_metrics
-            .stored
-            .set(i64::try_from(stored).unwrap_or(i64::MAX));
+    let store = &state.store_metrics;
+    match state.store.stored_hellos().await {
+        Ok(stored) => {
+            store.stored.set(i64::try_from(stored).unwrap_or(i64::MAX));
+            store.store_up.set(1);
+        }
+        Err(_) => store.store_up.set(0),
     }
     metrics_endpoint(metrics).await
 }

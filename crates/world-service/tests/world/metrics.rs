@@ -54,6 +54,7 @@ async fn the_store_reports_hellos_held_redelivered_and_confirmed() {
     let first = scrape().await;
     assert_eq!(sample(&first, "world_hellos_stored"), 2.0);
     assert_eq!(sample(&first, "world_hellos_redelivered_total"), 0.0);
+    assert_eq!(sample(&first, "world_store_up"), 1.0);
 
     // A reader that vanishes: its lease runs out, and both hellos go out again.
     let vanished = lease(100).await;
