@@ -13,6 +13,7 @@
 #   mongodb-keyfile  the shared key of a MongoDB replica set's members (keyfile)
 #   hello-tls        a self-signed certificate for the Ingress (tls.crt, tls.key; CN hello.local,
 #                    or TLS_HOST)
+#   grafana-admin    Grafana's admin user (admin-user, admin-password), for the monitoring component
 #
 # It talks to the Kubernetes API with the Pod's ServiceAccount token (curl, no kubectl). For
 # tests, KUBERNETES_API_URL and SERVICEACCOUNT_DIR point it elsewhere. Values never reach its
@@ -85,7 +86,10 @@ secret_for() {
         -keyout "$dir/tls.key" -out "$dir/tls.crt" 2>"$work/openssl.log" \
         || { cat "$work/openssl.log" >&2; fail "openssl could not make the certificate for $TLS_HOST"; }
       secret_body "$name" kubernetes.io/tls "tls.crt=$dir/tls.crt" "tls.key=$dir/tls.key" ;;
-    *) fail "unknown Secret '$name' (known: mongodb-root mongodb-app app-secret mongodb-keyfile hello-tls)" ;;
+    grafana-admin)
+      printf 'admin' > "$dir/admin-user"; random_value > "$dir/admin-password"
+      secret_body "$name" Opaque "admin-user=$dir/admin-user" "admin-password=$dir/admin-password" ;;
+    *) fail "unknown Secret '$name' (known: mongodb-root mongodb-app app-secret mongodb-keyfile hello-tls grafana-admin)" ;;
   esac
 }
 

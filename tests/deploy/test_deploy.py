@@ -19,9 +19,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-OVERLAYS = ["minikube", "multinode", "dev", "public", "replica-set", "gateway"]
+OVERLAYS = ["minikube", "multinode", "dev", "public", "replica-set", "gateway", "monitoring", "monitoring-operator"]
 # Custom resources, validated against their CustomResourceDefinition's schema (schemas/README.md).
-CRDS = {("gateway.networking.k8s.io/v1", "HTTPRoute"): ROOT / "tests" / "deploy" / "schemas" / "crds" / "gateway.networking.k8s.io_httproutes.yaml"}
+CRD_DIR = ROOT / "tests" / "deploy" / "schemas" / "crds"
+CRDS = {("gateway.networking.k8s.io/v1", "HTTPRoute"): CRD_DIR / "gateway.networking.k8s.io_httproutes.yaml",
+        ("monitoring.coreos.com/v1", "PodMonitor"): CRD_DIR / "monitoring.coreos.com_podmonitors.yaml",
+        ("monitoring.coreos.com/v1", "PrometheusRule"): CRD_DIR / "monitoring.coreos.com_prometheusrules.yaml"}
 SKAFFOLD_SCHEMA = ROOT / "tests" / "deploy" / "schemas" / "skaffold-v4beta14.json"  # see schemas/README.md
 
 
@@ -116,7 +119,7 @@ def test_the_dev_overlay_differs_only_where_skaffold_sync_needs_it(rendered):
         return [d for d in yaml.safe_load_all(rendered[overlay].read_text()) if d]
 
     dev, minikube = documents("dev"), documents("minikube")
-    nginx = next(d for d in dev if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    nginx = next(d for d in dev if d["kind"] == "Deployment" and d["metadata"]["name"] == "hello")["spec"]["template"]["spec"]["containers"][0]
     assert nginx["name"] == "nginx" and nginx["securityContext"]["readOnlyRootFilesystem"] is False
     nginx["securityContext"]["readOnlyRootFilesystem"] = True
     assert dev == minikube
@@ -346,7 +349,7 @@ def test_the_public_overlay_makes_inboxes_private_limits_stricter_and_hides_info
     for limit in ("HELLO_RATE_LIMIT_PER_SECOND", "HELLO_RATE_LIMIT_BURST"):
         assert int(shared[limit]) < int(local[limit]), limit
     assert int(shared["HELLO_CLAIM_RATE_PER_MINUTE"]) < 5 and int(shared["HELLO_CLAIM_BURST"]) < 3, "below the defaults"
-    nginx = next(d for d in public if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    nginx = next(d for d in public if d["kind"] == "Deployment" and d["metadata"]["name"] == "hello")["spec"]["template"]["spec"]["containers"][0]
     mount = next(m for m in nginx["volumeMounts"] if m["mountPath"] == "/etc/nginx/pod/hidden-paths.conf")
     hidden = next(d for d in public if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("nginx-hidden-paths"))
     assert re.search(r"^\s*/info 1;$", hidden["data"][mount["subPath"]], re.M)
@@ -358,7 +361,7 @@ def test_the_ingress_serves_https_only_with_the_certificate_made_at_deploy_time(
     ingress = next(d for d in documents if d["kind"] == "Ingress")
     assert ingress["spec"]["tls"] == [{"hosts": ["hello.local"], "secretName": "hello-tls"}]
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
-    nginx = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    nginx = next(d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "hello")["spec"]["template"]["spec"]["containers"][0]
     assert any(m["mountPath"] == "/etc/nginx/pod/trusted-proxies.conf" for m in nginx["volumeMounts"]), \
         "behind the Ingress, nginx must trust the controller to name the client"
 
@@ -461,14 +464,26 @@ def test_the_replica_set_has_three_members_a_key_made_at_deploy_time_and_an_init
     job = next(d for d in documents if d["kind"] == "Job" and d["metadata"]["name"] == "hello-secrets")
     assert "mongodb-keyfile" in job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert any(d["kind"] == "Job" and d["metadata"]["name"] == "mongodb-replica-set-init" for d in documents)
-    world = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][2]
+    world = next(d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "hello")["spec"]["template"]["spec"]["containers"][2]
     uri = next(e["value"] for e in world["env"] if e["name"] == "WORLD_MONGODB_URI")
     assert "replicaSet=rs0" in uri and all(f"mongodb-{n}.mongodb:27017" in uri for n in range(3))
 
 
+def go_patterns_for_python(node):
+    """Go's regular expressions allow a flag group mid-pattern (`^(?i)(abort|warn)?$`); Python's
+    only at the start. Moving it there means the same for these patterns."""
+    if isinstance(node, dict):
+        return {key: (("(?i)" + value.replace("(?i)", "")) if key == "pattern" and "(?i)" in value
+                      else go_patterns_for_python(value)) for key, value in node.items()}
+    if isinstance(node, list):
+        return [go_patterns_for_python(value) for value in node]
+    return node
+
+
 def crd_schema(path: Path, version: str) -> dict:
     crd = yaml.safe_load(path.read_text())
-    return next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == version)
+    schema = next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == version)
+    return go_patterns_for_python(schema)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -485,6 +500,7 @@ def test_custom_resources_validate_against_their_crd_schemas(rendered, overlay):
             group = document["apiVersion"].split("/")[0] if "/" in document["apiVersion"] else ""
             assert "." not in group or group.endswith(".k8s.io") and group != "gateway.networking.k8s.io", \
                 f"{key} is a custom resource without a schema in CRDS"
+            assert group != "monitoring.coreos.com", f"{key} is a custom resource without a schema in CRDS"
     print(f"{overlay}: {found} custom resources valid")
 
 
@@ -516,3 +532,37 @@ def test_every_overlay_renders_in_a_fresh_clone_with_default_load_rules(tmp_path
         result = run(["kubectl", "kustomize", str(clone / "deploy" / "overlays" / overlay)])
         assert result.returncode == 0, f"{overlay} in a fresh clone:\n{result.stderr}"
     print(f"{len(OVERLAYS)} overlays render in a fresh clone of the committed tree")
+
+
+def test_the_operators_prometheus_rule_holds_exactly_the_alert_rules_file():
+    """One set of rules: deploy/components/monitoring/prometheus/alerts.yml, wrapped unchanged."""
+    shipped = yaml.safe_load((ROOT / "deploy" / "components" / "monitoring" / "prometheus" / "alerts.yml").read_text())
+    wrapped = yaml.safe_load((ROOT / "deploy" / "components" / "monitoring-operator" / "prometheus-rule.yaml").read_text())
+    assert wrapped["spec"]["groups"] == shipped["groups"], "copy alerts.yml's groups into prometheus-rule.yaml"
+
+
+def test_the_crd_check_refuses_a_rule_group_without_a_name():
+    schema = crd_schema(CRDS[("monitoring.coreos.com/v1", "PrometheusRule")], "v1")
+    broken = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "x"},
+              "spec": {"groups": [{"rules": [{"alert": "A", "expr": "up == 0"}]}]}}
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(broken))
+
+
+def test_prometheus_alone_may_scrape_the_app_and_runs_with_least_privilege(rendered):
+    documents = objects(rendered, "monitoring")
+    prometheus = next(d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "prometheus")
+    assert prometheus["spec"]["template"]["metadata"]["labels"]["scalable-hello/monitoring"] == "true"
+    grafana = next(d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "grafana")
+    assert "scalable-hello/monitoring" not in grafana["spec"]["template"]["metadata"]["labels"]
+    verbs = {(tuple(rule["resources"]), tuple(rule["verbs"]))
+             for d in documents if d["kind"] in ("Role", "ClusterRole") and d["metadata"]["name"].endswith("prometheus")
+             for rule in d["rules"]}
+    assert verbs == {(("pods",), ("get", "list", "watch")), (("nodes",), ("list", "watch")),
+                     (("nodes/metrics",), ("get",))}, verbs
+    job = next(d for d in documents if d["kind"] == "Job" and d["metadata"]["name"] == "hello-secrets")
+    assert "grafana-admin" in job["spec"]["template"]["spec"]["containers"][0]["args"]
+    image = prometheus["spec"]["template"]["spec"]["containers"][0]["image"]
+    tested = subprocess.run(["promtool", "--version"], capture_output=True, text=True).stdout if shutil.which("promtool") else ""
+    assert re.search(r":v2\.\d+\.\d+$", image), f"{image}: keep Prometheus on 2.x, the major version the queries are tested with"
+    if tested:
+        assert "version 2." in tested

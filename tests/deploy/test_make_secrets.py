@@ -43,7 +43,7 @@ def cluster(tmp_path):
 values = kube_api.secret_values
 
 
-ALL = ["mongodb-root", "mongodb-app", "app-secret", "mongodb-keyfile", "hello-tls"]
+ALL = ["mongodb-root", "mongodb-app", "app-secret", "mongodb-keyfile", "hello-tls", "grafana-admin"]
 
 
 def test_every_secret_is_created_with_fresh_random_values_that_never_reach_the_output(cluster, tmp_path):
@@ -52,12 +52,15 @@ def test_every_secret_is_created_with_fresh_random_values_that_never_reach_the_o
     for api in (first, second):
         result = run(api, *ALL)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "5 created, 0 already there" in result.stdout
+        assert f"{len(ALL)} created, 0 already there" in result.stdout
         assert set(api.secrets) == set(ALL)
 
     root, app = values(first.secrets["mongodb-root"]), values(first.secrets["mongodb-app"])
     assert root["username"] == "root" and app["username"] == "world-service"
-    for password in (root["password"], app["password"], values(first.secrets["app-secret"])["api-token"]):
+    grafana = values(first.secrets["grafana-admin"])
+    assert grafana["admin-user"] == "admin"
+    for password in (root["password"], app["password"], values(first.secrets["app-secret"])["api-token"],
+                     grafana["admin-password"]):
         assert re.fullmatch(r"[0-9a-f]{64}", password), "256 random bits, URL-safe for a connection string"
     keyfile = values(first.secrets["mongodb-keyfile"])["keyfile"]
     assert re.fullmatch(r"[A-Za-z0-9+/=]{6,1024}", keyfile), "MongoDB takes 6 to 1024 base64 characters"
@@ -76,7 +79,7 @@ def test_every_secret_is_created_with_fresh_random_values_that_never_reach_the_o
     output = result.stdout + result.stderr
     for secret in second.secrets.values():
         for key, value in values(secret).items():
-            if key not in ("username", "tls.crt"):  # not secret
+            if key not in ("username", "admin-user", "tls.crt"):  # not secret
                 assert value[:16] not in output, f"{key} reached the output"
     assert TOKEN not in output
 
