@@ -28,7 +28,7 @@ describe() {
     hostile) echo "a corpus of hostile requests and schemathesis against real pods on nx-27017 (tests/hostile)" ;;
     scale) echo "3 pods behind a balancer on nx-27017: kill -9 of each part, readers that vanish, a rolling restart, a rolling update from 0.1.0 (built from its commit), the store down (tests/scale --quick)" ;;
     deploy) echo "kustomize overlays, kubernetes-validate --strict, checkov, Skaffold schema, hadolint, shellcheck, the minikube script against stubs (tests/deploy)" ;;
-    monitoring) echo "Debian's Prometheus scrapes a real pod under a bounded load: every dashboard query returns data; promtool checks and unit-tests the alert rules and checks the config (tests/monitoring)" ;;
+    monitoring) echo "Debian's Prometheus scrapes a real pod under a bounded load: every dashboard query returns data; promtool checks and unit-tests the alert rules and checks the config; one request's trace through both services to an OTLP receiver (tests/monitoring)" ;;
     containers) echo "the four images built with podman from the repo's Dockerfiles; the rendered Job and app pod run as written (tests/containers)" ;;
     *) return 1 ;;
   esac

@@ -154,7 +154,20 @@ pub async fn observe(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = request.method().as_str().to_owned();
     let metrics = request.app_data::<web::Data<Metrics>>().cloned();
-    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        %method,
+        %route,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+    );
+    if crate::telemetry::tracing_enabled() {
+        // The span's name in the trace, and the caller's trace continued (W3C traceparent).
+        span.record("otel.name", format!("{method} {route}"));
+        span.record("otel.kind", "server");
+        crate::telemetry::continue_incoming_trace(&span, request.headers());
+    }
 
     let mut response = next.call(request).instrument(span.clone()).await?;
     let status = response.status().as_u16();

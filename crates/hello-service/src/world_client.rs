@@ -2,6 +2,7 @@
 //!
 //! Nothing here retries a lease: a retried lease could take a second page of hellos while the
 //! first is still leased. Acknowledgements are retried: acknowledging a lease twice is harmless.
+//! With traces on, each call is a client span whose context world-service continues.
 
 use std::time::Duration;
 
@@ -10,12 +11,15 @@ use hello_common::{
     Name, Problem,
     observability::{REQUEST_ID_HEADER, RequestId},
     problem::PROBLEM_JSON,
+    telemetry,
     token::TokenHash,
     wire::{
         Acknowledgements, ClaimName, Claimed, Lease, RotateToken, SendHello, StoredHello,
         TOKEN_HASH_HEADER, paths,
     },
 };
+use reqwest::Method;
+use tracing::Instrument;
 
 /// How long a client should wait before retrying when world-service is unreachable.
 pub const RETRY_AFTER_UNREACHABLE: Duration = Duration::from_secs(1);
@@ -160,7 +164,34 @@ fn request_failed(error: reqwest::Error) -> WorldError {
     }
 }
 
+/// A span for one call to world-service when traces are on (none otherwise: no cost).
+fn call_span(operation: &'static str) -> tracing::Span {
+    if telemetry::tracing_enabled() {
+        tracing::info_span!(
+            "world call",
+            otel.name = %format!("world {operation}"),
+            otel.kind = "client",
+            operation
+        )
+    } else {
+        tracing::Span::none()
+    }
+}
+
 impl WorldClient {
+    /// A request to world-service carrying the request id and, when traces are on, the W3C
+    /// trace context of the current span.
+    fn call(&self, method: Method, url: &str, request_id: &RequestId) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .request(method, url)
+            .header(REQUEST_ID_HEADER, &request_id.0);
+        for (name, value) in telemetry::outgoing_headers() {
+            request = request.header(name, value);
+        }
+        request
+    }
+
     /// A client for `base_url` (e.g. `http://127.0.0.1:8082`) with a per-request `timeout`.
     pub fn new(base_url: &str, timeout: Duration) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
@@ -185,9 +216,13 @@ impl WorldClient {
         caller: &Caller,
         request_id: &RequestId,
     ) -> Result<StoredHello, WorldError> {
-        let url = format!("{}{}", self.base_url, paths::send(&encode(to.as_str())));
-        let request = self.http.post(url).header(REQUEST_ID_HEADER, &request_id.0);
-        decode(caller.sign(request).json(hello).send().await).await
+        async {
+            let url = format!("{}{}", self.base_url, paths::send(&encode(to.as_str())));
+            let request = self.call(Method::POST, &url, request_id);
+            decode(caller.sign(request).json(hello).send().await).await
+        }
+        .instrument(call_span("send"))
+        .await
     }
 
     /// Leases up to `limit` of the oldest hellos of `name`. Never retried.
@@ -199,17 +234,21 @@ impl WorldClient {
         caller: &Caller,
         request_id: &RequestId,
     ) -> Result<Lease, WorldError> {
-        let mut url = format!(
-            "{}{}?limit={limit}&{}",
-            self.base_url,
-            paths::lease(&encode(name.as_str())),
-            caller.read_rules()
-        );
-        if let Some(lease_ms) = lease_ms {
-            url.push_str(&format!("&lease_ms={lease_ms}"));
+        async {
+            let mut url = format!(
+                "{}{}?limit={limit}&{}",
+                self.base_url,
+                paths::lease(&encode(name.as_str())),
+                caller.read_rules()
+            );
+            if let Some(lease_ms) = lease_ms {
+                url.push_str(&format!("&lease_ms={lease_ms}"));
+            }
+            let request = self.call(Method::POST, &url, request_id);
+            decode(caller.sign(request).send().await).await
         }
-        let request = self.http.post(url).header(REQUEST_ID_HEADER, &request_id.0);
-        decode(caller.sign(request).send().await).await
+        .instrument(call_span("lease"))
+        .await
     }
 
     /// Confirms a reliable read's lease: `Ok` once its hellos are gone for good (now or
@@ -221,17 +260,18 @@ impl WorldClient {
         caller: &Caller,
         request_id: &RequestId,
     ) -> Result<(), WorldError> {
-        let url = format!(
-            "{}{}?{}",
-            self.base_url,
-            paths::confirm(&encode(name.as_str()), &encode(receipt)),
-            caller.read_rules()
-        );
-        let request = self
-            .http
-            .delete(url)
-            .header(REQUEST_ID_HEADER, &request_id.0);
-        no_content(caller.sign(request).send().await).await
+        async {
+            let url = format!(
+                "{}{}?{}",
+                self.base_url,
+                paths::confirm(&encode(name.as_str()), &encode(receipt)),
+                caller.read_rules()
+            );
+            let request = self.call(Method::DELETE, &url, request_id);
+            no_content(caller.sign(request).send().await).await
+        }
+        .instrument(call_span("confirm"))
+        .await
     }
 
     /// Claims `name` for the token whose hash is `token`.
@@ -241,12 +281,16 @@ impl WorldClient {
         token: &TokenHash,
         request_id: &RequestId,
     ) -> Result<Claimed, WorldError> {
-        let url = format!("{}{}", self.base_url, paths::name(&encode(name.as_str())));
-        let body = ClaimName {
-            token_sha256: token.to_hex(),
-        };
-        let request = self.http.post(url).header(REQUEST_ID_HEADER, &request_id.0);
-        decode(request.json(&body).send().await).await
+        async {
+            let url = format!("{}{}", self.base_url, paths::name(&encode(name.as_str())));
+            let body = ClaimName {
+                token_sha256: token.to_hex(),
+            };
+            let request = self.call(Method::POST, &url, request_id);
+            decode(request.json(&body).send().await).await
+        }
+        .instrument(call_span("claim"))
+        .await
     }
 
     /// Replaces the token of `name` (the caller presents the current one).
@@ -257,16 +301,20 @@ impl WorldClient {
         new: &TokenHash,
         request_id: &RequestId,
     ) -> Result<(), WorldError> {
-        let url = format!(
-            "{}{}",
-            self.base_url,
-            paths::name_token(&encode(name.as_str()))
-        );
-        let body = RotateToken {
-            new_token_sha256: new.to_hex(),
-        };
-        let request = self.http.post(url).header(REQUEST_ID_HEADER, &request_id.0);
-        no_content(caller.sign(request).json(&body).send().await).await
+        async {
+            let url = format!(
+                "{}{}",
+                self.base_url,
+                paths::name_token(&encode(name.as_str()))
+            );
+            let body = RotateToken {
+                new_token_sha256: new.to_hex(),
+            };
+            let request = self.call(Method::POST, &url, request_id);
+            no_content(caller.sign(request).json(&body).send().await).await
+        }
+        .instrument(call_span("rotate"))
+        .await
     }
 
     /// Releases `name` (the caller presents its token) and deletes its waiting hellos.
@@ -276,56 +324,54 @@ impl WorldClient {
         caller: &Caller,
         request_id: &RequestId,
     ) -> Result<(), WorldError> {
-        let url = format!("{}{}", self.base_url, paths::name(&encode(name.as_str())));
-        let request = self
-            .http
-            .delete(url)
-            .header(REQUEST_ID_HEADER, &request_id.0);
-        no_content(caller.sign(request).send().await).await
+        async {
+            let url = format!("{}{}", self.base_url, paths::name(&encode(name.as_str())));
+            let request = self.call(Method::DELETE, &url, request_id);
+            no_content(caller.sign(request).send().await).await
+        }
+        .instrument(call_span("release"))
+        .await
     }
 
     /// Acknowledges leases whose answers settled (at most `MAX_ACKNOWLEDGEMENTS`), retrying a
     /// few times. Giving up costs duplicates, not losses: the leases run out and their hellos are
     /// delivered again.
     pub async fn acknowledge(&self, lease_ids: Vec<String>, request_id: &RequestId) {
-        let url = format!("{}{}", self.base_url, paths::ACKNOWLEDGE);
-        let leases = lease_ids.len();
-        let body = Acknowledgements { leases: lease_ids };
-        let mut delay = Duration::from_millis(50);
-        for attempt in 1..=5 {
-            let request = self
-                .http
-                .post(&url)
-                .header(REQUEST_ID_HEADER, &request_id.0)
-                .json(&body);
-            match request.send().await {
-                Ok(response) if response.status().is_success() => return,
-                Ok(response) => {
-                    tracing::warn!(attempt, status = %response.status(), leases, "acknowledgement refused");
+        async {
+            let url = format!("{}{}", self.base_url, paths::ACKNOWLEDGE);
+            let leases = lease_ids.len();
+            let body = Acknowledgements { leases: lease_ids };
+            let mut delay = Duration::from_millis(50);
+            for attempt in 1..=5 {
+                let request = self.call(Method::POST, &url, request_id).json(&body);
+                match request.send().await {
+                    Ok(response) if response.status().is_success() => return,
+                    Ok(response) => {
+                        tracing::warn!(attempt, status = %response.status(), leases, "acknowledgement refused");
+                    }
+                    Err(error) => {
+                        tracing::warn!(attempt, %error, leases, "acknowledgement failed");
+                    }
                 }
-                Err(error) => {
-                    tracing::warn!(attempt, %error, leases, "acknowledgement failed");
-                }
+                tokio::time::sleep(delay).await;
+                delay *= 2;
             }
-            tokio::time::sleep(delay).await;
-            delay *= 2;
+            tracing::error!(
+                leases,
+                "acknowledgement gave up: these hellos will be delivered again when their leases end"
+            );
         }
-        tracing::error!(
-            leases,
-            "acknowledgement gave up: these hellos will be delivered again when their leases end"
-        );
+        .instrument(call_span("acknowledge"))
+        .await
     }
 
     /// world-service's `/v1/info`.
     pub async fn info(&self, request_id: &RequestId) -> Result<serde_json::Value, WorldError> {
-        let url = format!("{}{}", self.base_url, paths::INFO);
-        decode(
-            self.http
-                .get(url)
-                .header(REQUEST_ID_HEADER, &request_id.0)
-                .send()
-                .await,
-        )
+        async {
+            let url = format!("{}{}", self.base_url, paths::INFO);
+            decode(self.call(Method::GET, &url, request_id).send().await).await
+        }
+        .instrument(call_span("info"))
         .await
     }
 

@@ -7,7 +7,8 @@ async fn main() -> anyhow::Result<()> {
     hello_common::healthcheck::run_if_asked(settings.listen);
     // `world-service names release|reset-token NAME`: an operator's help with a lost token.
     world_service::admin::run_if_asked(&settings).await;
-    hello_common::telemetry::init("world-service");
+    // Kept to the end of main: dropping it flushes the traces not yet exported.
+    let _telemetry = hello_common::telemetry::init("world-service");
     for warning in warnings {
         tracing::warn!("{warning}");
     }

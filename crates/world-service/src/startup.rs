@@ -10,6 +10,7 @@ use hello_common::{
     observability::{self, Metrics},
     problem::extractors,
     startup::{self as shared, BoundService},
+    telemetry,
 };
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts};
 
@@ -20,6 +21,7 @@ use crate::{
         Store,
         embedded::{EmbeddedOptions, EmbeddedStore},
         mongo::MongoStore,
+        traced::TracedStore,
     },
 };
 
@@ -106,8 +108,16 @@ pub struct Application {
 
 /// Opens the store the settings choose: MongoDB when `WORLD_MONGODB_URI` is set, else embedded.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    // With traces on, every store operation is a span (a wrapper that costs nothing otherwise).
+    fn traced<S: Store>(store: S) -> Arc<dyn Store> {
+        if telemetry::tracing_enabled() {
+            Arc::new(TracedStore(store))
+        } else {
+            Arc::new(store)
+        }
+    }
     Ok(match &settings.mongodb_uri {
-        Some(uri) => Arc::new(
+        Some(uri) => traced(
             MongoStore::connect(uri, &settings.mongodb_database, settings.store_limits())
                 .await
                 .context("cannot use MongoDB (WORLD_MONGODB_URI)")?,
@@ -119,7 +129,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                      a crash of the machine can lose acknowledged hellos. Use it only to measure"
                 );
             }
-            Arc::new(EmbeddedStore::open_with(
+            traced(EmbeddedStore::open_with(
                 &settings.data_dir,
                 settings.store_limits(),
                 EmbeddedOptions {

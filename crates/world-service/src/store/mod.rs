@@ -16,6 +16,7 @@
 
 pub mod embedded;
 pub mod mongo;
+pub mod traced;
 
 use std::time::Duration;
 
