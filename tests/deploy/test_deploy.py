@@ -20,7 +20,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 OVERLAYS = ["minikube", "multinode", "dev", "public", "replica-set", "gateway", "monitoring", "monitoring-operator",
-            "tracing"]
+            "tracing", "load"]
 # Custom resources, validated against their CustomResourceDefinition's schema (schemas/README.md).
 CRD_DIR = ROOT / "tests" / "deploy" / "schemas" / "crds"
 CRDS = {("gateway.networking.k8s.io/v1", "HTTPRoute"): CRD_DIR / "gateway.networking.k8s.io_httproutes.yaml",

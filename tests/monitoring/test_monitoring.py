@@ -38,6 +38,7 @@ DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
 # Metrics only a cluster has (the kubelet's cAdvisor): their queries are checked for syntax.
 CLUSTER_ONLY = re.compile(r"\bcontainer_\w+")
 POD = "monitoring-test-pod"
+LOAD = ROOT / "deploy" / "tools" / "load.sh"
 
 
 def free_port() -> int:
@@ -105,6 +106,11 @@ def request(url: str, method: str = "GET", body: dict | None = None, headers: di
         connection.close()
 
 
+class Monitored:
+    def __init__(self, prometheus: str, hello: str):
+        self.prometheus, self.hello = prometheus, hello
+
+
 @pytest.fixture(scope="module")
 def monitored():
     """A pod (hello + world, embedded store) under a bounded load, scraped by a real Prometheus
@@ -152,7 +158,7 @@ def monitored():
         wait_for(lambda: scalar(prometheus, 'count_over_time(up{job="hello-pods"}[1m])') >= 5
                  and scalar(prometheus, "hello:ready_replicas") == 1, 60, "scrapes after the load")
         time.sleep(3)
-        yield prometheus
+        yield Monitored(prometheus, hello)
     finally:
         processes.stop_all()
         shutil.rmtree(work, ignore_errors=True)
@@ -185,6 +191,15 @@ def run_load(hello: str, start_world, processes: Processes) -> None:
     start_world()
     for index in range(5):
         request(f"{hello}/hello/gina{run}", "POST", {"from": f"h{index}"}, source=next(sources))
+    # The load generator (deploy/tools/load.sh), briefly: claims, sends, reliable reads, confirms.
+    result = run_load_generator(hello, RATE="5", WORKERS="2", DURATION="3")
+    assert result.returncode == 0 and "load: OK" in result.stdout, result.stdout + result.stderr
+    print(result.stdout.strip().splitlines()[-1])
+
+
+def run_load_generator(url: str, **settings: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(LOAD), url], env={**os.environ, **settings}, capture_output=True, text=True,
+                          timeout=120)
 
 
 def query(prometheus: str, expression: str) -> list:
@@ -218,7 +233,7 @@ def test_every_dashboard_query_returns_data_from_the_running_services(monitored)
     checked, syntax_only, empty = 0, [], []
     for dashboard, title, expression in dashboard_queries():
         # Grafana's own interval variable, as Grafana would fill it for a short range.
-        result = query(monitored, expression.replace("$__rate_interval", "1m"))
+        result = query(monitored.prometheus, expression.replace("$__rate_interval", "1m"))
         if CLUSTER_ONLY.search(expression):
             syntax_only.append(f"{title}: {expression}")
         elif not result:
@@ -297,3 +312,15 @@ def test_the_shipped_prometheus_configuration_is_valid(tmp_path):
     result = subprocess.run(["promtool", "check", "config", str(tmp_path / "prometheus.yml")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_load_generator_fails_and_says_why_when_the_app_does_not_answer():
+    result = run_load_generator(f"http://127.0.0.1:{free_port()}", DURATION="1")
+    assert result.returncode == 1
+    assert "load: FAILED" in result.stdout and "could not claim" in result.stdout + result.stderr
+
+
+def test_the_load_generator_refuses_unbounded_settings():
+    for setting, value in [("RATE", "51"), ("WORKERS", "0"), ("DURATION", "3601"), ("RATE", "fast")]:
+        result = run_load_generator("http://127.0.0.1:1", **{setting: value})
+        assert result.returncode == 2 and f"{setting}={value} must be" in result.stderr, result.stderr
