@@ -11,25 +11,34 @@
 //! on an incoming request continues the caller's trace ([`incoming_context`]), and calls to
 //! world-service carry one ([`outgoing_headers`]), so one trace follows a request from nginx (or
 //! the client) through hello-service and world-service to the store.
+//!
+//! Built without the `traces` feature, none of this exists: no exporter, no propagation, and
+//! [`tracing_enabled`] is always false (the benchmark compares that build with the default one).
 
-use std::{collections::HashMap, sync::OnceLock};
-
-use opentelemetry::{
-    propagation::{Extractor, TextMapPropagator},
-    trace::TracerProvider as _,
-};
-use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{
-    EnvFilter, Layer, filter::Targets, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+    EnvFilter, Layer, Registry, fmt, layer::SubscriberExt, util::SubscriberInitExt,
 };
 
-/// The tracer provider, when traces are on.
-static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+/// The layer that exports spans, first on the registry.
+type TraceLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
-/// Whether traces are exported: decided once, at [`init`].
+#[cfg(feature = "traces")]
+pub use otel::{continue_incoming_trace, outgoing_headers, tracing_enabled};
+
+/// Whether traces are exported: never, in a build without the `traces` feature.
+#[cfg(not(feature = "traces"))]
 pub fn tracing_enabled() -> bool {
-    PROVIDER.get().is_some()
+    false
+}
+
+/// Nothing to continue without the `traces` feature.
+#[cfg(not(feature = "traces"))]
+pub fn continue_incoming_trace(_: &tracing::Span, _: &actix_web::http::header::HeaderMap) {}
+
+/// No trace context to send without the `traces` feature.
+#[cfg(not(feature = "traces"))]
+pub fn outgoing_headers() -> Vec<(String, String)> {
+    Vec::new()
 }
 
 /// Whether the `OTEL_*` variables ask for traces.
@@ -51,11 +60,8 @@ pub struct TelemetryGuard;
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        if let Some(provider) = PROVIDER.get()
-            && let Err(error) = provider.shutdown()
-        {
-            eprintln!("traces: could not flush the last spans: {error}");
-        }
+        #[cfg(feature = "traces")]
+        otel::shutdown();
     }
 }
 
@@ -69,29 +75,21 @@ pub fn init(service: &'static str) -> TelemetryGuard {
     } else {
         fmt::layer().boxed()
     };
-    let (traces, exporter_error) = if traces_requested(|name| std::env::var(name).ok()) {
-        match tracer_provider(service) {
-            Ok(provider) => {
-                // The services' own spans: requests, world calls, store operations.
-                let ours = Targets::new()
-                    .with_target("hello_common", tracing::Level::INFO)
-                    .with_target("hello_service", tracing::Level::INFO)
-                    .with_target("world_service", tracing::Level::INFO);
-                let layer = tracing_opentelemetry::layer()
-                    .with_tracer(provider.tracer(service))
-                    .with_filter(ours);
-                opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-                let _ = PROVIDER.set(provider);
-                (Some(layer), None)
-            }
+    let requested = traces_requested(|name| std::env::var(name).ok());
+    #[cfg(feature = "traces")]
+    let (traces, exporter_error) = if requested {
+        match otel::layer(service) {
+            Ok(layer) => (Some(layer), None),
             Err(error) => (None, Some(error)),
         }
     } else {
         (None, None)
     };
+    #[cfg(not(feature = "traces"))]
+    let (traces, exporter_error): (Option<TraceLayer>, Option<anyhow::Error>) = (None, None);
     let installed = tracing_subscriber::registry()
-        .with(logs.with_filter(filter))
         .with(traces)
+        .with(logs.with_filter(filter))
         .try_init();
     if installed.is_ok() {
         tracing::info!(
@@ -105,67 +103,125 @@ pub fn init(service: &'static str) -> TelemetryGuard {
                 "traces are off: the OTLP exporter could not be built from the OTEL_* variables: {error:#}"
             );
         }
+        if requested && !cfg!(feature = "traces") {
+            tracing::warn!(
+                "traces are off: this build has no trace exporter (the `traces` feature)"
+            );
+        }
     }
     TelemetryGuard
 }
 
-fn tracer_provider(service: &'static str) -> anyhow::Result<SdkTracerProvider> {
-    if let Ok(protocol) = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL") {
-        anyhow::ensure!(
-            protocol.is_empty() || protocol == "http/protobuf",
-            "OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported: use http/protobuf (port 4318)"
-        );
-    }
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .build()?;
-    // OTEL_SERVICE_NAME, when set, names the service; OTEL_RESOURCE_ATTRIBUTES add to it.
-    let mut resource = Resource::builder();
-    if std::env::var("OTEL_SERVICE_NAME").map_or(true, |name| name.trim().is_empty()) {
-        resource = resource.with_service_name(service);
-    }
-    Ok(SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(resource.build())
-        .build())
-}
+/// The exporter, the propagation and the span layer: only in a build with the `traces` feature.
+#[cfg(feature = "traces")]
+mod otel {
+    use std::{collections::HashMap, sync::OnceLock};
 
-/// Reads W3C trace context from an incoming request's headers.
-struct IncomingHeaders<'a>(&'a actix_web::http::header::HeaderMap);
+    use opentelemetry::{
+        propagation::{Extractor, TextMapPropagator},
+        trace::TracerProvider as _,
+    };
+    use opentelemetry_sdk::{
+        Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider,
+    };
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::{Layer, filter::Targets};
 
-impl Extractor for IncomingHeaders<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|value| value.to_str().ok())
+    /// The tracer provider, when traces are on.
+    static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+    /// Whether traces are exported: decided once, at [`super::init`].
+    pub fn tracing_enabled() -> bool {
+        PROVIDER.get().is_some()
     }
 
-    fn keys(&self) -> Vec<&str> {
-        self.0
-            .keys()
-            .map(actix_web::http::header::HeaderName::as_str)
-            .collect()
+    /// Flushes what is not yet exported.
+    pub fn shutdown() {
+        if let Some(provider) = PROVIDER.get()
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("traces: could not flush the last spans: {error}");
+        }
     }
-}
 
-/// Makes `span` continue the trace named by the request's `traceparent` (and `tracestate`), if
-/// traces are on and it has one; otherwise the span starts a trace of its own.
-pub fn continue_incoming_trace(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) {
-    if !tracing_enabled() || !headers.contains_key("traceparent") {
-        return;
+    /// The layer that turns the services' own spans (requests, world calls, store operations)
+    /// into OpenTelemetry spans, and the global W3C propagator.
+    pub fn layer(service: &'static str) -> anyhow::Result<super::TraceLayer> {
+        let provider = tracer_provider(service)?;
+        let ours = Targets::new()
+            .with_target("hello_common", tracing::Level::INFO)
+            .with_target("hello_service", tracing::Level::INFO)
+            .with_target("world_service", tracing::Level::INFO);
+        let layer = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(service))
+            .with_filter(ours)
+            .boxed();
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let _ = PROVIDER.set(provider);
+        Ok(layer)
     }
-    let context = TraceContextPropagator::new().extract(&IncomingHeaders(headers));
-    let _ = span.set_parent(context);
-}
 
-/// The W3C trace context headers (`traceparent`, maybe `tracestate`) naming the current span, for
-/// a call to another service; none when traces are off.
-pub fn outgoing_headers() -> Vec<(String, String)> {
-    if !tracing_enabled() {
-        return Vec::new();
+    fn tracer_provider(service: &'static str) -> anyhow::Result<SdkTracerProvider> {
+        if let Ok(protocol) = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL") {
+            anyhow::ensure!(
+                protocol.is_empty() || protocol == "http/protobuf",
+                "OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported: use http/protobuf (port 4318)"
+            );
+        }
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()?;
+        // OTEL_SERVICE_NAME, when set, names the service; OTEL_RESOURCE_ATTRIBUTES add to it.
+        let mut resource = Resource::builder();
+        if std::env::var("OTEL_SERVICE_NAME").map_or(true, |name| name.trim().is_empty()) {
+            resource = resource.with_service_name(service);
+        }
+        Ok(SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource.build())
+            .build())
     }
-    let mut headers = HashMap::new();
-    let context = tracing::Span::current().context();
-    TraceContextPropagator::new().inject_context(&context, &mut headers);
-    headers.into_iter().collect()
+
+    /// Reads W3C trace context from an incoming request's headers.
+    struct IncomingHeaders<'a>(&'a actix_web::http::header::HeaderMap);
+
+    impl Extractor for IncomingHeaders<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|value| value.to_str().ok())
+        }
+
+        fn keys(&self) -> Vec<&str> {
+            self.0
+                .keys()
+                .map(actix_web::http::header::HeaderName::as_str)
+                .collect()
+        }
+    }
+
+    /// Makes `span` continue the trace named by the request's `traceparent` (and `tracestate`), if
+    /// traces are on and it has one; otherwise the span starts a trace of its own.
+    pub fn continue_incoming_trace(
+        span: &tracing::Span,
+        headers: &actix_web::http::header::HeaderMap,
+    ) {
+        if !tracing_enabled() || !headers.contains_key("traceparent") {
+            return;
+        }
+        let context = TraceContextPropagator::new().extract(&IncomingHeaders(headers));
+        let _ = span.set_parent(context);
+    }
+
+    /// The W3C trace context headers (`traceparent`, maybe `tracestate`) naming the current span, for
+    /// a call to another service; none when traces are off.
+    pub fn outgoing_headers() -> Vec<(String, String)> {
+        if !tracing_enabled() {
+            return Vec::new();
+        }
+        let mut headers = HashMap::new();
+        let context = tracing::Span::current().context();
+        TraceContextPropagator::new().inject_context(&context, &mut headers);
+        headers.into_iter().collect()
+    }
 }
 
 #[cfg(test)]
