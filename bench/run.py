@@ -11,6 +11,8 @@ then RSS of hello and world idle and under load, time from process start to /rea
 image sizes when podman has built them.
 
 Then, each on a fresh world-service:
+  - traces off: the default build (traces compiled in, no OTEL_* set) against a build without
+    the `traces` feature, alternating, twice each;
   - scaling: the pod's POST and GET again with 1,000,000 hellos stored across 100,000 names,
     against the rows of 3. (which started from an empty store);
   - inbox depth: GET ?limit=1 from inboxes holding 1, about 100 and about 1000 hellos;
@@ -185,13 +187,13 @@ class Bench:
         self.worlds_started = 0
         self.peak = {"hello": 0, "world": 0}
 
-    def start_world(self, **env: str) -> float:
-        """A world-service on a fresh data directory; returns seconds until ready."""
+    def start_world(self, binaries: Path = RELEASE, **env: str) -> float:
+        """A world-service (from `binaries`) on a fresh data directory; returns seconds until ready."""
         if self.world:
             self.processes.stop(self.world)
         self.worlds_started += 1
         self.world = self.processes.start(
-            [str(RELEASE / "world-service")],
+            [str(binaries / "world-service")],
             {"RUST_LOG": "warn", "WORLD_DATA_DIR": str(self.work / f"data-{self.worlds_started}"),
              "WORLD_SHUTDOWN_DRAIN_MS": "0", **env},
             self.work / "world.log")
@@ -201,9 +203,11 @@ class Bench:
             wait_ready(f"{HELLO}/readyz")
         return ready
 
-    def start_hello(self) -> float:
+    def start_hello(self, binaries: Path = RELEASE) -> float:
+        if self.hello:
+            self.processes.stop(self.hello)
         self.hello = self.processes.start(
-            [str(RELEASE / "hello-service")],
+            [str(binaries / "hello-service")],
             {"RUST_LOG": "warn", "HELLO_LISTEN": "127.0.0.1:8081", "HELLO_RATE_LIMIT_PER_SECOND": "0",
              "HELLO_SHUTDOWN_DRAIN_MS": "0"},
             self.work / "hello.log")
@@ -256,7 +260,15 @@ def main() -> None:
     if busy:
         fail(f"ports {busy} on 127.0.0.1 are in use: stop what uses them (scripts/run-local.sh?) and retry")
 
-    say("Building release binaries (hello-service, world-service, the bare actix example)")
+    # Part 6's other build: the services without the `traces` feature (no exporter compiled in),
+    # built first and kept aside, so that target/release ends with the default build.
+    no_traces = ROOT / "target" / "bench-no-traces"
+    say("Building release binaries without the traces feature (for part 6), then the default ones")
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--no-default-features", "--bin", "hello-service",
+                    "--bin", "world-service", "-p", "world-service", "-p", "hello-service"], cwd=ROOT, check=True)
+    no_traces.mkdir(parents=True, exist_ok=True)
+    for binary in ("hello-service", "world-service"):
+        shutil.copy2(RELEASE / binary, no_traces / binary)
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "hello-service", "--bin", "world-service",
                     "-p", "world-service", "-p", "hello-service", "--example", "bare_actix"], cwd=ROOT, check=True)
 
@@ -336,6 +348,18 @@ def main() -> None:
         measure("nosync_pod_post", "3. pod POST, syncing off", POD, lua(work, "nosync_pod_post", LUA_POST, "/hello/n", body))
         measure("nosync_world_post", "4. world-service send, syncing off", WORLD,
                 lua(work, "nosync_world_post", LUA_POST.replace('"%s%d"', '"%s%d/hellos"'), "/v1/inboxes/x", body))
+
+        say("Part 6: traces compiled in but off (the default build, no OTEL_* set) against a build without them")
+        # Alternating builds, twice each, on fresh stores: the difference between the builds
+        # against the difference between two runs of the same build.
+        for round_ in (1, 2):
+            for build, binaries in (("default", RELEASE), ("no-traces", no_traces)):
+                bench.start_world(binaries)
+                bench.start_hello(binaries)
+                measure(f"traces_{build}_post_{round_}", f"pod POST, {build} build, run {round_}", POD,
+                        lua(work, f"traces_{build}_post_{round_}", LUA_POST, f"/hello/t{build[0]}{round_}-", body))
+                measure(f"traces_{build}_get_{round_}", f"pod GET, {build} build, run {round_}", POD,
+                        lua(work, f"traces_{build}_get_{round_}", LUA_GET, f"/hello/t{build[0]}{round_}-"))
     finally:
         bench.processes.stop_all()
         shutil.rmtree(work, ignore_errors=True)
@@ -446,6 +470,33 @@ def main() -> None:
         "|---|---:|",
         f"| pod POST | {ratio('pod_post', 'nosync_pod_post'):.1%} |",
         f"| world-service send | {ratio('world_post', 'nosync_world_post'):.1%} |",
+    ]
+    def mean(kind: str, build: str, field: str = "rps") -> float:
+        return sum(results[f"traces_{build}_{kind}_{r}"][field] for r in (1, 2)) / 2
+
+    def spread(kind: str, build: str) -> float:
+        """How far apart two runs of the same build came out, relative to their mean."""
+        a, b = (results[f"traces_{build}_{kind}_{r}"]["rps"] for r in (1, 2))
+        return abs(a - b) / ((a + b) / 2)
+
+    lines += [
+        "",
+        "## Traces off: what it costs to have them compiled in",
+        "",
+        "The default build can export OpenTelemetry traces; with no `OTEL_*` variable set (as here) it "
+        "exports none. Against a build without the `traces` feature (`--no-default-features`: no exporter, "
+        "no propagation code at all), on fresh stores, alternating the two builds twice. The difference is "
+        "measurable only if it is larger than the difference between two runs of the same build.",
+        "",
+        *header,
+        *[row(results[f"traces_{build}_{kind}_{r}"]) for r in (1, 2) for build in ("default", "no-traces")
+          for kind in ("post", "get")],
+        "",
+        "| path | default / no-traces (req/s, mean of 2) | p99 default / no-traces | run-to-run spread, default | run-to-run spread, no-traces |",
+        "|---|---:|---:|---:|---:|",
+        *[f"| pod {kind.upper()} | {mean(kind, 'default') / mean(kind, 'no-traces'):.1%} | "
+          f"{mean(kind, 'default', 'p99') / mean(kind, 'no-traces', 'p99'):.2f}x | "
+          f"{spread(kind, 'default'):.1%} | {spread(kind, 'no-traces'):.1%} |" for kind in ("post", "get")],
     ]
     if sizes:
         lines += ["", "## Images", "", "| image | size |", "|---|---:|"] + [f"| {name}-service | {size:.1f} MB |" for name, size in sizes.items()]
