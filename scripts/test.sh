@@ -236,7 +236,7 @@ stage_deploy() {
 }
 
 stage_monitoring() {
-  need_rust && need_debian prometheus:prometheus && need_deploy_tools && need_binaries || return 1
+  need_rust && need_debian prometheus:prometheus node:nodejs npm:npm && need_deploy_tools && need_binaries || return 1
   prometheus --version 2>&1 | head -1
   say "Monitoring: Prometheus scrapes a real pod under load; every dashboard query, the alert rules and their unit tests, the config (tests/monitoring)"
   run_pytest monitoring tests/monitoring "$deploy_venv/bin/python" -v -s || problem "monitoring checks (above)" || return 1

@@ -324,3 +324,27 @@ def test_the_load_generator_refuses_unbounded_settings():
     for setting, value in [("RATE", "51"), ("WORKERS", "0"), ("DURATION", "3601"), ("RATE", "fast")]:
         result = run_load_generator("http://127.0.0.1:1", **{setting: value})
         assert result.returncode == 2 and f"{setting}={value} must be" in result.stderr, result.stderr
+
+
+def test_the_dashboards_type_check_against_grafanas_own_schema():
+    """Grafana cannot run here; its dashboard types can (npm @grafana/schema, checked with tsc):
+    a field of the wrong type or shape in a dashboard fails. Installed into target/, pinned in
+    dashboard-types/package.json."""
+    npm = shutil.which("npm")
+    assert npm, "npm is missing: apt-get install -y nodejs npm (scripts/test.sh does this)"
+    here = ROOT / "target" / "dashboard-types"
+    here.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "tsconfig.json"):
+        shutil.copy(Path(__file__).parent / "dashboard-types" / name, here / name)
+    if not (here / "node_modules" / "@grafana" / "schema").exists():
+        install = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--silent"], cwd=here,
+                                 capture_output=True, text=True, timeout=600)
+        assert install.returncode == 0, install.stdout + install.stderr
+    imports = "\n".join(f'import dashboard{i} from "{path}";' for i, path in enumerate(DASHBOARDS))
+    checks = "\n".join(f"const checked{i}: Dashboard = dashboard{i} satisfies Dashboard;" for i in range(len(DASHBOARDS)))
+    (here / "check.ts").write_text(f'import type {{ Dashboard }} from "@grafana/schema";\n{imports}\n{checks}\n'
+                                   f"export default [{', '.join(f'checked{i}' for i in range(len(DASHBOARDS)))}];\n")
+    result = subprocess.run([str(here / "node_modules" / ".bin" / "tsc"), "-p", str(here)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    print(f"{len(DASHBOARDS)} dashboard(s) type-check against @grafana/schema")
