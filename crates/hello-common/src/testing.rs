@@ -16,12 +16,32 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
+/// Ports handed out by [`free_port`]: below Linux's ephemeral range (32768 and up by default),
+/// from which the kernel picks the source port of every outgoing connection. A port from
+/// `bind(0)` is in that range, so between the test choosing it and the child process binding
+/// it, a connection made meanwhile (the tests run in parallel) could take it as its source port,
+/// or another test be handed it too. These are handed out once per test process, in turn.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A free TCP port on 127.0.0.1, never handed out twice in this process (free when asked; bind
+/// it soon).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("no free port on 127.0.0.1")
+    static NEXT: OnceLock<AtomicU64> = OnceLock::new();
+    // Each test process starts at its own place in the range, so that test binaries run one
+    // after another (or a leftover of an earlier run) do not step on each other either.
+    let next = NEXT.get_or_init(|| {
+        let span = u64::from(TEST_PORTS.end - TEST_PORTS.start);
+        AtomicU64::new(u64::from(std::process::id()) * 97 % span)
+    });
+    let span = u64::from(TEST_PORTS.end - TEST_PORTS.start);
+    for _ in 0..span {
+        let offset = next.fetch_add(1, Ordering::Relaxed) % span;
+        let port = TEST_PORTS.start + u16::try_from(offset).unwrap_or(0);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in {TEST_PORTS:?}")
 }
 
 /// Waits until something accepts TCP connections on `address`.
