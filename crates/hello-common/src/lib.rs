@@ -15,6 +15,7 @@
 //! - [`startup`]: binding, the app data and routes both apps share, serving until stopped;
 //! - `testing` (feature `testing`): nx-27017 and child processes for integration tests.
 
+pub mod cli;
 pub mod config;
 #[cfg(feature = "testing")]
 pub mod fuzzing;
