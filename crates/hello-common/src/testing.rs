@@ -241,3 +241,27 @@ impl Drop for ChildService {
         }
     }
 }
+
+/// Checks a service binary's command line: `--help` prints its usage, naming `subcommand`, and
+/// exits 0; `unknown` stops it at once with exit code 2 and says so (a server would never exit).
+pub fn assert_command_line(binary: &str, subcommand: &str, unknown: &str) {
+    let help = Command::new(binary)
+        .arg("--help")
+        .output()
+        .expect("run the binary");
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success(), "{binary} --help failed");
+    assert!(
+        text.contains("Usage:") && text.contains(subcommand),
+        "{text}"
+    );
+    let refused = Command::new(binary)
+        .arg(unknown)
+        .output()
+        .expect("run the binary");
+    assert_eq!(refused.status.code(), Some(2), "{binary} {unknown}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(&format!("unknown argument {unknown:?}")),
+        "{binary} {unknown}"
+    );
+}

@@ -168,21 +168,9 @@ async fn unknown_routes_and_methods_are_problems() {
 
 #[test]
 fn help_prints_the_usage_and_an_unknown_argument_stops_instead_of_serving() {
-    let binary = env!("CARGO_BIN_EXE_hello-service");
-    let help = std::process::Command::new(binary)
-        .arg("--help")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&help.stdout);
-    assert!(help.status.success());
-    assert!(
-        text.contains("Usage:") && text.contains("healthcheck [PATH]"),
-        "{text}"
+    hello_common::testing::assert_command_line(
+        env!("CARGO_BIN_EXE_hello-service"),
+        "healthcheck [PATH]",
+        "--port=9",
     );
-    let unknown = std::process::Command::new(binary)
-        .arg("--port=9")
-        .output()
-        .unwrap();
-    assert_eq!(unknown.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown argument \"--port=9\""));
 }
