@@ -8,7 +8,7 @@
 //! turns them on; `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none` keeps them off;
 //! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`, `OTEL_BSP_*` and the
 //! other `OTEL_EXPORTER_OTLP_*` variables work as the specification says. A W3C `traceparent`
-//! on an incoming request continues the caller's trace ([`incoming_context`]), and calls to
+//! on an incoming request continues the caller's trace ([`continue_incoming_trace`]), and calls to
 //! world-service carry one ([`outgoing_headers`]), so one trace follows a request from nginx (or
 //! the client) through hello-service and world-service to the store.
 //!
@@ -145,7 +145,7 @@ mod otel {
     }
 
     /// The layer that turns the services' own spans (requests, world calls, store operations)
-    /// into OpenTelemetry spans, and the global W3C propagator.
+    /// into OpenTelemetry spans.
     pub fn layer(service: &'static str) -> anyhow::Result<super::TraceLayer> {
         let provider = tracer_provider(service)?;
         let ours = Targets::new()
@@ -156,7 +156,6 @@ mod otel {
             .with_tracer(provider.tracer(service))
             .with_filter(ours)
             .boxed();
-        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         let _ = PROVIDER.set(provider);
         Ok(layer)
     }

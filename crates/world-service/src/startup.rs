@@ -33,8 +33,9 @@ pub struct AppState {
     pub lease_ms: u64,
     pub settings: Settings,
     pub uptime: Uptime,
-    /// `world_store_operation_duration_seconds{operation, backend}`, and what the store did.
+    /// `world_store_operation_duration_seconds{operation, backend}`.
     pub store_latency: HistogramVec,
+    /// What the store did: redeliveries, confirmations, hellos held, whether it answers.
     pub store_metrics: StoreMetrics,
 }
 

@@ -99,15 +99,12 @@ pub async fn confirm(
     let presented = presented_token(&request)?;
     let _timer = state.time_store("confirm");
     check_reader(state.store.as_ref(), &name, presented, rules.require_claim).await?;
-    if lease_id.is_empty() || lease_id.len() > MAX_LEASE_ID_LENGTH {
-        state
-            .store_metrics
-            .confirmations
-            .with_label_values(&["unknown"])
-            .inc();
-        return Err(Problem::receipt_not_found());
-    }
-    let confirmation = state.store.confirm(&name, &lease_id).await?;
+    // A lease id no lease can have is simply unknown: no need to ask the store.
+    let confirmation = if lease_id.is_empty() || lease_id.len() > MAX_LEASE_ID_LENGTH {
+        Confirmation::Unknown
+    } else {
+        state.store.confirm(&name, &lease_id).await?
+    };
     let (outcome, answer) = match confirmation {
         Confirmation::Confirmed => ("confirmed", Ok(HttpResponse::NoContent().finish())),
         Confirmation::Expired => ("expired", Err(Problem::lease_expired())),
