@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 import kube_api  # noqa: E402
+from ports import free_port  # noqa: E402
 
 STORE_IMAGE = "localhost/hello-test/nx:standin"
 STORE_URI = "mongodb://mongodb-0.mongodb:27017/hello?directConnection=true"
@@ -68,12 +68,6 @@ def podman(*args: str, check: bool = True, timeout: float = 120, **kwargs) -> su
     if check and result.returncode != 0:
         fail(f"podman {' '.join(args[:3])}... failed: {result.stderr.strip()[-600:]}")
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Rendered:
@@ -168,23 +162,25 @@ class PodRunner:
                 fail(f"env {variable['name']}: valueFrom {list(reference)} is not known to this test")
         return environment
 
-    def volume_files(self, volume: dict) -> tuple[Path, int]:
-        """Writes a ConfigMap or Secret volume's files; returns the directory and the file mode."""
+    def volume_files(self, volume: dict) -> Path:
+        """The directory of a ConfigMap or Secret volume's files, written once per pod (several
+        containers mount the same volume, as the kubelet shares one)."""
         directory = self.work / "volumes" / volume["name"]
-        directory.mkdir(parents=True, exist_ok=True)
+        if directory.exists():
+            return directory
+        directory.mkdir(parents=True)
         if "configMap" in volume:
             source, data = volume["configMap"], self.config_map(volume["configMap"]["name"])
-            mode = source.get("defaultMode", 0o644)
         else:
             source, data = volume["secret"], self.secret(volume["secret"]["secretName"])
-            mode = source.get("defaultMode", 0o644)
+        mode = source.get("defaultMode", 0o644)
         items = source.get("items") or [{"key": key, "path": key} for key in data]
         for item in items:
             path = directory / item["path"]
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(data[item["key"]])
             os.chmod(path, item.get("mode", mode))
-        return directory, mode
+        return directory
 
     def mounts(self, container: dict, volumes: dict) -> list[str]:
         arguments = []
@@ -201,7 +197,7 @@ class PodRunner:
                 os.chmod(directory, 0o777)
                 arguments += ["-v", f"{directory}:{target}:rw"]
             elif "configMap" in volume or "secret" in volume:
-                directory, _ = self.volume_files(volume)
+                directory = self.volume_files(volume)
                 # subPath: one file (or folder) of the volume, mounted over what the image has there.
                 source = directory / mount["subPath"] if "subPath" in mount else directory
                 if not source.exists():

@@ -17,8 +17,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -31,6 +31,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from ports import free_port  # noqa: E402
 BIN_DIR = Path(os.environ.get("BIN_DIR", ROOT / "target" / "debug"))
 MONITORING = ROOT / "deploy" / "components" / "monitoring"
 RULES = MONITORING / "prometheus" / "alerts.yml"
@@ -39,12 +41,6 @@ DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
 CLUSTER_ONLY = re.compile(r"\bcontainer_\w+")
 POD = "monitoring-test-pod"
 LOAD = ROOT / "deploy" / "tools" / "load.sh"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(predicate, seconds: float, what: str) -> None:
