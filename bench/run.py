@@ -1,30 +1,35 @@
 #!/usr/bin/env python3
 """Benchmark of the pod on this machine, against ceilings measured in the same run.
 
-With wrk at 64 connections (two threads) for each target:
-  1. nginx serving a small static file (deploy/nginx/nginx.conf, frontend/favicon.svg): the
-     ceiling for anything behind nginx;
-  2. a bare actix-web handler returning a constant: the ceiling for one Rust HTTP hop;
-  3. GET and durable POST /hello/{name} through the whole pod (nginx -> hello -> world -> store);
-  4. the same straight at hello-service, and world-service alone (its internal API);
+With wrk at 64 connections (two threads) for each target. Every ratio is against row 0, a bare
+nginx (2 workers, no access log) serving a 1.4 KB static file: what nginx can do on this machine.
+  0. the ceilings: bare nginx; the pod's nginx (deploy/nginx/nginx.conf, with its JSON access
+     log) serving frontend/favicon.svg; one Rust hop (the pod's nginx -> hello /healthz); two
+     hops (nginx -> hello /readyz -> a stand-in world answering a constant: no store work);
+     and a bare actix-web handler returning a constant;
+  1. GET and durable POST /hello/{name} through the whole pod (nginx -> hello -> world -> store),
+     reliable read + confirm pairs, and sends and reads as owners of claimed names with their
+     tokens; then the same straight at hello-service, and world-service alone (its internal API);
 then RSS of hello and world idle and under load, time from process start to /readyz 200, and the
 image sizes when podman has built them.
 
 Then, each on a fresh world-service:
-  - traces off: the default build (traces compiled in, no OTEL_* set) against a build without
-    the `traces` feature, alternating, twice each;
-  - scaling: the pod's POST and GET again with 1,000,000 hellos stored across 100,000 names,
-    against the rows of 3. (which started from an empty store);
+  - scaling: the pod's rows again with 1,000,000 hellos stored across 100,000 names and 100,000
+    names claimed, against the rows of 1. (which started from an empty store);
   - inbox depth: GET ?limit=1 from inboxes holding 1, about 100 and about 1000 hellos;
   - syncing off: the pod's POST and world's send with WORLD_STORE_SYNC=false, the same path
-    without the fsync, against the durable rows.
+    without the fsync, against the durable rows;
+  - traces off: the default build (traces compiled in, no OTEL_* set) against a build without
+    the `traces` feature, alternating, twice each.
 
 Writes docs/benchmarks.md, docs/benchmarks.svg (throughput) and docs/benchmarks-latency.svg.
 
-Run: python3 bench/run.py [--seconds N]   (builds release binaries first; loopback only; ~5 min)
+Run: python3 bench/run.py [--seconds N] [--quick]   (builds release binaries first; loopback
+only; ~8 min; --quick runs parts 0 and 1 only, prints them and writes nothing)
 """
 
 import argparse
+import hashlib
 import os
 import platform
 import shutil
@@ -39,8 +44,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from wrk import (  # noqa: E402
-    CONNECTIONS, LUA_COUNTED, LUA_GET, LUA_POST, LUA_RELIABLE, THREADS, WrkFailed, lua, wrk,
-    wrk_counted,
+    CONNECTIONS, LUA_COUNTED, LUA_GET, LUA_OWNER_GET, LUA_OWNER_POST, LUA_POST, LUA_RELIABLE,
+    OWNER_TOKEN_FORMAT, THREADS, WrkFailed, lua, owner_token, wrk, wrk_counted,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,13 +56,42 @@ STORED_NAMES = 100_000
 # Inbox depth -> how many inboxes of that depth to fill. Each depth row makes DEPTH_READS reads
 # with ?limit=1 spread over its inboxes, so every inbox stays within 10% of its depth while read.
 DEPTHS = {1: 20_000, 100: 2_000, 1000: 200}
-# Names claimed in the store of part 5 (claims are looked up on every send and read).
-CLAIMED_NAMES = 100_000
 DEPTH_READS = 20_000
+# Names claimed (each with its own token) in the big store of part 2, and in part 1's store, where
+# the owners' rows send and read as them. Claims are looked up on every send and read.
+CLAIMED_NAMES = 100_000
+OWNERS_EMPTY_STORE = 1_000
+# The size of the bare nginx's static file: a small page or API answer.
+STATIC_BYTES = 1_400
 
 WORLD = "http://127.0.0.1:8082"
 HELLO = "http://127.0.0.1:8081"
 POD = "http://127.0.0.1:8080"
+STAND_IN_WORLD = "http://127.0.0.1:8090"
+BARE_NGINX = "http://127.0.0.1:8091"
+PORTS = (8080, 8081, 8082, 8090, 8091)
+
+# The bare nginx: two workers (one per core here), no access log, one static file.
+BARE_NGINX_CONF = """
+worker_processes 2;
+pid tmp/nginx.pid;
+error_log stderr warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    server {
+        listen 127.0.0.1:8091;
+        root html;
+    }
+}
+"""
 
 
 def say(message: str) -> None:
@@ -203,15 +237,30 @@ class Bench:
             wait_ready(f"{HELLO}/readyz")
         return ready
 
-    def start_hello(self, binaries: Path = RELEASE) -> float:
+    def start_hello(self, binaries: Path = RELEASE, world: str = WORLD) -> float:
         if self.hello:
             self.processes.stop(self.hello)
         self.hello = self.processes.start(
             [str(binaries / "hello-service")],
             {"RUST_LOG": "warn", "HELLO_LISTEN": "127.0.0.1:8081", "HELLO_RATE_LIMIT_PER_SECOND": "0",
-             "HELLO_SHUTDOWN_DRAIN_MS": "0"},
+             "HELLO_SHUTDOWN_DRAIN_MS": "0", "HELLO_WORLD_URL": world},
             self.work / "hello.log")
         return wait_ready(f"{HELLO}/readyz")
+
+    def claim(self, prefix: str, names: int) -> None:
+        """Claims names prefix0 .. prefix(names-1) through world's own API, name n with the hash of
+        owner_token(n), as hello-service would."""
+        hashes = [hashlib.sha256(owner_token(number).encode()).hexdigest() for number in range(names)]
+        script = lua(self.work, f"counted_claims_{prefix}", LUA_COUNTED, prefix, METHOD="POST",
+                     PATH="/v1/names/%s%d", BODY_FORMAT='{"token_sha256":"%s"}', HASHES=hashes,
+                     NAMES=names, COUNT=names, DONE=str(self.work / "done"))
+        before = world_claims_made()
+        started = time.monotonic()
+        row = wrk_counted(WORLD, script, self.work / "done")
+        claimed = world_claims_made() - before
+        print(f"  claimed {claimed:,} names in {time.monotonic() - started:.0f} s ({row['rps']:,.0f}/s)", flush=True)
+        if claimed < names:
+            fail(f"only {claimed:,} of {names:,} names were claimed (non-2xx: {row['non2xx']})")
 
     def measure(self, key: str, label: str, url: str, script: Path | None = None) -> dict:
         counted = script is not None and script.name.startswith("counted_")
@@ -248,27 +297,114 @@ class Bench:
             fail(f"filling {name}: only {stored:,} of {count:,} hellos were stored (non-2xx: {row['non2xx']})")
 
 
+def table_row(result: dict) -> str:
+    return (f"| {result['label']} | {result['rps']:,.0f} | {result['p50']:.2f} | {result['p99']:.2f} | "
+            f"{result['requests']:,} |")
+
+
+def goal_table(results: dict, peak: dict, big_store: bool) -> list[str]:
+    """Issue 17's goals: each measured value beside its goal, and whether it is met."""
+    bare = results["bare_static"]["rps"]
+    rows: list[tuple[str, str, str, bool | None]] = []
+    for key, what in (("static", "pod's nginx, static file"), ("one_hop", "one hop (nginx -> hello)"),
+                      ("two_hop", "two hops (nginx -> hello -> world, no store)")):
+        rows.append((f"ceiling: {what} / bare nginx", f"{results[key]['rps'] / bare:.2f}", "", None))
+    for key, what in (("pod_get", "pod GET"), ("pod_post", "pod durable POST")):
+        value = results[key]["rps"] / bare
+        rows.append((f"{what} / bare nginx", f"{value:.2f}", "≥ 0.25", value >= 0.25))
+    pairs = results["pod_reliable"]["pairs_per_s"]
+    rows.append((f"reliable read + confirm pairs ({pairs:,.0f}/s) / bare nginx", f"{pairs / bare:.2f}", "≥ 0.15",
+                 pairs / bare >= 0.15))
+    for key in ("pod_get", "pod_post", "owner_get", "owner_post"):
+        p99 = results[key]["p99"]
+        rows.append((f"p99, {results[key]['label'][3:]}", f"{p99:.2f} ms", "≤ 10 ms", p99 <= 10))
+    for service in ("hello", "world"):
+        mib = peak[service] / 1024
+        rows.append((f"{service}-service RSS peak under load", f"{mib:.1f} MiB", "< 16 MiB", mib < 16))
+    if big_store:
+        for key in ("pod_post", "pod_get", "owner_post", "owner_get"):
+            value = results[f"big_{key}"]["p99"] / results[key]["p99"]
+            rows.append((f"p99 with {STORED_HELLOS:,} stored and {CLAIMED_NAMES:,} claimed / empty store, "
+                         f"{results[key]['label'][3:]}", f"{value:.2f}x", "≤ 1.5x", value <= 1.5))
+    verdict = {True: "met", False: "**not met**", None: ""}
+    return ["| measure | value | goal | |", "|---|---:|---:|---|",
+            *[f"| {what} | {value} | {goal} | {verdict[met]} |" for what, value, goal, met in rows]]
+
+
+def later_parts(bench: "Bench", no_traces: Path, body: str) -> int:
+    """Parts 2 to 5, each on a fresh world-service; returns world's peak RSS (KiB) on the big store."""
+    work, measure = bench.work, bench.measure
+
+    say(f"Part 2: a fresh world-service with {STORED_HELLOS:,} hellos over {STORED_NAMES:,} names "
+        f"and {CLAIMED_NAMES:,} names claimed")
+    # Over the default WORLD_STORE_CAP (1,000,000 waiting hellos) once part 3 adds its inboxes:
+    # this store is meant to be big.
+    bench.start_world(WORLD_STORE_CAP="10000000")
+    bench.fill("store", "s", STORED_NAMES, STORED_HELLOS)
+    bench.claim("c", CLAIMED_NAMES)
+    owners = dict(NAMES=CLAIMED_NAMES, TOKEN_FORMAT=OWNER_TOKEN_FORMAT, SENDER="c")
+    measure("big_pod_post", "1. pod POST (durable), big store", POD, lua(work, "big_pod_post", LUA_POST, "/hello/q", body))
+    measure("big_pod_get", "1. pod GET, big store", POD, lua(work, "big_pod_get", LUA_GET, "/hello/q"))
+    measure("big_owner_post", "1. pod POST as an owner, big store", POD,
+            lua(work, "big_owner_post", LUA_OWNER_POST, "/hello/c", **owners))
+    measure("big_owner_get", "1. pod GET of an owner's inbox, big store", POD,
+            lua(work, "big_owner_get", LUA_OWNER_GET, "/hello/c", **owners))
+    big_world_peak = rss_kib(bench.world.pid, "VmHWM")
+
+    say("Part 3: GET ?limit=1 against the number of hellos waiting in the inbox (on the same store)")
+    for depth, inboxes in DEPTHS.items():
+        bench.fill(f"depth{depth}", f"d{depth}-", inboxes, depth * inboxes)
+    for depth, inboxes in DEPTHS.items():
+        script = lua(work, f"counted_read{depth}", LUA_COUNTED, f"d{depth}-", METHOD="GET",
+                     PATH="/hello/%s%d?limit=1", NAMES=inboxes, COUNT=DEPTH_READS, DONE=str(work / "done"))
+        measure(f"depth{depth}", f"pod GET ?limit=1, {depth} waiting", POD, script)
+
+    say("Part 4: a fresh world-service with WORLD_STORE_SYNC=false (sends answered before any fsync)")
+    bench.start_world(WORLD_STORE_SYNC="false")
+    measure("nosync_pod_post", "1. pod POST, syncing off", POD, lua(work, "nosync_pod_post", LUA_POST, "/hello/n", body))
+    measure("nosync_world_post", "1. world-service send, syncing off", WORLD,
+            lua(work, "nosync_world_post", LUA_POST.replace('"%s%d"', '"%s%d/hellos"'), "/v1/inboxes/x", body))
+
+    say("Part 5: traces compiled in but off (the default build, no OTEL_* set) against a build without them")
+    # Alternating builds, twice each, on fresh stores: the difference between the builds
+    # against the difference between two runs of the same build.
+    for round_ in (1, 2):
+        for build, binaries in (("default", RELEASE), ("no-traces", no_traces)):
+            bench.start_world(binaries)
+            bench.start_hello(binaries)
+            measure(f"traces_{build}_post_{round_}", f"pod POST, {build} build, run {round_}", POD,
+                    lua(work, f"traces_{build}_post_{round_}", LUA_POST, f"/hello/t{build[0]}{round_}-", body))
+            measure(f"traces_{build}_get_{round_}", f"pod GET, {build} build, run {round_}", POD,
+                    lua(work, f"traces_{build}_get_{round_}", LUA_GET, f"/hello/t{build[0]}{round_}-"))
+    return big_world_peak
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="length of each timed wrk run (default 10)")
+    parser.add_argument("--quick", action="store_true",
+                        help="parts 0 and 1 only (ceilings and the pod on an empty store); prints them, writes nothing")
     args = parser.parse_args()
 
     for tool in ("wrk", "nginx", "cargo"):
         if not shutil.which(tool):
             fail(f"{tool} is missing (Debian: apt-get install -y wrk nginx; Rust: rustup)")
-    busy = [port for port in (8080, 8081, 8082, 8090) if not free(port)]
+    busy = [port for port in PORTS if not free(port)]
     if busy:
         fail(f"ports {busy} on 127.0.0.1 are in use: stop what uses them (scripts/run-local.sh?) and retry")
 
-    # Part 6's other build: the services without the `traces` feature (no exporter compiled in),
-    # built first and kept aside, so that target/release ends with the default build.
     no_traces = ROOT / "target" / "bench-no-traces"
-    say("Building release binaries without the traces feature (for part 6), then the default ones")
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--no-default-features", "--bin", "hello-service",
-                    "--bin", "world-service", "-p", "world-service", "-p", "hello-service"], cwd=ROOT, check=True)
-    no_traces.mkdir(parents=True, exist_ok=True)
-    for binary in ("hello-service", "world-service"):
-        shutil.copy2(RELEASE / binary, no_traces / binary)
+    if not args.quick:
+        # Part 5's other build: the services without the `traces` feature (no exporter compiled
+        # in), built first and kept aside, so that target/release ends with the default build.
+        say("Building release binaries without the traces feature (for part 5), then the default ones")
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--no-default-features", "--bin", "hello-service",
+                        "--bin", "world-service", "-p", "world-service", "-p", "hello-service"], cwd=ROOT, check=True)
+        no_traces.mkdir(parents=True, exist_ok=True)
+        for binary in ("hello-service", "world-service"):
+            shutil.copy2(RELEASE / binary, no_traces / binary)
+    else:
+        say("Building release binaries")
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "hello-service", "--bin", "world-service",
                     "-p", "world-service", "-p", "hello-service", "--example", "bare_actix"], cwd=ROOT, check=True)
 
@@ -279,6 +415,29 @@ def main() -> None:
     try:
         (work / "nginx" / "tmp").mkdir(parents=True)
         (work / "nginx" / "html").symlink_to(ROOT / "frontend")
+        (work / "bare-nginx" / "tmp").mkdir(parents=True)
+        (work / "bare-nginx" / "html").mkdir()
+        # Printable, so that nothing on the way treats it differently from a page.
+        (work / "bare-nginx" / "html" / "static.txt").write_text(("hello world " * 200)[:STATIC_BYTES - 1] + "\n")
+        (work / "bare-nginx.conf").write_text(BARE_NGINX_CONF)
+
+        bench.processes.start(["nginx", "-p", f"{work / 'nginx'}/", "-c", str(ROOT / "deploy" / "nginx" / "nginx.conf"),
+                               "-e", "stderr", "-g", "daemon off;"], {}, work / "nginx.log")
+        wait_ready(f"{POD}/nginx-healthz")
+        bench.processes.start(["nginx", "-p", f"{work / 'bare-nginx'}/", "-c", str(work / "bare-nginx.conf"),
+                               "-e", "stderr", "-g", "daemon off;"], {}, work / "bare-nginx.log")
+        wait_ready(f"{BARE_NGINX}/static.txt")
+        bench.processes.start([str(RELEASE / "examples" / "bare_actix")], {"BARE_LISTEN": "127.0.0.1:8090"},
+                              work / "bare.log")
+        wait_ready(f"{STAND_IN_WORLD}/")
+
+        say("Part 0: the ceilings (hello-service in front of a stand-in world that answers a constant)")
+        bench.start_hello(world=STAND_IN_WORLD)
+        measure("bare_static", "0. bare nginx, static file (2 workers, no log)", f"{BARE_NGINX}/static.txt")
+        measure("static", "0. pod's nginx, static file", f"{POD}/favicon.svg")
+        measure("one_hop", "0. one hop: pod's nginx -> hello /healthz", f"{POD}/healthz")
+        measure("two_hop", "0. two hops: nginx -> hello /readyz -> stand-in world", f"{POD}/readyz")
+        measure("bare", "0. actix-web, constant", f"{STAND_IN_WORLD}/")
 
         say("Time from process start to /readyz 200")
         world_ready = bench.start_world()
@@ -286,109 +445,47 @@ def main() -> None:
         print(f"  world-service ready in {world_ready * 1000:.1f} ms, hello-service in {hello_ready * 1000:.1f} ms")
         idle = {"hello": rss_kib(bench.hello.pid), "world": rss_kib(bench.world.pid)}
 
-        bench.processes.start(["nginx", "-p", f"{work / 'nginx'}/", "-c", str(ROOT / "deploy" / "nginx" / "nginx.conf"),
-                               "-e", "stderr", "-g", "daemon off;"], {}, work / "nginx.log")
-        wait_ready(f"{POD}/nginx-healthz")
-        bench.processes.start([str(RELEASE / "examples" / "bare_actix")], {"BARE_LISTEN": "127.0.0.1:8090"},
-                              work / "bare.log")
-        wait_ready("http://127.0.0.1:8090/")
-
         body = '{"from":"bench"}'
         # Each GET run reads the names its POST run just filled, so reads really drain inboxes
         # (lease + acknowledgement) until they run dry.
-        say("Part 1: ceilings and the pod, starting from an empty store")
-        measure("static", "1. nginx, static file", f"{POD}/favicon.svg")
-        measure("bare", "2. actix-web, constant", "http://127.0.0.1:8090/")
-        measure("pod_post", "3. pod POST (durable)", POD, lua(work, "pod_post", LUA_POST, "/hello/p", body))
-        measure("pod_get", "3. pod GET /hello/{name}", POD, lua(work, "pod_get", LUA_GET, "/hello/p"))
-        measure("pod_post_r", "3. pod POST (durable), for reliable reads", POD, lua(work, "pod_post_r", LUA_POST, "/hello/r", body))
-        measure("pod_reliable", "3. pod reliable read + confirm (requests)", POD, lua(work, "pod_reliable", LUA_RELIABLE, "/hello/r"))
-        measure("hello_post", "4. hello-service POST (durable)", HELLO, lua(work, "hello_post", LUA_POST, "/hello/h", body))
-        measure("hello_get", "4. hello-service GET", HELLO, lua(work, "hello_get", LUA_GET, "/hello/h"))
-        measure("world_post", "4. world-service send (durable)", WORLD,
+        say(f"Part 1: the pod, starting from an empty store ({OWNERS_EMPTY_STORE:,} names claimed for the owners' rows)")
+        bench.claim("o", OWNERS_EMPTY_STORE)
+        owners = dict(NAMES=OWNERS_EMPTY_STORE, TOKEN_FORMAT=OWNER_TOKEN_FORMAT, SENDER="o")
+        measure("pod_post", "1. pod POST (durable)", POD, lua(work, "pod_post", LUA_POST, "/hello/p", body))
+        measure("pod_get", "1. pod GET /hello/{name}", POD, lua(work, "pod_get", LUA_GET, "/hello/p"))
+        measure("pod_post_r", "1. pod POST (durable), for reliable reads", POD, lua(work, "pod_post_r", LUA_POST, "/hello/r", body))
+        measure("pod_reliable", "1. pod reliable read + confirm (requests)", POD, lua(work, "pod_reliable", LUA_RELIABLE, "/hello/r"))
+        measure("owner_post", "1. pod POST as an owner, with its token", POD,
+                lua(work, "owner_post", LUA_OWNER_POST, "/hello/o", **owners))
+        measure("owner_get", "1. pod GET of an owner's inbox, with its token", POD,
+                lua(work, "owner_get", LUA_OWNER_GET, "/hello/o", **owners))
+        measure("hello_post", "1. hello-service POST (durable)", HELLO, lua(work, "hello_post", LUA_POST, "/hello/h", body))
+        measure("hello_get", "1. hello-service GET", HELLO, lua(work, "hello_get", LUA_GET, "/hello/h"))
+        measure("world_post", "1. world-service send (durable)", WORLD,
                 lua(work, "world_post", LUA_POST.replace('"%s%d"', '"%s%d/hellos"'), "/v1/inboxes/w", body))
 
-        say(f"Part 2: a fresh world-service filled with {STORED_HELLOS:,} hellos over {STORED_NAMES:,} names")
-        # Over the default WORLD_STORE_CAP (1,000,000 waiting hellos) once part 3 adds its inboxes:
-        # this store is meant to be big.
-        bench.start_world(WORLD_STORE_CAP="10000000")
-        bench.fill("store", "s", STORED_NAMES, STORED_HELLOS)
-        measure("big_pod_post", f"3. pod POST (durable), {STORED_HELLOS:,} stored", POD,
-                lua(work, "big_pod_post", LUA_POST, "/hello/q", body))
-        measure("big_pod_get", f"3. pod GET, {STORED_HELLOS:,} stored", POD, lua(work, "big_pod_get", LUA_GET, "/hello/q"))
-        big_world_peak = rss_kib(bench.world.pid, "VmHWM")
-
-        say("Part 3: GET ?limit=1 against the number of hellos waiting in the inbox (on the same store)")
-        for depth, inboxes in DEPTHS.items():
-            bench.fill(f"depth{depth}", f"d{depth}-", inboxes, depth * inboxes)
-        for depth, inboxes in DEPTHS.items():
-            script = lua(work, f"counted_read{depth}", LUA_COUNTED, f"d{depth}-", METHOD="GET",
-                         PATH="/hello/%s%d?limit=1", NAMES=inboxes, COUNT=DEPTH_READS, DONE=str(work / "done"))
-            measure(f"depth{depth}", f"pod GET ?limit=1, {depth} waiting", POD, script)
-
-        say(f"Part 4: a fresh world-service with {CLAIMED_NAMES:,} names claimed (each send and read asks who owns its name)")
-        bench.start_world()
-        # Each name claimed with its own token hash: the name's number as 64 hex digits.
-        script = lua(work, "counted_claims", LUA_COUNTED, "c", METHOD="POST", PATH="/v1/names/%s%d",
-                     BODY_FORMAT='{"token_sha256":"%064x"}', NAMES=CLAIMED_NAMES, COUNT=CLAIMED_NAMES,
-                     DONE=str(work / "done"))
-        started = time.monotonic()
-        claims = wrk_counted(WORLD, script, work / "done")
-        claimed = world_claims_made()
-        print(f"  claimed {claimed:,} names in {time.monotonic() - started:.0f} s ({claims['rps']:,.0f}/s)", flush=True)
-        if claimed < CLAIMED_NAMES:
-            fail(f"only {claimed:,} of {CLAIMED_NAMES:,} names were claimed (non-2xx: {claims['non2xx']})")
-        measure("claims_pod_post", f"3. pod POST (durable), {CLAIMED_NAMES:,} names claimed", POD,
-                lua(work, "claims_pod_post", LUA_POST, "/hello/k", body))
-        measure("claims_pod_get", f"3. pod GET, {CLAIMED_NAMES:,} names claimed", POD,
-                lua(work, "claims_pod_get", LUA_GET, "/hello/k"))
-
-        say("Part 5: a fresh world-service with WORLD_STORE_SYNC=false (sends answered before any fsync)")
-        bench.start_world(WORLD_STORE_SYNC="false")
-        measure("nosync_pod_post", "3. pod POST, syncing off", POD, lua(work, "nosync_pod_post", LUA_POST, "/hello/n", body))
-        measure("nosync_world_post", "4. world-service send, syncing off", WORLD,
-                lua(work, "nosync_world_post", LUA_POST.replace('"%s%d"', '"%s%d/hellos"'), "/v1/inboxes/x", body))
-
-        say("Part 6: traces compiled in but off (the default build, no OTEL_* set) against a build without them")
-        # Alternating builds, twice each, on fresh stores: the difference between the builds
-        # against the difference between two runs of the same build.
-        for round_ in (1, 2):
-            for build, binaries in (("default", RELEASE), ("no-traces", no_traces)):
-                bench.start_world(binaries)
-                bench.start_hello(binaries)
-                measure(f"traces_{build}_post_{round_}", f"pod POST, {build} build, run {round_}", POD,
-                        lua(work, f"traces_{build}_post_{round_}", LUA_POST, f"/hello/t{build[0]}{round_}-", body))
-                measure(f"traces_{build}_get_{round_}", f"pod GET, {build} build, run {round_}", POD,
-                        lua(work, f"traces_{build}_get_{round_}", LUA_GET, f"/hello/t{build[0]}{round_}-"))
+        if not args.quick:
+            big_world_peak = later_parts(bench, no_traces, body)
     finally:
         bench.processes.stop_all()
         shutil.rmtree(work, ignore_errors=True)
 
     results, peak = bench.results, bench.peak
+    header = ["| target | req/s | p50 ms | p99 ms | requests |", "|---|---:|---:|---:|---:|"]
+    part0 = ["bare_static", "static", "one_hop", "two_hop", "bare"]
+    part1 = ["pod_post", "pod_get", "pod_post_r", "pod_reliable", "owner_post", "owner_get",
+             "hello_post", "hello_get", "world_post"]
+    summary = [*header, *[table_row(results[key]) for key in part0 + part1], "",
+               *goal_table(results, peak, big_store=not args.quick)]
+    if args.quick:
+        print("\n".join(summary))
+        say("Quick benchmark done (nothing written)")
+        return
+
     ratio = lambda a, b: results[a]["rps"] / results[b]["rps"]
-    p99_ratio = lambda a, b: results[a]["p99"] / results[b]["p99"]
     sizes = image_sizes()
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
-    row = lambda r: f"| {r['label']} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['requests']:,} |"
-    header = ["| target | req/s | p50 ms | p99 ms | requests |", "|---|---:|---:|---:|---:|"]
-
-    def against_empty_store(post_key: str, get_key: str, what: str, goal: str) -> list[str]:
-        """The pod's POST and GET rows on a store holding `what`, beside part 1's on the empty
-        store, and how their p99s compare."""
-        return [
-            *header,
-            row(results["pod_post"]).replace("(durable) |", "(durable), empty store |"),
-            row(results[post_key]),
-            row(results["pod_get"]).replace("{name} |", "{name}, empty store |"),
-            row(results[get_key]),
-            "",
-            f"| p99 with {what} / p99 on the empty store | value | goal |",
-            "|---|---:|---:|",
-            f"| POST | {p99_ratio(post_key, 'pod_post'):.2f}x | ≤ {goal} |",
-            f"| GET | {p99_ratio(get_key, 'pod_get'):.2f}x | ≤ {goal} |",
-        ]
-
-    part1 = ["static", "bare", "pod_post", "pod_get", "pod_post_r", "pod_reliable", "hello_post", "hello_get", "world_post"]
+    row = table_row
     lines = [
         "# Benchmarks",
         "",
@@ -398,24 +495,19 @@ def main() -> None:
         "all on 127.0.0.1. Every row below had 0 non-2xx answers and 0 socket errors (the command fails otherwise). "
         "POSTs are durable (synced to disk before the 201; the embedded store commits concurrent sends together) "
         "and spread over 100,000 names; each GET row then reads the names its POST row filled, so reads "
-        "drain real inboxes (lease, answer, acknowledgement) until they run dry, and later ones find them empty.",
+        "drain real inboxes (lease, answer, acknowledgement) until they run dry, and later ones find them empty. "
+        f"The owners' rows send as, and read the inboxes of, {OWNERS_EMPTY_STORE:,} claimed names with their tokens.",
+        "",
+        "Every ratio is against the first row: a bare nginx (2 workers, no access log) serving a "
+        f"{STATIC_BYTES:,}-byte static file, what nginx itself can do on this machine. The pod's own nginx "
+        "configuration writes a JSON access log line per request; the one- and two-hop rows are the "
+        "architecture's ceilings (the two-hop row's world is a stand-in answering a constant: no store work).",
         "",
         "![Requests per second](benchmarks.svg)",
         "",
-        *header,
-        *[row(results[key]) for key in part1],
+        *summary,
         "",
-        "| ratio | value | goal |",
-        "|---|---:|---:|",
-        f"| pod GET / nginx static (3/1) | {ratio('pod_get', 'static'):.1%} | ≥ 25% |",
-        f"| pod durable POST / nginx static (3/1) | {ratio('pod_post', 'static'):.1%} | ≥ 15% |",
-        f"| pod reliable read + confirm pairs / nginx static requests (3/1): "
-        f"{results['pod_reliable']['pairs_per_s']:,.0f} pairs/s | "
-        f"{results['pod_reliable']['pairs_per_s'] / results['static']['rps']:.1%} | |",
-        f"| hello-service GET / bare actix-web (4/2) | {ratio('hello_get', 'bare'):.1%} | |",
-        f"| hello-service POST / bare actix-web (4/2) | {ratio('hello_post', 'bare'):.1%} | |",
-        "",
-        "| process | RSS idle | RSS peak under the load above | ready after start |",
+        "| process | RSS idle | RSS peak under the load of part 1 | ready after start |",
         "|---|---:|---:|---:|",
         f"| hello-service | {idle['hello'] / 1024:.1f} MiB | {peak['hello'] / 1024:.1f} MiB | {hello_ready * 1000:.1f} ms |",
         f"| world-service | {idle['world'] / 1024:.1f} MiB | {peak['world'] / 1024:.1f} MiB | {world_ready * 1000:.1f} ms |",
@@ -423,26 +515,22 @@ def main() -> None:
         "Ready times are measured from spawning the process to the first 200 from `/readyz`, polling every millisecond "
         "(hello's includes asking world).",
         "",
-        "## With 1,000,000 hellos stored",
+        f"## With {STORED_HELLOS:,} hellos stored and {CLAIMED_NAMES:,} names claimed",
         "",
         f"A fresh world-service is filled through its own API with {STORED_HELLOS:,} durable hellos, "
-        f"{STORED_HELLOS // STORED_NAMES} in each of {STORED_NAMES:,} inboxes; then the pod's rows of part 1 run again "
-        "on other names. The empty-store rows are those of part 1.",
+        f"{STORED_HELLOS // STORED_NAMES} in each of {STORED_NAMES:,} inboxes, and {CLAIMED_NAMES:,} names are claimed "
+        "(each with its own token); then the pod's rows of part 1 run again, the owners' rows as those claimed names. "
+        "Every send asks the store who owns its sender's name, and every read who owns the inbox.",
         "",
         "![Latency](benchmarks-latency.svg)",
         "",
-        *against_empty_store("big_pod_post", "big_pod_get", f"{STORED_HELLOS:,} stored", "2x"),
+        *header,
+        *[row(results[key]) for pair in (("pod_post", "big_pod_post"), ("pod_get", "big_pod_get"),
+                                         ("owner_post", "big_owner_post"), ("owner_get", "big_owner_get"))
+          for key in pair],
         "",
-        f"world-service's RSS peaked at {big_world_peak / 1024:.1f} MiB with the million stored (its page cache is "
+        f"world-service's RSS peaked at {big_world_peak / 1024:.1f} MiB on this store (its page cache is "
         "capped by `WORLD_STORE_CACHE_MB`, 4 by default; the operating system caches the file).",
-        "",
-        f"## With {CLAIMED_NAMES:,} names claimed",
-        "",
-        f"A fresh world-service (part 4) with {CLAIMED_NAMES:,} names claimed through its own API (each with its own "
-        "token hash). Every send asks the store who owns its sender's name (and every read who owns the "
-        "inbox): these rows measure that lookup among the claims, against part 1's empty store.",
-        "",
-        *against_empty_store("claims_pod_post", "claims_pod_get", f"{CLAIMED_NAMES:,} claimed", "1.5x"),
         "",
         "## GET against the number waiting",
         "",
@@ -505,11 +593,11 @@ def main() -> None:
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines) + "\n")
     svg_chart(f"Requests per second, {CONNECTIONS} connections (higher is better)",
-              [(results[key]["label"], results[key]["rps"]) for key in [*part1, "nosync_pod_post", "nosync_world_post"]],
+              [(results[key]["label"], results[key]["rps"]) for key in [*part0, *part1, "nosync_pod_post", "nosync_world_post"]],
               ROOT / "docs" / "benchmarks.svg")
     latency_rows = []
-    for key, label in [("pod_post", "POST, empty store"), ("big_pod_post", "POST, 1,000,000 stored"),
-                       ("pod_get", "GET, empty store"), ("big_pod_get", "GET, 1,000,000 stored"),
+    for key, label in [("pod_post", "POST, empty store"), ("big_pod_post", "POST, big store"),
+                       ("pod_get", "GET, empty store"), ("big_pod_get", "GET, big store"),
                        *[(f"depth{depth}", f"GET ?limit=1, {depth} waiting") for depth in DEPTHS]]:
         latency_rows += [(f"{label}: p50", results[key]["p50"]), (f"{label}: p99", results[key]["p99"])]
     svg_chart(f"Pod latency in ms, {CONNECTIONS} connections (lower is better)", latency_rows,

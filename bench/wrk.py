@@ -125,8 +125,10 @@ request = function()
   local name = (id + sent * THREADS) % NAMES
   sent = sent + 1
   if METHOD == "POST" then
-    -- BODY_FORMAT, when set, makes each body from the name's number (claims' own token hashes).
-    local body = BODY_FORMAT and string.format(BODY_FORMAT, name) or BODY
+    -- BODY_FORMAT, when set, makes each body from the name's number, or from its entry in
+    -- HASHES when that is set (claims, each with its own token's hash).
+    local value = HASHES and HASHES[name + 1] or name
+    local body = BODY_FORMAT and string.format(BODY_FORMAT, value) or BODY
     return wrk.format("POST", string.format(PATH, PREFIX, name), {["Content-Type"] = "application/json"}, body)
   end
   return wrk.format("GET", string.format(PATH, PREFIX, name))
@@ -141,11 +143,46 @@ response = function(status, headers, body)
 end
 """
 
+# The bench's owners: name PREFIX<n> is claimed with the token owner_token(n), which the scripts
+# below rebuild from n (a well-formed bearer token as long as a real one; not random: a bench).
+OWNER_TOKEN_FORMAT = "hw_bench%038d"
+
+
+def owner_token(number: int) -> str:
+    return OWNER_TOKEN_FORMAT % number
+
+
+# Sends as an owner: from a random claimed name (with its token) to another claimed name.
+LUA_OWNER_POST = """
+request = function()
+  local from, to = math.random(0, NAMES - 1), math.random(0, NAMES - 1)
+  local headers = {["Content-Type"] = "application/json",
+                   ["Authorization"] = "Bearer " .. string.format(TOKEN_FORMAT, from)}
+  return wrk.format("POST", string.format("%s%d", PREFIX, to), headers,
+                    string.format('{"from":"%s%d"}', SENDER, from))
+end
+"""
+# Reads of a random claimed name's own inbox, with its token.
+LUA_OWNER_GET = """
+request = function()
+  local name = math.random(0, NAMES - 1)
+  local headers = {["Authorization"] = "Bearer " .. string.format(TOKEN_FORMAT, name)}
+  return wrk.format("GET", string.format("%s%d", PREFIX, name), headers)
+end
+"""
+
+
 def lua(directory: Path, name: str, template: str, prefix: str, body: str = "", **constants) -> Path:
     path = directory / f"{name}.lua"
     header = f'PREFIX = "{prefix}"\nBODY = \'{body}\'\nTHREADS = {THREADS}\n'
     for key, value in constants.items():
-        # Strings as Lua long strings: no escapes, and quotes inside (a JSON body) stay as they are.
-        header += f"{key} = [[{value}]]\n" if isinstance(value, str) else f"{key} = {value!r}\n"
+        if isinstance(value, str):
+            # A Lua long string: no escapes, and quotes inside (a JSON body) stay as they are.
+            header += f"{key} = [[{value}]]\n"
+        elif isinstance(value, list):
+            # A table of strings (hex digests: nothing to escape).
+            header += f"{key} = {{" + ",".join(f'"{item}"' for item in value) + "}\n"
+        else:
+            header += f"{key} = {value!r}\n"
     path.write_text(header + template)
     return path
