@@ -20,7 +20,9 @@ Then, each on a fresh world-service:
   - syncing off: the pod's POST and world's send with WORLD_STORE_SYNC=false, the same path
     without the fsync, against the durable rows;
   - traces off: the default build (traces compiled in, no OTEL_* set) against a build without
-    the `traces` feature, alternating, twice each.
+    the `traces` feature, alternating, twice each;
+  - transport: hello -> world over loopback TCP against the Unix socket the pod uses,
+    alternating, twice each.
 
 Writes docs/benchmarks.md, docs/benchmarks.svg (throughput) and docs/benchmarks-latency.svg.
 
@@ -222,14 +224,15 @@ class Bench:
         self.peak = {"hello": 0, "world": 0}
 
     def start_world(self, binaries: Path = RELEASE, **env: str) -> float:
-        """A world-service (from `binaries`) on a fresh data directory; returns seconds until ready."""
+        """A world-service (from `binaries`) on a fresh data directory, listening on TCP and on
+        its Unix socket, as in the pod; returns seconds until ready."""
         if self.world:
             self.processes.stop(self.world)
         self.worlds_started += 1
         self.world = self.processes.start(
             [str(binaries / "world-service")],
             {"RUST_LOG": "warn", "WORLD_DATA_DIR": str(self.work / f"data-{self.worlds_started}"),
-             "WORLD_SHUTDOWN_DRAIN_MS": "0", **env},
+             "WORLD_LISTEN_SOCKET": str(self.work / "world.sock"), "WORLD_SHUTDOWN_DRAIN_MS": "0", **env},
             self.work / "world.log")
         ready = wait_ready(f"{WORLD}/readyz")
         if self.hello:
@@ -237,7 +240,9 @@ class Bench:
             wait_ready(f"{HELLO}/readyz")
         return ready
 
-    def start_hello(self, binaries: Path = RELEASE, world: str = WORLD) -> float:
+    def start_hello(self, binaries: Path = RELEASE, world: str | None = None) -> float:
+        """hello-service in front of `world` (by default world's Unix socket, as in the pod)."""
+        world = world or f"unix:{self.work / 'world.sock'}"
         if self.hello:
             self.processes.stop(self.hello)
         self.hello = self.processes.start(
@@ -332,7 +337,7 @@ def goal_table(results: dict, peak: dict, big_store: bool) -> list[str]:
 
 
 def later_parts(bench: "Bench", no_traces: Path, body: str) -> int:
-    """Parts 2 to 5, each on a fresh world-service; returns world's peak RSS (KiB) on the big store."""
+    """Parts 2 to 6, each on a fresh world-service; returns world's peak RSS (KiB) on the big store."""
     work, measure = bench.work, bench.measure
 
     say(f"Part 2: a fresh world-service with {STORED_HELLOS:,} hellos over {STORED_NAMES:,} names "
@@ -376,6 +381,16 @@ def later_parts(bench: "Bench", no_traces: Path, body: str) -> int:
                     lua(work, f"traces_{build}_post_{round_}", LUA_POST, f"/hello/t{build[0]}{round_}-", body))
             measure(f"traces_{build}_get_{round_}", f"pod GET, {build} build, run {round_}", POD,
                     lua(work, f"traces_{build}_get_{round_}", LUA_GET, f"/hello/t{build[0]}{round_}-"))
+
+    say("Part 6: hello -> world over loopback TCP against the Unix socket (the pod's default)")
+    for round_ in (1, 2):
+        for transport, world in (("tcp", WORLD), ("socket", None)):
+            bench.start_world()
+            bench.start_hello(world=world)
+            measure(f"transport_{transport}_post_{round_}", f"pod POST, {transport}, run {round_}", POD,
+                    lua(work, f"transport_{transport}_post_{round_}", LUA_POST, f"/hello/x{transport[0]}{round_}-", body))
+            measure(f"transport_{transport}_get_{round_}", f"pod GET, {transport}, run {round_}", POD,
+                    lua(work, f"transport_{transport}_get_{round_}", LUA_GET, f"/hello/x{transport[0]}{round_}-"))
     return big_world_peak
 
 
@@ -427,12 +442,13 @@ def main() -> None:
         bench.processes.start(["nginx", "-p", f"{work / 'bare-nginx'}/", "-c", str(work / "bare-nginx.conf"),
                                "-e", "stderr", "-g", "daemon off;"], {}, work / "bare-nginx.log")
         wait_ready(f"{BARE_NGINX}/static.txt")
-        bench.processes.start([str(RELEASE / "examples" / "bare_actix")], {"BARE_LISTEN": "127.0.0.1:8090"},
+        bench.processes.start([str(RELEASE / "examples" / "bare_actix")],
+                              {"BARE_LISTEN": "127.0.0.1:8090", "BARE_SOCKET": str(work / "stand-in.sock")},
                               work / "bare.log")
         wait_ready(f"{STAND_IN_WORLD}/")
 
         say("Part 0: the ceilings (hello-service in front of a stand-in world that answers a constant)")
-        bench.start_hello(world=STAND_IN_WORLD)
+        bench.start_hello(world=f"unix:{work / 'stand-in.sock'}")
         measure("bare_static", "0. bare nginx, static file (2 workers, no log)", f"{BARE_NGINX}/static.txt")
         measure("static", "0. pod's nginx, static file", f"{POD}/favicon.svg")
         measure("one_hop", "0. one hop: pod's nginx -> hello /healthz", f"{POD}/healthz")
@@ -559,12 +575,12 @@ def main() -> None:
         f"| pod POST | {ratio('pod_post', 'nosync_pod_post'):.1%} |",
         f"| world-service send | {ratio('world_post', 'nosync_world_post'):.1%} |",
     ]
-    def mean(kind: str, build: str, field: str = "rps") -> float:
-        return sum(results[f"traces_{build}_{kind}_{r}"][field] for r in (1, 2)) / 2
+    def mean(kind: str, build: str, field: str = "rps", part: str = "traces") -> float:
+        return sum(results[f"{part}_{build}_{kind}_{r}"][field] for r in (1, 2)) / 2
 
-    def spread(kind: str, build: str) -> float:
-        """How far apart two runs of the same build came out, relative to their mean."""
-        a, b = (results[f"traces_{build}_{kind}_{r}"]["rps"] for r in (1, 2))
+    def spread(kind: str, build: str, part: str = "traces") -> float:
+        """How far apart two runs of the same variant came out, relative to their mean."""
+        a, b = (results[f"{part}_{build}_{kind}_{r}"]["rps"] for r in (1, 2))
         return abs(a - b) / ((a + b) / 2)
 
     lines += [
@@ -585,6 +601,22 @@ def main() -> None:
         *[f"| pod {kind.upper()} | {mean(kind, 'default') / mean(kind, 'no-traces'):.1%} | "
           f"{mean(kind, 'default', 'p99') / mean(kind, 'no-traces', 'p99'):.2f}x | "
           f"{spread(kind, 'default'):.1%} | {spread(kind, 'no-traces'):.1%} |" for kind in ("post", "get")],
+        "",
+        "## hello to world: Unix socket against loopback TCP",
+        "",
+        "In the pod, hello-service calls world-service over a Unix socket in a volume both mount "
+        "(`WORLD_LISTEN_SOCKET`, `HELLO_WORLD_URL=unix:...`); TCP stays for probes and Prometheus. The same "
+        "binaries with hello pointed at world's TCP port instead, on fresh stores, alternating twice.",
+        "",
+        *header,
+        *[row(results[f"transport_{transport}_{kind}_{r}"]) for r in (1, 2) for transport in ("tcp", "socket")
+          for kind in ("post", "get")],
+        "",
+        "| path | socket / TCP (req/s, mean of 2) | p99 socket / TCP | run-to-run spread, socket | run-to-run spread, TCP |",
+        "|---|---:|---:|---:|---:|",
+        *[f"| pod {kind.upper()} | {mean(kind, 'socket', part='transport') / mean(kind, 'tcp', part='transport'):.1%} | "
+          f"{mean(kind, 'socket', 'p99', 'transport') / mean(kind, 'tcp', 'p99', 'transport'):.2f}x | "
+          f"{spread(kind, 'socket', 'transport'):.1%} | {spread(kind, 'tcp', 'transport'):.1%} |" for kind in ("post", "get")],
     ]
     if sizes:
         lines += ["", "## Images", "", "| image | size |", "|---|---:|"] + [f"| {name}-service | {size:.1f} MB |" for name, size in sizes.items()]

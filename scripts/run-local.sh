@@ -79,11 +79,14 @@ for service in HELLO WORLD; do
   export "${service}_CONFIG_DIR=$data/config" "${service}_IMMUTABLE_CONFIG_DIR=$data/config-immutable" "${service}_SECRET_DIR=$data/secret"
 done
 
-say "Starting world-service on 127.0.0.1:8082 (embedded store in .data/world)"
-WORLD_LISTEN=127.0.0.1:8082 WORLD_DATA_DIR="${WORLD_DATA_DIR:-$data/world}" "$root/target/release/world-service" &
+# As in the pod: hello reaches world over a Unix socket; world's TCP port serves its probes.
+socket="$data/world.sock"
+say "Starting world-service on 127.0.0.1:8082 and $socket (embedded store in .data/world)"
+WORLD_LISTEN=127.0.0.1:8082 WORLD_LISTEN_SOCKET="$socket" WORLD_DATA_DIR="${WORLD_DATA_DIR:-$data/world}" \
+  "$root/target/release/world-service" &
 pids+=($!)
 say "Starting hello-service on 127.0.0.1:8081"
-HELLO_LISTEN=127.0.0.1:8081 HELLO_WORLD_URL=http://127.0.0.1:8082 "$root/target/release/hello-service" &
+HELLO_LISTEN=127.0.0.1:8081 HELLO_WORLD_URL="unix:$socket" "$root/target/release/hello-service" &
 pids+=($!)
 url=http://127.0.0.1:8081
 if $with_nginx; then

@@ -6,6 +6,11 @@
 
 use std::{
     net::{SocketAddr, TcpListener},
+    os::unix::{
+        fs::{FileTypeExt, PermissionsExt},
+        net::UnixListener,
+    },
+    path::Path,
     time::Duration,
 };
 
@@ -33,6 +38,25 @@ pub const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 /// that set the address.
 pub fn bind(address: SocketAddr, variable: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address).with_context(|| format!("cannot listen on {address} ({variable})"))
+}
+
+/// Binds a Unix socket at `path` (`variable` names the setting in errors), readable and
+/// writable by this user only. A socket file already there is a stale one (a process that
+/// crashed, or a container restarted in the same pod volume): it is replaced. Anything else at
+/// that path is left alone, and binding fails.
+pub fn bind_socket(path: &Path, variable: &str) -> anyhow::Result<UnixListener> {
+    let shown = path.display();
+    if let Ok(metadata) = std::fs::symlink_metadata(path)
+        && metadata.file_type().is_socket()
+    {
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot replace the stale socket {shown} ({variable})"))?;
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on {shown} ({variable})"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {shown} to its owner ({variable})"))?;
+    Ok(listener)
 }
 
 /// For `App::configure` in both services: the metrics and lifecycle every handler may ask for,
@@ -75,6 +99,7 @@ impl BoundService {
         service: &str,
         server: HttpServer<F, I, S, B>,
         listener: TcpListener,
+        socket: Option<UnixListener>,
         lifecycle: Lifecycle,
         drain_delay: Duration,
     ) -> anyhow::Result<Self>
@@ -90,11 +115,17 @@ impl BoundService {
         B: MessageBody + 'static,
     {
         let address = listener.local_addr()?;
-        let server = server
+        let mut server = server
             .disable_signals()
             .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-            .listen(listener)?
-            .run();
+            .listen(listener)?;
+        if let Some(socket) = socket {
+            if let Ok(path) = socket.local_addr() {
+                tracing::info!(socket = ?path.as_pathname(), "{service} listening on a Unix socket too");
+            }
+            server = server.listen_uds(socket)?;
+        }
+        let server = server.run();
         Ok(Self::serving(
             service,
             server,
@@ -130,5 +161,43 @@ impl BoundService {
     /// Serves until SIGTERM/SIGINT, then shuts down gracefully (see [`crate::lifecycle`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         lifecycle::run_until_stopped(self.server, self.lifecycle, self.drain_delay).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::{
+        fs::{FileTypeExt, PermissionsExt},
+        net::{UnixListener, UnixStream},
+    };
+
+    use super::bind_socket;
+
+    #[test]
+    fn a_stale_socket_is_replaced_and_the_new_one_is_its_owners_only() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("world.sock");
+        // A socket whose listener is gone: what a crashed world-service leaves behind.
+        drop(UnixListener::bind(&path).unwrap());
+        assert!(UnixStream::connect(&path).is_err());
+        let listener = bind_socket(&path, "WORLD_LISTEN_SOCKET").unwrap();
+        let metadata = std::fs::metadata(&path).unwrap();
+        assert!(metadata.file_type().is_socket());
+        assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+        UnixStream::connect(&path).unwrap();
+        drop(listener);
+    }
+
+    #[test]
+    fn anything_else_at_the_path_is_left_alone() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("world.sock");
+        std::fs::write(&path, "not a socket").unwrap();
+        let error = format!(
+            "{:#}",
+            bind_socket(&path, "WORLD_LISTEN_SOCKET").unwrap_err()
+        );
+        assert!(error.contains("WORLD_LISTEN_SOCKET"), "{error}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a socket");
     }
 }

@@ -9,13 +9,16 @@ use hello_common::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::world_client::UNIX_SCHEME;
+
 /// Every setting, with a default that works locally.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Settings {
     /// `HELLO_LISTEN`: where the public API listens.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// `HELLO_WORLD_URL`: the pod's world-service.
+    /// `HELLO_WORLD_URL`: the pod's world-service: an HTTP URL, or `unix:<path>` for the Unix
+    /// socket world-service listens on as well (`WORLD_LISTEN_SOCKET`), which costs less.
     #[serde(default = "default_world_url")]
     pub world_url: String,
     /// `HELLO_WORLD_TIMEOUT_MS`: longest wait for world-service on one request.
@@ -104,10 +107,14 @@ impl Settings {
 
     /// Checks the ranges envy cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
+        let socket = self.world_url.strip_prefix(UNIX_SCHEME);
         ensure(
-            self.world_url.starts_with("http://") || self.world_url.starts_with("https://"),
+            self.world_url.starts_with("http://")
+                || self.world_url.starts_with("https://")
+                || socket.is_some_and(|path| (1..=107).contains(&path.len())),
             "HELLO_WORLD_URL",
-            "must be an http:// or https:// URL, e.g. http://127.0.0.1:8082",
+            "must be an http:// or https:// URL, e.g. http://127.0.0.1:8082, or unix: and the path \
+             of world's Unix socket (at most 107 bytes), e.g. unix:/run/world/world.sock",
         )?;
         ensure(
             (1..=MAX_PAGE).contains(&self.default_limit),
@@ -206,4 +213,30 @@ pub fn pod_name() -> String {
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+
+    #[test]
+    fn world_is_an_http_url_or_a_unix_socket_path() {
+        for accepted in [
+            "http://127.0.0.1:8082",
+            "https://world.example",
+            "unix:/run/world/world.sock",
+            "unix:relative.sock",
+        ] {
+            let settings = Settings::for_tests(accepted.to_owned());
+            assert!(settings.validate().is_ok(), "{accepted}");
+        }
+        let too_long = format!("unix:/{}", "w".repeat(107));
+        for refused in ["127.0.0.1:8082", "unix:", too_long.as_str(), "ftp://world"] {
+            let error = Settings::for_tests(refused.to_owned())
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("HELLO_WORLD_URL "), "{refused}: {error}");
+        }
+    }
 }

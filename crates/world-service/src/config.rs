@@ -18,6 +18,13 @@ pub struct Settings {
     /// hello-service should reach it.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// `WORLD_LISTEN_SOCKET`: a Unix socket where the same API listens as well (off when unset).
+    /// The pod's hello-service talks to world through it (`HELLO_WORLD_URL=unix:<path>`): a
+    /// request over a Unix socket costs both processes less than one over loopback TCP, which
+    /// stays for probes and Prometheus. The socket is made readable and writable by its owner
+    /// only (both services run as the same user); a stale one left by a crash is replaced.
+    #[serde(default)]
+    pub listen_socket: Option<PathBuf>,
     /// `WORLD_DATA_DIR`: where the embedded store keeps its file.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
@@ -151,6 +158,15 @@ impl Settings {
 
     /// Checks the ranges envy cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(socket) = &self.listen_socket {
+            // sun_path holds 108 bytes, the last one a NUL.
+            let length = socket.as_os_str().len();
+            ensure(
+                (1..=107).contains(&length),
+                "WORLD_LISTEN_SOCKET",
+                "must be a path of at most 107 bytes, e.g. /run/world/world.sock",
+            )?;
+        }
         ensure(self.inbox_cap >= 1, "WORLD_INBOX_CAP", "must be at least 1")?;
         ensure(self.store_cap >= 1, "WORLD_STORE_CAP", "must be at least 1")?;
         ensure(
@@ -229,6 +245,7 @@ impl Settings {
     pub fn for_tests(data_dir: PathBuf) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen_socket: None,
             data_dir,
             mongodb_uri: None,
             mongodb_database: default_database(),
@@ -354,6 +371,16 @@ mod tests {
         let warnings = settings.adopt_old_names(true);
         assert_eq!(settings.lease_ms, 5000);
         assert!(warnings[0].contains("is ignored"), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_socket_path_longer_than_a_unix_socket_can_hold_is_refused() {
+        let mut settings = Settings::for_tests("data".into());
+        settings.listen_socket = Some(format!("/run/{}/world.sock", "w".repeat(100)).into());
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.starts_with("WORLD_LISTEN_SOCKET "), "{error}");
+        settings.listen_socket = Some("/run/world/world.sock".into());
+        settings.validate().unwrap();
     }
 
     #[test]

@@ -150,9 +150,14 @@ impl Application {
         Self::build_with_store(&settings, store)
     }
 
-    /// Binds `WORLD_LISTEN` and serves the given store.
+    /// Binds `WORLD_LISTEN` (and `WORLD_LISTEN_SOCKET` when set) and serves the given store.
     pub fn build_with_store(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         let listener = shared::bind(settings.listen, "WORLD_LISTEN")?;
+        let socket = settings
+            .listen_socket
+            .as_deref()
+            .map(|path| shared::bind_socket(path, "WORLD_LISTEN_SOCKET"))
+            .transpose()?;
         let lifecycle = Lifecycle::default();
         let metrics = Metrics::new("world", env!("CARGO_PKG_VERSION"));
         let store_latency = HistogramVec::new(
@@ -192,6 +197,7 @@ impl Application {
                 "world-service",
                 server,
                 listener,
+                socket,
                 lifecycle,
                 Duration::from_millis(settings.shutdown_drain_ms),
             )?,

@@ -45,10 +45,17 @@ async fn health_and_readiness_answer_200_when_world_is_up() {
 
 #[tokio::test]
 async fn without_world_requests_answer_503_with_retry_after_and_readiness_fails() {
-    let app = spawn_hello(
+    let no_socket = tempfile::tempdir().unwrap();
+    for world_url in [
         format!("http://127.0.0.1:{}", free_port()),
-        &Options::default(),
-    );
+        format!("unix:{}", no_socket.path().join("world.sock").display()),
+    ] {
+        assert_world_is_missing(&world_url).await;
+    }
+}
+
+async fn assert_world_is_missing(world_url: &str) {
+    let app = spawn_hello(world_url.to_owned(), &Options::default());
     for response in [
         app.say("alice", "bob").await,
         app.read("bob").await,
@@ -58,8 +65,17 @@ async fn without_world_requests_answer_503_with_retry_after_and_readiness_fails(
             .await
             .unwrap(),
     ] {
-        assert!(response.headers().contains_key("retry-after"));
-        expect_problem(response, 503).await;
+        assert!(
+            response.headers().contains_key("retry-after"),
+            "{world_url}"
+        );
+        let problem = expect_problem(response, 503).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.contains("nothing was changed")),
+            "{world_url}: {problem}"
+        );
     }
     let alive = app
         .client

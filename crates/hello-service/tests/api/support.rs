@@ -46,7 +46,8 @@ impl Default for Options {
     }
 }
 
-/// hello + world (embedded store in a temp dir), both in this process on port 0.
+/// hello + world (embedded store in a temp dir), both in this process on port 0; hello talks to
+/// world over world's Unix socket, as in the pod.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
@@ -57,8 +58,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let mut settings = WorldSettings::for_tests(data.path().to_path_buf());
     settings.inbox_cap = options.inbox_cap;
     settings.lease_ms = options.lease_ms;
+    let socket = data.path().join("world.sock");
+    settings.listen_socket = Some(socket.clone());
     let world = World::build(settings).await.expect("build world-service");
-    let world_url = format!("http://127.0.0.1:{}", world.port());
+    let world_url = format!("unix:{}", socket.display());
     tokio::spawn(world.run_until_stopped());
     let mut app = spawn_hello(world_url, &options);
     app._data = Some(data);

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Where the CPU of one request goes, per process: the pod (nginx, hello, world) under one wrk row.
+
+For each path (pod POST, pod GET, reliable read + confirm), it runs wrk against the pod as
+bench/run.py does and reads every process's CPU time (user + system, from /proc) before and
+after: CPU microseconds per request for nginx (all workers), hello-service, world-service and wrk
+itself. With --perf it also samples the services' stacks (perf record -g, software clock events)
+and prints, per process, the functions where most of that time is spent (self time, and
+with children); perf.data files are kept in --out for flamegraphs (perf script | inferno).
+
+Run: python3 bench/profile.py [--seconds N] [--perf] [--binaries DIR] [--out DIR]
+  DIR defaults to target/release; for readable stacks build with symbols:
+  CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \\
+    CARGO_TARGET_DIR=target/profiling cargo build --release -p hello-service -p world-service
+  then --binaries target/profiling/release. Loopback only; about a minute per path.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import POD, PORTS, RELEASE, ROOT, Bench, fail, free, say, wait_ready  # noqa: E402
+from wrk import LUA_GET, LUA_POST, LUA_RELIABLE, lua  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its reaped children, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime, stime are fields 14 and 15 of stat (1-based); after the ")" they are 12 and 13.
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        path = task / "children"
+        if path.exists():
+            found += [int(child) for child in path.read_text().split()]
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--perf", action="store_true", help="also sample stacks with perf record -g")
+    parser.add_argument("--binaries", type=Path, default=RELEASE)
+    parser.add_argument("--out", type=Path, default=ROOT / "target" / "profile")
+    parser.add_argument("--paths", default="post,get,reliable", help="comma-separated: post, get, reliable")
+    args = parser.parse_args()
+    if args.perf and not shutil.which("perf"):
+        fail("perf is missing (Debian: apt-get install -y linux-perf)")
+    busy = [port for port in PORTS if not free(port)]
+    if busy:
+        fail(f"ports {busy} on 127.0.0.1 are in use: stop what uses them and retry")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    work = Path(tempfile.mkdtemp(prefix="hello-profile-"))
+    work.chmod(0o755)
+    bench = Bench(work, args.seconds)
+    report: list[str] = []
+    try:
+        (work / "nginx" / "tmp").mkdir(parents=True)
+        (work / "nginx" / "html").symlink_to(ROOT / "frontend")
+        nginx = bench.processes.start(["nginx", "-p", f"{work / 'nginx'}/", "-c", str(ROOT / "deploy" / "nginx" / "nginx.conf"),
+                                       "-e", "stderr", "-g", "daemon off;"], {}, work / "nginx.log")
+        wait_ready(f"{POD}/nginx-healthz")
+        bench.start_world(args.binaries)
+        bench.start_hello(args.binaries)
+        body = '{"from":"bench"}'
+        # GET and reliable reads drain what the POST before them stored, as in bench/run.py.
+        scripts = {
+            "post": ("pod POST (durable)", lua(work, "post", LUA_POST, "/hello/p", body)),
+            "get": ("pod GET", lua(work, "get", LUA_GET, "/hello/p")),
+            "reliable": ("pod reliable read + confirm", lua(work, "reliable", LUA_RELIABLE, "/hello/p")),
+        }
+        wanted = args.paths.split(",")
+        if "post" not in wanted:
+            say("Filling inboxes for the reads")
+            bench.measure("fill", "pod POST (fill)", POD, scripts["post"][1])
+        for path in wanted:
+            label, script = scripts[path]
+            processes = {"nginx": [nginx.pid, *children(nginx.pid)], "hello": [bench.hello.pid],
+                         "world": [bench.world.pid]}
+            before = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in processes.items()}
+            recorders = []
+            if args.perf:
+                for name in ("hello", "world"):
+                    data = args.out / f"{path}-{name}.perf.data"
+                    recorders.append((name, data, subprocess.Popen(
+                        ["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "-g", "-o", str(data),
+                         "-p", str(processes[name][0])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+            row = bench.measure(path, label, POD, script)
+            after = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in processes.items()}
+            for _, _, recorder in recorders:
+                recorder.send_signal(2)
+                recorder.wait(timeout=60)
+            requests = row["requests"]
+            report.append(f"\n{label}: {row['rps']:,.0f} req/s, {requests:,} requests")
+            report.append("| process | CPU µs per request | share |")
+            report.append("|---|---:|---:|")
+            total = sum(after[name] - before[name] for name in processes)
+            for name in processes:
+                used = after[name] - before[name]
+                report.append(f"| {name} | {used / requests * 1e6:.1f} | {used / total:.0%} |")
+            report.append(f"| pod in all | {total / requests * 1e6:.1f} | |")
+            for name, data, _ in recorders:
+                top = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--stdio", "-q",
+                                      "--sort", "symbol", "--percent-limit", "2", "-g", "none"],
+                                     capture_output=True, text=True).stdout
+                report.append(f"\n{name}-service, self time (perf, {data.name}):")
+                report += ["    " + line.strip() for line in top.splitlines() if line.strip()][:25]
+    finally:
+        bench.processes.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+    print("\n".join(report))
+    say("Profile done" + (f": perf data in {args.out}" if args.perf else ""))
+
+
+if __name__ == "__main__":
+    main()
