@@ -24,7 +24,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import POD, PORTS, RELEASE, ROOT, Bench, fail, free, say, wait_ready  # noqa: E402
+from run import (  # noqa: E402
+    POD, PORTS, RELEASE, RELIABLE_DEPTH, RELIABLE_NAMES, ROOT, WORLD, Bench, fail, free, say, wait_ready,
+)
 from wrk import LUA_GET, LUA_POST, LUA_RELIABLE, lua  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -53,6 +55,10 @@ def main() -> None:
     parser.add_argument("--binaries", type=Path, default=RELEASE)
     parser.add_argument("--out", type=Path, default=ROOT / "target" / "profile")
     parser.add_argument("--paths", default="post,get,reliable", help="comma-separated: post, get, reliable")
+    parser.add_argument("--nginx-conf", type=Path, default=ROOT / "deploy" / "nginx" / "nginx.conf",
+                        help="the pod's nginx configuration to run (default deploy/nginx/nginx.conf)")
+    parser.add_argument("--tcp", action="store_true",
+                        help="hello reaches world over loopback TCP instead of world's Unix socket (the pod's way)")
     args = parser.parse_args()
     if args.perf and not shutil.which("perf"):
         fail("perf is missing (Debian: apt-get install -y linux-perf)")
@@ -68,22 +74,27 @@ def main() -> None:
     try:
         (work / "nginx" / "tmp").mkdir(parents=True)
         (work / "nginx" / "html").symlink_to(ROOT / "frontend")
-        nginx = bench.processes.start(["nginx", "-p", f"{work / 'nginx'}/", "-c", str(ROOT / "deploy" / "nginx" / "nginx.conf"),
+        nginx = bench.processes.start(["nginx", "-p", f"{work / 'nginx'}/", "-c", str(args.nginx_conf.resolve()),
                                        "-e", "stderr", "-g", "daemon off;"], {}, work / "nginx.log")
         wait_ready(f"{POD}/nginx-healthz")
         bench.start_world(args.binaries)
-        bench.start_hello(args.binaries)
+        bench.start_hello(args.binaries, world=WORLD if args.tcp else None)
         body = '{"from":"bench"}'
-        # GET and reliable reads drain what the POST before them stored, as in bench/run.py.
+        # GETs drain what the POST before them stored, as in bench/run.py; reliable reads take one
+        # hello at a time from inboxes filled deep first.
         scripts = {
             "post": ("pod POST (durable)", lua(work, "post", LUA_POST, "/hello/p", body)),
             "get": ("pod GET", lua(work, "get", LUA_GET, "/hello/p")),
-            "reliable": ("pod reliable read + confirm", lua(work, "reliable", LUA_RELIABLE, "/hello/p")),
+            "reliable": ("pod reliable read (?limit=1) + confirm", lua(work, "reliable", LUA_RELIABLE, "/hello/r",
+                                                                      NAMES=RELIABLE_NAMES, QUERY="?limit=1")),
         }
         wanted = args.paths.split(",")
-        if "post" not in wanted:
-            say("Filling inboxes for the reads")
+        if "get" in wanted and "post" not in wanted:
+            say("Filling inboxes for the GETs")
             bench.measure("fill", "pod POST (fill)", POD, scripts["post"][1])
+        if "reliable" in wanted:
+            say("Filling inboxes for the reliable reads")
+            bench.fill("reliable", "r", RELIABLE_NAMES, RELIABLE_NAMES * RELIABLE_DEPTH)
         for path in wanted:
             label, script = scripts[path]
             processes = {"nginx": [nginx.pid, *children(nginx.pid)], "hello": [bench.hello.pid],
@@ -102,7 +113,8 @@ def main() -> None:
                 recorder.send_signal(2)
                 recorder.wait(timeout=60)
             requests = row["requests"]
-            report.append(f"\n{label}: {row['rps']:,.0f} req/s, {requests:,} requests")
+            transport = "loopback TCP" if args.tcp else "Unix socket"
+            report.append(f"\n{label}, hello -> world over {transport}: {row['rps']:,.0f} req/s, {requests:,} requests")
             report.append("| process | CPU µs per request | share |")
             report.append("|---|---:|---:|")
             total = sum(after[name] - before[name] for name in processes)
@@ -115,7 +127,7 @@ def main() -> None:
                                       "--sort", "symbol", "--percent-limit", "2", "-g", "none"],
                                      capture_output=True, text=True).stdout
                 report.append(f"\n{name}-service, self time (perf, {data.name}):")
-                report += ["    " + line.strip() for line in top.splitlines() if line.strip()][:25]
+                report += ["    " + " ".join(line.split()) for line in top.splitlines() if line.strip()][:25]
     finally:
         bench.processes.stop_all()
         shutil.rmtree(work, ignore_errors=True)

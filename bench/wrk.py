@@ -79,8 +79,9 @@ request = function()
   return wrk.format("GET", string.format("%s%d", PREFIX, math.random(1, 100000)))
 end
 """
-# Reliable reads, confirmed: POST PREFIXn/reads, then DELETE the Location it answered with, on
-# whichever connection asks next. Prints "confirmed N" at the end: read + confirm pairs.
+# Reliable reads, confirmed: POST PREFIXn/readsQUERY (n below NAMES), then DELETE the Location it
+# answered with, on whichever connection asks next. Prints "confirmed N" at the end: read +
+# confirm pairs.
 LUA_RELIABLE = """
 local threads = {}
 function setup(thread)
@@ -93,7 +94,7 @@ request = function()
   if location then
     return wrk.format("DELETE", location)
   end
-  return wrk.format("POST", string.format("%s%d/reads", PREFIX, math.random(1, 100000)))
+  return wrk.format("POST", string.format("%s%d/reads%s", PREFIX, math.random(0, NAMES - 1), QUERY))
 end
 response = function(status, headers, body)
   local location = headers["Location"] or headers["location"]

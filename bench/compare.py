@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Is a change faster? Two builds (or settings) of the services, alternated through the pod's POST
+and GET rows, with each process's peak RSS.
+
+On this machine one wrk row varies by up to 20% from run to run, more than most changes are
+worth; so each build runs ROUNDS times, alternating (before, after, before, after, ...), each
+round on a fresh world-service with the same rows as bench/run.py's part 1 (durable POST over
+100,000 names, then GET draining them). A difference counts only if it is larger than the spread
+between the runs of the same build, which is printed beside it.
+
+Run: python3 bench/compare.py BEFORE_DIR AFTER_DIR [--rounds N] [--seconds N]
+                               [--before-env NAME=VALUE ...] [--after-env NAME=VALUE ...]
+  (each DIR holds hello-service and world-service, e.g. a copy of target/release taken before
+  the change; the same DIR twice with different --*-env compares settings; loopback only; about
+  25 s per build and round)
+"""
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import POD, PORTS, ROOT, Bench, fail, free, rss_kib, say, wait_ready  # noqa: E402
+from wrk import LUA_GET, LUA_POST, lua  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--before-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment for both services of the first build (repeatable)")
+    parser.add_argument("--after-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment for both services of the second build (repeatable)")
+    args = parser.parse_args()
+    environments = {}
+    for build, pairs in (("before", args.before_env), ("after", args.after_env)):
+        if any("=" not in pair for pair in pairs):
+            fail(f"--{build}-env takes NAME=VALUE")
+        environments[build] = dict(pair.split("=", 1) for pair in pairs)
+    for build in (args.before, args.after):
+        for binary in ("hello-service", "world-service"):
+            if not (build / binary).is_file():
+                fail(f"{build / binary} is missing: give directories that hold both services' binaries")
+    busy = [port for port in PORTS if not free(port)]
+    if busy:
+        fail(f"ports {busy} on 127.0.0.1 are in use: stop what uses them and retry")
+
+    work = Path(tempfile.mkdtemp(prefix="hello-compare-"))
+    work.chmod(0o755)
+    bench = Bench(work, args.seconds)
+    body = '{"from":"bench"}'
+    peaks: dict[str, list[tuple[int, int]]] = {"before": [], "after": []}
+    try:
+        (work / "nginx" / "tmp").mkdir(parents=True)
+        (work / "nginx" / "html").symlink_to(ROOT / "frontend")
+        bench.processes.start(["nginx", "-p", f"{work / 'nginx'}/", "-c", str(ROOT / "deploy" / "nginx" / "nginx.conf"),
+                               "-e", "stderr", "-g", "daemon off;"], {}, work / "nginx.log")
+        wait_ready(f"{POD}/nginx-healthz")
+        for round_ in range(1, args.rounds + 1):
+            for build, binaries in (("before", args.before), ("after", args.after)):
+                say(f"Round {round_}, {build} ({binaries})")
+                env = environments[build]
+                bench.start_world(binaries, **env)
+                bench.start_hello(binaries, **env)
+                prefix = f"/hello/{build[0]}{round_}-"
+                bench.measure(f"{build}_post_{round_}", f"POST, {build}, round {round_}", POD,
+                              lua(work, f"{build}_post_{round_}", LUA_POST, prefix, body))
+                bench.measure(f"{build}_get_{round_}", f"GET, {build}, round {round_}", POD,
+                              lua(work, f"{build}_get_{round_}", LUA_GET, prefix))
+                peaks[build].append((rss_kib(bench.hello.pid, "VmHWM"), rss_kib(bench.world.pid, "VmHWM")))
+    finally:
+        bench.processes.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+    results = bench.results
+    rounds = range(1, args.rounds + 1)
+    print("\n| path | after / before (req/s, mean) | p99 after / before (mean) | spread before | spread after |")
+    print("|---|---:|---:|---:|---:|")
+    for kind in ("post", "get"):
+        def values(build: str, field: str) -> list[float]:
+            return [results[f"{build}_{kind}_{r}"][field] for r in rounds]
+
+        def mean(build: str, field: str) -> float:
+            return sum(values(build, field)) / args.rounds
+
+        def spread(build: str) -> float:
+            """(largest - smallest) / mean of one build's req/s."""
+            rps = values(build, "rps")
+            return (max(rps) - min(rps)) / mean(build, "rps")
+
+        print(f"| pod {kind.upper()} | {mean('after', 'rps') / mean('before', 'rps'):.1%} | "
+              f"{mean('after', 'p99') / mean('before', 'p99'):.2f}x | {spread('before'):.1%} | {spread('after'):.1%} |")
+    print("\n| build | hello RSS peak (MiB, each round) | world RSS peak (MiB, each round) |")
+    print("|---|---|---|")
+    for build in ("before", "after"):
+        hello = ", ".join(f"{h / 1024:.1f}" for h, _ in peaks[build])
+        world = ", ".join(f"{w / 1024:.1f}" for _, w in peaks[build])
+        print(f"| {build} | {hello} | {world} |")
+    say("Comparison done")
+
+
+if __name__ == "__main__":
+    main()
