@@ -5,8 +5,9 @@ For each path (pod POST, pod GET, reliable read + confirm), it runs wrk against 
 bench/run.py does and reads every process's CPU time (user + system, from /proc) before and
 after: CPU microseconds per request for nginx (all workers), hello-service, world-service and wrk
 itself. With --perf it also samples the services' stacks (perf record -g, software clock events)
-and prints, per process, the functions where most of that time is spent (self time, and
-with children); perf.data files are kept in --out for flamegraphs (perf script | inferno).
+and prints, per process and thread, what that time was spent on: each system call, other kernel
+work, and kinds of user code; perf.data files are kept in --out for flamegraphs
+(perf script | inferno-collapse-perf | inferno-flamegraph).
 
 Run: python3 bench/profile.py [--seconds N] [--perf] [--binaries DIR] [--out DIR]
   DIR defaults to target/release; for readable stacks build with symbols:
@@ -46,6 +47,44 @@ def children(pid: int) -> list[int]:
         if path.exists():
             found += [int(child) for child in path.read_text().split()]
     return found
+
+
+# A sample's user-space leaf symbol -> what it is (the first pattern found in the name wins).
+USER_KINDS = [
+    ("malloc", "allocation"), ("free", "allocation"), ("realloc", "allocation"),
+    ("memmove", "copying"), ("memcpy", "copying"), ("memset", "copying"),
+    ("redb::", "store (redb)"), ("serde_json", "JSON"), ("serde::", "JSON"),
+    ("actix_http", "HTTP server (actix)"), ("actix_web", "HTTP server (actix)"), ("actix_router", "HTTP server (actix)"),
+    ("regex", "HTTP server (actix)"), ("httparse", "HTTP parsing"), ("hyper", "HTTP client (hyper)"),
+    ("reqwest", "HTTP client (hyper)"), ("h2::", "HTTP client (hyper)"), ("http::", "HTTP types"),
+    ("tokio", "async runtime (tokio)"), ("prometheus", "metrics"), ("tracing", "logging"),
+    ("sha2", "token hashing"), ("governor", "rate limit"),
+]
+
+
+def breakdown(data: Path) -> list[tuple[str, float]]:
+    """Shares of a perf recording's samples by what they were doing: the system call a kernel
+    sample was in (or other kernel work), or the kind of user-space code (by its symbol; Rust
+    frames are not unwound without frame pointers, so this is self time)."""
+    script = subprocess.run(["perf", "script", "-i", str(data)], capture_output=True, text=True).stdout
+    counts: dict[str, int] = {}
+    for sample in script.split("\n\n"):
+        lines = [line.strip() for line in sample.strip().splitlines()]
+        if len(lines) < 2:
+            continue
+        thread = "store writer thread" if lines[0].startswith("embedded-store") else "HTTP threads"
+        frames = lines[1:]
+        syscall = next((frame.split()[1].split("+")[0].removeprefix("__x64_sys_") for frame in frames
+                        if "__x64_sys_" in frame), None)
+        if "[kernel.kallsyms]" in frames[0]:
+            kind = f"kernel: {syscall}" if syscall else "kernel: scheduling, interrupts"
+        else:
+            symbol = frames[0].split(" ", 1)[1] if " " in frames[0] else frames[0]
+            kind = next((name for pattern, name in USER_KINDS if pattern in symbol), "other user code")
+        key = f"{thread} | {kind}"
+        counts[key] = counts.get(key, 0) + 1
+    total = sum(counts.values()) or 1
+    return sorted(((key, count / total) for key, count in counts.items()), key=lambda item: -item[1])
 
 
 def main() -> None:
@@ -123,11 +162,13 @@ def main() -> None:
                 report.append(f"| {name} | {used / requests * 1e6:.1f} | {used / total:.0%} |")
             report.append(f"| pod in all | {total / requests * 1e6:.1f} | |")
             for name, data, _ in recorders:
-                top = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--stdio", "-q",
-                                      "--sort", "symbol", "--percent-limit", "2", "-g", "none"],
-                                     capture_output=True, text=True).stdout
-                report.append(f"\n{name}-service, self time (perf, {data.name}):")
-                report += ["    " + " ".join(line.split()) for line in top.splitlines() if line.strip()][:25]
+                report.append(f"\n{name}-service: where its CPU went (perf samples, {data.name}; 2% or more)")
+                report.append("| thread | doing | share |")
+                report.append("|---|---|---:|")
+                for key, share in breakdown(data):
+                    if share >= 0.02:
+                        thread, kind = key.split(" | ")
+                        report.append(f"| {thread} | {kind} | {share:.0%} |")
     finally:
         bench.processes.stop_all()
         shutil.rmtree(work, ignore_errors=True)

@@ -529,7 +529,9 @@ def main() -> None:
         "Every ratio is against the first row: a bare nginx (2 workers, no access log) serving a "
         f"{STATIC_BYTES:,}-byte static file, what nginx itself can do on this machine. The pod's own nginx "
         "configuration writes a JSON access log line per request; the one- and two-hop rows are the "
-        "architecture's ceilings (the two-hop row's world is a stand-in answering a constant: no store work).",
+        "architecture's ceilings (the two-hop row's world is a stand-in answering a constant: no store work). "
+        "Where the CPU of a request goes, what was changed for it, and what limits each figure now: "
+        "[performance.md](performance.md).",
         "",
         "![Requests per second](benchmarks.svg)",
         "",
