@@ -589,13 +589,30 @@ def main() -> None:
         f"| pod POST | {ratio('pod_post', 'nosync_pod_post'):.1%} |",
         f"| world-service send | {ratio('world_post', 'nosync_world_post'):.1%} |",
     ]
-    def mean(kind: str, build: str, field: str = "rps", part: str = "traces") -> float:
-        return sum(results[f"{part}_{build}_{kind}_{r}"][field] for r in (1, 2)) / 2
+    def mean(part: str, variant: str, kind: str, field: str = "rps") -> float:
+        return sum(results[f"{part}_{variant}_{kind}_{r}"][field] for r in (1, 2)) / 2
 
-    def spread(kind: str, build: str, part: str = "traces") -> float:
+    def spread(part: str, variant: str, kind: str) -> float:
         """How far apart two runs of the same variant came out, relative to their mean."""
-        a, b = (results[f"{part}_{build}_{kind}_{r}"]["rps"] for r in (1, 2))
+        a, b = (results[f"{part}_{variant}_{kind}_{r}"]["rps"] for r in (1, 2))
         return abs(a - b) / ((a + b) / 2)
+
+    def alternated(part: str, order: tuple[str, str], shown: dict[str, str]) -> list[str]:
+        """The rows of a part that alternated two variants twice (in `order`), and how the first
+        of `shown` compares with the second, beside each one's run-to-run spread."""
+        new, old = shown
+        a, b = shown[new], shown[old]
+        return [
+            *header,
+            *[row(results[f"{part}_{variant}_{kind}_{r}"]) for r in (1, 2) for variant in order
+              for kind in ("post", "get")],
+            "",
+            f"| path | {a} / {b} (req/s, mean of 2) | p99 {a} / {b} | run-to-run spread, {a} | run-to-run spread, {b} |",
+            "|---|---:|---:|---:|---:|",
+            *[f"| pod {kind.upper()} | {mean(part, new, kind) / mean(part, old, kind):.1%} | "
+              f"{mean(part, new, kind, 'p99') / mean(part, old, kind, 'p99'):.2f}x | "
+              f"{spread(part, new, kind):.1%} | {spread(part, old, kind):.1%} |" for kind in ("post", "get")],
+        ]
 
     lines += [
         "",
@@ -606,15 +623,7 @@ def main() -> None:
         "no propagation code at all), on fresh stores, alternating the two builds twice. The difference is "
         "measurable only if it is larger than the difference between two runs of the same build.",
         "",
-        *header,
-        *[row(results[f"traces_{build}_{kind}_{r}"]) for r in (1, 2) for build in ("default", "no-traces")
-          for kind in ("post", "get")],
-        "",
-        "| path | default / no-traces (req/s, mean of 2) | p99 default / no-traces | run-to-run spread, default | run-to-run spread, no-traces |",
-        "|---|---:|---:|---:|---:|",
-        *[f"| pod {kind.upper()} | {mean(kind, 'default') / mean(kind, 'no-traces'):.1%} | "
-          f"{mean(kind, 'default', 'p99') / mean(kind, 'no-traces', 'p99'):.2f}x | "
-          f"{spread(kind, 'default'):.1%} | {spread(kind, 'no-traces'):.1%} |" for kind in ("post", "get")],
+        *alternated("traces", ("default", "no-traces"), {"default": "default", "no-traces": "no-traces"}),
         "",
         "## hello to world: Unix socket against loopback TCP",
         "",
@@ -622,15 +631,7 @@ def main() -> None:
         "(`WORLD_LISTEN_SOCKET`, `HELLO_WORLD_URL=unix:...`); TCP stays for probes and Prometheus. The same "
         "binaries with hello pointed at world's TCP port instead, on fresh stores, alternating twice.",
         "",
-        *header,
-        *[row(results[f"transport_{transport}_{kind}_{r}"]) for r in (1, 2) for transport in ("tcp", "socket")
-          for kind in ("post", "get")],
-        "",
-        "| path | socket / TCP (req/s, mean of 2) | p99 socket / TCP | run-to-run spread, socket | run-to-run spread, TCP |",
-        "|---|---:|---:|---:|---:|",
-        *[f"| pod {kind.upper()} | {mean(kind, 'socket', part='transport') / mean(kind, 'tcp', part='transport'):.1%} | "
-          f"{mean(kind, 'socket', 'p99', 'transport') / mean(kind, 'tcp', 'p99', 'transport'):.2f}x | "
-          f"{spread(kind, 'socket', 'transport'):.1%} | {spread(kind, 'tcp', 'transport'):.1%} |" for kind in ("post", "get")],
+        *alternated("transport", ("tcp", "socket"), {"socket": "socket", "tcp": "TCP"}),
     ]
     if sizes:
         lines += ["", "## Images", "", "| image | size |", "|---|---:|"] + [f"| {name}-service | {size:.1f} MB |" for name, size in sizes.items()]
