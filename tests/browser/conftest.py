@@ -52,6 +52,16 @@ class Pod:
     def log_text(self) -> str:
         return "\n".join(path.read_text(errors="replace") for path in sorted(self.logs.glob("*.log")))
 
+    def log_text_once(self, written: str, timeout: float = 15.0) -> str:
+        """All the logs, once `written` is in them. nginx buffers its access log (64 KiB or one
+        second), so its lines arrive in batches: a check of what the logs hold waits for the line
+        of the last request it cares about, which brings every line before it."""
+        deadline = time.monotonic() + timeout
+        while written not in (logs := self.log_text()):
+            assert time.monotonic() < deadline, f"{written!r} did not reach the logs within {timeout} s"
+            time.sleep(0.05)
+        return logs
+
     def stop(self) -> None:
         for process in reversed(self.processes):
             if process.poll() is None:

@@ -120,8 +120,8 @@ impl BoundService {
             .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
             .listen(listener)?;
         if let Some(socket) = socket {
-            if let Ok(path) = socket.local_addr() {
-                tracing::info!(socket = ?path.as_pathname(), "{service} listening on a Unix socket too");
+            if let Some(path) = socket.local_addr()?.as_pathname() {
+                tracing::info!(socket = %path.display(), "{service} listening on a Unix socket too");
             }
             server = server.listen_uds(socket)?;
         }
