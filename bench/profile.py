@@ -34,7 +34,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its reaped children, in seconds."""
+    """User + system CPU of a process (all its threads), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     # utime, stime are fields 14 and 15 of stat (1-based); after the ")" they are 12 and 13.
     return (int(fields[11]) + int(fields[12])) / TICKS

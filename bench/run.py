@@ -628,7 +628,7 @@ def main() -> None:
         "## hello to world: Unix socket against loopback TCP",
         "",
         "In the pod, hello-service calls world-service over a Unix socket in a volume both mount "
-        "(`WORLD_LISTEN_SOCKET`, `HELLO_WORLD_URL=unix:...`); TCP stays for probes and Prometheus. The same "
+        "(`WORLD_LISTEN_SOCKET`, `HELLO_WORLD_URL=unix:...`); TCP stays for world's own probes. The same "
         "binaries with hello pointed at world's TCP port instead, on fresh stores, alternating twice.",
         "",
         *alternated("transport", ("tcp", "socket"), {"socket": "socket", "tcp": "TCP"}),

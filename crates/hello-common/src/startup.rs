@@ -40,6 +40,9 @@ pub fn bind(address: SocketAddr, variable: &str) -> anyhow::Result<TcpListener> 
     TcpListener::bind(address).with_context(|| format!("cannot listen on {address} ({variable})"))
 }
 
+/// The longest path a Unix socket can have on Linux: `sun_path` holds 108 bytes, the last a NUL.
+pub const MAX_SOCKET_PATH_BYTES: usize = 107;
+
 /// Binds a Unix socket at `path` (`variable` names the setting in errors), readable and
 /// writable by this user only. A socket file already there is a stale one (a process that
 /// crashed, or a container restarted in the same pod volume): it is replaced. Anything else at

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use hello_common::{
     config::{self, ensure},
     info::MountedDirs,
+    startup::MAX_SOCKET_PATH_BYTES,
     wire::{DEFAULT_PAGE, MAX_PAGE},
 };
 use serde::{Deserialize, Serialize};
@@ -111,7 +112,7 @@ impl Settings {
         ensure(
             self.world_url.starts_with("http://")
                 || self.world_url.starts_with("https://")
-                || socket.is_some_and(|path| (1..=107).contains(&path.len())),
+                || socket.is_some_and(|path| (1..=MAX_SOCKET_PATH_BYTES).contains(&path.len())),
             "HELLO_WORLD_URL",
             "must be an http:// or https:// URL, e.g. http://127.0.0.1:8082, or unix: and the path \
              of world's Unix socket (at most 107 bytes), e.g. unix:/run/world/world.sock",

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use hello_common::{
     config::{self, ensure},
     info::MountedDirs,
+    startup::MAX_SOCKET_PATH_BYTES,
     wire::LEASE_MS,
 };
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,8 @@ pub struct Settings {
     /// `WORLD_LISTEN_SOCKET`: a Unix socket where the same API listens as well (off when unset).
     /// The pod's hello-service talks to world through it (`HELLO_WORLD_URL=unix:<path>`): a
     /// request over a Unix socket costs both processes less than one over loopback TCP, which
-    /// stays for probes and Prometheus. The socket is made readable and writable by its owner
+    /// stays for world's own probes (hello reads world's `/metrics` over the socket too). The
+    /// socket is made readable and writable by its owner
     /// only (both services run as the same user); a stale one left by a crash is replaced.
     #[serde(default)]
     pub listen_socket: Option<PathBuf>,
@@ -159,10 +161,9 @@ impl Settings {
     /// Checks the ranges envy cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         if let Some(socket) = &self.listen_socket {
-            // sun_path holds 108 bytes, the last one a NUL.
             let length = socket.as_os_str().len();
             ensure(
-                (1..=107).contains(&length),
+                (1..=MAX_SOCKET_PATH_BYTES).contains(&length),
                 "WORLD_LISTEN_SOCKET",
                 "must be a path of at most 107 bytes, e.g. /run/world/world.sock",
             )?;
