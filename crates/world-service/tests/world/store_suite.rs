@@ -301,6 +301,39 @@ macro_rules! store_suite {
                 assert_eq!(store.store.confirm(&name("bob"), &second).await.unwrap(), Confirmation::Confirmed);
             }
 
+            /// A graceful stop (a rolling restart) must not give a running lease's hellos to
+            /// another reader, nor forget its receipt.
+            #[tokio::test]
+            async fn a_lease_running_when_the_store_closes_still_holds_after_reopening() {
+                let store = $open(limits()).await;
+                for sender in ["s1", "s2", "s3"] {
+                    store.say(sender, "bob").await;
+                }
+                let read = store.store.lease(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
+                let receipt = read.lease_id.clone().unwrap();
+                let store = store.reopen().await;
+                let other = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                let senders: Vec<_> = other.hellos.iter().map(|hello| hello.from.as_str()).collect();
+                assert_eq!((senders, other.remaining), (vec!["s3"], 0), "s1 and s2 are still leased");
+                assert_eq!(store.store.confirm(&name("bob"), &receipt).await.unwrap(), Confirmation::Confirmed);
+                store.acknowledge(&other).await;
+                let after = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!((after.hellos.len(), after.remaining), (0, 0), "all three delivered once");
+            }
+
+            #[tokio::test]
+            async fn a_lease_that_ran_out_before_the_store_closed_is_expired_after_reopening() {
+                let store = $open(limits()).await;
+                store.say("s1", "bob").await;
+                let read = store.store.lease(&name("bob"), take(10, 200)).await.unwrap();
+                let receipt = read.lease_id.clone().unwrap();
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let store = store.reopen().await;
+                assert_eq!(store.store.confirm(&name("bob"), &receipt).await.unwrap(), Confirmation::Expired);
+                let again = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!((again.hellos.len(), again.redelivered), (1, 1), "it goes out again, counted");
+            }
+
             #[tokio::test]
             async fn an_unknown_lease_or_another_inboxs_is_not_confirmed() {
                 let store = $open(limits()).await;

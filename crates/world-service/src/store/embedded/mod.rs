@@ -4,15 +4,19 @@
 //! them in one transaction and commits once (group commit), so concurrent sends share a single
 //! `fsync` instead of paying one each. A batch that contains a send is committed with
 //! `Durability::Immediate`: no send is answered before its hello is on disk (unless
-//! [`EmbeddedOptions::sync_sends`] is off, which exists only to measure this cost). Leases and
-//! acknowledgements alone commit without syncing, and are synced soon after (by the first batch
-//! 100 ms after the last sync, or by the writer once idle for 200 ms): losing one in a crash only
-//! makes hellos visible again (seen twice, never lost), and the window bounds how many.
+//! [`EmbeddedOptions::sync_sends`] is off, which exists only to measure this cost). A lease is
+//! kept in the writer's memory until it is acknowledged, confirmed or runs out, and written only
+//! then or at a graceful stop ([`live`]). Acknowledgements and confirmations commit without
+//! syncing, and are synced soon after (by the first batch 100 ms after the last sync, or by the
+//! writer once idle for 200 ms). A crash can lose only leases and those unsynced deletions, which
+//! only makes hellos visible again (seen twice, never lost).
 //!
 //! - [`tables`]: the tables and records, by their stored names;
 //! - [`writer`]: the writer thread and its batches;
+//! - [`live`]: the leases in memory;
 //! - [`operations`]: what a send, a lease and an acknowledgement do inside a transaction.
 
+mod live;
 mod operations;
 mod tables;
 mod writer;
@@ -110,6 +114,7 @@ impl EmbeddedStore {
             database: Arc::clone(&database),
             limits,
             sync_sends: options.sync_sends,
+            live: live::LiveLeases::default(),
         };
         thread::Builder::new()
             .name("embedded-store-writer".into())

@@ -9,6 +9,7 @@ use hello_common::{
 };
 use redb::{ReadableTable, WriteTransaction};
 
+use super::live::LiveLeases;
 use super::tables::{
     CLAIMED_NAMES, ClaimRecord, HELLOS, HelloRecord, IDEMPOTENCY, IDEMPOTENCY_BY_AGE, INBOX_SIZES,
     IdempotencyRecord, LEASES, LEASES_BY_INBOX, LEASES_TO_FORGET, LeaseRecord, META, NAMES,
@@ -135,21 +136,23 @@ pub(super) fn send(
     Ok(Ok(stored))
 }
 
-/// Leases the oldest visible hellos of `name`, up to `request.limit`.
+/// Leases the oldest visible hellos of `name`, up to `request.limit`. The lease is kept in
+/// `live` (see [`super::live`]): nothing is written until it is done with.
 pub(super) fn lease(
     transaction: &WriteTransaction,
+    live: &mut LiveLeases,
     name: &Name,
     request: LeaseRequest,
-    limits: &StoreLimits,
 ) -> Storage<Lease> {
     let now = Millis::now();
     let until = now.plus_millis(u64::try_from(request.lease.as_millis()).unwrap_or(u64::MAX));
     let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
 
-    // Hellos leased to live leases of this inbox: they are neither taken nor remaining. Leases
-    // that ran out are dropped from this index as they are met.
+    // Hellos leased to live leases of this inbox: they are neither taken nor remaining. Written
+    // leases (written at a graceful stop, or by an earlier release) that ran out are dropped from
+    // this index as they are met.
+    let mut leased = live.leased(name.key(), now.0);
     let mut by_inbox = transaction.open_table(LEASES_BY_INBOX)?;
-    let mut leased = 0u64;
     let mut ended = Vec::new();
     // Lease ids are UUIDs (hex digits and '-'): every one sorts below "~".
     for entry in by_inbox.range((name.key(), "")..(name.key(), "~"))? {
@@ -167,18 +170,24 @@ pub(super) fn lease(
 
     // The oldest visible hellos: skip those leased (they sit near the head, since reads take
     // the oldest first) and stop at `limit`, so a read costs the same with 10 or 10,000 waiting.
-    let mut hellos = transaction.open_table(HELLOS)?;
-    let mut taken: Vec<(u64, HelloRecord)> = Vec::new();
+    // A lease in memory is newer than the one a hello's record names.
+    let hellos = transaction.open_table(HELLOS)?;
+    let mut taken: Vec<(u64, HelloRecord, bool)> = Vec::new();
     for entry in hellos.range((name.key(), 0)..=(name.key(), u64::MAX))? {
         if taken.len() >= limit {
             break;
         }
         let (key, value) = entry?;
+        let sequence = key.value().1;
         let record: HelloRecord = serde_json::from_slice(value.value())?;
-        if record.lease_until > now.0 {
+        let (hidden_until, leased_before) = match live.holder(name.key(), sequence) {
+            Some(holder) => (holder.until, true),
+            None => (record.lease_until, record.lease_until != 0),
+        };
+        if hidden_until > now.0 {
             continue; // leased to a reader that has not acknowledged yet
         }
-        taken.push((key.value().1, record));
+        taken.push((sequence, record, leased_before));
     }
     let stored = transaction
         .open_table(INBOX_SIZES)?
@@ -200,15 +209,9 @@ pub(super) fn lease(
     let mut delivered = Vec::with_capacity(taken.len());
     let mut sequences = Vec::with_capacity(taken.len());
     let mut redelivered = 0;
-    for (sequence, mut record) in taken {
+    for (sequence, record, leased_before) in taken {
         // A hello an earlier lease took (and did not confirm in time) goes out again.
-        redelivered += u64::from(record.lease_until != 0);
-        record.lease_until = until.0;
-        record.lease = Some(lease_id.clone());
-        hellos.insert(
-            (name.key(), sequence),
-            serde_json::to_vec(&record)?.as_slice(),
-        )?;
+        redelivered += u64::from(leased_before);
         sequences.push(sequence);
         delivered.push(DeliveredHello {
             id: record.id,
@@ -217,20 +220,7 @@ pub(super) fn lease(
             verified: record.verified,
         });
     }
-    let record = LeaseRecord {
-        inbox: name.key().to_owned(),
-        sequences,
-        until: until.0,
-        confirmed_at: None,
-    };
-    transaction
-        .open_table(LEASES)?
-        .insert(lease_id.as_str(), serde_json::to_vec(&record)?.as_slice())?;
-    transaction.open_table(LEASES_TO_FORGET)?.insert(
-        (record.forget_at(limits.idempotency_ttl), lease_id.as_str()),
-        (),
-    )?;
-    by_inbox.insert((name.key(), lease_id.as_str()), (until.0, count))?;
+    live.insert(name.key(), &lease_id, until.0, sequences);
     Ok(Lease {
         lease_id: Some(lease_id),
         hellos: delivered,
@@ -240,13 +230,63 @@ pub(super) fn lease(
     })
 }
 
+/// Writes a lease kept in memory the way earlier releases wrote every lease: its record, when to
+/// forget it, its place in its inbox's lease index while it runs, and its id and end on each
+/// hello it still holds (`held`), so that a restarted store hides them, answers its
+/// confirmation, and counts them as redelivered once it ran out.
+pub(super) fn write_lease(
+    transaction: &WriteTransaction,
+    lease_id: &str,
+    inbox: &str,
+    until: i64,
+    held: &[u64],
+    limits: &StoreLimits,
+) -> Storage<()> {
+    let mut hellos = transaction.open_table(HELLOS)?;
+    for &sequence in held {
+        let key = (inbox, sequence);
+        let Some(mut record) = hellos
+            .get(key)?
+            .map(|record| serde_json::from_slice::<HelloRecord>(record.value()))
+            .transpose()?
+        else {
+            continue;
+        };
+        record.lease_until = until;
+        record.lease = Some(lease_id.to_owned());
+        hellos.insert(key, serde_json::to_vec(&record)?.as_slice())?;
+    }
+    let record = LeaseRecord {
+        inbox: inbox.to_owned(),
+        sequences: held.to_vec(),
+        until,
+        confirmed_at: None,
+    };
+    transaction
+        .open_table(LEASES)?
+        .insert(lease_id, serde_json::to_vec(&record)?.as_slice())?;
+    transaction
+        .open_table(LEASES_TO_FORGET)?
+        .insert((record.forget_at(limits.idempotency_ttl), lease_id), ())?;
+    if until > Millis::now().0 {
+        transaction
+            .open_table(LEASES_BY_INBOX)?
+            .insert((inbox, lease_id), (until, held.len() as u64))?;
+    }
+    Ok(())
+}
+
 /// A GET's lease, delivered: deletes the hellos it still holds and forgets it at once (no one
 /// will ask about it again); 0 for an unknown (or already acknowledged) lease.
 pub(super) fn acknowledge(
     transaction: &WriteTransaction,
+    live: &mut LiveLeases,
     lease_id: &str,
     limits: &StoreLimits,
 ) -> Storage<u64> {
+    if let Some((inbox, _, held)) = live.take(lease_id) {
+        return delete_hellos(transaction, &inbox, &held);
+    }
     let Some(lease) = transaction
         .open_table(LEASES)?
         .remove(lease_id)?
@@ -258,15 +298,44 @@ pub(super) fn acknowledge(
     transaction
         .open_table(LEASES_TO_FORGET)?
         .remove((lease.forget_at(limits.idempotency_ttl), lease_id))?;
-    delete_held(transaction, &lease, lease_id)
+    delete_held(transaction, live, &lease, lease_id)
 }
 
 /// A reliable read's confirmation; see [`crate::store::Store::confirm`].
 pub(super) fn confirm(
     transaction: &WriteTransaction,
+    live: &mut LiveLeases,
     name: &Name,
     lease_id: &str,
+    limits: &StoreLimits,
 ) -> Storage<Confirmation> {
+    let now = Millis::now().0;
+    if let Some((inbox, lease)) = live.get(lease_id) {
+        if inbox != name.key() {
+            return Ok(Confirmation::Unknown);
+        }
+        if lease.until < now {
+            return Ok(Confirmation::Expired);
+        }
+        let Some((inbox, lease, held)) = live.take(lease_id) else {
+            return Ok(Confirmation::Unknown);
+        };
+        delete_hellos(transaction, &inbox, &held)?;
+        // Written now, only to answer repeats until it is forgotten.
+        let record = LeaseRecord {
+            inbox,
+            sequences: Vec::new(),
+            until: lease.until,
+            confirmed_at: Some(now),
+        };
+        transaction
+            .open_table(LEASES)?
+            .insert(lease_id, serde_json::to_vec(&record)?.as_slice())?;
+        transaction
+            .open_table(LEASES_TO_FORGET)?
+            .insert((record.forget_at(limits.idempotency_ttl), lease_id), ())?;
+        return Ok(Confirmation::Confirmed);
+    }
     let mut leases = transaction.open_table(LEASES)?;
     let Some(mut lease) = leases
         .get(lease_id)?
@@ -279,38 +348,53 @@ pub(super) fn confirm(
     if lease.confirmed_at.is_some() {
         return Ok(Confirmation::Confirmed);
     }
-    let now = Millis::now().0;
     if lease.until < now {
         return Ok(Confirmation::Expired);
     }
-    delete_held(transaction, &lease, lease_id)?;
+    delete_held(transaction, live, &lease, lease_id)?;
     lease.confirmed_at = Some(now);
     lease.sequences.clear(); // nothing left to delete; the record only answers repeats now
     leases.insert(lease_id, serde_json::to_vec(&lease)?.as_slice())?;
     Ok(Confirmation::Confirmed)
 }
 
-/// Deletes the hellos `lease` still holds (those no later lease took), and its place in its
-/// inbox's lease index; returns how many hellos it deleted.
+/// Deletes the hellos a written `lease` still holds (those no later lease took, in memory or
+/// written), and its place in its inbox's lease index; returns how many hellos it deleted.
 fn delete_held(
     transaction: &WriteTransaction,
+    live: &LiveLeases,
     lease: &LeaseRecord,
     lease_id: &str,
 ) -> Storage<u64> {
     transaction
         .open_table(LEASES_BY_INBOX)?
         .remove((lease.inbox.as_str(), lease_id))?;
+    let hellos = transaction.open_table(HELLOS)?;
+    let mut held = Vec::with_capacity(lease.sequences.len());
+    for &sequence in &lease.sequences {
+        let still_ours = match live.holder(&lease.inbox, sequence) {
+            Some(holder) => *holder.lease == *lease_id,
+            None => hellos
+                .get((lease.inbox.as_str(), sequence))?
+                .map(|record| serde_json::from_slice::<HelloRecord>(record.value()))
+                .transpose()?
+                .is_some_and(|record| record.lease.as_deref() == Some(lease_id)),
+        };
+        if still_ours {
+            held.push(sequence);
+        }
+    }
+    drop(hellos);
+    delete_hellos(transaction, &lease.inbox, &held)
+}
+
+/// Deletes these hellos of `inbox` (those still stored) and counts them out of the inbox's size
+/// and the store's total; returns how many it deleted.
+fn delete_hellos(transaction: &WriteTransaction, inbox: &str, sequences: &[u64]) -> Storage<u64> {
     let mut hellos = transaction.open_table(HELLOS)?;
     let mut deleted = 0u64;
-    for &sequence in &lease.sequences {
-        let key = (lease.inbox.as_str(), sequence);
-        let still_ours = hellos
-            .get(key)?
-            .map(|record| serde_json::from_slice::<HelloRecord>(record.value()))
-            .transpose()?
-            .is_some_and(|record| record.lease.as_deref() == Some(lease_id));
-        if still_ours {
-            hellos.remove(key)?;
+    for &sequence in sequences {
+        if hellos.remove((inbox, sequence))?.is_some() {
             deleted += 1;
         }
     }
@@ -319,14 +403,12 @@ fn delete_held(
         let stored_hellos = counter(&meta, STORED_HELLOS)?;
         meta.insert(STORED_HELLOS, stored_hellos.saturating_sub(deleted))?;
         let mut sizes = transaction.open_table(INBOX_SIZES)?;
-        let size = sizes
-            .get(lease.inbox.as_str())?
-            .map_or(0, |size| size.value());
+        let size = sizes.get(inbox)?.map_or(0, |size| size.value());
         let left = size.saturating_sub(deleted);
         if left == 0 {
-            sizes.remove(lease.inbox.as_str())?;
+            sizes.remove(inbox)?;
         } else {
-            sizes.insert(lease.inbox.as_str(), left)?;
+            sizes.insert(inbox, left)?;
         }
     }
     Ok(deleted)
@@ -417,6 +499,7 @@ pub(super) fn rotate_token(
 /// or not), all in this one transaction.
 pub(super) fn release_name(
     transaction: &WriteTransaction,
+    live: &mut LiveLeases,
     name: &Name,
     token: &TokenHash,
 ) -> Storage<ClaimChange> {
@@ -460,5 +543,6 @@ pub(super) fn release_name(
     for lease_id in &leases {
         by_inbox.remove((inbox, lease_id.as_str()))?;
     }
+    live.release_inbox(inbox);
     Ok(ClaimChange::Done)
 }

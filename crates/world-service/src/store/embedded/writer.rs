@@ -15,6 +15,7 @@ use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::{
+    live::LiveLeases,
     operations,
     tables::{
         IDEMPOTENCY, IDEMPOTENCY_BY_AGE, IdempotencyRecord, LEASES, LEASES_BY_INBOX,
@@ -81,6 +82,17 @@ pub(super) struct Writer {
     pub database: Arc<Database>,
     pub limits: StoreLimits,
     pub sync_sends: bool,
+    /// Leases not written to the file (see [`super::live`]).
+    pub live: LiveLeases,
+}
+
+/// Which leases in memory housekeeping writes to the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// Those that ran out: they must still answer a late confirmation with 410.
+    Ended,
+    /// All of them: the store is stopping.
+    All,
 }
 
 /// What one job produced inside the transaction, to be answered only after the commit.
@@ -108,7 +120,7 @@ enum Outcome {
 
 impl Writer {
     /// Runs until the store is closed or every handle is dropped.
-    pub(super) fn run(self, queue: &mpsc::Receiver<Job>) {
+    pub(super) fn run(mut self, queue: &mpsc::Receiver<Job>) {
         let mut unsynced = false;
         let mut last_sync = Instant::now();
         let mut last_sweep = Instant::now();
@@ -116,7 +128,7 @@ impl Writer {
             let first = match queue.recv_timeout(IDLE_SYNC_AFTER) {
                 Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Err(error) = self.housekeeping(unsynced) {
+                    if let Err(error) = self.housekeeping(unsynced, Write::Ended) {
                         tracing::warn!(error = format!("{error:#}"), "store housekeeping failed");
                     } else {
                         unsynced = false;
@@ -143,7 +155,7 @@ impl Writer {
                 if !batch.is_empty() {
                     self.apply_batch(batch, self.sync_sends);
                 }
-                let synced = self.housekeeping(true);
+                let synced = self.housekeeping(true, Write::All);
                 if let Err(error) = &synced {
                     tracing::error!(error = format!("{error:#}"), "final store sync failed");
                 }
@@ -167,7 +179,7 @@ impl Writer {
                 }
             }
             if last_sweep.elapsed() >= SWEEP_EVERY {
-                match self.housekeeping(false) {
+                match self.housekeeping(false, Write::Ended) {
                     Ok(true) => {
                         unsynced = false;
                         last_sync = Instant::now();
@@ -180,15 +192,16 @@ impl Writer {
                 last_sweep = Instant::now();
             }
         }
-        // Every handle was dropped without closing: still sync what was committed.
-        if let Err(error) = self.housekeeping(true) {
+        // Every handle was dropped without closing: still write and sync what was committed.
+        if let Err(error) = self.housekeeping(true, Write::All) {
             tracing::warn!(error = format!("{error:#}"), "final store sync failed");
         }
     }
 
     /// Applies and commits a batch, then answers its jobs; false if the transaction failed.
-    fn apply_batch(&self, batch: Vec<Job>, durable: bool) -> bool {
+    fn apply_batch(&mut self, batch: Vec<Job>, durable: bool) -> bool {
         let mut outcomes = Vec::with_capacity(batch.len());
+        self.live.begin();
         let result = (|| -> Storage<()> {
             let mut transaction = self.database.begin_write()?;
             if !durable {
@@ -202,12 +215,14 @@ impl Writer {
         })();
         match result {
             Ok(()) => {
+                self.live.commit();
                 for outcome in outcomes {
                     outcome.answer();
                 }
                 true
             }
             Err(error) => {
+                self.live.rollback();
                 tracing::error!(
                     error = format!("{error:#}"),
                     "store transaction failed; nothing of it was written"
@@ -222,24 +237,36 @@ impl Writer {
         }
     }
 
-    fn apply(&self, transaction: &WriteTransaction, job: Job) -> Storage<Outcome> {
+    fn apply(&mut self, transaction: &WriteTransaction, job: Job) -> Storage<Outcome> {
         Ok(match job {
             Job::Send(hello, reply) => {
                 Outcome::Send(reply, operations::send(transaction, hello, &self.limits)?)
             }
             Job::Lease(name, request, reply) => Outcome::Lease(
                 reply,
-                operations::lease(transaction, &name, request, &self.limits)?,
+                operations::lease(transaction, &mut self.live, &name, request)?,
             ),
             Job::Acknowledge(lease_ids, reply) => {
                 let mut deleted = 0;
                 for lease_id in &lease_ids {
-                    deleted += operations::acknowledge(transaction, lease_id, &self.limits)?;
+                    deleted += operations::acknowledge(
+                        transaction,
+                        &mut self.live,
+                        lease_id,
+                        &self.limits,
+                    )?;
                 }
                 Outcome::Acknowledge(reply, deleted)
             }
             Job::Confirm(name, lease_id, reply) => {
-                Outcome::Confirm(reply, operations::confirm(transaction, &name, &lease_id)?)
+                let confirmation = operations::confirm(
+                    transaction,
+                    &mut self.live,
+                    &name,
+                    &lease_id,
+                    &self.limits,
+                )?;
+                Outcome::Confirm(reply, confirmation)
             }
             Job::ClaimName(name, token, reply) => Outcome::Claim(
                 reply,
@@ -250,19 +277,36 @@ impl Writer {
                 operations::rotate_token(transaction, &name, &current, new)?,
             ),
             Job::ReleaseName(name, token, reply) => {
-                Outcome::Change(reply, operations::release_name(transaction, &name, &token)?)
+                let change = operations::release_name(transaction, &mut self.live, &name, &token)?;
+                Outcome::Change(reply, change)
             }
             Job::Ping(reply) => Outcome::Ping(reply),
             Job::Close(_) => unreachable!("the writer takes Close out of every batch"),
         })
     }
 
-    /// Forgets leases and idempotency keys whose time has come, and syncs when asked to (or when
-    /// it changed anything); returns whether it committed, which also syncs every commit before.
-    fn housekeeping(&self, sync: bool) -> Storage<bool> {
+    /// Writes the leases in memory that ran out (or all of them, when stopping), forgets leases
+    /// and idempotency keys whose time has come, and syncs when asked to (or when it changed
+    /// anything); returns whether it committed, which also syncs every commit before.
+    fn housekeeping(&mut self, sync: bool, write: Write) -> Storage<bool> {
         let now = Millis::now().0;
         let mut transaction = self.database.begin_write()?;
         let mut changed = false;
+        let to_write = self.live.ended((write == Write::Ended).then_some(now));
+        for lease_id in &to_write {
+            let held = self.live.held(lease_id);
+            if let Some((inbox, lease)) = self.live.get(lease_id) {
+                operations::write_lease(
+                    &transaction,
+                    lease_id,
+                    inbox,
+                    lease.until,
+                    &held,
+                    &self.limits,
+                )?;
+            }
+        }
+        changed |= !to_write.is_empty();
         {
             // Leases whose end lies an idempotency lifetime back: nobody may ask about them any
             // more. The index finds them without visiting the leases still remembered.
@@ -313,6 +357,10 @@ impl Writer {
         }
         transaction.set_durability(Durability::Immediate)?;
         transaction.commit()?;
+        // On the file now: hidden and answered from there.
+        for lease_id in &to_write {
+            self.live.take(lease_id);
+        }
         Ok(true)
     }
 }
