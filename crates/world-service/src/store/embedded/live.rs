@@ -16,10 +16,16 @@
 //! A crash forgets what is here: those hellos become visible again (seen twice, never lost), which
 //! is what a crash within the sync window already did to written leases.
 //!
-//! The writer applies a batch of jobs in one transaction; if that transaction fails, nothing of it
-//! is written, so the changes the batch made here are undone too ([`LiveLeases::rollback`]).
+//! Reads lease here, on their own threads, from a read transaction: a lease writes nothing, so it
+//! never waits for the writer or its syncs. One lock orders them with the writer. A read takes
+//! its snapshot of the file while holding the lock, and the writer changes what is here only
+//! after the transaction that deleted (or wrote) those hellos committed. So a snapshot that still
+//! holds a hello also still sees the lease hiding it.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
 
 /// One lease not written to the file.
 #[derive(Debug, Clone)]
@@ -45,12 +51,20 @@ struct InboxLeases {
     holders: HashMap<u64, Holder>,
 }
 
-/// What a batch changed, to put back if its transaction fails: each inbox and lease id as it was
-/// before the batch first touched it (`None`: absent).
-#[derive(Debug, Default)]
-struct Undo {
-    inboxes: HashMap<String, Option<InboxLeases>>,
-    lease_inboxes: HashMap<Arc<str>, Option<String>>,
+/// What the writer changes here once its transaction committed (and forgets if it failed).
+#[derive(Debug)]
+pub(super) enum AfterCommit {
+    /// The lease was acknowledged or confirmed: its hellos are deleted.
+    Forget(String),
+    /// The inbox's hellos were deleted with its name's release.
+    ReleaseInbox(String),
+}
+
+/// Locks the leases. A panic while holding the lock aborts the process (`panic = "abort"`), so
+/// a poisoned lock can only be seen in tests; what it guards is then still consistent, since
+/// every change is a single map update.
+pub(super) fn lock(live: &Mutex<LiveLeases>) -> MutexGuard<'_, LiveLeases> {
+    live.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Every lease in memory, by inbox, with the inbox of each lease id.
@@ -58,37 +72,28 @@ struct Undo {
 pub(super) struct LiveLeases {
     inboxes: HashMap<String, InboxLeases>,
     inbox_of: HashMap<Arc<str>, String>,
-    /// Recording while a batch is applied ([`Self::begin`]); `None` outside batches.
-    undo: Option<Undo>,
+    /// Set once the store has written every lease here for good: no read may lease after that.
+    closed: bool,
 }
 
 impl LiveLeases {
-    /// Starts recording what is changed, until [`Self::commit`] or [`Self::rollback`].
-    pub fn begin(&mut self) {
-        self.undo = Some(Undo::default());
+    /// Whether the store closed: leases taken now would not be written.
+    pub fn closed(&self) -> bool {
+        self.closed
     }
 
-    /// The batch's transaction committed: keep its changes.
-    pub fn commit(&mut self) {
-        self.undo = None;
+    /// The store is closing: every lease here is being written for the last time.
+    pub fn close(&mut self) {
+        self.closed = true;
     }
 
-    /// The batch's transaction failed: put back what it changed here.
-    pub fn rollback(&mut self) {
-        let Some(undo) = self.undo.take() else {
-            return;
-        };
-        for (inbox, before) in undo.inboxes {
-            match before {
-                Some(leases) => self.inboxes.insert(inbox, leases),
-                None => self.inboxes.remove(&inbox),
-            };
-        }
-        for (lease, before) in undo.lease_inboxes {
-            match before {
-                Some(inbox) => self.inbox_of.insert(lease, inbox),
-                None => self.inbox_of.remove(&lease),
-            };
+    /// Applies what a committed transaction changed.
+    pub fn after_commit(&mut self, changes: Vec<AfterCommit>) {
+        for change in changes {
+            match change {
+                AfterCommit::Forget(lease_id) => drop(self.take(&lease_id)),
+                AfterCommit::ReleaseInbox(inbox) => self.release_inbox(&inbox),
+            }
         }
     }
 
@@ -135,9 +140,8 @@ impl LiveLeases {
     /// Remembers a new lease of `sequences` in `inbox`, which hides them until `until`.
     pub fn insert(&mut self, inbox: &str, lease_id: &str, until: i64, sequences: Vec<u64>) {
         let lease: Arc<str> = Arc::from(lease_id);
-        self.record_lease_id(&lease);
         self.inbox_of.insert(Arc::clone(&lease), inbox.to_owned());
-        let leases = self.inbox_mut(inbox);
+        let leases = self.inboxes.entry(inbox.to_owned()).or_default();
         for &sequence in &sequences {
             leases.holders.insert(
                 sequence,
@@ -156,11 +160,8 @@ impl LiveLeases {
     /// (which nothing hides any more).
     pub fn take(&mut self, lease_id: &str) -> Option<(String, MemoryLease, Vec<u64>)> {
         let held = self.held(lease_id);
-        let (lease, inbox) = self.inbox_of.get_key_value(lease_id)?;
-        let (lease, inbox) = (Arc::clone(lease), inbox.clone());
-        self.record_lease_id(&lease);
-        self.inbox_of.remove(lease_id);
-        let leases = self.inbox_mut(&inbox);
+        let inbox = self.inbox_of.remove(lease_id)?;
+        let leases = self.inboxes.get_mut(&inbox)?;
         let taken = leases.leases.remove(lease_id)?;
         for sequence in &held {
             leases.holders.remove(sequence);
@@ -174,10 +175,9 @@ impl LiveLeases {
     /// The inbox's hellos are gone (its name was released): its leases in memory now hold
     /// nothing, but are kept to answer a confirmation (which then deletes nothing).
     pub fn release_inbox(&mut self, inbox: &str) {
-        if !self.inboxes.contains_key(inbox) {
+        let Some(leases) = self.inboxes.get_mut(inbox) else {
             return;
-        }
-        let leases = self.inbox_mut(inbox);
+        };
         leases.holders.clear();
         for lease in leases.leases.values_mut() {
             lease.sequences.clear();
@@ -192,31 +192,6 @@ impl LiveLeases {
             .filter(|(_, lease)| now.is_none_or(|now| lease.until <= now))
             .map(|(id, _)| id.to_string())
             .collect()
-    }
-
-    /// How many leases are in memory.
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.inbox_of.len()
-    }
-
-    fn inbox_mut(&mut self, inbox: &str) -> &mut InboxLeases {
-        if let Some(undo) = &mut self.undo
-            && !undo.inboxes.contains_key(inbox)
-        {
-            undo.inboxes
-                .insert(inbox.to_owned(), self.inboxes.get(inbox).cloned());
-        }
-        self.inboxes.entry(inbox.to_owned()).or_default()
-    }
-
-    fn record_lease_id(&mut self, lease: &Arc<str>) {
-        if let Some(undo) = &mut self.undo
-            && !undo.lease_inboxes.contains_key(lease)
-        {
-            undo.lease_inboxes
-                .insert(Arc::clone(lease), self.inbox_of.get(lease).cloned());
-        }
     }
 }
 
@@ -238,28 +213,6 @@ mod tests {
         assert!(live.holder("bob", 1).is_none());
         assert_eq!(&*live.holder("bob", 2).unwrap().lease, "b");
         assert!(live.take("a").is_none());
-    }
-
-    #[test]
-    fn a_rolled_back_batch_leaves_the_leases_as_they_were() {
-        let mut live = LiveLeases::default();
-        live.insert("bob", "a", 100, vec![1]);
-        live.begin();
-        live.insert("bob", "b", 200, vec![2]);
-        live.insert("ann", "c", 200, vec![7]);
-        live.take("a").unwrap();
-        live.release_inbox("bob");
-        live.rollback();
-        assert_eq!(live.len(), 1);
-        assert_eq!(live.held("a"), vec![1]);
-        assert!(live.get("b").is_none() && live.get("c").is_none());
-        assert!(live.holder("ann", 7).is_none() && live.holder("bob", 2).is_none());
-        // A committed batch stays.
-        live.begin();
-        live.insert("bob", "b", 200, vec![2]);
-        live.commit();
-        live.rollback();
-        assert_eq!(live.held("b"), vec![2]);
     }
 
     #[test]

@@ -24,7 +24,7 @@ mod writer;
 use std::{
     borrow::Cow,
     path::Path,
-    sync::{Arc, mpsc},
+    sync::{Arc, Mutex, mpsc},
     thread,
 };
 
@@ -77,6 +77,8 @@ pub struct EmbeddedStore {
     jobs: mpsc::SyncSender<Job>,
     /// For reads that need no writer: redb's readers see the last commit without waiting.
     database: Arc<Database>,
+    /// The running leases, which reads take without the writer (see [`live`]).
+    live: Arc<Mutex<live::LiveLeases>>,
 }
 
 impl EmbeddedStore {
@@ -109,18 +111,23 @@ impl EmbeddedStore {
             })?;
         tables::create_tables(&database, limits.idempotency_ttl)?;
         let database = Arc::new(database);
+        let live = Arc::new(Mutex::new(live::LiveLeases::default()));
         let (jobs, queue) = mpsc::sync_channel(4 * MAX_BATCH);
         let writer = Writer {
             database: Arc::clone(&database),
             limits,
             sync_sends: options.sync_sends,
-            live: live::LiveLeases::default(),
+            live: Arc::clone(&live),
         };
         thread::Builder::new()
             .name("embedded-store-writer".into())
             .spawn(move || writer.run(&queue))
             .context("cannot start the store's writer thread")?;
-        Ok(Self { jobs, database })
+        Ok(Self {
+            jobs,
+            database,
+            live,
+        })
     }
 
     async fn submit<T>(
@@ -210,7 +217,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn lease(&self, name: &Name, request: LeaseRequest) -> Result<Lease, StoreError> {
-        // Most reads of a busy service find nothing; those need no write transaction. A send
+        // Most reads of a busy service find nothing; those need not take the lock. A send
         // answered before this read began is committed, so this read transaction sees it.
         if self.inbox_is_empty(name)? {
             return Ok(Lease {
@@ -221,8 +228,17 @@ impl Store for EmbeddedStore {
                 redelivered: 0,
             });
         }
-        let name = name.clone();
-        self.submit(|reply| Job::Lease(name, request, reply)).await
+        // A lease writes nothing: it is taken here, from a snapshot taken under the lock, and
+        // never waits for the writer or its syncs.
+        let read = || -> tables::Storage<Lease> {
+            let mut live = live::lock(&self.live);
+            if live.closed() {
+                anyhow::bail!("the embedded store is closed");
+            }
+            let transaction = self.database.begin_read()?;
+            operations::lease(&transaction, &mut live, name, request)
+        };
+        read().map_err(StoreError::unavailable)
     }
 
     async fn acknowledge(&self, lease_ids: &[String]) -> Result<u64, StoreError> {

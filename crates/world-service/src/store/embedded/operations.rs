@@ -7,9 +7,11 @@ use hello_common::{
     token::TokenHash,
     wire::{DeliveredHello, Lease, StoredHello},
 };
-use redb::{ReadableTable, WriteTransaction};
+use std::sync::Mutex;
 
-use super::live::LiveLeases;
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+
+use super::live::{AfterCommit, LiveLeases, lock};
 use super::tables::{
     CLAIMED_NAMES, ClaimRecord, HELLOS, HelloRecord, IDEMPOTENCY, IDEMPOTENCY_BY_AGE, INBOX_SIZES,
     IdempotencyRecord, LEASES, LEASES_BY_INBOX, LEASES_TO_FORGET, LeaseRecord, META, NAMES,
@@ -136,10 +138,11 @@ pub(super) fn send(
     Ok(Ok(stored))
 }
 
-/// Leases the oldest visible hellos of `name`, up to `request.limit`. The lease is kept in
-/// `live` (see [`super::live`]): nothing is written until it is done with.
+/// Leases the oldest visible hellos of `name`, up to `request.limit`, in a snapshot taken while
+/// holding the lock on `live` (see [`super::live`]). The lease is kept in `live`: nothing is
+/// written until it is done with.
 pub(super) fn lease(
-    transaction: &WriteTransaction,
+    transaction: &ReadTransaction,
     live: &mut LiveLeases,
     name: &Name,
     request: LeaseRequest,
@@ -148,24 +151,17 @@ pub(super) fn lease(
     let until = now.plus_millis(u64::try_from(request.lease.as_millis()).unwrap_or(u64::MAX));
     let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
 
-    // Hellos leased to live leases of this inbox: they are neither taken nor remaining. Written
-    // leases (written at a graceful stop, or by an earlier release) that ran out are dropped from
-    // this index as they are met.
+    // Hellos leased to running leases of this inbox: they are neither taken nor remaining.
+    // Written leases (written at a graceful stop, or by an earlier release) are indexed by
+    // inbox; those that ran out stay in the index until they are forgotten, and are skipped.
     let mut leased = live.leased(name.key(), now.0);
-    let mut by_inbox = transaction.open_table(LEASES_BY_INBOX)?;
-    let mut ended = Vec::new();
+    let by_inbox = transaction.open_table(LEASES_BY_INBOX)?;
     // Lease ids are UUIDs (hex digits and '-'): every one sorts below "~".
     for entry in by_inbox.range((name.key(), "")..(name.key(), "~"))? {
-        let (key, value) = entry?;
-        let (lease_until, count) = value.value();
+        let (lease_until, count) = entry?.1.value();
         if lease_until > now.0 {
             leased += count;
-        } else {
-            ended.push(key.value().1.to_owned());
         }
-    }
-    for lease_id in &ended {
-        by_inbox.remove((name.key(), lease_id.as_str()))?;
     }
 
     // The oldest visible hellos: skip those leased (they sit near the head, since reads take
@@ -280,11 +276,18 @@ pub(super) fn write_lease(
 /// will ask about it again); 0 for an unknown (or already acknowledged) lease.
 pub(super) fn acknowledge(
     transaction: &WriteTransaction,
-    live: &mut LiveLeases,
+    live: &Mutex<LiveLeases>,
+    after: &mut Vec<AfterCommit>,
     lease_id: &str,
     limits: &StoreLimits,
 ) -> Storage<u64> {
-    if let Some((inbox, _, held)) = live.take(lease_id) {
+    let in_memory = {
+        let live = lock(live);
+        live.get(lease_id)
+            .map(|(inbox, _)| (inbox.to_owned(), live.held(lease_id)))
+    };
+    if let Some((inbox, held)) = in_memory {
+        after.push(AfterCommit::Forget(lease_id.to_owned()));
         return delete_hellos(transaction, &inbox, &held);
     }
     let Some(lease) = transaction
@@ -304,28 +307,32 @@ pub(super) fn acknowledge(
 /// A reliable read's confirmation; see [`crate::store::Store::confirm`].
 pub(super) fn confirm(
     transaction: &WriteTransaction,
-    live: &mut LiveLeases,
+    live: &Mutex<LiveLeases>,
+    after: &mut Vec<AfterCommit>,
     name: &Name,
     lease_id: &str,
     limits: &StoreLimits,
 ) -> Storage<Confirmation> {
     let now = Millis::now().0;
-    if let Some((inbox, lease)) = live.get(lease_id) {
+    let in_memory = {
+        let live = lock(live);
+        live.get(lease_id)
+            .map(|(inbox, lease)| (inbox.to_owned(), lease.until, live.held(lease_id)))
+    };
+    if let Some((inbox, until, held)) = in_memory {
         if inbox != name.key() {
             return Ok(Confirmation::Unknown);
         }
-        if lease.until < now {
+        if until < now {
             return Ok(Confirmation::Expired);
         }
-        let Some((inbox, lease, held)) = live.take(lease_id) else {
-            return Ok(Confirmation::Unknown);
-        };
         delete_hellos(transaction, &inbox, &held)?;
+        after.push(AfterCommit::Forget(lease_id.to_owned()));
         // Written now, only to answer repeats until it is forgotten.
         let record = LeaseRecord {
             inbox,
             sequences: Vec::new(),
-            until: lease.until,
+            until,
             confirmed_at: Some(now),
         };
         transaction
@@ -362,18 +369,30 @@ pub(super) fn confirm(
 /// written), and its place in its inbox's lease index; returns how many hellos it deleted.
 fn delete_held(
     transaction: &WriteTransaction,
-    live: &LiveLeases,
+    live: &Mutex<LiveLeases>,
     lease: &LeaseRecord,
     lease_id: &str,
 ) -> Storage<u64> {
     transaction
         .open_table(LEASES_BY_INBOX)?
         .remove((lease.inbox.as_str(), lease_id))?;
+    // Which of its hellos a lease in memory took since (the leases there are newer).
+    let in_memory: Vec<Option<bool>> = {
+        let live = lock(live);
+        lease
+            .sequences
+            .iter()
+            .map(|&sequence| {
+                live.holder(&lease.inbox, sequence)
+                    .map(|holder| *holder.lease == *lease_id)
+            })
+            .collect()
+    };
     let hellos = transaction.open_table(HELLOS)?;
     let mut held = Vec::with_capacity(lease.sequences.len());
-    for &sequence in &lease.sequences {
-        let still_ours = match live.holder(&lease.inbox, sequence) {
-            Some(holder) => *holder.lease == *lease_id,
+    for (&sequence, in_memory) in lease.sequences.iter().zip(in_memory) {
+        let still_ours = match in_memory {
+            Some(ours) => ours,
             None => hellos
                 .get((lease.inbox.as_str(), sequence))?
                 .map(|record| serde_json::from_slice::<HelloRecord>(record.value()))
@@ -499,7 +518,7 @@ pub(super) fn rotate_token(
 /// or not), all in this one transaction.
 pub(super) fn release_name(
     transaction: &WriteTransaction,
-    live: &mut LiveLeases,
+    after: &mut Vec<AfterCommit>,
     name: &Name,
     token: &TokenHash,
 ) -> Storage<ClaimChange> {
@@ -543,6 +562,6 @@ pub(super) fn release_name(
     for lease_id in &leases {
         by_inbox.remove((inbox, lease_id.as_str()))?;
     }
-    live.release_inbox(inbox);
+    after.push(AfterCommit::ReleaseInbox(inbox.to_owned()));
     Ok(ClaimChange::Done)
 }

@@ -1,28 +1,23 @@
 //! The embedded store's one writer thread: group commit of everything waiting in its queue.
 
 use std::{
-    sync::{Arc, mpsc},
+    sync::{Arc, Mutex, mpsc},
     time::{Duration, Instant},
 };
 
-use hello_common::{
-    Name,
-    timestamp::Millis,
-    token::TokenHash,
-    wire::{Lease, StoredHello},
-};
+use hello_common::{Name, timestamp::Millis, token::TokenHash, wire::StoredHello};
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::{
-    live::LiveLeases,
+    live::{AfterCommit, LiveLeases, lock},
     operations,
     tables::{
         IDEMPOTENCY, IDEMPOTENCY_BY_AGE, IdempotencyRecord, LEASES, LEASES_BY_INBOX,
         LEASES_TO_FORGET, LeaseRecord, META, STORED_KEYS, Storage, counter, ttl_millis,
     },
 };
-use crate::store::{ClaimChange, Confirmation, LeaseRequest, NewHello, StoreError, StoreLimits};
+use crate::store::{ClaimChange, Confirmation, NewHello, StoreError, StoreLimits};
 
 /// How many queued requests one transaction takes at most.
 pub(super) const MAX_BATCH: usize = 512;
@@ -38,11 +33,6 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// A request to the writer, with where to send its answer.
 pub(super) enum Job {
     Send(NewHello, oneshot::Sender<Result<StoredHello, StoreError>>),
-    Lease(
-        Name,
-        LeaseRequest,
-        oneshot::Sender<Result<Lease, StoreError>>,
-    ),
     Acknowledge(Vec<String>, oneshot::Sender<Result<u64, StoreError>>),
     Confirm(
         Name,
@@ -82,8 +72,9 @@ pub(super) struct Writer {
     pub database: Arc<Database>,
     pub limits: StoreLimits,
     pub sync_sends: bool,
-    /// Leases not written to the file (see [`super::live`]).
-    pub live: LiveLeases,
+    /// Leases not written to the file (see [`super::live`]), shared with the reads that take
+    /// them.
+    pub live: Arc<Mutex<LiveLeases>>,
 }
 
 /// Which leases in memory housekeeping writes to the file.
@@ -101,7 +92,6 @@ enum Outcome {
         oneshot::Sender<Result<StoredHello, StoreError>>,
         Result<StoredHello, StoreError>,
     ),
-    Lease(oneshot::Sender<Result<Lease, StoreError>>, Lease),
     Acknowledge(oneshot::Sender<Result<u64, StoreError>>, u64),
     Confirm(
         oneshot::Sender<Result<Confirmation, StoreError>>,
@@ -120,7 +110,7 @@ enum Outcome {
 
 impl Writer {
     /// Runs until the store is closed or every handle is dropped.
-    pub(super) fn run(mut self, queue: &mpsc::Receiver<Job>) {
+    pub(super) fn run(self, queue: &mpsc::Receiver<Job>) {
         let mut unsynced = false;
         let mut last_sync = Instant::now();
         let mut last_sweep = Instant::now();
@@ -199,30 +189,29 @@ impl Writer {
     }
 
     /// Applies and commits a batch, then answers its jobs; false if the transaction failed.
-    fn apply_batch(&mut self, batch: Vec<Job>, durable: bool) -> bool {
+    fn apply_batch(&self, batch: Vec<Job>, durable: bool) -> bool {
         let mut outcomes = Vec::with_capacity(batch.len());
-        self.live.begin();
+        let mut after = Vec::new();
         let result = (|| -> Storage<()> {
             let mut transaction = self.database.begin_write()?;
             if !durable {
                 transaction.set_durability(Durability::None)?;
             }
             for job in batch {
-                outcomes.push(self.apply(&transaction, job)?);
+                outcomes.push(self.apply(&transaction, &mut after, job)?);
             }
             transaction.commit()?;
             Ok(())
         })();
         match result {
             Ok(()) => {
-                self.live.commit();
+                lock(&self.live).after_commit(after);
                 for outcome in outcomes {
                     outcome.answer();
                 }
                 true
             }
             Err(error) => {
-                self.live.rollback();
                 tracing::error!(
                     error = format!("{error:#}"),
                     "store transaction failed; nothing of it was written"
@@ -237,21 +226,25 @@ impl Writer {
         }
     }
 
-    fn apply(&mut self, transaction: &WriteTransaction, job: Job) -> Storage<Outcome> {
+    /// Applies one job inside the batch's transaction; what it changes in the leases in memory
+    /// goes to `after`, for once the transaction committed.
+    fn apply(
+        &self,
+        transaction: &WriteTransaction,
+        after: &mut Vec<AfterCommit>,
+        job: Job,
+    ) -> Storage<Outcome> {
         Ok(match job {
             Job::Send(hello, reply) => {
                 Outcome::Send(reply, operations::send(transaction, hello, &self.limits)?)
             }
-            Job::Lease(name, request, reply) => Outcome::Lease(
-                reply,
-                operations::lease(transaction, &mut self.live, &name, request)?,
-            ),
             Job::Acknowledge(lease_ids, reply) => {
                 let mut deleted = 0;
                 for lease_id in &lease_ids {
                     deleted += operations::acknowledge(
                         transaction,
-                        &mut self.live,
+                        &self.live,
+                        after,
                         lease_id,
                         &self.limits,
                     )?;
@@ -261,7 +254,8 @@ impl Writer {
             Job::Confirm(name, lease_id, reply) => {
                 let confirmation = operations::confirm(
                     transaction,
-                    &mut self.live,
+                    &self.live,
+                    after,
                     &name,
                     &lease_id,
                     &self.limits,
@@ -277,7 +271,7 @@ impl Writer {
                 operations::rotate_token(transaction, &name, &current, new)?,
             ),
             Job::ReleaseName(name, token, reply) => {
-                let change = operations::release_name(transaction, &mut self.live, &name, &token)?;
+                let change = operations::release_name(transaction, after, &name, &token)?;
                 Outcome::Change(reply, change)
             }
             Job::Ping(reply) => Outcome::Ping(reply),
@@ -288,23 +282,28 @@ impl Writer {
     /// Writes the leases in memory that ran out (or all of them, when stopping), forgets leases
     /// and idempotency keys whose time has come, and syncs when asked to (or when it changed
     /// anything); returns whether it committed, which also syncs every commit before.
-    fn housekeeping(&mut self, sync: bool, write: Write) -> Storage<bool> {
+    fn housekeeping(&self, sync: bool, write: Write) -> Storage<bool> {
         let now = Millis::now().0;
         let mut transaction = self.database.begin_write()?;
         let mut changed = false;
-        let to_write = self.live.ended((write == Write::Ended).then_some(now));
-        for lease_id in &to_write {
-            let held = self.live.held(lease_id);
-            if let Some((inbox, lease)) = self.live.get(lease_id) {
-                operations::write_lease(
-                    &transaction,
-                    lease_id,
-                    inbox,
-                    lease.until,
-                    &held,
-                    &self.limits,
-                )?;
+        // The leases to write, with what each still holds. When stopping, no read may lease
+        // after this: its lease would not be written.
+        let to_write: Vec<(String, String, i64, Vec<u64>)> = {
+            let mut live = lock(&self.live);
+            if write == Write::All {
+                live.close();
             }
+            live.ended((write == Write::Ended).then_some(now))
+                .into_iter()
+                .filter_map(|lease_id| {
+                    let held = live.held(&lease_id);
+                    let (inbox, lease) = live.get(&lease_id)?;
+                    Some((lease_id.clone(), inbox.to_owned(), lease.until, held))
+                })
+                .collect()
+        };
+        for (lease_id, inbox, until, held) in &to_write {
+            operations::write_lease(&transaction, lease_id, inbox, *until, held, &self.limits)?;
         }
         changed |= !to_write.is_empty();
         {
@@ -358,9 +357,12 @@ impl Writer {
         transaction.set_durability(Durability::Immediate)?;
         transaction.commit()?;
         // On the file now: hidden and answered from there.
-        for lease_id in &to_write {
-            self.live.take(lease_id);
-        }
+        lock(&self.live).after_commit(
+            to_write
+                .into_iter()
+                .map(|(lease_id, ..)| AfterCommit::Forget(lease_id))
+                .collect(),
+        );
         Ok(true)
     }
 }
@@ -385,7 +387,6 @@ impl Outcome {
         // A caller that went away no longer needs the answer; the work is committed anyway.
         match self {
             Self::Send(reply, result) => drop(reply.send(result)),
-            Self::Lease(reply, lease) => drop(reply.send(Ok(lease))),
             Self::Acknowledge(reply, deleted) => drop(reply.send(Ok(deleted))),
             Self::Confirm(reply, confirmation) => drop(reply.send(Ok(confirmation))),
             Self::Claim(reply, result) => drop(reply.send(result)),
@@ -398,7 +399,6 @@ impl Outcome {
         let unavailable = || StoreError::unavailable(anyhow::anyhow!("{error:#}"));
         match self {
             Self::Send(reply, _) => drop(reply.send(Err(unavailable()))),
-            Self::Lease(reply, _) => drop(reply.send(Err(unavailable()))),
             Self::Acknowledge(reply, _) => drop(reply.send(Err(unavailable()))),
             Self::Confirm(reply, _) => drop(reply.send(Err(unavailable()))),
             Self::Claim(reply, _) => drop(reply.send(Err(unavailable()))),
