@@ -287,8 +287,11 @@ class Bench:
             # The RSS goal is about the rows of the first world: the pod's own load.
             self.peak = {"hello": max(self.peak["hello"], rss_kib(self.hello.pid, "VmHWM")),
                          "world": max(self.peak["world"], rss_kib(self.world.pid, "VmHWM"))}
+        peak = ""
+        if self.world and self.worlds_started == 1:
+            peak = f"  RSS peak so far: hello {self.peak['hello'] / 1024:.1f}, world {self.peak['world'] / 1024:.1f} MiB"
         print(f"  {row['rps']:>10,.0f} req/s  p50 {row['p50']:.2f} ms  p99 {row['p99']:.2f} ms  "
-              f"non-2xx {row['non2xx']}  requests {row['requests']:,}", flush=True)
+              f"non-2xx {row['non2xx']}  requests {row['requests']:,}{peak}", flush=True)
         if script is not None and script.read_text().find("confirmed %d") >= 0 and row["pairs_per_s"] is None:
             fail(f"{label}: wrk printed no 'confirmed N' line (the reliable-read script's count)")
         if row["non2xx"] or row["socket_errors"]:
