@@ -321,6 +321,37 @@ macro_rules! store_suite {
                 assert_eq!((after.hellos.len(), after.remaining), (0, 0), "all three delivered once");
             }
 
+            /// Leases taken between and around other readers' leases delete exactly their own
+            /// hellos: one that skips a hello held by another must leave it alone.
+            #[tokio::test]
+            async fn interleaved_leases_delete_exactly_the_hellos_they_took() {
+                let store = $open(limits()).await;
+                let mut sent = Vec::new();
+                for sender in ["s1", "s2", "s3", "s4", "s5", "s6"] {
+                    sent.push(store.say(sender, "bob").await.id);
+                }
+                let ids = |lease: &hello_common::wire::Lease| -> Vec<String> {
+                    lease.hellos.iter().map(|hello| hello.id.clone()).collect()
+                };
+                // b must still hold when c is taken, however slow the machine is: 2 s.
+                let a = store.store.lease(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
+                let b = store.store.lease(&name("bob"), take(1, 2_000)).await.unwrap();
+                let c = store.store.lease(&name("bob"), take(1, LONG_LEASE)).await.unwrap();
+                assert_eq!((ids(&a), ids(&b), ids(&c)), (sent[0..2].to_vec(), sent[2..3].to_vec(), sent[3..4].to_vec()));
+                tokio::time::sleep(Duration::from_millis(2_200)).await;
+                // b ran out: d takes s3 again, skips s4 (c's), and takes s5 and s6.
+                let d = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+                assert_eq!(ids(&d), [sent[2].clone(), sent[4].clone(), sent[5].clone()]);
+                assert_eq!((d.redelivered, d.remaining), (1, 0));
+                assert_eq!(store.acknowledge(&d).await, 3, "s3, s5 and s6, not c's s4");
+                assert_eq!(store.store.stored_hellos().await.unwrap(), 3);
+                assert_eq!(store.store.confirm(&name("bob"), c.lease_id.as_deref().unwrap()).await.unwrap(), Confirmation::Confirmed);
+                assert_eq!(store.store.stored_hellos().await.unwrap(), 2, "c deleted s4");
+                assert_eq!(store.acknowledge(&a).await, 2);
+                assert_eq!(store.acknowledge(&b).await, 0, "b's hello went to d");
+                assert_eq!(store.store.stored_hellos().await.unwrap(), 0);
+            }
+
             #[tokio::test]
             async fn a_lease_that_ran_out_before_the_store_closed_is_expired_after_reopening() {
                 let store = $open(limits()).await;

@@ -23,18 +23,28 @@
 //! holds a hello also still sees the lease hiding it.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
+
+/// Consecutive hellos of one inbox, by sequence: every hello of the inbox whose sequence lies in
+/// `first..=last`. A read takes the oldest visible hellos in order, so what one lease takes is
+/// usually one run, whatever its size: memory grows with the number of leases, not of hellos.
+/// (Sequences come from one counter for the whole store, so a run's numbers are not all the
+/// inbox's; and a new hello always gets a higher sequence than every stored one, so it never falls
+/// inside an existing run.)
+pub(super) type Run = (u64, u64);
 
 /// One lease not written to the file.
 #[derive(Debug, Clone)]
 pub(super) struct MemoryLease {
     /// When it runs out (ms).
     pub until: i64,
-    /// The hellos it took (their sequences in the inbox), oldest first. A later lease may take
-    /// one of them again once this one ran out; [`LiveLeases::held`] says which it still holds.
-    pub sequences: Vec<u64>,
+    /// How many hellos it took, which it hides while it runs.
+    pub taken: u64,
+    /// The hellos it took. A later lease may take some of them again once this one ran out;
+    /// [`LiveLeases::held`] says which it still holds.
+    pub runs: Vec<Run>,
 }
 
 /// The lease that took a hello last, while that lease is in memory.
@@ -44,11 +54,69 @@ pub(super) struct Holder {
     pub until: i64,
 }
 
-/// The leases of one inbox that are in memory, and which hello each holds.
+/// A run of hellos and the lease in memory that took them last.
+#[derive(Debug, Clone)]
+struct HeldRun {
+    last: u64,
+    holder: Holder,
+}
+
+/// The leases of one inbox that are in memory, and which hellos each holds: disjoint runs, by
+/// their first sequence.
 #[derive(Debug, Clone, Default)]
 struct InboxLeases {
     leases: HashMap<Arc<str>, MemoryLease>,
-    holders: HashMap<u64, Holder>,
+    holders: BTreeMap<u64, HeldRun>,
+}
+
+impl InboxLeases {
+    fn holder(&self, sequence: u64) -> Option<&Holder> {
+        let (_, run) = self.holders.range(..=sequence).next_back()?;
+        (sequence <= run.last).then_some(&run.holder)
+    }
+
+    /// The runs `lease` still holds. Runs are only ever cut, never grown, so they all lie within
+    /// the runs it took.
+    fn held(&self, lease: &str, taken: &[Run]) -> Vec<Run> {
+        taken
+            .iter()
+            .flat_map(|&(first, last)| self.holders.range(first..=last))
+            .filter(|(_, run)| *run.holder.lease == *lease)
+            .map(|(&first, run)| (first, run.last))
+            .collect()
+    }
+
+    /// `first..=last` is now held by `holder`: the runs of earlier leases are cut around it.
+    fn assign(&mut self, (first, last): Run, holder: Holder) {
+        // A run that starts before and reaches into this one keeps its head (and its tail, if
+        // it reaches beyond).
+        if let Some((_, before)) = self.holders.range_mut(..first).next_back()
+            && before.last >= first
+        {
+            let end = before.last;
+            before.last = first - 1;
+            if end > last {
+                let tail = HeldRun {
+                    last: end,
+                    holder: before.holder.clone(),
+                };
+                self.holders.insert(last + 1, tail);
+            }
+        }
+        let inside: Vec<u64> = self
+            .holders
+            .range(first..=last)
+            .map(|(&start, _)| start)
+            .collect();
+        for start in inside {
+            if let Some(run) = self.holders.remove(&start)
+                && run.last > last
+            {
+                self.holders.insert(last + 1, run);
+            }
+        }
+        self.holders.insert(first, HeldRun { last, holder });
+    }
 }
 
 /// What the writer changes here once its transaction committed (and forgets if it failed).
@@ -99,7 +167,7 @@ impl LiveLeases {
 
     /// The lease in memory that took this hello last, if any (it may have run out).
     pub fn holder(&self, inbox: &str, sequence: u64) -> Option<&Holder> {
-        self.inboxes.get(inbox)?.holders.get(&sequence)
+        self.inboxes.get(inbox)?.holder(sequence)
     }
 
     /// How many hellos of `inbox` the leases in memory hide at `now`.
@@ -109,7 +177,7 @@ impl LiveLeases {
                 .leases
                 .values()
                 .filter(|lease| lease.until > now)
-                .map(|lease| lease.sequences.len() as u64)
+                .map(|lease| lease.taken)
                 .sum()
         })
     }
@@ -122,49 +190,46 @@ impl LiveLeases {
     }
 
     /// The hellos a lease in memory still holds: those no later lease took.
-    pub fn held(&self, lease_id: &str) -> Vec<u64> {
-        let Some((inbox, lease)) = self.get(lease_id) else {
+    pub fn held(&self, lease_id: &str) -> Vec<Run> {
+        let Some(inbox) = self.inbox_of.get(lease_id) else {
             return Vec::new();
         };
-        lease
-            .sequences
-            .iter()
-            .copied()
-            .filter(|&sequence| {
-                self.holder(inbox, sequence)
-                    .is_some_and(|holder| *holder.lease == *lease_id)
-            })
-            .collect()
+        let Some(leases) = self.inboxes.get(inbox) else {
+            return Vec::new();
+        };
+        leases
+            .leases
+            .get(lease_id)
+            .map_or_else(Vec::new, |lease| leases.held(lease_id, &lease.runs))
     }
 
-    /// Remembers a new lease of `sequences` in `inbox`, which hides them until `until`.
-    pub fn insert(&mut self, inbox: &str, lease_id: &str, until: i64, sequences: Vec<u64>) {
+    /// Remembers a new lease of `taken` hellos in `runs` of `inbox`, which hides them until
+    /// `until`.
+    pub fn insert(&mut self, inbox: &str, lease_id: &str, until: i64, taken: u64, runs: Vec<Run>) {
         let lease: Arc<str> = Arc::from(lease_id);
         self.inbox_of.insert(Arc::clone(&lease), inbox.to_owned());
         let leases = self.inboxes.entry(inbox.to_owned()).or_default();
-        for &sequence in &sequences {
-            leases.holders.insert(
-                sequence,
-                Holder {
-                    lease: Arc::clone(&lease),
-                    until,
-                },
-            );
+        for &run in &runs {
+            let holder = Holder {
+                lease: Arc::clone(&lease),
+                until,
+            };
+            leases.assign(run, holder);
         }
         leases
             .leases
-            .insert(lease, MemoryLease { until, sequences });
+            .insert(lease, MemoryLease { until, taken, runs });
     }
 
     /// Forgets a lease in memory; returns its inbox, the lease, and the hellos it still held
     /// (which nothing hides any more).
-    pub fn take(&mut self, lease_id: &str) -> Option<(String, MemoryLease, Vec<u64>)> {
+    pub fn take(&mut self, lease_id: &str) -> Option<(String, MemoryLease, Vec<Run>)> {
         let held = self.held(lease_id);
         let inbox = self.inbox_of.remove(lease_id)?;
         let leases = self.inboxes.get_mut(&inbox)?;
         let taken = leases.leases.remove(lease_id)?;
-        for sequence in &held {
-            leases.holders.remove(sequence);
+        for (first, _) in &held {
+            leases.holders.remove(first);
         }
         if leases.leases.is_empty() {
             self.inboxes.remove(&inbox);
@@ -180,7 +245,8 @@ impl LiveLeases {
         };
         leases.holders.clear();
         for lease in leases.leases.values_mut() {
-            lease.sequences.clear();
+            lease.taken = 0;
+            lease.runs.clear();
         }
     }
 
@@ -200,36 +266,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_later_lease_takes_over_a_hello_and_the_first_no_longer_holds_it() {
+    fn a_later_lease_takes_over_part_of_a_run_and_the_first_keeps_the_rest() {
         let mut live = LiveLeases::default();
-        live.insert("bob", "a", 100, vec![1, 2]);
-        assert_eq!(live.leased("bob", 50), 2);
+        live.insert("bob", "a", 100, 3, vec![(1, 9)]);
+        assert_eq!(live.leased("bob", 50), 3);
         assert_eq!(live.leased("bob", 100), 0, "ran out at 100");
-        live.insert("bob", "b", 300, vec![2]);
-        assert_eq!(live.held("a"), vec![1]);
-        assert_eq!(live.held("b"), vec![2]);
+        live.insert("bob", "b", 300, 1, vec![(4, 5)]);
+        assert_eq!(live.held("a"), vec![(1, 3), (6, 9)]);
+        assert_eq!(live.held("b"), vec![(4, 5)]);
+        assert_eq!(&*live.holder("bob", 7).unwrap().lease, "a");
+        assert_eq!(live.holder("bob", 5).unwrap().until, 300);
+        assert!(live.holder("bob", 10).is_none() && live.holder("bob", 0).is_none());
         let (inbox, lease, held) = live.take("a").unwrap();
-        assert_eq!((inbox.as_str(), lease.until, held), ("bob", 100, vec![1]));
-        assert!(live.holder("bob", 1).is_none());
-        assert_eq!(&*live.holder("bob", 2).unwrap().lease, "b");
+        assert_eq!((inbox.as_str(), lease.until), ("bob", 100));
+        assert_eq!(held, vec![(1, 3), (6, 9)]);
+        assert!(live.holder("bob", 1).is_none() && live.holder("bob", 9).is_none());
+        assert_eq!(&*live.holder("bob", 4).unwrap().lease, "b");
         assert!(live.take("a").is_none());
+        live.take("b").unwrap();
+        assert!(live.holder("bob", 4).is_none());
+    }
+
+    #[test]
+    fn a_lease_over_several_runs_replaces_whole_runs_and_cuts_the_edges() {
+        let mut live = LiveLeases::default();
+        live.insert("bob", "a", 100, 1, vec![(1, 2)]);
+        live.insert("bob", "b", 100, 1, vec![(3, 4)]);
+        live.insert("bob", "c", 100, 1, vec![(5, 8)]);
+        live.insert("bob", "d", 300, 2, vec![(2, 3), (6, 6)]);
+        assert_eq!(live.held("a"), vec![(1, 1)]);
+        assert_eq!(live.held("b"), vec![(4, 4)]);
+        assert_eq!(live.held("c"), vec![(5, 5), (7, 8)]);
+        assert_eq!(live.held("d"), vec![(2, 3), (6, 6)]);
+        live.insert("bob", "e", 400, 8, vec![(1, 8)]);
+        for lease in ["a", "b", "c", "d"] {
+            assert_eq!(live.held(lease), vec![], "{lease} holds nothing now");
+        }
+        assert_eq!(live.held("e"), vec![(1, 8)]);
     }
 
     #[test]
     fn a_released_inbox_keeps_its_leases_but_they_hold_nothing() {
         let mut live = LiveLeases::default();
-        live.insert("bob", "a", 100, vec![1, 2]);
+        live.insert("bob", "a", 100, 2, vec![(1, 2)]);
         live.release_inbox("bob");
         assert_eq!(live.leased("bob", 0), 0);
         let (_, lease, held) = live.take("a").unwrap();
-        assert!(lease.sequences.is_empty() && held.is_empty());
+        assert!(lease.runs.is_empty() && held.is_empty());
     }
 
     #[test]
     fn ended_lists_the_leases_that_ran_out_or_all() {
         let mut live = LiveLeases::default();
-        live.insert("bob", "a", 100, vec![1]);
-        live.insert("ann", "b", 300, vec![1]);
+        live.insert("bob", "a", 100, 1, vec![(1, 1)]);
+        live.insert("ann", "b", 300, 1, vec![(1, 1)]);
         assert_eq!(live.ended(Some(200)), vec!["a".to_owned()]);
         let mut all = live.ended(None);
         all.sort();

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
-use super::live::{AfterCommit, LiveLeases, lock};
+use super::live::{AfterCommit, LiveLeases, Run, lock};
 use super::tables::{
     CLAIMED_NAMES, ClaimRecord, HELLOS, HelloRecord, IDEMPOTENCY, IDEMPOTENCY_BY_AGE, INBOX_SIZES,
     IdempotencyRecord, LEASES, LEASES_BY_INBOX, LEASES_TO_FORGET, LeaseRecord, META, NAMES,
@@ -167,8 +167,11 @@ pub(super) fn lease(
     // The oldest visible hellos: skip those leased (they sit near the head, since reads take
     // the oldest first) and stop at `limit`, so a read costs the same with 10 or 10,000 waiting.
     // A lease in memory is newer than the one a hello's record names.
+    // What it takes, as runs of consecutive hellos: a hidden one ends a run.
     let hellos = transaction.open_table(HELLOS)?;
-    let mut taken: Vec<(u64, HelloRecord, bool)> = Vec::new();
+    let mut taken: Vec<(HelloRecord, bool)> = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
+    let mut in_run = false;
     for entry in hellos.range((name.key(), 0)..=(name.key(), u64::MAX))? {
         if taken.len() >= limit {
             break;
@@ -181,9 +184,15 @@ pub(super) fn lease(
             None => (record.lease_until, record.lease_until != 0),
         };
         if hidden_until > now.0 {
+            in_run = false;
             continue; // leased to a reader that has not acknowledged yet
         }
-        taken.push((sequence, record, leased_before));
+        match runs.last_mut() {
+            Some((_, last)) if in_run => *last = sequence,
+            _ => runs.push((sequence, sequence)),
+        }
+        in_run = true;
+        taken.push((record, leased_before));
     }
     let stored = transaction
         .open_table(INBOX_SIZES)?
@@ -203,12 +212,10 @@ pub(super) fn lease(
 
     let lease_id = new_lease_id();
     let mut delivered = Vec::with_capacity(taken.len());
-    let mut sequences = Vec::with_capacity(taken.len());
     let mut redelivered = 0;
-    for (sequence, record, leased_before) in taken {
+    for (record, leased_before) in taken {
         // A hello an earlier lease took (and did not confirm in time) goes out again.
         redelivered += u64::from(leased_before);
-        sequences.push(sequence);
         delivered.push(DeliveredHello {
             id: record.id,
             from: record.from,
@@ -216,7 +223,7 @@ pub(super) fn lease(
             verified: record.verified,
         });
     }
-    live.insert(name.key(), &lease_id, until.0, sequences);
+    live.insert(name.key(), &lease_id, until.0, count, runs);
     Ok(Lease {
         lease_id: Some(lease_id),
         hellos: delivered,
@@ -235,11 +242,12 @@ pub(super) fn write_lease(
     lease_id: &str,
     inbox: &str,
     until: i64,
-    held: &[u64],
+    held: &[Run],
     limits: &StoreLimits,
 ) -> Storage<()> {
     let mut hellos = transaction.open_table(HELLOS)?;
-    for &sequence in held {
+    let held = sequences_in(&hellos, inbox, held)?;
+    for &sequence in &held {
         let key = (inbox, sequence);
         let Some(mut record) = hellos
             .get(key)?
@@ -254,7 +262,7 @@ pub(super) fn write_lease(
     }
     let record = LeaseRecord {
         inbox: inbox.to_owned(),
-        sequences: held.to_vec(),
+        sequences: held.clone(),
         until,
         confirmed_at: None,
     };
@@ -400,19 +408,34 @@ fn delete_held(
                 .is_some_and(|record| record.lease.as_deref() == Some(lease_id)),
         };
         if still_ours {
-            held.push(sequence);
+            held.push((sequence, sequence));
         }
     }
     drop(hellos);
     delete_hellos(transaction, &lease.inbox, &held)
 }
 
-/// Deletes these hellos of `inbox` (those still stored) and counts them out of the inbox's size
-/// and the store's total; returns how many it deleted.
-fn delete_hellos(transaction: &WriteTransaction, inbox: &str, sequences: &[u64]) -> Storage<u64> {
+/// The sequences of the hellos of `inbox` stored in these runs.
+fn sequences_in(
+    hellos: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    inbox: &str,
+    runs: &[Run],
+) -> Storage<Vec<u64>> {
+    let mut sequences = Vec::new();
+    for &(first, last) in runs {
+        for entry in hellos.range((inbox, first)..=(inbox, last))? {
+            sequences.push(entry?.0.value().1);
+        }
+    }
+    Ok(sequences)
+}
+
+/// Deletes the hellos of `inbox` in these runs and counts them out of the inbox's size and the
+/// store's total; returns how many it deleted.
+fn delete_hellos(transaction: &WriteTransaction, inbox: &str, runs: &[Run]) -> Storage<u64> {
     let mut hellos = transaction.open_table(HELLOS)?;
     let mut deleted = 0u64;
-    for &sequence in sequences {
+    for sequence in sequences_in(&hellos, inbox, runs)? {
         if hellos.remove((inbox, sequence))?.is_some() {
             deleted += 1;
         }

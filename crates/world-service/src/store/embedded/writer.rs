@@ -10,7 +10,7 @@ use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::{
-    live::{AfterCommit, LiveLeases, lock},
+    live::{AfterCommit, LiveLeases, Run, lock},
     operations,
     tables::{
         IDEMPOTENCY, IDEMPOTENCY_BY_AGE, IdempotencyRecord, LEASES, LEASES_BY_INBOX,
@@ -288,7 +288,7 @@ impl Writer {
         let mut changed = false;
         // The leases to write, with what each still holds. When stopping, no read may lease
         // after this: its lease would not be written.
-        let to_write: Vec<(String, String, i64, Vec<u64>)> = {
+        let to_write: Vec<(String, String, i64, Vec<Run>)> = {
             let mut live = lock(&self.live);
             if write == Write::All {
                 live.close();
