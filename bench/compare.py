@@ -8,7 +8,10 @@ round on a fresh world-service with the same rows as bench/run.py's part 1 (dura
 100,000 names, then GET draining them). A difference counts only if it is larger than the spread
 between the runs of the same build, which is printed beside it.
 
-Run: python3 bench/compare.py BEFORE_DIR AFTER_DIR [--rounds N] [--seconds N]
+With --reliable, each round also fills 10,000 inboxes 20 deep through world-service and runs
+bench/run.py's reliable-read row (?limit=1, then the confirmation), counted in pairs per second.
+
+Run: python3 bench/compare.py BEFORE_DIR AFTER_DIR [--rounds N] [--seconds N] [--reliable]
                                [--before-env NAME=VALUE ...] [--after-env NAME=VALUE ...]
   (each DIR holds hello-service and world-service, e.g. a copy of target/release taken before
   the change; the same DIR twice with different --*-env compares settings; loopback only; about
@@ -22,8 +25,12 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import POD, PORTS, ROOT, Bench, fail, free, rss_kib, say, wait_ready  # noqa: E402
-from wrk import LUA_GET, LUA_POST, lua  # noqa: E402
+from run import POD, PORTS, RELIABLE_DEPTH, ROOT, Bench, fail, free, rss_kib, say, wait_ready  # noqa: E402
+from wrk import LUA_GET, LUA_POST, LUA_RELIABLE, lua  # noqa: E402
+
+# Half of bench/run.py's 20,000 inboxes, to fill faster each round: 200,000 hellos, twice what
+# one 10 s row confirms here.
+RELIABLE_NAMES = 10_000
 
 
 def main() -> None:
@@ -32,6 +39,8 @@ def main() -> None:
     parser.add_argument("after", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--reliable", action="store_true",
+                        help="also compare reliable reads and their confirmations (pairs per second)")
     parser.add_argument("--before-env", action="append", default=[], metavar="NAME=VALUE",
                         help="environment for both services of the first build (repeatable)")
     parser.add_argument("--after-env", action="append", default=[], metavar="NAME=VALUE",
@@ -72,6 +81,13 @@ def main() -> None:
                               lua(work, f"{build}_post_{round_}", LUA_POST, prefix, body))
                 bench.measure(f"{build}_get_{round_}", f"GET, {build}, round {round_}", POD,
                               lua(work, f"{build}_get_{round_}", LUA_GET, prefix))
+                if args.reliable:
+                    reliable = f"/hello/r{build[0]}{round_}-"
+                    bench.fill(f"{build}_{round_}", reliable[len("/hello/"):], RELIABLE_NAMES,
+                               RELIABLE_NAMES * RELIABLE_DEPTH)
+                    bench.measure(f"{build}_reliable_{round_}", f"reliable read + confirm, {build}, round {round_}",
+                                  POD, lua(work, f"{build}_reliable_{round_}", LUA_RELIABLE, reliable,
+                                           NAMES=RELIABLE_NAMES, QUERY="?limit=1"))
                 peaks[build].append((rss_kib(bench.hello.pid, "VmHWM"), rss_kib(bench.world.pid, "VmHWM")))
     finally:
         bench.processes.stop_all()
@@ -81,8 +97,10 @@ def main() -> None:
     rounds = range(1, args.rounds + 1)
     print("\n| path | after / before (req/s, mean) | p99 after / before (mean) | spread before | spread after |")
     print("|---|---:|---:|---:|---:|")
-    for kind in ("post", "get"):
+    for kind in ("post", "get", "reliable") if args.reliable else ("post", "get"):
         def values(build: str, field: str) -> list[float]:
+            # Reliable reads count in pairs (a read and its confirmation), not requests.
+            field = "pairs_per_s" if kind == "reliable" and field == "rps" else field
             return [results[f"{build}_{kind}_{r}"][field] for r in rounds]
 
         def mean(build: str, field: str) -> float:
@@ -93,7 +111,7 @@ def main() -> None:
             rps = values(build, "rps")
             return (max(rps) - min(rps)) / mean(build, "rps")
 
-        print(f"| pod {kind.upper()} | {mean('after', 'rps') / mean('before', 'rps'):.1%} | "
+        print(f"| pod {kind.upper() if kind != 'reliable' else 'reliable pairs'} | {mean('after', 'rps') / mean('before', 'rps'):.1%} | "
               f"{mean('after', 'p99') / mean('before', 'p99'):.2f}x | {spread('before'):.1%} | {spread('after'):.1%} |")
     print("\n| build | hello RSS peak (MiB, each round) | world RSS peak (MiB, each round) |")
     print("|---|---|---|")

@@ -45,6 +45,22 @@ pub(super) struct MemoryLease {
     /// The hellos it took. A later lease may take some of them again once this one ran out;
     /// [`LiveLeases::held`] says which it still holds.
     pub runs: Vec<Run>,
+    /// Confirmed in time, and answered so: its hellos stay hidden, whatever the time, until the
+    /// writer deleted them.
+    pub confirmed: bool,
+}
+
+/// What the leases in memory say about a confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MemoryConfirmation {
+    /// Not a lease in memory: the file knows, or nobody does.
+    NotHere,
+    /// A lease of another inbox.
+    OtherInbox,
+    /// It ran out before any confirmation.
+    Expired,
+    /// Confirmed now (`first`), or already: the writer deletes its hellos.
+    Confirmed { first: bool },
 }
 
 /// The lease that took a hello last, while that lease is in memory.
@@ -84,6 +100,17 @@ impl InboxLeases {
             .filter(|(_, run)| *run.holder.lease == *lease)
             .map(|(&first, run)| (first, run.last))
             .collect()
+    }
+
+    /// Sets when the runs `lease` still holds (within `taken`) are hidden until.
+    fn set_until(&mut self, lease: &str, taken: &[Run], until: i64) {
+        for &(first, last) in taken {
+            for (_, run) in self.holders.range_mut(first..=last) {
+                if *run.holder.lease == *lease {
+                    run.holder.until = until;
+                }
+            }
+        }
     }
 
     /// `first..=last` is now held by `holder`: the runs of earlier leases are cut around it.
@@ -155,6 +182,15 @@ impl LiveLeases {
         self.closed = true;
     }
 
+    /// The writer's transaction failed: the leases it confirmed are not.
+    pub fn after_failure(&mut self, changes: Vec<AfterCommit>) {
+        for change in changes {
+            if let AfterCommit::Forget(lease_id) = change {
+                self.unconfirm(&lease_id);
+            }
+        }
+    }
+
     /// Applies what a committed transaction changed.
     pub fn after_commit(&mut self, changes: Vec<AfterCommit>) {
         for change in changes {
@@ -176,7 +212,7 @@ impl LiveLeases {
             leases
                 .leases
                 .values()
-                .filter(|lease| lease.until > now)
+                .filter(|lease| lease.confirmed || lease.until > now)
                 .map(|lease| lease.taken)
                 .sum()
         })
@@ -216,9 +252,13 @@ impl LiveLeases {
             };
             leases.assign(run, holder);
         }
-        leases
-            .leases
-            .insert(lease, MemoryLease { until, taken, runs });
+        let lease_record = MemoryLease {
+            until,
+            taken,
+            runs,
+            confirmed: false,
+        };
+        leases.leases.insert(lease, lease_record);
     }
 
     /// Forgets a lease in memory; returns its inbox, the lease, and the hellos it still held
@@ -250,12 +290,64 @@ impl LiveLeases {
         }
     }
 
-    /// The ids of the leases in memory that ran out before `now` (all of them with `None`).
+    /// Confirms a lease in memory of `inbox` at `now`, if it has not run out: from then on its
+    /// hellos stay hidden until the writer deleted them ([`AfterCommit::Forget`]), or, if its
+    /// transaction fails, until the lease runs out ([`Self::unconfirm`]).
+    pub fn confirm(&mut self, lease_id: &str, inbox: &str, now: i64) -> MemoryConfirmation {
+        if self.closed {
+            // Written to the file: the writer answers (or, stopped, says it is unavailable).
+            return MemoryConfirmation::NotHere;
+        }
+        let Some(lease_inbox) = self.inbox_of.get(lease_id) else {
+            return MemoryConfirmation::NotHere;
+        };
+        if lease_inbox != inbox {
+            return MemoryConfirmation::OtherInbox;
+        }
+        let Some(leases) = self.inboxes.get_mut(inbox) else {
+            return MemoryConfirmation::NotHere;
+        };
+        let Some(lease) = leases.leases.get_mut(lease_id) else {
+            return MemoryConfirmation::NotHere;
+        };
+        if lease.confirmed {
+            return MemoryConfirmation::Confirmed { first: false };
+        }
+        if lease.until < now {
+            return MemoryConfirmation::Expired;
+        }
+        lease.confirmed = true;
+        let runs = lease.runs.clone();
+        leases.set_until(lease_id, &runs, i64::MAX);
+        MemoryConfirmation::Confirmed { first: true }
+    }
+
+    /// The transaction that was to delete a confirmed lease's hellos failed: they come back when
+    /// the lease runs out, as if it had not been confirmed (seen twice, never lost).
+    pub fn unconfirm(&mut self, lease_id: &str) {
+        let Some(inbox) = self.inbox_of.get(lease_id) else {
+            return;
+        };
+        let Some(leases) = self.inboxes.get_mut(inbox) else {
+            return;
+        };
+        let Some(lease) = leases.leases.get_mut(lease_id) else {
+            return;
+        };
+        if !std::mem::take(&mut lease.confirmed) {
+            return;
+        }
+        let (runs, until) = (lease.runs.clone(), lease.until);
+        leases.set_until(lease_id, &runs, until);
+    }
+
+    /// The ids of the leases in memory that ran out before `now` (all of them with `None`). A
+    /// confirmed one has not run out: the writer is about to delete its hellos.
     pub fn ended(&self, now: Option<i64>) -> Vec<String> {
         self.inboxes
             .values()
             .flat_map(|leases| leases.leases.iter())
-            .filter(|(_, lease)| now.is_none_or(|now| lease.until <= now))
+            .filter(|(_, lease)| now.is_none_or(|now| !lease.confirmed && lease.until <= now))
             .map(|(id, _)| id.to_string())
             .collect()
     }
@@ -313,6 +405,29 @@ mod tests {
         assert_eq!(live.leased("bob", 0), 0);
         let (_, lease, held) = live.take("a").unwrap();
         assert!(lease.runs.is_empty() && held.is_empty());
+    }
+
+    #[test]
+    fn a_confirmed_lease_hides_its_hellos_past_its_end_until_unconfirmed() {
+        let mut live = LiveLeases::default();
+        live.insert("bob", "a", 100, 2, vec![(1, 2)]);
+        assert_eq!(live.confirm("a", "ann", 50), MemoryConfirmation::OtherInbox);
+        assert_eq!(live.confirm("x", "bob", 50), MemoryConfirmation::NotHere);
+        assert_eq!(
+            live.confirm("a", "bob", 50),
+            MemoryConfirmation::Confirmed { first: true }
+        );
+        assert_eq!(
+            live.confirm("a", "bob", 500),
+            MemoryConfirmation::Confirmed { first: false }
+        );
+        assert_eq!(live.leased("bob", 500), 2);
+        assert_eq!(live.holder("bob", 2).unwrap().until, i64::MAX);
+        assert!(live.ended(Some(500)).is_empty(), "confirmed: not run out");
+        live.after_failure(vec![AfterCommit::Forget("a".into())]);
+        assert_eq!(live.holder("bob", 2).unwrap().until, 100);
+        assert_eq!(live.confirm("a", "bob", 500), MemoryConfirmation::Expired);
+        assert_eq!(live.ended(Some(500)), vec!["a".to_owned()]);
     }
 
     #[test]

@@ -324,14 +324,16 @@ pub(super) fn confirm(
     let now = Millis::now().0;
     let in_memory = {
         let live = lock(live);
-        live.get(lease_id)
-            .map(|(inbox, lease)| (inbox.to_owned(), lease.until, live.held(lease_id)))
+        live.get(lease_id).map(|(inbox, lease)| {
+            let in_time = lease.confirmed || lease.until >= now;
+            (inbox.to_owned(), lease.until, in_time, live.held(lease_id))
+        })
     };
-    if let Some((inbox, until, held)) = in_memory {
+    if let Some((inbox, until, in_time, held)) = in_memory {
         if inbox != name.key() {
             return Ok(Confirmation::Unknown);
         }
-        if until < now {
+        if !in_time {
             return Ok(Confirmation::Expired);
         }
         delete_hellos(transaction, &inbox, &held)?;

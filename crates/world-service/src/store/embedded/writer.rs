@@ -212,6 +212,7 @@ impl Writer {
                 true
             }
             Err(error) => {
+                lock(&self.live).after_failure(after);
                 tracing::error!(
                     error = format!("{error:#}"),
                     "store transaction failed; nothing of it was written"
