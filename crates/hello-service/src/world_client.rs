@@ -14,12 +14,34 @@ use hello_common::{
     telemetry,
     token::TokenHash,
     wire::{
-        Acknowledgements, ClaimName, Claimed, Lease, RotateToken, SendHello, StoredHello,
+        Acknowledgements, ClaimName, Claimed, RotateToken, SendHello, StoredHello,
         TOKEN_HASH_HEADER, paths,
     },
 };
 use reqwest::Method;
+use serde::{Deserialize, de::IgnoredAny};
+use serde_json::value::RawValue;
 use tracing::Instrument;
+
+/// world-service's answer to a lease, with its hellos as world wrote them. They already have the
+/// shape of the public answers' hellos ([`hello_common::wire::DeliveredHello`], the one type
+/// both services use), so they are passed on as they are, not parsed and written again: on a
+/// read of 100 hellos that was most of hello-service's own work.
+#[derive(Debug, Deserialize)]
+pub struct PassedLease {
+    /// Acknowledge with this id; `None` when nothing was taken.
+    pub lease_id: Option<String>,
+    /// A JSON array of hellos, oldest first.
+    pub hellos: Box<RawValue>,
+    /// Hellos still waiting (not taken by this or any live lease).
+    pub remaining: u64,
+    /// When the lease runs out (RFC 3339); `None` when nothing was taken.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// How many hellos `hellos` holds: counted (and checked to be an array) on arrival.
+    #[serde(skip)]
+    pub count: usize,
+}
 
 /// How `HELLO_WORLD_URL` names a Unix socket: `unix:/run/world/world.sock`.
 pub const UNIX_SCHEME: &str = "unix:";
@@ -244,7 +266,7 @@ impl WorldClient {
         lease_ms: Option<u64>,
         caller: &Caller,
         request_id: &RequestId,
-    ) -> Result<Lease, WorldError> {
+    ) -> Result<PassedLease, WorldError> {
         async {
             let mut url = format!(
                 "{}{}?limit={limit}&{}",
@@ -256,7 +278,11 @@ impl WorldClient {
                 url.push_str(&format!("&lease_ms={lease_ms}"));
             }
             let request = self.call(Method::POST, &url, request_id);
-            decode(caller.sign(request).send().await).await
+            let mut lease: PassedLease = decode(caller.sign(request).send().await).await?;
+            lease.count = serde_json::from_str::<Vec<IgnoredAny>>(lease.hellos.get())
+                .map_err(|error| WorldError::NoAnswer(format!("unreadable hellos: {error}")))?
+                .len();
+            Ok(lease)
         }
         .instrument(call_span("lease"))
         .await

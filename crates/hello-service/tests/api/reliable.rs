@@ -74,6 +74,46 @@ async fn a_reliable_read_leases_the_oldest_hellos_and_answers_a_receipt() {
     assert_eq!(senders(&app.inbox("bob").await), ["cy"]);
 }
 
+/// hello-service passes world's hellos on as they came: the answers must still have exactly
+/// the documented fields, at the top and in each hello.
+#[tokio::test]
+async fn read_answers_have_exactly_the_documented_fields() {
+    fn keys(value: &Value) -> Vec<&str> {
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+    let app = spawn_app().await;
+    for sender in ["ann", "ben", "cy"] {
+        app.say(sender, "bob").await;
+    }
+    let read = app.take_ok("bob", "?limit=2").await;
+    assert_eq!(
+        keys(&read),
+        ["hellos", "lease_expires_at", "name", "receipt", "remaining"]
+    );
+    let inbox = app.inbox("bob").await;
+    assert_eq!(keys(&inbox), ["hellos", "name", "remaining"]);
+    for hello in read["hellos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(inbox["hellos"].as_array().unwrap())
+    {
+        assert_eq!(keys(hello), ["at", "from", "id", "verified"]);
+        assert_eq!(hello["verified"], false);
+    }
+    assert_eq!(
+        read["hellos"].as_array().unwrap().len() + inbox["hellos"].as_array().unwrap().len(),
+        3
+    );
+}
+
 #[tokio::test]
 async fn an_empty_inbox_answers_201_with_no_receipt() {
     let app = spawn_app().await;

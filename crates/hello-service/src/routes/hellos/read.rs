@@ -12,6 +12,8 @@ use actix_web::{
     web::{self, Bytes},
 };
 use hello_common::{Name, Problem, observability::RequestId, wire::MAX_PAGE};
+use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::schema::{Inbox, PersonName, ReadQuery};
 use crate::{
@@ -56,12 +58,11 @@ pub async fn read(
         .lease(&name, limit, None, &state.caller(credential), &request_id)
         .await
         .map_err(|error| state.charge_failures(&request, error.into_problem(Call::Lease)))?;
-    state
-        .hellos_delivered_by_get
-        .inc_by(lease.hellos.len() as u64);
-    let inbox = Inbox {
-        name: name.as_str().to_owned(),
-        hellos: lease.hellos,
+    state.hellos_delivered_by_get.inc_by(lease.count as u64);
+    // [`Inbox`], with world's hellos passed on as they are.
+    let inbox = InboxAnswer {
+        name: name.as_str(),
+        hellos: &lease.hellos,
         remaining: lease.remaining,
     };
     // Serialising plain strings and numbers cannot fail; if it ever did, the lease is not
@@ -85,6 +86,14 @@ pub async fn read(
             )),
         }),
     })
+}
+
+/// What [`Inbox`] describes, written with world's hellos as they came.
+#[derive(Serialize)]
+struct InboxAnswer<'a> {
+    name: &'a str,
+    hellos: &'a RawValue,
+    remaining: u64,
 }
 
 /// The `limit` of a read: 1 to [`MAX_PAGE`], `default` when not given.

@@ -17,6 +17,8 @@ use super::{
     schema::{PersonName, ReliableRead, ReliableReadQuery},
 };
 use crate::{auth::Credential, startup::AppState, world_client::Call};
+use serde::Serialize;
+use serde_json::value::RawValue;
 
 /// Lease the oldest hellos of `name` until the reader confirms them.
 #[utoipa::path(
@@ -78,9 +80,7 @@ pub async fn take(
         )
         .await
         .map_err(|error| state.charge_failures(&request, error.into_problem(Call::Lease)))?;
-    state
-        .hellos_delivered_reliably
-        .inc_by(lease.hellos.len() as u64);
+    state.hellos_delivered_reliably.inc_by(lease.count as u64);
     let mut response = HttpResponse::Created();
     if let Some(receipt) = &lease.lease_id {
         response.insert_header((
@@ -88,13 +88,23 @@ pub async fn take(
             format!("{}/{receipt}", request.path().trim_end_matches('/')),
         ));
     }
-    Ok(response.json(ReliableRead {
-        receipt: lease.lease_id,
-        name: name.as_str().to_owned(),
-        hellos: lease.hellos,
+    Ok(response.json(ReliableReadAnswer {
+        receipt: lease.lease_id.as_deref(),
+        name: name.as_str(),
+        hellos: &lease.hellos,
         remaining: lease.remaining,
-        lease_expires_at: lease.expires_at,
+        lease_expires_at: lease.expires_at.as_deref(),
     }))
+}
+
+/// What [`ReliableRead`] describes, written with world's hellos as they came.
+#[derive(Serialize)]
+struct ReliableReadAnswer<'a> {
+    receipt: Option<&'a str>,
+    name: &'a str,
+    hellos: &'a RawValue,
+    remaining: u64,
+    lease_expires_at: Option<&'a str>,
 }
 
 /// Confirm a reliable read: its hellos are gone for good.
