@@ -266,17 +266,28 @@ pub(super) fn write_lease(
         until,
         confirmed_at: None,
     };
-    transaction
-        .open_table(LEASES)?
-        .insert(lease_id, serde_json::to_vec(&record)?.as_slice())?;
-    transaction
-        .open_table(LEASES_TO_FORGET)?
-        .insert((record.forget_at(limits.idempotency_ttl), lease_id), ())?;
+    insert_lease_record(transaction, lease_id, &record, limits)?;
     if until > Millis::now().0 {
         transaction
             .open_table(LEASES_BY_INBOX)?
             .insert((inbox, lease_id), (until, held.len() as u64))?;
     }
+    Ok(())
+}
+
+/// Writes a lease's record, and when to forget it.
+fn insert_lease_record(
+    transaction: &WriteTransaction,
+    lease_id: &str,
+    record: &LeaseRecord,
+    limits: &StoreLimits,
+) -> Storage<()> {
+    transaction
+        .open_table(LEASES)?
+        .insert(lease_id, serde_json::to_vec(record)?.as_slice())?;
+    transaction
+        .open_table(LEASES_TO_FORGET)?
+        .insert((record.forget_at(limits.idempotency_ttl), lease_id), ())?;
     Ok(())
 }
 
@@ -345,12 +356,7 @@ pub(super) fn confirm(
             until,
             confirmed_at: Some(now),
         };
-        transaction
-            .open_table(LEASES)?
-            .insert(lease_id, serde_json::to_vec(&record)?.as_slice())?;
-        transaction
-            .open_table(LEASES_TO_FORGET)?
-            .insert((record.forget_at(limits.idempotency_ttl), lease_id), ())?;
+        insert_lease_record(transaction, lease_id, &record, limits)?;
         return Ok(Confirmation::Confirmed);
     }
     let mut leases = transaction.open_table(LEASES)?;
