@@ -1,13 +1,15 @@
-//! Leases the embedded store keeps in its writer's memory instead of writing them.
+//! Leases the embedded store keeps in memory instead of writing them.
 //!
 //! A read leases hellos and is acknowledged (or confirmed) moments later. Writing each lease only
 //! to delete it again was most of what a read cost the disk: every hello it took rewritten, three
 //! lease tables, then all of it removed, and all of that synced every 100 ms while reads queued
 //! behind the sync. So a new lease lives here. It hides its hellos from other readers exactly as
-//! a written one does (the writer checks this overlay before a hello's stored lease), and the
-//! file changes only when the lease is done with:
-//! - acknowledged or confirmed: its hellos are deleted, and a confirmation's record is written to
-//!   answer repeats, as before;
+//! a written one does (reads check this overlay before a hello's stored lease), and the file
+//! changes only when the lease is done with:
+//! - acknowledged or confirmed: the writer deletes its hellos, and writes a confirmation's record
+//!   to answer repeats, as before. A confirmation is answered as soon as it is marked here
+//!   ([`LiveLeases::confirm`]); the mark hides the hellos until the writer's next batch deleted
+//!   them;
 //! - run out: housekeeping writes it as earlier releases wrote every lease, so that a late
 //!   confirmation is still answered 410 and its hellos count as redelivered;
 //! - the store closing: every lease still here is written first, so a graceful stop (a rolling

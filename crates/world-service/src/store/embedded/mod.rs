@@ -5,8 +5,9 @@
 //! `fsync` instead of paying one each. A batch that contains a send is committed with
 //! `Durability::Immediate`: no send is answered before its hello is on disk (unless
 //! [`EmbeddedOptions::sync_sends`] is off, which exists only to measure this cost). A lease is
-//! kept in the writer's memory until it is acknowledged, confirmed or runs out, and written only
-//! then or at a graceful stop ([`live`]). Acknowledgements and confirmations commit without
+//! taken by the read itself, from a snapshot, and kept in memory until it is acknowledged,
+//! confirmed or runs out; it is written only if it runs out, or at a graceful stop ([`live`]).
+//! Acknowledgements and confirmations commit without
 //! syncing, and are synced soon after (by the first batch 100 ms after the last sync, or by the
 //! writer once idle for 200 ms). A crash can lose only leases and those unsynced deletions, which
 //! only makes hellos visible again (seen twice, never lost).
