@@ -10,6 +10,8 @@ use hello_common::{
     observability::RequestId,
     wire::{LEASE_MS, MAX_LEASE_ID_LENGTH},
 };
+use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::{
     body,
@@ -17,8 +19,6 @@ use super::{
     schema::{PersonName, ReliableRead, ReliableReadQuery},
 };
 use crate::{auth::Credential, startup::AppState, world_client::Call};
-use serde::Serialize;
-use serde_json::value::RawValue;
 
 /// Lease the oldest hellos of `name` until the reader confirms them.
 #[utoipa::path(

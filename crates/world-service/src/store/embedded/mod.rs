@@ -134,27 +134,34 @@ impl EmbeddedStore {
         })
     }
 
+    /// Queues `job` and waits for its answer.
     async fn submit<T>(
         &self,
         job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let jobs = self.jobs.clone();
-        let job = job(reply);
+        self.enqueue(job(reply)).await?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    /// Queues `job` for the writer, waiting only for room in the queue.
+    async fn enqueue(&self, job: Job) -> Result<(), StoreError> {
         // The queue is bounded: when it is full, wait on a blocking thread, not on the runtime.
-        match jobs.try_send(job) {
-            Ok(()) => {}
+        match self.jobs.try_send(job) {
+            Ok(()) => Ok(()),
             Err(mpsc::TrySendError::Full(job)) => {
+                let jobs = self.jobs.clone();
                 let queued = tokio::task::spawn_blocking(move || jobs.send(job).is_ok())
                     .await
                     .map_err(StoreError::unavailable)?;
-                if !queued {
-                    return Err(writer_stopped());
+                if queued {
+                    Ok(())
+                } else {
+                    Err(writer_stopped())
                 }
             }
-            Err(mpsc::TrySendError::Disconnected(_)) => return Err(writer_stopped()),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(writer_stopped()),
         }
-        answer.await.map_err(|_| writer_stopped())?
     }
 
     /// True when no hello, leased or not, is stored for `name`: a lookup in the page cache.
@@ -264,20 +271,16 @@ impl Store for EmbeddedStore {
             MemoryConfirmation::Expired => Ok(Confirmation::Expired),
             MemoryConfirmation::Confirmed { first: false } => Ok(Confirmation::Confirmed),
             MemoryConfirmation::Confirmed { first: true } => {
+                // Nobody waits for the writer's answer: the deletion's outcome is its own.
                 let (reply, _answer) = oneshot::channel();
                 match self
-                    .jobs
-                    .try_send(Job::Confirm(name.clone(), lease_id.clone(), reply))
+                    .enqueue(Job::Confirm(name, lease_id.clone(), reply))
+                    .await
                 {
                     Ok(()) => Ok(Confirmation::Confirmed),
-                    // A full queue: wait for room (and the answer), as every job does.
-                    Err(mpsc::TrySendError::Full(_)) => {
-                        self.submit(|reply| Job::Confirm(name, lease_id, reply))
-                            .await
-                    }
-                    Err(mpsc::TrySendError::Disconnected(_)) => {
+                    Err(error) => {
                         live::lock(&self.live).unconfirm(&lease_id);
-                        Err(writer_stopped())
+                        Err(error)
                     }
                 }
             }

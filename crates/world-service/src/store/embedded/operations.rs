@@ -1,14 +1,14 @@
 //! What each job does inside the writer's transaction. Nothing here commits: the writer commits
 //! a whole batch, then answers its jobs.
 
+use std::sync::Mutex;
+
 use hello_common::{
     Name,
     timestamp::Millis,
     token::TokenHash,
     wire::{DeliveredHello, Lease, StoredHello},
 };
-use std::sync::Mutex;
-
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::live::{AfterCommit, LiveLeases, Run, lock};
@@ -166,8 +166,8 @@ pub(super) fn lease(
 
     // The oldest visible hellos: skip those leased (they sit near the head, since reads take
     // the oldest first) and stop at `limit`, so a read costs the same with 10 or 10,000 waiting.
-    // A lease in memory is newer than the one a hello's record names.
-    // What it takes, as runs of consecutive hellos: a hidden one ends a run.
+    // A lease in memory is newer than the one a hello's record names. What it takes is kept as
+    // runs of consecutive hellos: a hidden one ends a run.
     let hellos = transaction.open_table(HELLOS)?;
     let mut taken: Vec<(HelloRecord, bool)> = Vec::new();
     let mut runs: Vec<Run> = Vec::new();
@@ -246,23 +246,25 @@ pub(super) fn write_lease(
     limits: &StoreLimits,
 ) -> Storage<()> {
     let mut hellos = transaction.open_table(HELLOS)?;
-    let held = sequences_in(&hellos, inbox, held)?;
-    for &sequence in &held {
-        let key = (inbox, sequence);
-        let Some(mut record) = hellos
-            .get(key)?
-            .map(|record| serde_json::from_slice::<HelloRecord>(record.value()))
-            .transpose()?
-        else {
-            continue;
-        };
+    // Read in one pass over the runs, then rewritten (a table cannot change while it is read).
+    let mut records = Vec::new();
+    for &(first, last) in held {
+        for entry in hellos.range((inbox, first)..=(inbox, last))? {
+            let (key, value) = entry?;
+            let record: HelloRecord = serde_json::from_slice(value.value())?;
+            records.push((key.value().1, record));
+        }
+    }
+    let mut sequences = Vec::with_capacity(records.len());
+    for (sequence, mut record) in records {
         record.lease_until = until;
         record.lease = Some(lease_id.to_owned());
-        hellos.insert(key, serde_json::to_vec(&record)?.as_slice())?;
+        hellos.insert((inbox, sequence), serde_json::to_vec(&record)?.as_slice())?;
+        sequences.push(sequence);
     }
     let record = LeaseRecord {
         inbox: inbox.to_owned(),
-        sequences: held.clone(),
+        sequences,
         until,
         confirmed_at: None,
     };
@@ -270,7 +272,7 @@ pub(super) fn write_lease(
     if until > Millis::now().0 {
         transaction
             .open_table(LEASES_BY_INBOX)?
-            .insert((inbox, lease_id), (until, held.len() as u64))?;
+            .insert((inbox, lease_id), (until, record.sequences.len() as u64))?;
     }
     Ok(())
 }
