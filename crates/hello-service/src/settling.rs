@@ -19,7 +19,8 @@
 //! hello even then.
 //!
 //! Answers that settle together are acknowledged together: one request to world-service, and one
-//! store transaction, for many reads.
+//! store transaction, for many reads. At most [`ACKNOWLEDGEMENTS_IN_FLIGHT`] such requests are
+//! out at once; answers that settle while they are out go together in the next.
 
 use std::{
     collections::VecDeque,
@@ -33,12 +34,21 @@ use std::{
 use actix_web::HttpRequest;
 use hello_common::{observability::RequestId, wire::MAX_ACKNOWLEDGEMENTS};
 use prometheus::IntCounter;
-use tokio::{sync::Notify, time::Instant};
+use tokio::{
+    sync::{Notify, OwnedSemaphorePermit, Semaphore},
+    time::Instant,
+};
 
 use crate::{
     connection::{self, ConnectionState},
     world_client::WorldClient,
 };
+
+/// Acknowledgements out to world-service at once. Two: one on its way while the answers that
+/// settle meanwhile gather for the next. Unbounded, a busy reader's acknowledgements went out a
+/// few leases each and overlapped, and the calls needed so many connections to world-service
+/// (about 260 at once, against 64 readers) that both services' memory grew by several MiB.
+const ACKNOWLEDGEMENTS_IN_FLIGHT: usize = 2;
 
 /// The connection an answer is going out on.
 #[derive(Debug)]
@@ -96,6 +106,9 @@ struct Inner {
     settled: Notify,
     /// `hello_reads_not_acknowledged_total`
     not_acknowledged: IntCounter,
+    /// Acknowledgements on their way to world-service: a few at a time, so that answers settling
+    /// while they are out wait and go together in the next one.
+    acknowledging: Arc<Semaphore>,
 }
 
 impl Settlements {
@@ -110,6 +123,7 @@ impl Settlements {
                 pending: AtomicUsize::new(0),
                 settled: Notify::new(),
                 not_acknowledged,
+                acknowledging: Arc::new(Semaphore::new(ACKNOWLEDGEMENTS_IN_FLIGHT)),
             }),
         };
         tokio::spawn(settlements.clone().acknowledge_settled());
@@ -157,7 +171,7 @@ impl Settlements {
                 None => self.inner.arrived.notified().await,
                 Some(due) => {
                     tokio::time::sleep_until(due).await;
-                    self.take_settled();
+                    self.take_settled().await;
                 }
             }
         }
@@ -165,7 +179,10 @@ impl Settlements {
 
     /// Takes the answers due by now and acknowledges the delivered ones; an answer whose write
     /// has not finished goes back in the queue for another settle window.
-    fn take_settled(&self) {
+    async fn take_settled(&self) {
+        // Waiting for a free acknowledgement before taking the answers lets those that settle
+        // meanwhile join this one.
+        let mut permit = Some(self.free_acknowledgement().await);
         let now = Instant::now();
         let settled: Vec<Written> = {
             let mut queue = self
@@ -201,8 +218,13 @@ impl Settlements {
         }
         self.done(lost);
         for batch in delivered.chunks(MAX_ACKNOWLEDGEMENTS) {
+            let permit = match permit.take() {
+                Some(permit) => permit,
+                None => self.free_acknowledgement().await,
+            };
             let (settlements, batch) = (self.clone(), batch.to_vec());
             tokio::spawn(async move {
+                let _permit = permit;
                 let leases = batch.len();
                 settlements
                     .inner
@@ -215,6 +237,13 @@ impl Settlements {
     }
 
     /// `answers` are acknowledged or given up on.
+    async fn free_acknowledgement(&self) -> OwnedSemaphorePermit {
+        Arc::clone(&self.inner.acknowledging)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
     fn done(&self, answers: usize) {
         if answers > 0 && self.inner.pending.fetch_sub(answers, Ordering::SeqCst) == answers {
             self.inner.settled.notify_waiters();

@@ -8,14 +8,22 @@
 //! inside it then does not depend on how fast this machine is. The lease is longer than the
 //! settle window, so that the acknowledgement comes while the lease still holds.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
+use actix_web::{App, HttpResponse, HttpServer, web};
+use hello_common::wire::paths;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 
-use crate::support::{Options, TestApp, spawn_app_with};
+use crate::support::{Options, TestApp, spawn_app_with, spawn_hello};
 
 const LEASE_MS: u64 = 1_500;
 const SETTLE_MS: u64 = 500;
@@ -184,4 +192,100 @@ async fn every_answer_says_not_to_cache_it() {
             "{response:?}"
         );
     }
+}
+
+/// A stand-in world-service whose every lease takes one hello, and which holds each
+/// acknowledgement for a while before answering it, so that acknowledgements overlap unless
+/// hello-service waits for the ones already out.
+#[derive(Default)]
+struct SlowAcknowledgements {
+    leases: AtomicUsize,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+    acknowledged: Mutex<Vec<String>>,
+}
+
+async fn lease_one(world: web::Data<SlowAcknowledgements>) -> HttpResponse {
+    let number = world.leases.fetch_add(1, Ordering::SeqCst);
+    HttpResponse::Ok().json(serde_json::json!({
+        "lease_id": format!("lease-{number}"),
+        "hellos": [{"id": format!("hello-{number}"), "from": "alice", "at": "2026-12-01T00:00:00.000Z"}],
+        "remaining": 0,
+        "expires_at": "2026-12-01T00:01:00.000Z",
+    }))
+}
+
+async fn acknowledge_slowly(
+    world: web::Data<SlowAcknowledgements>,
+    body: web::Json<serde_json::Value>,
+) -> HttpResponse {
+    let now = world.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    world.most_in_flight.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let leases = body["leases"].as_array().cloned().unwrap_or_default();
+    world.acknowledged.lock().unwrap().extend(
+        leases
+            .iter()
+            .map(|lease| lease.as_str().unwrap_or_default().to_owned()),
+    );
+    world.in_flight.fetch_sub(1, Ordering::SeqCst);
+    HttpResponse::Ok().json(serde_json::json!({"deleted": leases.len()}))
+}
+
+#[tokio::test]
+async fn answers_settling_one_after_another_are_acknowledged_two_requests_at_a_time_and_all_of_them()
+ {
+    let world = web::Data::new(SlowAcknowledgements::default());
+    let server = {
+        let world = world.clone();
+        HttpServer::new(move || {
+            App::new()
+                .app_data(world.clone())
+                .route("/v1/inboxes/{name}/leases", web::post().to(lease_one))
+                .route(paths::ACKNOWLEDGE, web::post().to(acknowledge_slowly))
+        })
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .unwrap()
+    };
+    let world_url = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let stop = server.handle();
+    tokio::spawn(server);
+    let app = spawn_hello(
+        world_url,
+        &Options {
+            settle_ms: Some(50),
+            ..Options::default()
+        },
+    );
+
+    // Reads a few milliseconds apart settle at different moments: each would have had an
+    // acknowledgement of its own, all out at once while the stand-in holds them.
+    const READS: usize = 40;
+    for _ in 0..READS {
+        let inbox = app.inbox("reader").await;
+        assert_eq!(inbox["hellos"][0]["from"], "alice", "{inbox}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while world.acknowledged.lock().unwrap().len() < READS && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.stop(false).await;
+
+    let mut acknowledged = world.acknowledged.lock().unwrap().clone();
+    acknowledged.sort();
+    let mut expected: Vec<String> = (0..READS).map(|number| format!("lease-{number}")).collect();
+    expected.sort();
+    assert_eq!(
+        acknowledged, expected,
+        "each lease acknowledged exactly once"
+    );
+    assert!(
+        world.most_in_flight.load(Ordering::SeqCst) <= 2,
+        "{} acknowledgements were out at once",
+        world.most_in_flight.load(Ordering::SeqCst)
+    );
 }
