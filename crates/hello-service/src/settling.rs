@@ -236,7 +236,8 @@ impl Settlements {
         }
     }
 
-    /// `answers` are acknowledged or given up on.
+    /// Waits until fewer than [`ACKNOWLEDGEMENTS_IN_FLIGHT`] acknowledgements are out; the
+    /// permit is one of them until dropped.
     async fn free_acknowledgement(&self) -> OwnedSemaphorePermit {
         Arc::clone(&self.inner.acknowledging)
             .acquire_owned()
@@ -244,6 +245,7 @@ impl Settlements {
             .expect("the semaphore is never closed")
     }
 
+    /// `answers` are acknowledged or given up on.
     fn done(&self, answers: usize) {
         if answers > 0 && self.inner.pending.fetch_sub(answers, Ordering::SeqCst) == answers {
             self.inner.settled.notify_waiters();
