@@ -10,7 +10,8 @@ nginx (2 workers, no access log) serving a 1.4 KB static file: what nginx can do
   1. GET and durable POST /hello/{name} through the whole pod (nginx -> hello -> world -> store),
      reliable read + confirm pairs (one hello each, from deep inboxes), and sends and reads as
      owners of claimed names with their tokens; then the same straight at hello-service, and
-     world-service alone (its internal API);
+     world-service alone (its internal API); after each of these rows it prints both services'
+     peak RSS so far and the most files (sockets included) each had open during the row;
 then RSS of hello and world idle and under load, time from process start to /readyz 200, and the
 image sizes when podman has built them.
 
@@ -41,6 +42,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -132,6 +134,33 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
             return int(line.split()[1])
     return 0
 
+
+
+class OpenFiles:
+    """The most files (sockets included) each process had open while it ran, sampled every 20 ms:
+    a service that opens far more connections than there are clients shows here."""
+
+    def __init__(self, processes: dict[str, int]) -> None:
+        self.processes = processes
+        self.most = dict.fromkeys(processes, 0)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self.done.wait(0.02):
+            for name, pid in self.processes.items():
+                try:
+                    self.most[name] = max(self.most[name], len(os.listdir(f"/proc/{pid}/fd")))
+                except OSError:
+                    pass
+
+    def __enter__(self) -> "OpenFiles":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.done.set()
+        self.thread.join()
 
 
 def free(port: int) -> bool:
@@ -278,18 +307,22 @@ class Bench:
     def measure(self, key: str, label: str, url: str, script: Path | None = None) -> dict:
         counted = script is not None and script.name.startswith("counted_")
         say(f"wrk {label}" + ("" if counted else f" ({self.seconds} s)"))
-        if counted:
-            row = {"label": label, **wrk_counted(url, script, self.work / "done")}
-        else:
-            row = {"label": label, **wrk(url, self.seconds, script)}
+        pod_load = self.world is not None and self.worlds_started == 1
+        watched = {"hello": self.hello.pid, "world": self.world.pid} if pod_load else {}
+        with OpenFiles(watched) as open_files:
+            if counted:
+                row = {"label": label, **wrk_counted(url, script, self.work / "done")}
+            else:
+                row = {"label": label, **wrk(url, self.seconds, script)}
         self.results[key] = row
-        if self.world and self.worlds_started == 1:
+        if pod_load:
             # The RSS goal is about the rows of the first world: the pod's own load.
             self.peak = {"hello": max(self.peak["hello"], rss_kib(self.hello.pid, "VmHWM")),
                          "world": max(self.peak["world"], rss_kib(self.world.pid, "VmHWM"))}
         peak = ""
-        if self.world and self.worlds_started == 1:
-            peak = f"  RSS peak so far: hello {self.peak['hello'] / 1024:.1f}, world {self.peak['world'] / 1024:.1f} MiB"
+        if pod_load:
+            peak = (f"  RSS peak so far: hello {self.peak['hello'] / 1024:.1f}, world {self.peak['world'] / 1024:.1f} MiB;"
+                    f" open files at most: hello {open_files.most['hello']}, world {open_files.most['world']}")
         print(f"  {row['rps']:>10,.0f} req/s  p50 {row['p50']:.2f} ms  p99 {row['p99']:.2f} ms  "
               f"non-2xx {row['non2xx']}  requests {row['requests']:,}{peak}", flush=True)
         if script is not None and script.read_text().find("confirmed %d") >= 0 and row["pairs_per_s"] is None:
