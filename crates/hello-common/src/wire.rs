@@ -21,6 +21,9 @@ pub mod paths {
 
     /// `POST`: store one hello ([`super::SendHello`] → [`super::StoredHello`]).
     pub const SEND: &str = "/v1/inboxes/{to}/hellos";
+    /// `POST`: store several hellos, each on its own terms ([`super::SendBatch`] →
+    /// [`super::SendBatchAnswer`]).
+    pub const SEND_BATCH: &str = "/v1/hellos";
     /// `POST ?limit=N&lease_ms=M`: lease the oldest waiting hellos (→ [`super::Lease`]).
     pub const LEASE: &str = "/v1/inboxes/{name}/leases";
     /// `DELETE`: confirm a lease for a reliable read (204; 410 ran out; 404 unknown).
@@ -71,6 +74,7 @@ pub mod paths {
             assert_eq!(super::name("{name}"), super::NAME);
             assert_eq!(super::name_token("{name}"), super::NAME_TOKEN);
             assert!(super::ACKNOWLEDGE.starts_with(super::WORLD_API_PREFIX));
+            assert!(super::SEND_BATCH.starts_with(super::WORLD_API_PREFIX));
             assert!(super::INFO.starts_with(super::WORLD_API_PREFIX));
         }
     }
@@ -91,6 +95,14 @@ pub const MAX_LEASE_ID_LENGTH: usize = 64;
 /// `WORLD_MAX_BODY_BYTES`, which bounds hellos.
 pub const ACKNOWLEDGEMENTS_BODY_LIMIT: usize =
     16 + MAX_ACKNOWLEDGEMENTS * (MAX_LEASE_ID_LENGTH + 3);
+
+/// The most sends one [`SendBatch`] may carry.
+pub const MAX_SENDS_PER_BATCH: usize = 128;
+/// The largest body of a [`SendBatch`]: [`MAX_SENDS_PER_BATCH`] sends of at most 1 KiB each (two
+/// names of at most 64 characters of up to 4 bytes, an idempotency key of 128, a token hash of 64
+/// and a request id of 128, with their field names). Independent of `WORLD_MAX_BODY_BYTES`,
+/// which bounds a single hello's body.
+pub const SEND_BATCH_BODY_LIMIT: usize = 64 + MAX_SENDS_PER_BATCH * 1024;
 
 /// The header in which hello-service passes world-service the SHA-256 (hex) of the token a
 /// request presented: world-service decides what the token may do, and never sees the token.
@@ -160,6 +172,54 @@ pub struct StoredHello {
     #[serde(default)]
     #[schema(example = false)]
     pub verified: bool,
+}
+
+/// The body of a batch of sends: hellos that came to hello-service at about the same time, sent
+/// to world-service in one request (and stored in one commit) instead of one request each.
+///
+/// Each send is judged on its own, exactly as if it had come alone to [`paths::SEND`]: its own
+/// names, idempotency key, token and outcome. A batch is not a transaction: some of its hellos
+/// may be stored and others refused.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SendBatch {
+    /// 1 to [`MAX_SENDS_PER_BATCH`] sends.
+    pub sends: Vec<BatchedSend>,
+}
+
+/// One send of a [`SendBatch`]: what [`paths::SEND`] takes in its path, body and headers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchedSend {
+    /// The recipient (as in the path of [`paths::SEND`]).
+    pub to: String,
+    /// The sender; may be left out when a token comes with the send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// As [`SendHello::idempotency_key`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// The SHA-256 (hex) of the token the send presented (as in [`TOKEN_HASH_HEADER`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+    /// The id of the public request that carried it, for world-service's log lines about it.
+    pub request_id: String,
+}
+
+/// The answer to a [`SendBatch`]: one outcome per send, in the order of the sends.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SendBatchAnswer {
+    pub outcomes: Vec<SendOutcome>,
+}
+
+/// What became of one send of a batch: what [`paths::SEND`] would have answered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SendOutcome {
+    /// Stored durably (201 alone).
+    Stored(StoredHello),
+    /// Not stored, or (a 504) not known to be: the problem it would have been answered with.
+    Refused(crate::Problem),
 }
 
 /// One hello taken out of an inbox.

@@ -2,9 +2,11 @@
 //!
 //! Nothing here retries a lease: a retried lease could take a second page of hellos while the
 //! first is still leased. Acknowledgements are retried: acknowledging a lease twice is harmless.
-//! With traces on, each call is a client span whose context world-service continues.
+//! Sends that arrive together go in one call ([`crate::sending`]).
+//! With traces on, each call is a client span whose context world-service continues, and each
+//! send is a call of its own, so that its trace goes on in world-service.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use actix_web::http::StatusCode;
 use hello_common::{
@@ -14,14 +16,17 @@ use hello_common::{
     telemetry,
     token::TokenHash,
     wire::{
-        Acknowledgements, ClaimName, Claimed, RotateToken, SendHello, StoredHello,
-        TOKEN_HASH_HEADER, paths,
+        Acknowledgements, BatchedSend, ClaimName, Claimed, RotateToken, SendBatch, SendBatchAnswer,
+        SendHello, SendOutcome, StoredHello, TOKEN_HASH_HEADER, paths,
     },
 };
 use reqwest::Method;
 use serde::{Deserialize, de::IgnoredAny};
 use serde_json::value::RawValue;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
+
+use crate::sending::SendQueue;
 
 /// world-service's answer to a lease, with its hellos as world wrote them. They already have the
 /// shape of the public answers' hellos ([`hello_common::wire::DeliveredHello`], the one type
@@ -87,10 +92,15 @@ impl Caller {
 pub struct WorldClient {
     http: reqwest::Client,
     base_url: String,
+    /// `HELLO_WORLD_TIMEOUT_MS`: how long a call, or a send from the moment it is queued, may
+    /// take before its outcome is unknown.
+    timeout: Duration,
+    /// Sends waiting to go to world-service together.
+    sends: Arc<SendQueue>,
 }
 
 /// Why a call to world-service did not succeed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum WorldError {
     /// world-service answered with a problem: pass it on to the client as it is.
     #[error("{0}")]
@@ -245,11 +255,106 @@ impl WorldClient {
                 world_url.trim_end_matches('/').to_owned(),
             ),
         };
-        Ok(Self { http, base_url })
+        Ok(Self {
+            http,
+            base_url,
+            timeout,
+            sends: Arc::default(),
+        })
     }
 
-    /// Stores a hello; answers once it is durable.
+    /// Stores a hello; answers once it is durable. It goes to world-service with the sends that
+    /// arrive with it ([`crate::sending`]); alone when traces are on.
     pub async fn send(
+        &self,
+        to: &Name,
+        hello: &SendHello,
+        caller: &Caller,
+        request_id: &RequestId,
+    ) -> Result<StoredHello, WorldError> {
+        if telemetry::tracing_enabled() {
+            return self.send_alone(to, hello, caller, request_id).await;
+        }
+        let outcome = self.sends.push(BatchedSend {
+            to: to.as_str().to_owned(),
+            from: hello.from.clone(),
+            idempotency_key: hello.idempotency_key.clone(),
+            token_sha256: caller.token.map(|token| token.to_hex()),
+            request_id: request_id.0.clone(),
+        });
+        if let Some(permit) = self.sends.free_call() {
+            tokio::spawn(self.clone().call_with_sends(permit));
+        }
+        match tokio::time::timeout(self.timeout, outcome).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(WorldError::NoAnswer(
+                "the call carrying this hello ended without an outcome".to_owned(),
+            )),
+            Err(_) => Err(WorldError::NoAnswer(format!(
+                "no outcome within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// One batch call after another, each with the sends waiting when it starts, until none is
+    /// waiting; `permit` counts it among the calls out.
+    async fn call_with_sends(self, mut permit: OwnedSemaphorePermit) {
+        loop {
+            let waiting = self.sends.take();
+            if waiting.is_empty() {
+                drop(permit);
+                match self.sends.free_call() {
+                    Some(next) => {
+                        permit = next;
+                        continue;
+                    }
+                    None => return,
+                }
+            }
+            let (sends, outcomes): (Vec<_>, Vec<_>) = waiting
+                .into_iter()
+                .map(|waiting| (waiting.send, waiting.outcome))
+                .unzip();
+            // A send whose request has gone (its client left, or it stopped waiting) no
+            // longer takes its outcome; what was done stays done.
+            match self.send_batch(sends).await {
+                Ok(answered) => {
+                    for (outcome, answer) in outcomes.into_iter().zip(answered) {
+                        drop(outcome.send(match answer {
+                            SendOutcome::Stored(stored) => Ok(stored),
+                            SendOutcome::Refused(problem) => Err(refused(problem.status, problem)),
+                        }));
+                    }
+                }
+                Err(error) => {
+                    for outcome in outcomes {
+                        drop(outcome.send(Err(error.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One call with several sends: one outcome for each, in their order.
+    async fn send_batch(&self, sends: Vec<BatchedSend>) -> Result<Vec<SendOutcome>, WorldError> {
+        let count = sends.len();
+        let url = format!("{}{}", self.base_url, paths::SEND_BATCH);
+        let request = self
+            .call(Method::POST, &url, &RequestId::generate())
+            .json(&SendBatch { sends });
+        let answer: SendBatchAnswer = decode(request.send().await).await?;
+        if answer.outcomes.len() != count {
+            return Err(WorldError::NoAnswer(format!(
+                "world-service answered {} outcomes for {count} sends",
+                answer.outcomes.len()
+            )));
+        }
+        Ok(answer.outcomes)
+    }
+
+    /// Stores a hello in a call of its own.
+    async fn send_alone(
         &self,
         to: &Name,
         hello: &SendHello,
@@ -487,20 +592,29 @@ async fn decode<T: serde::de::DeserializeOwned>(
         .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
     let body = response.bytes().await.unwrap_or_default();
     match serde_json::from_slice::<Problem>(&body) {
-        Ok(problem) if is_problem && status.is_client_error() => Err(WorldError::Answered(problem)),
-        // 503 (nothing was done) and 504 (the store's outcome is unknown) come with world's own
-        // account of what is safe; pass them on.
-        Ok(problem)
-            if is_problem
-                && (status == StatusCode::SERVICE_UNAVAILABLE.as_u16()
-                    || status == StatusCode::GATEWAY_TIMEOUT.as_u16()) =>
-        {
-            Err(WorldError::Answered(problem))
-        }
+        Ok(problem) if is_problem => Err(refused(status.as_u16(), problem)),
         _ => Err(WorldError::NoAnswer(format!(
             "world-service answered {status}: {}",
             String::from_utf8_lossy(&body[..body.len().min(200)])
         ))),
+    }
+}
+
+/// world's problem answered with `status` (alone, or for one send of a batch): passed on as it
+/// is when the client can act on it (a 4xx; a 503, nothing was done, or a 504, the store's
+/// outcome is unknown, each with world's own account of what is safe); any other is an answer
+/// nobody understood.
+fn refused(status: u16, problem: Problem) -> WorldError {
+    let passed_on = (400..500).contains(&status)
+        || status == StatusCode::SERVICE_UNAVAILABLE.as_u16()
+        || status == StatusCode::GATEWAY_TIMEOUT.as_u16();
+    if passed_on {
+        WorldError::Answered(problem)
+    } else {
+        WorldError::NoAnswer(format!(
+            "world-service answered {status}: {}",
+            problem.detail
+        ))
     }
 }
 

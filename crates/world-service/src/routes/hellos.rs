@@ -1,7 +1,13 @@
 use actix_web::{HttpRequest, HttpResponse, web};
-use hello_common::{IdempotencyKey, Name, Problem, wire::SendHello};
+use futures::future::join_all;
+use hello_common::{
+    IdempotencyKey, Name, Problem,
+    token::TokenHash,
+    wire::{MAX_SENDS_PER_BATCH, SendBatch, SendBatchAnswer, SendHello, SendOutcome, StoredHello},
+};
+use tracing::Instrument;
 
-use super::ownership::{check_sender, presented_token};
+use super::ownership::{check_sender, presented_token, token_hash};
 use crate::{startup::AppState, store::NewHello};
 
 /// `POST /v1/inboxes/{to}/hellos`: answers 201 only once the hello is durable. Sending as a
@@ -12,24 +18,84 @@ pub async fn send(
     to: web::Path<String>,
     body: web::Json<SendHello>,
 ) -> Result<HttpResponse, Problem> {
-    let body = body.into_inner();
-    let to = Name::parse(&to).map_err(|error| Problem::invalid_name("to", &error))?;
-    let from = body
-        .from
-        .as_deref()
+    let SendHello {
+        from,
+        idempotency_key,
+    } = body.into_inner();
+    let presented = presented_token(&request)?;
+    let stored = store(
+        &state,
+        &to,
+        from.as_deref(),
+        idempotency_key.as_deref(),
+        presented,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(stored))
+}
+
+/// `POST /v1/hellos`: several sends in one request, each judged and answered as if it had come
+/// alone to `POST /v1/inboxes/{to}/hellos`: 200 with one outcome per send, in their order, once
+/// every stored one is durable. They are all handed to the store at once, so the embedded store
+/// commits them together.
+pub async fn send_batch(
+    state: web::Data<AppState>,
+    body: web::Json<SendBatch>,
+) -> Result<HttpResponse, Problem> {
+    let sends = body.into_inner().sends;
+    if sends.is_empty() || sends.len() > MAX_SENDS_PER_BATCH {
+        return Err(Problem::malformed_body(format!(
+            "a batch carries 1 to {MAX_SENDS_PER_BATCH} sends, not {}",
+            sends.len()
+        )));
+    }
+    let outcomes = join_all(sends.into_iter().map(|send| {
+        let state = &state;
+        // The public request's id, on whatever this send logs.
+        let span = tracing::info_span!("batched send", request_id = %send.request_id);
+        async move {
+            let presented = send.token_sha256.as_deref().map(token_hash).transpose()?;
+            store(
+                state,
+                &send.to,
+                send.from.as_deref(),
+                send.idempotency_key.as_deref(),
+                presented,
+            )
+            .await
+        }
+        .instrument(span)
+    }))
+    .await
+    .into_iter()
+    .map(|outcome| match outcome {
+        Ok(stored) => SendOutcome::Stored(stored),
+        Err(problem) => SendOutcome::Refused(problem),
+    })
+    .collect();
+    Ok(HttpResponse::Ok().json(SendBatchAnswer { outcomes }))
+}
+
+/// One send, alone or in a batch: its input parsed, its sender checked, then stored durably.
+async fn store(
+    state: &AppState,
+    to: &str,
+    from: Option<&str>,
+    idempotency_key: Option<&str>,
+    presented: Option<TokenHash>,
+) -> Result<StoredHello, Problem> {
+    let to = Name::parse(to).map_err(|error| Problem::invalid_name("to", &error))?;
+    let from = from
         .map(Name::parse)
         .transpose()
         .map_err(|error| Problem::invalid_name("from", &error))?;
-    let idempotency_key = body
-        .idempotency_key
-        .as_deref()
+    let idempotency_key = idempotency_key
         .map(IdempotencyKey::parse)
         .transpose()
         .map_err(Problem::invalid_idempotency_key)?;
-    let presented = presented_token(&request)?;
     let _timer = state.time_store("send");
     let (from, verified) = check_sender(state.store.as_ref(), from, presented).await?;
-    let stored = state
+    Ok(state
         .store
         .send(NewHello {
             to,
@@ -37,6 +103,5 @@ pub async fn send(
             idempotency_key,
             verified,
         })
-        .await?;
-    Ok(HttpResponse::Created().json(stored))
+        .await?)
 }

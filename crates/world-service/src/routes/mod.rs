@@ -4,6 +4,7 @@
 //! | method | path | what |
 //! |---|---|---|
 //! | POST | `/v1/inboxes/{to}/hellos` | store a hello durably: 201 with it |
+//! | POST | `/v1/hellos` | store several (`{"sends": [...]}`), each as if alone: 200 with one outcome each |
 //! | POST | `/v1/inboxes/{name}/leases?limit=N&lease_ms=M` | lease the oldest waiting hellos |
 //! | DELETE | `/v1/inboxes/{name}/leases/{lease}` | confirm a reliable read's lease: 204, 410 (ran out), 404 (unknown) |
 //! | POST | `/v1/leases/acknowledge` | acknowledge leases (`{"leases": [ids]}`): their hellos are deleted |
@@ -27,7 +28,7 @@ mod ownership;
 use actix_web::web;
 use hello_common::{
     problem::extractors::{json_config, resource},
-    wire::{ACKNOWLEDGEMENTS_BODY_LIMIT, paths},
+    wire::{ACKNOWLEDGEMENTS_BODY_LIMIT, SEND_BATCH_BODY_LIMIT, paths},
 };
 
 /// Registers every route.
@@ -37,6 +38,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/metrics", "GET").route(web::get().to(info::metrics)))
         .service(resource(paths::INFO, "GET").route(web::get().to(info::info)))
         .service(resource(paths::SEND, "POST").route(web::post().to(hellos::send)))
+        .service(
+            resource(paths::SEND_BATCH, "POST")
+                .app_data(json_config(SEND_BATCH_BODY_LIMIT))
+                .route(web::post().to(hellos::send_batch)),
+        )
         .service(resource(paths::LEASE, "POST").route(web::post().to(leases::lease)))
         .service(resource(paths::CONFIRM, "DELETE").route(web::delete().to(leases::confirm)))
         .service(

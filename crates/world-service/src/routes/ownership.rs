@@ -16,11 +16,13 @@ pub fn presented_token(request: &HttpRequest) -> Result<Option<TokenHash>, Probl
     let Some(value) = request.headers().get(TOKEN_HASH_HEADER) else {
         return Ok(None);
     };
-    value
-        .to_str()
-        .ok()
-        .and_then(TokenHash::from_hex)
-        .map(Some)
+    token_hash(value.to_str().unwrap_or_default()).map(Some)
+}
+
+/// A presented token's hash as hello-service passes it (lower-case hex), in
+/// [`TOKEN_HASH_HEADER`] or in a batched send.
+pub fn token_hash(hex: &str) -> Result<TokenHash, Problem> {
+    TokenHash::from_hex(hex)
         .ok_or_else(|| Problem::invalid_token("the token could not be read; send it again"))
 }
 

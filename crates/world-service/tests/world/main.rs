@@ -1,5 +1,6 @@
 //! world-service's integration tests: one binary, one module per concern.
 //!
+//! - `batches`: a batch of sends, each with the outcome it would have had alone, on each backend;
 //! - `store_suite`: the behaviour every [`Store`](world_service::store::Store) backend must have,
 //!   run against the embedded store and against MongoDB (nx-27017);
 //! - `housekeeping`: a busy embedded store still forgets what is due;
@@ -12,6 +13,7 @@
 // In tests a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod batches;
 mod housekeeping;
 mod lost_answers;
 mod metrics;

@@ -1,0 +1,124 @@
+//! Sends that arrive together go to world-service together, at most two calls out at once, and
+//! each send still gets its own outcome: its own stored hello, or its own problem.
+//!
+//! A stand-in world-service holds every batch call for a while and counts them, so that sends
+//! arriving meanwhile must wait and gather; the outcomes it gives depend only on each send.
+
+use std::{
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use hello_common::wire::paths;
+use serde_json::{Value, json};
+
+use crate::support::{Options, expect_problem, spawn_hello};
+
+#[derive(Default)]
+struct SlowBatches {
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+    /// The number of sends each call carried.
+    calls: Mutex<Vec<usize>>,
+}
+
+/// Stores every send to a name starting `ok` (its id says whom it was for); refuses those to
+/// `full` as world-service refuses a full inbox, and answers those to `broken` with a 500
+/// problem, an answer hello-service must not pass on as it is.
+async fn hold_and_answer(world: web::Data<SlowBatches>, body: web::Json<Value>) -> HttpResponse {
+    let now = world.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    world.most_in_flight.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sends = body["sends"].as_array().cloned().unwrap_or_default();
+    world.calls.lock().unwrap().push(sends.len());
+    let outcomes: Vec<Value> = sends
+        .iter()
+        .map(|send| {
+            let to = send["to"].as_str().unwrap_or_default();
+            let problem = |status: u16, kind: &str| {
+                json!({"refused": {"type": kind, "title": kind, "status": status, "detail": format!("{to}: {kind}")}})
+            };
+            if to.starts_with("full") {
+                problem(409, "/problems/inbox-full")
+            } else if to.starts_with("broken") {
+                problem(500, "/problems/internal")
+            } else {
+                json!({"stored": {"id": format!("id-of-{to}"), "to": to, "from": send["from"], "at": "2026-12-01T00:00:00.000Z"}})
+            }
+        })
+        .collect();
+    world.in_flight.fetch_sub(1, Ordering::SeqCst);
+    HttpResponse::Ok().json(json!({ "outcomes": outcomes }))
+}
+
+#[tokio::test]
+async fn sends_arriving_together_go_in_few_calls_two_at_a_time_each_with_its_own_outcome() {
+    let world = web::Data::new(SlowBatches::default());
+    let server = {
+        let world = world.clone();
+        HttpServer::new(move || {
+            App::new()
+                .app_data(world.clone())
+                .route(paths::SEND_BATCH, web::post().to(hold_and_answer))
+        })
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .unwrap()
+    };
+    let world_url = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let stop = server.handle();
+    tokio::spawn(server);
+    let app = std::sync::Arc::new(spawn_hello(world_url, &Options::default()));
+
+    const SENDS: usize = 40;
+    let sends: Vec<_> = (0..SENDS)
+        .map(|number| {
+            let app = app.clone();
+            let to = match number % 8 {
+                6 => format!("full{number}"),
+                7 => format!("broken{number}"),
+                _ => format!("ok{number}"),
+            };
+            tokio::spawn(async move {
+                let response = app.say("alice", &to).await;
+                (to, response)
+            })
+        })
+        .collect();
+    for send in sends {
+        let (to, response) = send.await.unwrap();
+        if to.starts_with("full") {
+            let problem = expect_problem(response, 409).await;
+            assert_eq!(problem["detail"], format!("{to}: /problems/inbox-full"));
+        } else if to.starts_with("broken") {
+            // Not an answer the client can act on: the outcome is unknown.
+            expect_problem(response, 504).await;
+        } else {
+            assert_eq!(response.status(), 201, "{to}");
+            let stored: Value = response.json().await.unwrap();
+            assert_eq!(stored["id"], format!("id-of-{to}"), "its own outcome");
+        }
+    }
+    stop.stop(false).await;
+
+    let calls = world.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.iter().sum::<usize>(),
+        SENDS,
+        "each send in one call: {calls:?}"
+    );
+    assert!(
+        calls.len() < SENDS,
+        "the sends that waited went together: {calls:?}"
+    );
+    assert!(
+        world.most_in_flight.load(Ordering::SeqCst) <= 2,
+        "{} calls were out at once",
+        world.most_in_flight.load(Ordering::SeqCst)
+    );
+}

@@ -1,0 +1,166 @@
+//! `POST /v1/hellos`: a batch of sends, each judged as if it had come alone to
+//! `POST /v1/inboxes/{to}/hellos`, through the real binary on each backend (the embedded store,
+//! and MongoDB on nx-27017): some stored, some refused, each with the outcome it would have had.
+
+use std::{net::SocketAddr, path::Path};
+
+use hello_common::{
+    testing::{ChildService, MongoTestServer, free_port},
+    token::Token,
+    wire::{MAX_SENDS_PER_BATCH, paths},
+};
+use serde_json::{Value, json};
+
+fn start(backend: &[(&str, String)]) -> ChildService {
+    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut env = vec![
+        ("WORLD_LISTEN", address.to_string()),
+        ("WORLD_SHUTDOWN_DRAIN_MS", "0".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    env.extend(backend.iter().cloned());
+    ChildService::start(
+        Path::new(env!("CARGO_BIN_EXE_world-service")),
+        &env,
+        address,
+    )
+}
+
+async fn post(world: &ChildService, path: &str, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", world.url()))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn send(to: &str, from: Option<&str>, token: Option<&str>, key: Option<&str>) -> Value {
+    let mut send = json!({ "to": to, "request_id": format!("test-{to}") });
+    if let Some(from) = from {
+        send["from"] = json!(from);
+    }
+    if let Some(token) = token {
+        send["token_sha256"] = json!(token);
+    }
+    if let Some(key) = key {
+        send["idempotency_key"] = json!(key);
+    }
+    send
+}
+
+/// The problem type of a refused outcome, or "stored".
+fn kind(outcome: &Value) -> String {
+    match (&outcome["stored"], &outcome["refused"]) {
+        (Value::Object(_), _) => "stored".to_owned(),
+        (_, Value::Object(problem)) => format!("{} {}", problem["status"], problem["type"]),
+        _ => panic!("neither stored nor refused: {outcome}"),
+    }
+}
+
+async fn each_send_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildService) {
+    let owner = Token::generate();
+    let (status, body) = post(
+        &world,
+        &paths::name("Carol"),
+        &json!({ "token_sha256": owner.hash().to_hex() }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    let sends = vec![
+        send("bob", Some("alice"), None, None),
+        send("$bob", Some("alice"), None, None),
+        send("bob", Some("carol"), None, None),
+        send("bob", None, Some(&owner.hash().to_hex()), None),
+        send("bob", None, Some(&Token::generate().hash().to_hex()), None),
+        send("bob", Some("alice"), Some("not hex"), None),
+        send("dora", Some("alice"), None, Some("key-1")),
+        send("dora", Some("alice"), None, Some("key-1")),
+        send("erin", Some("alice"), None, Some("key-1")),
+    ];
+    let (status, answer) = post(&world, paths::SEND_BATCH, &json!({ "sends": sends })).await;
+    assert_eq!(status, 200, "{answer}");
+    let outcomes = answer["outcomes"].as_array().unwrap();
+    let kinds: Vec<String> = outcomes.iter().map(kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "stored",
+            "400 \"/problems/invalid-name\"",
+            "403 \"/problems/not-your-name\"",
+            "stored",
+            "401 \"/problems/invalid-token\"",
+            "401 \"/problems/invalid-token\"",
+            "stored",
+            "stored",
+            "422 \"/problems/idempotency-key-reused\"",
+        ],
+        "{answer}"
+    );
+    assert_eq!(outcomes[1]["refused"]["field"], "to");
+    assert_eq!(outcomes[0]["stored"]["from"], "alice");
+    assert_eq!(outcomes[0]["stored"]["verified"], false);
+    assert_eq!(outcomes[3]["stored"]["from"], "Carol", "the token's name");
+    assert_eq!(outcomes[3]["stored"]["verified"], true);
+    // The same idempotency key twice in one batch: stored once, both answered with it; then
+    // for another hello (the key belongs to its sender), refused.
+    assert_eq!(outcomes[6]["stored"], outcomes[7]["stored"]);
+
+    let (_, bob) = post(
+        &world,
+        &format!("{}?limit=10", paths::lease("bob")),
+        &json!({}),
+    )
+    .await;
+    let mut senders: Vec<&str> = bob["hellos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hello| hello["from"].as_str().unwrap())
+        .collect();
+    senders.sort_unstable();
+    assert_eq!(senders, ["Carol", "alice"], "{bob}");
+    let (_, dora) = post(
+        &world,
+        &format!("{}?limit=10", paths::lease("dora")),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(dora["hellos"].as_array().unwrap().len(), 1, "{dora}");
+
+    // A batch must carry 1 to MAX_SENDS_PER_BATCH sends.
+    for count in [0, MAX_SENDS_PER_BATCH + 1] {
+        let sends = vec![send("bob", Some("alice"), None, None); count];
+        let (status, body) = post(&world, paths::SEND_BATCH, &json!({ "sends": sends })).await;
+        assert_eq!(status, 400, "{count} sends: {body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&MAX_SENDS_PER_BATCH.to_string()),
+            "{body}"
+        );
+    }
+    let (status, body) = post(&world, paths::SEND_BATCH, &json!({ "sends": "bob" })).await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn each_send_of_a_batch_has_the_outcome_it_would_have_alone_embedded() {
+    let data = tempfile::tempdir().unwrap();
+    let world = start(&[("WORLD_DATA_DIR", data.path().display().to_string())]);
+    each_send_of_a_batch_has_the_outcome_it_would_have_alone(world).await;
+}
+
+#[tokio::test]
+async fn each_send_of_a_batch_has_the_outcome_it_would_have_alone_mongodb() {
+    let server = MongoTestServer::shared();
+    let world = start(&[
+        ("WORLD_MONGODB_URI", server.uri()),
+        ("WORLD_MONGODB_DATABASE", server.fresh_database()),
+    ]);
+    each_send_of_a_batch_has_the_outcome_it_would_have_alone(world).await;
+}
