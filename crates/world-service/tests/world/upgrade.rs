@@ -145,6 +145,15 @@ macro_rules! upgrade_suite {
             }
 
             #[tokio::test]
+            async fn an_inbox_written_by_0_1_0_still_counts_what_waits_in_it() {
+                // Its size, kept apart in 0.1.0, counts what a read leaves behind (and fills
+                // the inbox cap).
+                let (store, _dir) = $open().await;
+                let bob = store.lease(&name("bob"), take(2, 60_000)).await.unwrap();
+                assert_eq!((bob.hellos.len(), bob.remaining), (2, 3), "{bob:?}");
+            }
+
+            #[tokio::test]
             async fn a_lease_taken_by_0_1_0_can_be_acknowledged_after_the_upgrade() {
                 // The lease ran out long ago, but no read has taken its hellos since: they are
                 // still its own, so acknowledging it deletes them (0.1.0's rule too).

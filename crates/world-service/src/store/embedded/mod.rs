@@ -168,8 +168,8 @@ impl EmbeddedStore {
     fn inbox_is_empty(&self, name: &Name) -> Result<bool, StoreError> {
         let read = || -> tables::Storage<bool> {
             let transaction = self.database.begin_read()?;
-            let sizes = transaction.open_table(tables::INBOX_SIZES)?;
-            Ok(sizes.get(name.key())?.is_none_or(|size| size.value() == 0))
+            let hellos = transaction.open_table(tables::HELLOS)?;
+            Ok(tables::inbox_size(&hellos, name.key())? == 0)
         };
         read().map_err(StoreError::unavailable)
     }

@@ -13,9 +13,10 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::live::{AfterCommit, LiveLeases, Run, lock};
 use super::tables::{
-    CLAIMED_NAMES, ClaimRecord, HELLOS, HelloRecord, IDEMPOTENCY, IDEMPOTENCY_BY_AGE, INBOX_SIZES,
-    IdempotencyRecord, LEASES, LEASES_BY_INBOX, LEASES_TO_FORGET, LeaseRecord, META, NAMES,
-    NAMES_BY_TOKEN, STORED_HELLOS, STORED_KEYS, Storage, counter, ttl_millis,
+    CLAIMED_NAMES, ClaimRecord, HELLO_SEQUENCES, HELLOS, HelloRecord, IDEMPOTENCY,
+    IDEMPOTENCY_BY_AGE, IdempotencyRecord, LEASES, LEASES_BY_INBOX, LEASES_TO_FORGET, LeaseRecord,
+    META, NAMES, NAMES_BY_TOKEN, STORED_HELLOS, STORED_KEYS, Storage, counter, inbox_size,
+    set_inbox_size, ttl_millis,
 };
 use crate::store::{
     ClaimChange, Confirmation, LeaseRequest, NewHello, StoreError, StoreLimits, new_hello_id,
@@ -67,8 +68,8 @@ pub(super) fn send(
         }
     }
 
-    let mut sizes = transaction.open_table(INBOX_SIZES)?;
-    let size = sizes.get(hello.to.key())?.map_or(0, |size| size.value());
+    let mut hellos = transaction.open_table(HELLOS)?;
+    let size = inbox_size(&hellos, hello.to.key())?;
     if size >= limits.inbox_cap {
         return Ok(Err(StoreError::InboxFull {
             name: hello.to.to_string(),
@@ -114,12 +115,11 @@ pub(super) fn send(
         lease: None,
         verified: hello.verified,
     };
-    let mut hellos = transaction.open_table(HELLOS)?;
     hellos.insert(
         (hello.to.key(), sequence),
         serde_json::to_vec(&record)?.as_slice(),
     )?;
-    sizes.insert(hello.to.key(), size + 1)?;
+    set_inbox_size(&mut hellos, hello.to.key(), size + 1)?;
 
     if let Some(scoped) = &scoped {
         let record = IdempotencyRecord {
@@ -172,7 +172,8 @@ pub(super) fn lease(
     let mut taken: Vec<(HelloRecord, bool)> = Vec::new();
     let mut runs: Vec<Run> = Vec::new();
     let mut in_run = false;
-    for entry in hellos.range((name.key(), 0)..=(name.key(), u64::MAX))? {
+    let (first, end) = (HELLO_SEQUENCES.start, HELLO_SEQUENCES.end);
+    for entry in hellos.range((name.key(), first)..(name.key(), end))? {
         if taken.len() >= limit {
             break;
         }
@@ -194,10 +195,7 @@ pub(super) fn lease(
         in_run = true;
         taken.push((record, leased_before));
     }
-    let stored = transaction
-        .open_table(INBOX_SIZES)?
-        .get(name.key())?
-        .map_or(0, |size| size.value());
+    let stored = inbox_size(&hellos, name.key())?;
     let count = taken.len() as u64;
     let remaining = stored.saturating_sub(leased).saturating_sub(count);
     if taken.is_empty() {
@@ -454,14 +452,8 @@ fn delete_hellos(transaction: &WriteTransaction, inbox: &str, runs: &[Run]) -> S
         let mut meta = transaction.open_table(META)?;
         let stored_hellos = counter(&meta, STORED_HELLOS)?;
         meta.insert(STORED_HELLOS, stored_hellos.saturating_sub(deleted))?;
-        let mut sizes = transaction.open_table(INBOX_SIZES)?;
-        let size = sizes.get(inbox)?.map_or(0, |size| size.value());
-        let left = size.saturating_sub(deleted);
-        if left == 0 {
-            sizes.remove(inbox)?;
-        } else {
-            sizes.insert(inbox, left)?;
-        }
+        let left = inbox_size(&hellos, inbox)?.saturating_sub(deleted);
+        set_inbox_size(&mut hellos, inbox, left)?;
     }
     Ok(deleted)
 }
@@ -571,14 +563,15 @@ pub(super) fn release_name(
 
     let inbox = record.inbox.as_str();
     let mut hellos = transaction.open_table(HELLOS)?;
+    let (first, end) = (HELLO_SEQUENCES.start, HELLO_SEQUENCES.end);
     let waiting: Vec<u64> = hellos
-        .range((inbox, 0)..=(inbox, u64::MAX))?
+        .range((inbox, first)..(inbox, end))?
         .map(|entry| entry.map(|(key, _)| key.value().1))
         .collect::<Result<_, _>>()?;
     for &sequence in &waiting {
         hellos.remove((inbox, sequence))?;
     }
-    transaction.open_table(INBOX_SIZES)?.remove(inbox)?;
+    set_inbox_size(&mut hellos, inbox, 0)?;
     let stored_hellos = counter(&meta, STORED_HELLOS)?;
     meta.insert(
         STORED_HELLOS,

@@ -7,15 +7,24 @@
 use std::time::Duration;
 
 use hello_common::wire::StoredHello;
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableTable, ReadableTableMetadata, Table, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 pub(super) use crate::store::ttl_millis;
 
 /// (inbox key, arrival sequence) → [`HelloRecord`]: iterating one inbox is iterating in order.
+/// After an inbox's hellos, under [`SIZE_SEQUENCE`], the number of them stored (leased or not),
+/// for the inbox cap: see [`inbox_size`].
 pub(super) const HELLOS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("hellos");
-/// inbox key → number of hellos stored (leased or not), for the inbox cap.
-pub(super) const INBOX_SIZES: TableDefinition<&str, u64> = TableDefinition::new("inbox_sizes");
+/// The sequence under which [`HELLOS`] keeps an inbox's size. No hello's sequence reaches it, so
+/// the size sorts after the inbox's newest hello, the one a send adds: both land in the same
+/// page, and a send writes one leaf of one B-tree instead of a leaf in each of two.
+pub(super) const SIZE_SEQUENCE: u64 = u64::MAX;
+/// The sequences of an inbox's hellos, without its size.
+pub(super) const HELLO_SEQUENCES: std::ops::Range<u64> = 0..SIZE_SEQUENCE;
+/// Before 0.2.0: inbox key → number of hellos stored. [`create_tables`] moves the sizes into
+/// [`HELLOS`] and deletes it.
+const INBOX_SIZES: TableDefinition<&str, u64> = TableDefinition::new("inbox_sizes");
 /// lease id → [`LeaseRecord`].
 pub(super) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("claims");
 /// (inbox key, lease id) → (lease until ms, hellos taken): the leases of one inbox, so that a
@@ -102,6 +111,37 @@ pub(super) struct IdempotencyRecord {
 /// A failure of the storage itself: the whole batch is abandoned.
 pub(super) type Storage<T> = Result<T, anyhow::Error>;
 
+/// The number of hellos stored (leased or not) in `inbox`.
+pub(super) fn inbox_size(
+    hellos: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    inbox: &str,
+) -> Storage<u64> {
+    hellos
+        .get((inbox, SIZE_SEQUENCE))?
+        .map_or(Ok(0), |size| decode_size(size.value()))
+}
+
+/// Sets the number of hellos stored in `inbox`; an empty inbox keeps no size.
+pub(super) fn set_inbox_size(
+    hellos: &mut Table<(&'static str, u64), &'static [u8]>,
+    inbox: &str,
+    size: u64,
+) -> Storage<()> {
+    if size == 0 {
+        hellos.remove((inbox, SIZE_SEQUENCE))?;
+    } else {
+        hellos.insert((inbox, SIZE_SEQUENCE), size.to_le_bytes().as_slice())?;
+    }
+    Ok(())
+}
+
+fn decode_size(bytes: &[u8]) -> Storage<u64> {
+    let bytes: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("an inbox size of {} bytes, not 8", bytes.len()))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
 /// The `META` entry that says what 0.2.0 keeps beside the data is filled: [`LEASES_TO_FORGET`]
 /// holds every lease, and [`STORED_HELLOS`] and [`STORED_KEYS`] are counted.
 const FILLED: &str = "filled_for_0.2.0";
@@ -121,7 +161,6 @@ pub(super) fn counter(meta: &impl ReadableTable<&'static str, u64>, name: &str) 
 pub(super) fn create_tables(database: &Database, idempotency_ttl: Duration) -> anyhow::Result<()> {
     let transaction = database.begin_write()?;
     transaction.open_table(HELLOS)?;
-    transaction.open_table(INBOX_SIZES)?;
     transaction.open_table(LEASES_BY_INBOX)?;
     transaction.open_table(IDEMPOTENCY)?;
     transaction.open_table(IDEMPOTENCY_BY_AGE)?;
@@ -150,6 +189,23 @@ pub(super) fn create_tables(database: &Database, idempotency_ttl: Duration) -> a
             meta.insert(FILLED, 1)?;
         }
     }
+    move_inbox_sizes(&transaction)?;
     transaction.commit()?;
+    Ok(())
+}
+
+/// Moves the sizes of a store written before they lived in [`HELLOS`] there, and deletes their
+/// old table: once, in the transaction that opens such a store (a fresh or moved store has no
+/// such table, and this does nothing).
+fn move_inbox_sizes(transaction: &redb::WriteTransaction) -> anyhow::Result<()> {
+    {
+        let sizes = transaction.open_table(INBOX_SIZES)?;
+        let mut hellos = transaction.open_table(HELLOS)?;
+        for entry in sizes.iter()? {
+            let (inbox, size) = entry?;
+            set_inbox_size(&mut hellos, inbox.value(), size.value())?;
+        }
+    }
+    transaction.delete_table(INBOX_SIZES)?;
     Ok(())
 }
