@@ -12,11 +12,11 @@ use std::{
     time::Duration,
 };
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use hello_common::wire::paths;
 use serde_json::{Value, json};
 
-use crate::support::{Options, expect_problem, spawn_hello};
+use crate::support::{Options, expect_problem, spawn_hello, spawn_stand_in_world};
 
 #[derive(Default)]
 struct SlowBatches {
@@ -58,21 +58,14 @@ async fn hold_and_answer(world: web::Data<SlowBatches>, body: web::Json<Value>) 
 #[tokio::test]
 async fn sends_arriving_together_go_in_few_calls_two_at_a_time_each_with_its_own_outcome() {
     let world = web::Data::new(SlowBatches::default());
-    let server = {
+    let (world_url, stop) = spawn_stand_in_world({
         let world = world.clone();
-        HttpServer::new(move || {
-            App::new()
+        move |routes| {
+            routes
                 .app_data(world.clone())
-                .route(paths::SEND_BATCH, web::post().to(hold_and_answer))
-        })
-        .workers(1)
-        .bind(("127.0.0.1", 0))
-        .unwrap()
-    };
-    let world_url = format!("http://{}", server.addrs()[0]);
-    let server = server.run();
-    let stop = server.handle();
-    tokio::spawn(server);
+                .route(paths::SEND_BATCH, web::post().to(hold_and_answer));
+        }
+    });
     let app = std::sync::Arc::new(spawn_hello(world_url, &Options::default()));
 
     const SENDS: usize = 40;

@@ -16,14 +16,14 @@ use std::{
     time::Duration,
 };
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use hello_common::wire::paths;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 
-use crate::support::{Options, TestApp, spawn_app_with, spawn_hello};
+use crate::support::{Options, TestApp, spawn_app_with, spawn_hello, spawn_stand_in_world};
 
 const LEASE_MS: u64 = 1_500;
 const SETTLE_MS: u64 = 500;
@@ -236,22 +236,15 @@ async fn acknowledge_slowly(
 async fn answers_settling_one_after_another_are_acknowledged_two_requests_at_a_time_and_all_of_them()
  {
     let world = web::Data::new(SlowAcknowledgements::default());
-    let server = {
+    let (world_url, stop) = spawn_stand_in_world({
         let world = world.clone();
-        HttpServer::new(move || {
-            App::new()
+        move |routes| {
+            routes
                 .app_data(world.clone())
                 .route("/v1/inboxes/{name}/leases", web::post().to(lease_one))
-                .route(paths::ACKNOWLEDGE, web::post().to(acknowledge_slowly))
-        })
-        .workers(1)
-        .bind(("127.0.0.1", 0))
-        .unwrap()
-    };
-    let world_url = format!("http://{}", server.addrs()[0]);
-    let server = server.run();
-    let stop = server.handle();
-    tokio::spawn(server);
+                .route(paths::ACKNOWLEDGE, web::post().to(acknowledge_slowly));
+        }
+    });
     let app = spawn_hello(
         world_url,
         &Options {

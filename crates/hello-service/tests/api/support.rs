@@ -2,6 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use actix_web::{App, HttpServer, dev::ServerHandle, web};
 use hello_common::testing::{ChildService, free_port};
 use hello_service::{config::Settings as HelloSettings, startup::Application as Hello};
 use serde_json::Value;
@@ -98,6 +99,23 @@ pub fn spawn_hello(world_url: String, options: &Options) -> TestApp {
             .expect("client"),
         _data: None,
     }
+}
+
+/// A stand-in world-service on a free port of 127.0.0.1 (one worker), serving what `routes`
+/// sets up; returns its URL and the handle that stops it.
+pub fn spawn_stand_in_world<F>(routes: F) -> (String, ServerHandle)
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    let server = HttpServer::new(move || App::new().configure(routes.clone()))
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+    let url = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let stop = server.handle();
+    tokio::spawn(server);
+    (url, stop)
 }
 
 /// The world-service binary: built beside hello-service's by `cargo test --workspace`.
