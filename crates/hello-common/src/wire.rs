@@ -26,6 +26,9 @@ pub mod paths {
     pub const SEND_BATCH: &str = "/v1/hellos";
     /// `POST ?limit=N&lease_ms=M`: lease the oldest waiting hellos (→ [`super::Lease`]).
     pub const LEASE: &str = "/v1/inboxes/{name}/leases";
+    /// `POST`: lease for several reads, each on its own terms ([`super::LeaseBatch`] →
+    /// [`super::LeaseBatchAnswer`]).
+    pub const LEASE_BATCH: &str = "/v1/leases";
     /// `DELETE`: confirm a lease for a reliable read (204; 410 ran out; 404 unknown).
     pub const CONFIRM: &str = "/v1/inboxes/{name}/leases/{lease}";
     /// `POST`: acknowledge leases ([`super::Acknowledgements`] → [`super::Acknowledged`]).
@@ -75,6 +78,7 @@ pub mod paths {
             assert_eq!(super::name_token("{name}"), super::NAME_TOKEN);
             assert!(super::ACKNOWLEDGE.starts_with(super::WORLD_API_PREFIX));
             assert!(super::SEND_BATCH.starts_with(super::WORLD_API_PREFIX));
+            assert!(super::LEASE_BATCH.starts_with(super::WORLD_API_PREFIX));
             assert!(super::INFO.starts_with(super::WORLD_API_PREFIX));
         }
     }
@@ -103,6 +107,16 @@ pub const MAX_SENDS_PER_BATCH: usize = 128;
 /// and a request id of 128, with their field names). Independent of `WORLD_MAX_BODY_BYTES`,
 /// which bounds a single hello's body.
 pub const SEND_BATCH_BODY_LIMIT: usize = 64 + MAX_SENDS_PER_BATCH * 1024;
+
+/// The most leases one [`LeaseBatch`] may carry.
+pub const MAX_LEASES_PER_BATCH: usize = 128;
+/// The most hellos the leases of one batch may ask for together (their limits added up), so that
+/// its answer stays small: hello-service sends a read that asks for more alone.
+pub const MAX_HELLOS_PER_LEASE_BATCH: usize = MAX_PAGE as usize;
+/// The largest body of a [`LeaseBatch`]: [`MAX_LEASES_PER_BATCH`] leases of at most 512 bytes
+/// each (a name of at most 64 characters of up to 4 bytes, a token hash of 64, a request id of
+/// 128, the numbers, with their field names).
+pub const LEASE_BATCH_BODY_LIMIT: usize = 64 + MAX_LEASES_PER_BATCH * 512;
 
 /// The header in which hello-service passes world-service the SHA-256 (hex) of the token a
 /// request presented: world-service decides what the token may do, and never sees the token.
@@ -219,6 +233,54 @@ pub enum SendOutcome {
     /// Stored durably (201 alone).
     Stored(StoredHello),
     /// Not stored, or (a 504) not known to be: the problem it would have been answered with.
+    Refused(crate::Problem),
+}
+
+/// The body of a batch of leases: reads that came to hello-service at about the same time, sent
+/// to world-service in one request. Each lease is judged on its own, exactly as if it had come
+/// alone to [`paths::LEASE`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseBatch {
+    /// 1 to [`MAX_LEASES_PER_BATCH`] leases.
+    pub leases: Vec<BatchedLease>,
+}
+
+/// One lease of a [`LeaseBatch`]: what [`paths::LEASE`] takes in its path, query and headers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchedLease {
+    /// The inbox (as in the path of [`paths::LEASE`]).
+    pub name: String,
+    /// How many hellos to take at most (1 to [`MAX_PAGE`]).
+    pub limit: u32,
+    /// How long the lease lasts; world-service's `WORLD_LEASE_MS` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
+    /// As in [`ReadRules`].
+    #[serde(default)]
+    pub require_claim: bool,
+    /// The SHA-256 (hex) of the token the read presented (as in [`TOKEN_HASH_HEADER`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+    /// The id of the public request that carried it, for world-service's log lines about it.
+    pub request_id: String,
+}
+
+/// The answer to a [`LeaseBatch`]: one outcome per lease, in the order of the leases.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeaseBatchAnswer {
+    pub outcomes: Vec<LeaseOutcome>,
+}
+
+/// What became of one lease of a batch: what [`paths::LEASE`] would have answered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseOutcome {
+    /// Taken (200 alone); `lease_id` is `None` when nothing was waiting.
+    Leased(Lease),
+    /// Refused, or (a 504) not known to have been taken: the problem it would have been answered
+    /// with.
     Refused(crate::Problem),
 }
 

@@ -6,7 +6,7 @@
 //! - [`startup`]: the [`startup::Application`] that binds its listener and serves;
 //! - [`routes`]: the public API, probes and `/openapi.json`;
 //! - [`world_client`]: the pooled client of world-service;
-//! - [`sending`]: sends that arrive together go to world-service in one call;
+//! - [`batching`]: sends (and leases) that arrive together go to world-service in one call;
 //! - [`rate_limit`]: per-client token buckets;
 //! - [`auth`]: bearer tokens at the edge: parsed once, refused in query strings, failures charged;
 //! - [`server`]: the HTTP server, with every connection a [`connection::WatchedStream`];
@@ -14,11 +14,11 @@
 //! - [`settling`]: when a GET's answer is delivered, so that its lease is acknowledged.
 
 pub mod auth;
+pub mod batching;
 pub mod config;
 pub mod connection;
 pub mod rate_limit;
 pub mod routes;
-pub mod sending;
 pub mod server;
 pub mod settling;
 pub mod startup;

@@ -2,13 +2,14 @@
 //!
 //! Nothing here retries a lease: a retried lease could take a second page of hellos while the
 //! first is still leased. Acknowledgements are retried: acknowledging a lease twice is harmless.
-//! Sends that arrive together go in one call ([`crate::sending`]).
+//! Sends, and leases, that arrive together go in one call ([`crate::batching`]).
 //! With traces on, each call is a client span whose context world-service continues, and each
-//! send is a call of its own, so that its trace goes on in world-service.
+//! send and lease is a call of its own, so that its trace goes on in world-service.
 
 use std::{sync::Arc, time::Duration};
 
 use actix_web::http::StatusCode;
+use futures::future::BoxFuture;
 use hello_common::{
     Name, Problem,
     observability::{REQUEST_ID_HEADER, RequestId},
@@ -16,8 +17,9 @@ use hello_common::{
     telemetry,
     token::TokenHash,
     wire::{
-        Acknowledgements, BatchedSend, ClaimName, Claimed, RotateToken, SendBatch, SendBatchAnswer,
-        SendHello, SendOutcome, StoredHello, TOKEN_HASH_HEADER, paths,
+        Acknowledgements, BatchedLease, BatchedSend, ClaimName, Claimed, LeaseBatch,
+        MAX_HELLOS_PER_LEASE_BATCH, MAX_LEASES_PER_BATCH, MAX_SENDS_PER_BATCH, RotateToken,
+        SendBatch, SendBatchAnswer, SendHello, SendOutcome, StoredHello, TOKEN_HASH_HEADER, paths,
     },
 };
 use reqwest::Method;
@@ -26,7 +28,7 @@ use serde_json::value::RawValue;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-use crate::sending::SendQueue;
+use crate::batching::{BatchLimits, CallQueue};
 
 /// world-service's answer to a lease, with its hellos as world wrote them. They already have the
 /// shape of the public answers' hellos ([`hello_common::wire::DeliveredHello`], the one type
@@ -47,6 +49,48 @@ pub struct PassedLease {
     #[serde(skip)]
     pub count: usize,
 }
+
+impl PassedLease {
+    /// Counts its hellos (and so checks that they are an array).
+    fn counted(mut self) -> Result<Self, WorldError> {
+        self.count = serde_json::from_str::<Vec<IgnoredAny>>(self.hellos.get())
+            .map_err(|error| WorldError::NoAnswer(format!("unreadable hellos: {error}")))?
+            .len();
+        Ok(self)
+    }
+}
+
+/// world-service's answer to a batch of leases ([`hello_common::wire::LeaseBatchAnswer`]), with
+/// each lease's hellos passed on as they came.
+#[derive(Debug, Deserialize)]
+struct PassedLeaseBatch {
+    outcomes: Vec<PassedLeaseOutcome>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PassedLeaseOutcome {
+    Leased(PassedLease),
+    Refused(Problem),
+}
+
+/// A batch call of one kind: the calls' items in, one outcome per item out, in their order.
+type BatchCall<T, R> =
+    fn(WorldClient, Vec<T>) -> BoxFuture<'static, Result<Vec<Result<R, WorldError>>, WorldError>>;
+
+/// Sends may go 128 to a call; their weight does not count.
+const SEND_BATCHES: BatchLimits<BatchedSend> = BatchLimits {
+    items: MAX_SENDS_PER_BATCH,
+    weight: usize::MAX,
+    weigh: |_| 0,
+};
+
+/// Leases may go 128 to a call, as long as they ask for at most 1,000 hellos together.
+const LEASE_BATCHES: BatchLimits<BatchedLease> = BatchLimits {
+    items: MAX_LEASES_PER_BATCH,
+    weight: MAX_HELLOS_PER_LEASE_BATCH,
+    weigh: |lease| lease.limit as usize,
+};
 
 /// How `HELLO_WORLD_URL` names a Unix socket: `unix:/run/world/world.sock`.
 pub const UNIX_SCHEME: &str = "unix:";
@@ -96,7 +140,9 @@ pub struct WorldClient {
     /// take before its outcome is unknown.
     timeout: Duration,
     /// Sends waiting to go to world-service together.
-    sends: Arc<SendQueue>,
+    sends: Arc<CallQueue<BatchedSend, StoredHello>>,
+    /// Leases waiting to go to world-service together.
+    leases: Arc<CallQueue<BatchedLease, PassedLease>>,
 }
 
 /// Why a call to world-service did not succeed.
@@ -197,6 +243,17 @@ impl WorldError {
     }
 }
 
+/// A batch's answer must have one outcome per call; otherwise none of them can be trusted.
+fn check_count(outcomes: usize, calls: usize) -> Result<(), WorldError> {
+    if outcomes == calls {
+        Ok(())
+    } else {
+        Err(WorldError::NoAnswer(format!(
+            "world-service answered {outcomes} outcomes for {calls} calls"
+        )))
+    }
+}
+
 /// Sorts a failed request: refused before it was sent, or maybe carried out.
 fn request_failed(error: reqwest::Error) -> WorldError {
     if error.is_connect() {
@@ -259,12 +316,13 @@ impl WorldClient {
             http,
             base_url,
             timeout,
-            sends: Arc::default(),
+            sends: Arc::new(CallQueue::new(SEND_BATCHES)),
+            leases: Arc::new(CallQueue::new(LEASE_BATCHES)),
         })
     }
 
     /// Stores a hello; answers once it is durable. It goes to world-service with the sends that
-    /// arrive with it ([`crate::sending`]); alone when traces are on.
+    /// arrive with it ([`crate::batching`]); alone when traces are on.
     pub async fn send(
         &self,
         to: &Name,
@@ -275,20 +333,39 @@ impl WorldClient {
         if telemetry::tracing_enabled() {
             return self.send_alone(to, hello, caller, request_id).await;
         }
-        let outcome = self.sends.push(BatchedSend {
+        let send = BatchedSend {
             to: to.as_str().to_owned(),
             from: hello.from.clone(),
             idempotency_key: hello.idempotency_key.clone(),
             token_sha256: caller.token.map(|token| token.to_hex()),
             request_id: request_id.0.clone(),
-        });
-        if let Some(permit) = self.sends.free_call() {
-            tokio::spawn(self.clone().call_with_sends(permit));
+        };
+        self.batched(&self.sends, send, |world, sends| {
+            Box::pin(async move { world.send_batch(sends).await })
+        })
+        .await
+    }
+
+    /// Queues `item` for the next batch of its kind, makes sure a batch will carry it, and waits
+    /// for its outcome, at most the timeout from now.
+    async fn batched<T, R>(
+        &self,
+        queue: &Arc<CallQueue<T, R>>,
+        item: T,
+        call: BatchCall<T, R>,
+    ) -> Result<R, WorldError>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let outcome = queue.push(item);
+        if let Some(permit) = queue.free_batch() {
+            tokio::spawn(self.clone().call_batches(Arc::clone(queue), permit, call));
         }
         match tokio::time::timeout(self.timeout, outcome).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Err(WorldError::NoAnswer(
-                "the call carrying this hello ended without an outcome".to_owned(),
+                "the batch carrying this call ended without an outcome".to_owned(),
             )),
             Err(_) => Err(WorldError::NoAnswer(format!(
                 "no outcome within {} ms",
@@ -297,14 +374,19 @@ impl WorldClient {
         }
     }
 
-    /// One batch call after another, each with the sends waiting when it starts, until none is
-    /// waiting; `permit` counts it among the calls out.
-    async fn call_with_sends(self, mut permit: OwnedSemaphorePermit) {
+    /// One batch after another, each with the calls waiting when it starts, until none is
+    /// waiting; `permit` counts it among the batches out.
+    async fn call_batches<T, R>(
+        self,
+        queue: Arc<CallQueue<T, R>>,
+        mut permit: OwnedSemaphorePermit,
+        call: BatchCall<T, R>,
+    ) {
         loop {
-            let waiting = self.sends.take();
+            let waiting = queue.take();
             if waiting.is_empty() {
                 drop(permit);
-                match self.sends.free_call() {
+                match queue.free_batch() {
                     Some(next) => {
                         permit = next;
                         continue;
@@ -312,19 +394,16 @@ impl WorldClient {
                     None => return,
                 }
             }
-            let (sends, outcomes): (Vec<_>, Vec<_>) = waiting
+            let (items, outcomes): (Vec<T>, Vec<_>) = waiting
                 .into_iter()
-                .map(|waiting| (waiting.send, waiting.outcome))
+                .map(|waiting| (waiting.item, waiting.outcome))
                 .unzip();
-            // A send whose request has gone (its client left, or it stopped waiting) no
-            // longer takes its outcome; what was done stays done.
-            match self.send_batch(sends).await {
+            // A call whose request has gone (its client left, or it stopped waiting) no longer
+            // takes its outcome; what was done stays done.
+            match call(self.clone(), items).await {
                 Ok(answered) => {
                     for (outcome, answer) in outcomes.into_iter().zip(answered) {
-                        drop(outcome.send(match answer {
-                            SendOutcome::Stored(stored) => Ok(stored),
-                            SendOutcome::Refused(problem) => Err(refused(problem.status, problem)),
-                        }));
+                        drop(outcome.send(answer));
                     }
                 }
                 Err(error) => {
@@ -337,20 +416,47 @@ impl WorldClient {
     }
 
     /// One call with several sends: one outcome for each, in their order.
-    async fn send_batch(&self, sends: Vec<BatchedSend>) -> Result<Vec<SendOutcome>, WorldError> {
+    async fn send_batch(
+        &self,
+        sends: Vec<BatchedSend>,
+    ) -> Result<Vec<Result<StoredHello, WorldError>>, WorldError> {
         let count = sends.len();
         let url = format!("{}{}", self.base_url, paths::SEND_BATCH);
         let request = self
             .call(Method::POST, &url, &RequestId::generate())
             .json(&SendBatch { sends });
         let answer: SendBatchAnswer = decode(request.send().await).await?;
-        if answer.outcomes.len() != count {
-            return Err(WorldError::NoAnswer(format!(
-                "world-service answered {} outcomes for {count} sends",
-                answer.outcomes.len()
-            )));
-        }
-        Ok(answer.outcomes)
+        check_count(answer.outcomes.len(), count)?;
+        Ok(answer
+            .outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                SendOutcome::Stored(stored) => Ok(stored),
+                SendOutcome::Refused(problem) => Err(refused(problem.status, problem)),
+            })
+            .collect())
+    }
+
+    /// One call with several leases: one outcome for each, in their order.
+    async fn lease_batch(
+        &self,
+        leases: Vec<BatchedLease>,
+    ) -> Result<Vec<Result<PassedLease, WorldError>>, WorldError> {
+        let count = leases.len();
+        let url = format!("{}{}", self.base_url, paths::LEASE_BATCH);
+        let request = self
+            .call(Method::POST, &url, &RequestId::generate())
+            .json(&LeaseBatch { leases });
+        let answer: PassedLeaseBatch = decode(request.send().await).await?;
+        check_count(answer.outcomes.len(), count)?;
+        Ok(answer
+            .outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                PassedLeaseOutcome::Leased(lease) => lease.counted(),
+                PassedLeaseOutcome::Refused(problem) => Err(refused(problem.status, problem)),
+            })
+            .collect())
     }
 
     /// Stores a hello in a call of its own.
@@ -370,8 +476,38 @@ impl WorldClient {
         .await
     }
 
-    /// Leases up to `limit` of the oldest hellos of `name`. Never retried.
+    /// Leases up to `limit` of the oldest hellos of `name`. Never retried. It goes to
+    /// world-service with the leases that arrive with it ([`crate::batching`]); alone when traces
+    /// are on.
     pub async fn lease(
+        &self,
+        name: &Name,
+        limit: u32,
+        lease_ms: Option<u64>,
+        caller: &Caller,
+        request_id: &RequestId,
+    ) -> Result<PassedLease, WorldError> {
+        if telemetry::tracing_enabled() {
+            return self
+                .lease_alone(name, limit, lease_ms, caller, request_id)
+                .await;
+        }
+        let lease = BatchedLease {
+            name: name.as_str().to_owned(),
+            limit,
+            lease_ms,
+            require_claim: caller.require_claim,
+            token_sha256: caller.token.map(|token| token.to_hex()),
+            request_id: request_id.0.clone(),
+        };
+        self.batched(&self.leases, lease, |world, leases| {
+            Box::pin(async move { world.lease_batch(leases).await })
+        })
+        .await
+    }
+
+    /// Leases in a call of its own.
+    async fn lease_alone(
         &self,
         name: &Name,
         limit: u32,
@@ -390,11 +526,8 @@ impl WorldClient {
                 url.push_str(&format!("&lease_ms={lease_ms}"));
             }
             let request = self.call(Method::POST, &url, request_id);
-            let mut lease: PassedLease = decode(caller.sign(request).send().await).await?;
-            lease.count = serde_json::from_str::<Vec<IgnoredAny>>(lease.hellos.get())
-                .map_err(|error| WorldError::NoAnswer(format!("unreadable hellos: {error}")))?
-                .len();
-            Ok(lease)
+            let lease: PassedLease = decode(caller.sign(request).send().await).await?;
+            lease.counted()
         }
         .instrument(call_span("lease"))
         .await

@@ -5,7 +5,8 @@
 //! - `operations`: probes, OpenAPI, the pod header, world or store down;
 //! - `concurrency`: many senders and readers, one or two world processes: exactly once;
 //! - `crash`: world killed with SIGKILL in the middle of reads: nothing lost;
-//! - `sending`: sends arriving together go to world-service together, each with its own outcome;
+//! - `batching`: sends and reads arriving together go to world-service together, each with its
+//!   own outcome;
 //! - `settling`: a GET's answer is delivered once written in full without a reset: every kind
 //!   of client sees each hello once;
 //! - `reliable`: reliable reads and their receipts, every status;
@@ -15,12 +16,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod batching;
 mod concurrency;
 mod crash;
 mod hellos;
 mod names;
 mod operations;
 mod reliable;
-mod sending;
 mod settling;
 mod support;

@@ -194,9 +194,9 @@ async fn every_answer_says_not_to_cache_it() {
     }
 }
 
-/// A stand-in world-service whose every lease takes one hello, and which holds each
-/// acknowledgement for a while before answering it, so that acknowledgements overlap unless
-/// hello-service waits for the ones already out.
+/// A stand-in world-service whose every lease (they come in batches) takes one hello, and which
+/// holds each acknowledgement for a while before answering it, so that acknowledgements overlap
+/// unless hello-service waits for the ones already out.
 #[derive(Default)]
 struct SlowAcknowledgements {
     leases: AtomicUsize,
@@ -205,14 +205,23 @@ struct SlowAcknowledgements {
     acknowledged: Mutex<Vec<String>>,
 }
 
-async fn lease_one(world: web::Data<SlowAcknowledgements>) -> HttpResponse {
-    let number = world.leases.fetch_add(1, Ordering::SeqCst);
-    HttpResponse::Ok().json(serde_json::json!({
-        "lease_id": format!("lease-{number}"),
-        "hellos": [{"id": format!("hello-{number}"), "from": "alice", "at": "2026-12-01T00:00:00.000Z"}],
-        "remaining": 0,
-        "expires_at": "2026-12-01T00:01:00.000Z",
-    }))
+async fn lease_one_each(
+    world: web::Data<SlowAcknowledgements>,
+    body: web::Json<serde_json::Value>,
+) -> HttpResponse {
+    let leases = body["leases"].as_array().map_or(0, Vec::len);
+    let outcomes: Vec<_> = (0..leases)
+        .map(|_| {
+            let number = world.leases.fetch_add(1, Ordering::SeqCst);
+            serde_json::json!({"leased": {
+                "lease_id": format!("lease-{number}"),
+                "hellos": [{"id": format!("hello-{number}"), "from": "alice", "at": "2026-12-01T00:00:00.000Z"}],
+                "remaining": 0,
+                "expires_at": "2026-12-01T00:01:00.000Z",
+            }})
+        })
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({ "outcomes": outcomes }))
 }
 
 async fn acknowledge_slowly(
@@ -241,7 +250,7 @@ async fn answers_settling_one_after_another_are_acknowledged_two_requests_at_a_t
         move |routes| {
             routes
                 .app_data(world.clone())
-                .route("/v1/inboxes/{name}/leases", web::post().to(lease_one))
+                .route(paths::LEASE_BATCH, web::post().to(lease_one_each))
                 .route(paths::ACKNOWLEDGE, web::post().to(acknowledge_slowly));
         }
     });

@@ -1,19 +1,23 @@
 //! Taking hellos out of an inbox: lease them, then acknowledge the lease once they reached their
 //! reader (see [`hello_common::wire`]).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use futures::future::join_all;
 use hello_common::{
     Name, Problem,
+    token::TokenHash,
     wire::{
-        Acknowledged, Acknowledgements, DEFAULT_PAGE, LEASE_MS, MAX_ACKNOWLEDGEMENTS,
-        MAX_LEASE_ID_LENGTH, MAX_PAGE, ReadRules,
+        Acknowledged, Acknowledgements, DEFAULT_PAGE, LEASE_MS, Lease, LeaseBatch,
+        LeaseBatchAnswer, LeaseOutcome, MAX_ACKNOWLEDGEMENTS, MAX_LEASE_ID_LENGTH,
+        MAX_LEASES_PER_BATCH, MAX_PAGE, ReadRules,
     },
 };
 use serde::Deserialize;
+use tracing::Instrument;
 
-use super::ownership::{check_reader, presented_token};
+use super::ownership::{check_reader, presented_token, token_hash};
 use crate::{
     startup::AppState,
     store::{Confirmation, LeaseRequest},
@@ -36,15 +40,86 @@ pub async fn lease(
     name: web::Path<String>,
     query: web::Query<LeaseQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let name = Name::parse(&name).map_err(|error| Problem::invalid_name("name", &error))?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    let presented = presented_token(&request)?;
+    let LeaseQuery {
+        limit,
+        lease_ms,
+        require_claim,
+    } = query.into_inner();
+    let lease = take(&state, &name, limit, lease_ms, require_claim, presented).await?;
+    Ok(HttpResponse::Ok().json(lease))
+}
+
+/// `POST /v1/leases`: leases for several reads in one request, each judged and answered as if
+/// it had come alone to `POST /v1/inboxes/{name}/leases`: 200 with one outcome per lease, in
+/// their order.
+pub async fn lease_batch(
+    state: web::Data<AppState>,
+    body: web::Json<LeaseBatch>,
+) -> Result<HttpResponse, Problem> {
+    let leases = body.into_inner().leases;
+    if leases.is_empty() || leases.len() > MAX_LEASES_PER_BATCH {
+        return Err(Problem::malformed_body(format!(
+            "a batch carries 1 to {MAX_LEASES_PER_BATCH} leases, not {}",
+            leases.len()
+        )));
+    }
+    let outcomes = join_all(leases.into_iter().map(|lease| {
+        let state = &state;
+        // As for a batch of sends: the public request's id, and a line of its own.
+        let span = tracing::info_span!("batched lease", request_id = %lease.request_id);
+        async move {
+            let started = Instant::now();
+            let outcome = match lease.token_sha256.as_deref().map(token_hash).transpose() {
+                Ok(presented) => {
+                    take(
+                        state,
+                        &lease.name,
+                        Some(lease.limit),
+                        lease.lease_ms,
+                        lease.require_claim,
+                        presented,
+                    )
+                    .await
+                }
+                Err(problem) => Err(problem),
+            };
+            let status = outcome
+                .as_ref()
+                .map_or_else(|problem| problem.status, |_| 200);
+            tracing::info!(
+                status,
+                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "answered"
+            );
+            match outcome {
+                Ok(lease) => LeaseOutcome::Leased(lease),
+                Err(problem) => LeaseOutcome::Refused(problem),
+            }
+        }
+        .instrument(span)
+    }))
+    .await;
+    Ok(HttpResponse::Ok().json(LeaseBatchAnswer { outcomes }))
+}
+
+/// One lease, alone or in a batch: its input checked, its reader checked, then taken.
+async fn take(
+    state: &AppState,
+    name: &str,
+    limit: Option<u32>,
+    lease_ms: Option<u64>,
+    require_claim: bool,
+    presented: Option<TokenHash>,
+) -> Result<Lease, Problem> {
+    let name = Name::parse(name).map_err(|error| Problem::invalid_name("name", &error))?;
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(Problem::invalid_limit(&limit.to_string()));
     }
-    let lease_ms = query.lease_ms.unwrap_or(state.lease_ms);
-    let presented = presented_token(&request)?;
+    let lease_ms = lease_ms.unwrap_or(state.lease_ms);
     let _timer = state.time_store("lease");
-    check_reader(state.store.as_ref(), &name, presented, query.require_claim).await?;
+    check_reader(state.store.as_ref(), &name, presented, require_claim).await?;
     let lease = state
         .store
         .lease(
@@ -56,7 +131,7 @@ pub async fn lease(
         )
         .await?;
     state.store_metrics.redelivered.inc_by(lease.redelivered);
-    Ok(HttpResponse::Ok().json(lease))
+    Ok(lease)
 }
 
 /// `POST /v1/leases/acknowledge`: the caller delivered these leases' hellos; delete them.

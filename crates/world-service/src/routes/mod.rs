@@ -6,6 +6,7 @@
 //! | POST | `/v1/inboxes/{to}/hellos` | store a hello durably: 201 with it |
 //! | POST | `/v1/hellos` | store several (`{"sends": [...]}`), each as if alone: 200 with one outcome each |
 //! | POST | `/v1/inboxes/{name}/leases?limit=N&lease_ms=M` | lease the oldest waiting hellos |
+//! | POST | `/v1/leases` | lease for several reads (`{"leases": [...]}`), each as if alone: 200 with one outcome each |
 //! | DELETE | `/v1/inboxes/{name}/leases/{lease}` | confirm a reliable read's lease: 204, 410 (ran out), 404 (unknown) |
 //! | POST | `/v1/leases/acknowledge` | acknowledge leases (`{"leases": [ids]}`): their hellos are deleted |
 //! | POST | `/v1/names/{name}` | claim a name (`{"token_sha256"}`): 201; 409 it or a look-alike is claimed |
@@ -28,7 +29,7 @@ mod ownership;
 use actix_web::web;
 use hello_common::{
     problem::extractors::{json_config, resource},
-    wire::{ACKNOWLEDGEMENTS_BODY_LIMIT, SEND_BATCH_BODY_LIMIT, paths},
+    wire::{ACKNOWLEDGEMENTS_BODY_LIMIT, LEASE_BATCH_BODY_LIMIT, SEND_BATCH_BODY_LIMIT, paths},
 };
 
 /// Registers every route.
@@ -42,6 +43,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
             resource(paths::SEND_BATCH, "POST")
                 .app_data(json_config(SEND_BATCH_BODY_LIMIT))
                 .route(web::post().to(hellos::send_batch)),
+        )
+        .service(
+            resource(paths::LEASE_BATCH, "POST")
+                .app_data(json_config(LEASE_BATCH_BODY_LIMIT))
+                .route(web::post().to(leases::lease_batch)),
         )
         .service(resource(paths::LEASE, "POST").route(web::post().to(leases::lease)))
         .service(resource(paths::CONFIRM, "DELETE").route(web::delete().to(leases::confirm)))

@@ -1,13 +1,14 @@
-//! `POST /v1/hellos`: a batch of sends, each judged as if it had come alone to
-//! `POST /v1/inboxes/{to}/hellos`, through the real binary on each backend (the embedded store,
-//! and MongoDB on nx-27017): some stored, some refused, each with the outcome it would have had.
+//! `POST /v1/hellos` and `POST /v1/leases`: batches of sends and of leases, each judged as if it
+//! had come alone to `POST /v1/inboxes/{to}/hellos` or `POST /v1/inboxes/{name}/leases`,
+//! through the real binary on each backend (the embedded store, and MongoDB on nx-27017): some
+//! done, some refused, each with the outcome it would have had.
 
 use std::{net::SocketAddr, path::Path};
 
 use hello_common::{
     testing::{ChildService, MongoTestServer, free_port},
     token::Token,
-    wire::{MAX_SENDS_PER_BATCH, paths},
+    wire::{MAX_LEASES_PER_BATCH, MAX_SENDS_PER_BATCH, paths},
 };
 use serde_json::{Value, json};
 
@@ -51,12 +52,13 @@ fn send(to: &str, from: Option<&str>, token: Option<&str>, key: Option<&str>) ->
     send
 }
 
-/// The problem type of a refused outcome, or "stored".
+/// The problem type of a refused outcome, or "stored" or "leased".
 fn kind(outcome: &Value) -> String {
-    match (&outcome["stored"], &outcome["refused"]) {
-        (Value::Object(_), _) => "stored".to_owned(),
-        (_, Value::Object(problem)) => format!("{} {}", problem["status"], problem["type"]),
-        _ => panic!("neither stored nor refused: {outcome}"),
+    match (&outcome["stored"], &outcome["leased"], &outcome["refused"]) {
+        (Value::Object(_), _, _) => "stored".to_owned(),
+        (_, Value::Object(_), _) => "leased".to_owned(),
+        (_, _, Value::Object(problem)) => format!("{} {}", problem["status"], problem["type"]),
+        _ => panic!("neither done nor refused: {outcome}"),
     }
 }
 
@@ -148,19 +150,119 @@ async fn each_send_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildSe
     assert_eq!(status, 400, "{body}");
 }
 
-#[tokio::test]
-async fn each_send_of_a_batch_has_the_outcome_it_would_have_alone_embedded() {
-    let data = tempfile::tempdir().unwrap();
-    let world = start(&[("WORLD_DATA_DIR", data.path().display().to_string())]);
-    each_send_of_a_batch_has_the_outcome_it_would_have_alone(world).await;
+fn lease(name: &str, limit: u32, token: Option<&str>, require_claim: bool) -> Value {
+    let mut lease = json!({
+        "name": name,
+        "limit": limit,
+        "lease_ms": 60_000,
+        "require_claim": require_claim,
+        "request_id": format!("test-{name}"),
+    });
+    if let Some(token) = token {
+        lease["token_sha256"] = json!(token);
+    }
+    lease
+}
+
+async fn each_lease_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildService) {
+    let owner = Token::generate();
+    let (status, body) = post(
+        &world,
+        &paths::name("Carol"),
+        &json!({ "token_sha256": owner.hash().to_hex() }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let owner = owner.hash().to_hex();
+    let sends: Vec<Value> = ["bob", "bob", "bob", "Carol", "dora"]
+        .iter()
+        .map(|to| send(to, Some("alice"), None, None))
+        .collect();
+    let (status, answer) = post(&world, paths::SEND_BATCH, &json!({ "sends": sends })).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let leases = vec![
+        lease("bob", 2, None, false),
+        lease("bob", 5, None, false),
+        lease("$bob", 1, None, false),
+        lease("carol", 1, None, false),
+        lease("carol", 5, Some(&owner), false),
+        lease("dora", 0, None, false),
+        lease("dora", 1, None, true),
+        lease("nobody", 1, None, false),
+    ];
+    let (status, answer) = post(&world, paths::LEASE_BATCH, &json!({ "leases": leases })).await;
+    assert_eq!(status, 200, "{answer}");
+    let outcomes = answer["outcomes"].as_array().unwrap();
+    let kinds: Vec<String> = outcomes.iter().map(kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "leased",
+            "leased",
+            "400 \"/problems/invalid-name\"",
+            "401 \"/problems/token-required\"",
+            "leased",
+            "400 \"/problems/invalid-limit\"",
+            "401 \"/problems/token-required\"",
+            "leased",
+        ],
+        "{answer}"
+    );
+    // Two leases of one inbox in one batch: each takes what the other did not.
+    let taken = |outcome: &Value| outcome["leased"]["hellos"].as_array().unwrap().len();
+    assert_eq!(
+        (taken(&outcomes[0]), taken(&outcomes[1])),
+        (2, 1),
+        "{answer}"
+    );
+    assert_eq!(outcomes[1]["leased"]["remaining"], 0);
+    assert_eq!(taken(&outcomes[4]), 1);
+    assert!(outcomes[4]["leased"]["lease_id"].is_string());
+    assert_eq!(
+        outcomes[7]["leased"]["lease_id"],
+        Value::Null,
+        "nothing to take"
+    );
+
+    for count in [0, MAX_LEASES_PER_BATCH + 1] {
+        let leases = vec![lease("bob", 1, None, false); count];
+        let (status, body) = post(&world, paths::LEASE_BATCH, &json!({ "leases": leases })).await;
+        assert_eq!(status, 400, "{count} leases: {body}");
+    }
+}
+
+/// A world-service on a fresh store of `backend`; the directory lives as long as it.
+fn fresh(backend: &str) -> (ChildService, Option<tempfile::TempDir>) {
+    match backend {
+        "embedded" => {
+            let data = tempfile::tempdir().unwrap();
+            let world = start(&[("WORLD_DATA_DIR", data.path().display().to_string())]);
+            (world, Some(data))
+        }
+        _ => {
+            let server = MongoTestServer::shared();
+            let world = start(&[
+                ("WORLD_MONGODB_URI", server.uri()),
+                ("WORLD_MONGODB_DATABASE", server.fresh_database()),
+            ]);
+            (world, None)
+        }
+    }
 }
 
 #[tokio::test]
-async fn each_send_of_a_batch_has_the_outcome_it_would_have_alone_mongodb() {
-    let server = MongoTestServer::shared();
-    let world = start(&[
-        ("WORLD_MONGODB_URI", server.uri()),
-        ("WORLD_MONGODB_DATABASE", server.fresh_database()),
-    ]);
+async fn each_call_of_a_batch_has_the_outcome_it_would_have_alone_embedded() {
+    let (world, _data) = fresh("embedded");
     each_send_of_a_batch_has_the_outcome_it_would_have_alone(world).await;
+    let (world, _data) = fresh("embedded");
+    each_lease_of_a_batch_has_the_outcome_it_would_have_alone(world).await;
+}
+
+#[tokio::test]
+async fn each_call_of_a_batch_has_the_outcome_it_would_have_alone_mongodb() {
+    let (world, _) = fresh("mongodb");
+    each_send_of_a_batch_has_the_outcome_it_would_have_alone(world).await;
+    let (world, _) = fresh("mongodb");
+    each_lease_of_a_batch_has_the_outcome_it_would_have_alone(world).await;
 }
