@@ -21,16 +21,19 @@ pub mod paths {
 
     /// `POST`: store one hello ([`super::SendHello`] → [`super::StoredHello`]).
     pub const SEND: &str = "/v1/inboxes/{to}/hellos";
-    /// `POST`: store several hellos, each on its own terms ([`super::SendBatch`] →
-    /// [`super::SendBatchAnswer`]).
+    /// `POST`: store several hellos, each on its own terms ([`super::Batch`] of
+    /// [`super::BatchedSend`] → [`super::Outcomes`] of [`super::SendOutcome`]).
     pub const SEND_BATCH: &str = "/v1/hellos";
     /// `POST ?limit=N&lease_ms=M`: lease the oldest waiting hellos (→ [`super::Lease`]).
     pub const LEASE: &str = "/v1/inboxes/{name}/leases";
-    /// `POST`: lease for several reads, each on its own terms ([`super::LeaseBatch`] →
-    /// [`super::LeaseBatchAnswer`]).
+    /// `POST`: lease for several reads, each on its own terms ([`super::Batch`] of
+    /// [`super::BatchedLease`] → [`super::Outcomes`] of [`super::LeaseOutcome`]).
     pub const LEASE_BATCH: &str = "/v1/leases";
     /// `DELETE`: confirm a lease for a reliable read (204; 410 ran out; 404 unknown).
     pub const CONFIRM: &str = "/v1/inboxes/{name}/leases/{lease}";
+    /// `POST`: confirm several leases, each on its own terms ([`super::Batch`] of
+    /// [`super::BatchedConfirmation`] → [`super::Outcomes`] of [`super::ConfirmOutcome`]).
+    pub const CONFIRM_BATCH: &str = "/v1/confirmations";
     /// `POST`: acknowledge leases ([`super::Acknowledgements`] → [`super::Acknowledged`]).
     pub const ACKNOWLEDGE: &str = "/v1/leases/acknowledge";
     /// `GET`: world-service's view of itself.
@@ -79,6 +82,7 @@ pub mod paths {
             assert!(super::ACKNOWLEDGE.starts_with(super::WORLD_API_PREFIX));
             assert!(super::SEND_BATCH.starts_with(super::WORLD_API_PREFIX));
             assert!(super::LEASE_BATCH.starts_with(super::WORLD_API_PREFIX));
+            assert!(super::CONFIRM_BATCH.starts_with(super::WORLD_API_PREFIX));
             assert!(super::INFO.starts_with(super::WORLD_API_PREFIX));
         }
     }
@@ -100,23 +104,30 @@ pub const MAX_LEASE_ID_LENGTH: usize = 64;
 pub const ACKNOWLEDGEMENTS_BODY_LIMIT: usize =
     16 + MAX_ACKNOWLEDGEMENTS * (MAX_LEASE_ID_LENGTH + 3);
 
-/// The most sends one [`SendBatch`] may carry.
+/// The most sends one [`Batch`] of sends may carry.
 pub const MAX_SENDS_PER_BATCH: usize = 128;
-/// The largest body of a [`SendBatch`]: [`MAX_SENDS_PER_BATCH`] sends of at most 1 KiB each (two
+/// The largest body of a [`Batch`] of sends: [`MAX_SENDS_PER_BATCH`] sends of at most 1 KiB each (two
 /// names of at most 64 characters of up to 4 bytes, an idempotency key of 128, a token hash of 64
 /// and a request id of 128, with their field names). Independent of `WORLD_MAX_BODY_BYTES`,
 /// which bounds a single hello's body.
 pub const SEND_BATCH_BODY_LIMIT: usize = 64 + MAX_SENDS_PER_BATCH * 1024;
 
-/// The most leases one [`LeaseBatch`] may carry.
+/// The most leases one [`Batch`] of leases may carry.
 pub const MAX_LEASES_PER_BATCH: usize = 128;
 /// The most hellos the leases of one batch may ask for together (their limits added up), so that
 /// its answer stays small: hello-service sends a read that asks for more alone.
 pub const MAX_HELLOS_PER_LEASE_BATCH: usize = MAX_PAGE as usize;
-/// The largest body of a [`LeaseBatch`]: [`MAX_LEASES_PER_BATCH`] leases of at most 512 bytes
+/// The largest body of a [`Batch`] of leases: [`MAX_LEASES_PER_BATCH`] leases of at most 512 bytes
 /// each (a name of at most 64 characters of up to 4 bytes, a token hash of 64, a request id of
 /// 128, the numbers, with their field names).
 pub const LEASE_BATCH_BODY_LIMIT: usize = 64 + MAX_LEASES_PER_BATCH * 512;
+
+/// The most confirmations one [`Batch`] of confirmations may carry.
+pub const MAX_CONFIRMATIONS_PER_BATCH: usize = 128;
+/// The largest body of a [`Batch`] of confirmations: [`MAX_CONFIRMATIONS_PER_BATCH`] confirmations of at
+/// most 640 bytes each (a name of at most 64 characters of up to 4 bytes, a lease id of at most
+/// [`MAX_LEASE_ID_LENGTH`], a token hash of 64 and a request id of 128, with their field names).
+pub const CONFIRM_BATCH_BODY_LIMIT: usize = 64 + MAX_CONFIRMATIONS_PER_BATCH * 640;
 
 /// The header in which hello-service passes world-service the SHA-256 (hex) of the token a
 /// request presented: world-service decides what the token may do, and never sees the token.
@@ -188,20 +199,28 @@ pub struct StoredHello {
     pub verified: bool,
 }
 
-/// The body of a batch of sends: hellos that came to hello-service at about the same time, sent
-/// to world-service in one request (and stored in one commit) instead of one request each.
+/// The body of a batch: calls of one kind (sends, leases or confirmations) that came to
+/// hello-service at about the same time, sent to world-service in one request instead of one
+/// request each.
 ///
-/// Each send is judged on its own, exactly as if it had come alone to [`paths::SEND`]: its own
-/// names, idempotency key, token and outcome. A batch is not a transaction: some of its hellos
-/// may be stored and others refused.
+/// Each call is judged on its own, exactly as if it had come alone to its own route: its own
+/// names, token, terms and outcome. A batch is not a transaction: some of its calls may be done
+/// and others refused.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct SendBatch {
-    /// 1 to [`MAX_SENDS_PER_BATCH`] sends.
-    pub sends: Vec<BatchedSend>,
+pub struct Batch<T> {
+    /// 1 to the kind's most calls per batch ([`MAX_SENDS_PER_BATCH`], ...).
+    pub calls: Vec<T>,
 }
 
-/// One send of a [`SendBatch`]: what [`paths::SEND`] takes in its path, body and headers.
+/// The answer to a [`Batch`]: one outcome per call, in the order of the calls.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Outcomes<O> {
+    pub outcomes: Vec<O>,
+}
+
+/// One send of a [`Batch`] (stored in one commit with the others): what [`paths::SEND`] takes in
+/// its path, body and headers.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BatchedSend {
@@ -220,12 +239,6 @@ pub struct BatchedSend {
     pub request_id: String,
 }
 
-/// The answer to a [`SendBatch`]: one outcome per send, in the order of the sends.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SendBatchAnswer {
-    pub outcomes: Vec<SendOutcome>,
-}
-
 /// What became of one send of a batch: what [`paths::SEND`] would have answered.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -236,17 +249,7 @@ pub enum SendOutcome {
     Refused(crate::Problem),
 }
 
-/// The body of a batch of leases: reads that came to hello-service at about the same time, sent
-/// to world-service in one request. Each lease is judged on its own, exactly as if it had come
-/// alone to [`paths::LEASE`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct LeaseBatch {
-    /// 1 to [`MAX_LEASES_PER_BATCH`] leases.
-    pub leases: Vec<BatchedLease>,
-}
-
-/// One lease of a [`LeaseBatch`]: what [`paths::LEASE`] takes in its path, query and headers.
+/// One lease of a [`Batch`]: what [`paths::LEASE`] takes in its path, query and headers.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BatchedLease {
@@ -267,12 +270,6 @@ pub struct BatchedLease {
     pub request_id: String,
 }
 
-/// The answer to a [`LeaseBatch`]: one outcome per lease, in the order of the leases.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct LeaseBatchAnswer {
-    pub outcomes: Vec<LeaseOutcome>,
-}
-
 /// What became of one lease of a batch: what [`paths::LEASE`] would have answered.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -281,6 +278,36 @@ pub enum LeaseOutcome {
     Leased(Lease),
     /// Refused, or (a 504) not known to have been taken: the problem it would have been answered
     /// with.
+    Refused(crate::Problem),
+}
+
+/// One confirmation of a [`Batch`]: what [`paths::CONFIRM`] takes in its path, query and
+/// headers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchedConfirmation {
+    /// The inbox (as in the path of [`paths::CONFIRM`]).
+    pub name: String,
+    /// The lease id (the read's receipt).
+    pub lease: String,
+    /// As in [`ReadRules`].
+    #[serde(default)]
+    pub require_claim: bool,
+    /// The SHA-256 (hex) of the token the confirmation presented (as in [`TOKEN_HASH_HEADER`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+    /// The id of the public request that carried it, for world-service's log lines about it.
+    pub request_id: String,
+}
+
+/// What became of one confirmation of a batch: what [`paths::CONFIRM`] would have answered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmOutcome {
+    /// Its hellos are gone for good, now or before (204 alone).
+    Confirmed,
+    /// Refused (410 ran out, 404 unknown, ...), or (a 504) not known to be confirmed: the
+    /// problem it would have been answered with.
     Refused(crate::Problem),
 }
 

@@ -1,5 +1,6 @@
 //! Calls that arrive together go to world-service together: one request for many sends (and, in
-//! the embedded store, one commit), or for many leases, instead of one request each.
+//! the embedded store, one commit), for many leases, or for many confirmations, instead of one
+//! request each.
 //!
 //! Each kind of call has its queue. At most [`CALLS_IN_FLIGHT`] batch calls of a kind are out at
 //! once. A call that arrives while they are out waits in the queue, and the next batch takes
@@ -30,6 +31,17 @@ pub struct BatchLimits<T> {
     pub items: usize,
     pub weight: usize,
     pub weigh: fn(&T) -> usize,
+}
+
+impl<T> BatchLimits<T> {
+    /// At most `items` calls to a batch, whatever they weigh.
+    pub const fn at_most(items: usize) -> Self {
+        Self {
+            items,
+            weight: usize::MAX,
+            weigh: |_| 0,
+        }
+    }
 }
 
 /// A call waiting for its batch, with where its outcome goes.

@@ -2,9 +2,9 @@
 //!
 //! Nothing here retries a lease: a retried lease could take a second page of hellos while the
 //! first is still leased. Acknowledgements are retried: acknowledging a lease twice is harmless.
-//! Sends, and leases, that arrive together go in one call ([`crate::batching`]).
+//! Sends, leases and confirmations that arrive together go in one call ([`crate::batching`]).
 //! With traces on, each call is a client span whose context world-service continues, and each
-//! send and lease is a call of its own, so that its trace goes on in world-service.
+//! send, lease and confirmation is a call of its own, so that its trace goes on in world-service.
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,13 +17,17 @@ use hello_common::{
     telemetry,
     token::TokenHash,
     wire::{
-        Acknowledgements, BatchedLease, BatchedSend, ClaimName, Claimed, LeaseBatch,
-        MAX_HELLOS_PER_LEASE_BATCH, MAX_LEASES_PER_BATCH, MAX_SENDS_PER_BATCH, RotateToken,
-        SendBatch, SendBatchAnswer, SendHello, SendOutcome, StoredHello, TOKEN_HASH_HEADER, paths,
+        Acknowledgements, Batch, BatchedConfirmation, BatchedLease, BatchedSend, ClaimName,
+        Claimed, ConfirmOutcome, MAX_CONFIRMATIONS_PER_BATCH, MAX_HELLOS_PER_LEASE_BATCH,
+        MAX_LEASES_PER_BATCH, MAX_SENDS_PER_BATCH, Outcomes, RotateToken, SendHello, SendOutcome,
+        StoredHello, TOKEN_HASH_HEADER, paths,
     },
 };
 use reqwest::Method;
-use serde::{Deserialize, de::IgnoredAny};
+use serde::{
+    Deserialize, Serialize,
+    de::{DeserializeOwned, IgnoredAny},
+};
 use serde_json::value::RawValue;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
@@ -60,13 +64,8 @@ impl PassedLease {
     }
 }
 
-/// world-service's answer to a batch of leases ([`hello_common::wire::LeaseBatchAnswer`]), with
-/// each lease's hellos passed on as they came.
-#[derive(Debug, Deserialize)]
-struct PassedLeaseBatch {
-    outcomes: Vec<PassedLeaseOutcome>,
-}
-
+/// One outcome of a batch of leases ([`hello_common::wire::LeaseOutcome`]), with its hellos
+/// passed on as they came.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum PassedLeaseOutcome {
@@ -78,12 +77,8 @@ enum PassedLeaseOutcome {
 type BatchCall<T, R> =
     fn(WorldClient, Vec<T>) -> BoxFuture<'static, Result<Vec<Result<R, WorldError>>, WorldError>>;
 
-/// Sends may go 128 to a call; their weight does not count.
-const SEND_BATCHES: BatchLimits<BatchedSend> = BatchLimits {
-    items: MAX_SENDS_PER_BATCH,
-    weight: usize::MAX,
-    weigh: |_| 0,
-};
+/// Sends may go 128 to a call.
+const SEND_BATCHES: BatchLimits<BatchedSend> = BatchLimits::at_most(MAX_SENDS_PER_BATCH);
 
 /// Leases may go 128 to a call, as long as they ask for at most 1,000 hellos together.
 const LEASE_BATCHES: BatchLimits<BatchedLease> = BatchLimits {
@@ -91,6 +86,10 @@ const LEASE_BATCHES: BatchLimits<BatchedLease> = BatchLimits {
     weight: MAX_HELLOS_PER_LEASE_BATCH,
     weigh: |lease| lease.limit as usize,
 };
+
+/// Confirmations may go 128 to a call.
+const CONFIRM_BATCHES: BatchLimits<BatchedConfirmation> =
+    BatchLimits::at_most(MAX_CONFIRMATIONS_PER_BATCH);
 
 /// How `HELLO_WORLD_URL` names a Unix socket: `unix:/run/world/world.sock`.
 pub const UNIX_SCHEME: &str = "unix:";
@@ -143,6 +142,8 @@ pub struct WorldClient {
     sends: Arc<CallQueue<BatchedSend, StoredHello>>,
     /// Leases waiting to go to world-service together.
     leases: Arc<CallQueue<BatchedLease, PassedLease>>,
+    /// Confirmations waiting to go to world-service together.
+    confirmations: Arc<CallQueue<BatchedConfirmation, ()>>,
 }
 
 /// Why a call to world-service did not succeed.
@@ -243,17 +244,6 @@ impl WorldError {
     }
 }
 
-/// A batch's answer must have one outcome per call; otherwise none of them can be trusted.
-fn check_count(outcomes: usize, calls: usize) -> Result<(), WorldError> {
-    if outcomes == calls {
-        Ok(())
-    } else {
-        Err(WorldError::NoAnswer(format!(
-            "world-service answered {outcomes} outcomes for {calls} calls"
-        )))
-    }
-}
-
 /// Sorts a failed request: refused before it was sent, or maybe carried out.
 fn request_failed(error: reqwest::Error) -> WorldError {
     if error.is_connect() {
@@ -318,6 +308,7 @@ impl WorldClient {
             timeout,
             sends: Arc::new(CallQueue::new(SEND_BATCHES)),
             leases: Arc::new(CallQueue::new(LEASE_BATCHES)),
+            confirmations: Arc::new(CallQueue::new(CONFIRM_BATCHES)),
         })
     }
 
@@ -420,15 +411,8 @@ impl WorldClient {
         &self,
         sends: Vec<BatchedSend>,
     ) -> Result<Vec<Result<StoredHello, WorldError>>, WorldError> {
-        let count = sends.len();
-        let url = format!("{}{}", self.base_url, paths::SEND_BATCH);
-        let request = self
-            .call(Method::POST, &url, &RequestId::generate())
-            .json(&SendBatch { sends });
-        let answer: SendBatchAnswer = decode(request.send().await).await?;
-        check_count(answer.outcomes.len(), count)?;
-        Ok(answer
-            .outcomes
+        let outcomes = self.call_batch(paths::SEND_BATCH, sends).await?;
+        Ok(outcomes
             .into_iter()
             .map(|outcome| match outcome {
                 SendOutcome::Stored(stored) => Ok(stored),
@@ -442,21 +426,50 @@ impl WorldClient {
         &self,
         leases: Vec<BatchedLease>,
     ) -> Result<Vec<Result<PassedLease, WorldError>>, WorldError> {
-        let count = leases.len();
-        let url = format!("{}{}", self.base_url, paths::LEASE_BATCH);
-        let request = self
-            .call(Method::POST, &url, &RequestId::generate())
-            .json(&LeaseBatch { leases });
-        let answer: PassedLeaseBatch = decode(request.send().await).await?;
-        check_count(answer.outcomes.len(), count)?;
-        Ok(answer
-            .outcomes
+        let outcomes = self.call_batch(paths::LEASE_BATCH, leases).await?;
+        Ok(outcomes
             .into_iter()
             .map(|outcome| match outcome {
                 PassedLeaseOutcome::Leased(lease) => lease.counted(),
                 PassedLeaseOutcome::Refused(problem) => Err(refused(problem.status, problem)),
             })
             .collect())
+    }
+
+    /// One call with several confirmations: one outcome for each, in their order.
+    async fn confirm_batch(
+        &self,
+        confirmations: Vec<BatchedConfirmation>,
+    ) -> Result<Vec<Result<(), WorldError>>, WorldError> {
+        let outcomes = self.call_batch(paths::CONFIRM_BATCH, confirmations).await?;
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                ConfirmOutcome::Confirmed => Ok(()),
+                ConfirmOutcome::Refused(problem) => Err(refused(problem.status, problem)),
+            })
+            .collect())
+    }
+
+    /// A batch of `calls` to `path`: their outcomes, one per call (or none can be trusted).
+    async fn call_batch<T: Serialize, O: DeserializeOwned>(
+        &self,
+        path: &str,
+        calls: Vec<T>,
+    ) -> Result<Vec<O>, WorldError> {
+        let count = calls.len();
+        let url = format!("{}{path}", self.base_url);
+        let request = self
+            .call(Method::POST, &url, &RequestId::generate())
+            .json(&Batch { calls });
+        let answer: Outcomes<O> = decode(request.send().await).await?;
+        if answer.outcomes.len() != count {
+            return Err(WorldError::NoAnswer(format!(
+                "world-service answered {} outcomes for {count} calls",
+                answer.outcomes.len()
+            )));
+        }
+        Ok(answer.outcomes)
     }
 
     /// Stores a hello in a call of its own.
@@ -534,8 +547,33 @@ impl WorldClient {
     }
 
     /// Confirms a reliable read's lease: `Ok` once its hellos are gone for good (now or
-    /// before); world's 410 or 404 problem otherwise.
+    /// before); world's 410 or 404 problem otherwise. It goes to world-service with the
+    /// confirmations that arrive with it ([`crate::batching`]); alone when traces are on.
     pub async fn confirm(
+        &self,
+        name: &Name,
+        receipt: &str,
+        caller: &Caller,
+        request_id: &RequestId,
+    ) -> Result<(), WorldError> {
+        if telemetry::tracing_enabled() {
+            return self.confirm_alone(name, receipt, caller, request_id).await;
+        }
+        let confirmation = BatchedConfirmation {
+            name: name.as_str().to_owned(),
+            lease: receipt.to_owned(),
+            require_claim: caller.require_claim,
+            token_sha256: caller.token.map(|token| token.to_hex()),
+            request_id: request_id.0.clone(),
+        };
+        self.batched(&self.confirmations, confirmation, |world, confirmations| {
+            Box::pin(async move { world.confirm_batch(confirmations).await })
+        })
+        .await
+    }
+
+    /// Confirms in a call of its own.
+    async fn confirm_alone(
         &self,
         name: &Name,
         receipt: &str,

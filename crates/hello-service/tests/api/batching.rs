@@ -13,61 +13,114 @@ use std::{
     time::Duration,
 };
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, dev::ServerHandle, web};
 use hello_common::wire::paths;
 use serde_json::{Value, json};
 
-use crate::support::{Options, expect_problem, spawn_hello, spawn_stand_in_world};
+use crate::support::{Options, TestApp, expect_problem, spawn_hello, spawn_stand_in_world};
 
 #[derive(Default)]
 struct SlowBatches {
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
-    /// The number of sends each call carried.
+    /// The number of calls each batch carried.
     calls: Mutex<Vec<usize>>,
 }
 
-/// Stores every send to a name starting `ok` (its id says whom it was for); refuses those to
-/// `full` as world-service refuses a full inbox, and answers those to `broken` with a 500
-/// problem, an answer hello-service must not pass on as it is.
-async fn hold_and_answer(world: web::Data<SlowBatches>, body: web::Json<Value>) -> HttpResponse {
-    let now = world.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    world.most_in_flight.fetch_max(now, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let sends = body["sends"].as_array().cloned().unwrap_or_default();
-    world.calls.lock().unwrap().push(sends.len());
-    let outcomes: Vec<Value> = sends
-        .iter()
-        .map(|send| {
-            let to = send["to"].as_str().unwrap_or_default();
-            let problem = |status: u16, kind: &str| {
-                json!({"refused": {"type": kind, "title": kind, "status": status, "detail": format!("{to}: {kind}")}})
-            };
-            if to.starts_with("full") {
-                problem(409, "/problems/inbox-full")
-            } else if to.starts_with("broken") {
-                problem(500, "/problems/internal")
-            } else {
-                json!({"stored": {"id": format!("id-of-{to}"), "to": to, "from": send["from"], "at": "2026-12-01T00:00:00.000Z"}})
-            }
-        })
-        .collect();
-    world.in_flight.fetch_sub(1, Ordering::SeqCst);
-    HttpResponse::Ok().json(json!({ "outcomes": outcomes }))
+impl SlowBatches {
+    /// Holds a batch for 300 ms, counting the batches out at once and the calls in each, then
+    /// answers each call with what `outcome` makes of it.
+    async fn hold_and_answer_each(
+        &self,
+        body: &Value,
+        outcome: fn(&Value) -> Value,
+    ) -> HttpResponse {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let calls = body["calls"].as_array().cloned().unwrap_or_default();
+        self.calls.lock().unwrap().push(calls.len());
+        let outcomes: Vec<Value> = calls.iter().map(outcome).collect();
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        HttpResponse::Ok().json(json!({ "outcomes": outcomes }))
+    }
 }
 
-#[tokio::test]
-async fn sends_arriving_together_go_in_few_calls_two_at_a_time_each_with_its_own_outcome() {
+/// A stand-in world-service answering batches at `path` with `handler` (and acknowledging
+/// anything), and a hello-service in front of it.
+fn stand_in<H, Args>(
+    path: &'static str,
+    handler: H,
+) -> (
+    web::Data<SlowBatches>,
+    std::sync::Arc<TestApp>,
+    ServerHandle,
+)
+where
+    H: actix_web::Handler<Args> + Clone + Send,
+    Args: actix_web::FromRequest + 'static,
+    H::Output: actix_web::Responder + 'static,
+{
     let world = web::Data::new(SlowBatches::default());
     let (world_url, stop) = spawn_stand_in_world({
         let world = world.clone();
         move |routes| {
             routes
                 .app_data(world.clone())
-                .route(paths::SEND_BATCH, web::post().to(hold_and_answer));
+                .route(path, web::post().to(handler.clone()))
+                .route(paths::ACKNOWLEDGE, web::post().to(acknowledge));
         }
     });
     let app = std::sync::Arc::new(spawn_hello(world_url, &Options::default()));
+    (world, app, stop)
+}
+
+/// Every call went in exactly one batch, those that waited went together, and at most two
+/// batches were out at once.
+fn assert_went_together(world: &SlowBatches, calls: usize) {
+    let batches = world.calls.lock().unwrap().clone();
+    assert_eq!(
+        batches.iter().sum::<usize>(),
+        calls,
+        "each call in one batch: {batches:?}"
+    );
+    assert!(
+        batches.len() < calls,
+        "the calls that waited went together: {batches:?}"
+    );
+    assert!(
+        world.most_in_flight.load(Ordering::SeqCst) <= 2,
+        "{} batches were out at once",
+        world.most_in_flight.load(Ordering::SeqCst)
+    );
+}
+
+/// A refused outcome: the problem world-service would have answered.
+fn refusal(status: u16, kind: &str, detail: String) -> Value {
+    json!({"refused": {"type": kind, "title": kind, "status": status, "detail": detail}})
+}
+
+/// Stores every send to a name starting `ok` (its id says whom it was for); refuses those to
+/// `full` as world-service refuses a full inbox, and answers those to `broken` with a 500
+/// problem, an answer hello-service must not pass on as it is.
+async fn hold_and_answer(world: web::Data<SlowBatches>, body: web::Json<Value>) -> HttpResponse {
+    world
+        .hold_and_answer_each(&body, |send| {
+            let to = send["to"].as_str().unwrap_or_default();
+            if to.starts_with("full") {
+                refusal(409, "/problems/inbox-full", format!("{to}: /problems/inbox-full"))
+            } else if to.starts_with("broken") {
+                refusal(500, "/problems/internal", format!("{to}: /problems/internal"))
+            } else {
+                json!({"stored": {"id": format!("id-of-{to}"), "to": to, "from": send["from"], "at": "2026-12-01T00:00:00.000Z"}})
+            }
+        })
+        .await
+}
+
+#[tokio::test]
+async fn sends_arriving_together_go_in_few_calls_two_at_a_time_each_with_its_own_outcome() {
+    let (world, app, stop) = stand_in(paths::SEND_BATCH, hold_and_answer);
 
     const SENDS: usize = 40;
     let sends: Vec<_> = (0..SENDS)
@@ -99,38 +152,17 @@ async fn sends_arriving_together_go_in_few_calls_two_at_a_time_each_with_its_own
         }
     }
     stop.stop(false).await;
-
-    let calls = world.calls.lock().unwrap().clone();
-    assert_eq!(
-        calls.iter().sum::<usize>(),
-        SENDS,
-        "each send in one call: {calls:?}"
-    );
-    assert!(
-        calls.len() < SENDS,
-        "the sends that waited went together: {calls:?}"
-    );
-    assert!(
-        world.most_in_flight.load(Ordering::SeqCst) <= 2,
-        "{} calls were out at once",
-        world.most_in_flight.load(Ordering::SeqCst)
-    );
+    assert_went_together(&world, SENDS);
 }
 
 /// Leases one hello to every read of a name starting `ok` (its id says whose it is), refuses
 /// those of `claimed` as world-service refuses a read without its token; acknowledges anything.
 async fn hold_and_lease(world: web::Data<SlowBatches>, body: web::Json<Value>) -> HttpResponse {
-    let now = world.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    world.most_in_flight.fetch_max(now, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let leases = body["leases"].as_array().cloned().unwrap_or_default();
-    world.calls.lock().unwrap().push(leases.len());
-    let outcomes: Vec<Value> = leases
-        .iter()
-        .map(|lease| {
+    world
+        .hold_and_answer_each(&body, |lease| {
             let name = lease["name"].as_str().unwrap_or_default();
             if name.starts_with("claimed") {
-                json!({"refused": {"type": "/problems/token-required", "title": "Token required", "status": 401, "detail": format!("{name} is claimed")}})
+                refusal(401, "/problems/token-required", format!("{name} is claimed"))
             } else {
                 json!({"leased": {
                     "lease_id": format!("lease-of-{name}"),
@@ -140,33 +172,16 @@ async fn hold_and_lease(world: web::Data<SlowBatches>, body: web::Json<Value>) -
                 }})
             }
         })
-        .collect();
-    world.in_flight.fetch_sub(1, Ordering::SeqCst);
-    HttpResponse::Ok().json(json!({ "outcomes": outcomes }))
+        .await
 }
 
 async fn acknowledge(body: web::Json<Value>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"deleted": body["leases"].as_array().map_or(0, Vec::len)}))
 }
 
-fn stand_in_leases() -> (web::Data<SlowBatches>, String, actix_web::dev::ServerHandle) {
-    let world = web::Data::new(SlowBatches::default());
-    let (world_url, stop) = spawn_stand_in_world({
-        let world = world.clone();
-        move |routes| {
-            routes
-                .app_data(world.clone())
-                .route(paths::LEASE_BATCH, web::post().to(hold_and_lease))
-                .route(paths::ACKNOWLEDGE, web::post().to(acknowledge));
-        }
-    });
-    (world, world_url, stop)
-}
-
 #[tokio::test]
 async fn reads_arriving_together_go_in_few_calls_two_at_a_time_each_with_its_own_hellos() {
-    let (world, world_url, stop) = stand_in_leases();
-    let app = std::sync::Arc::new(spawn_hello(world_url, &Options::default()));
+    let (world, app, stop) = stand_in(paths::LEASE_BATCH, hold_and_lease);
 
     const READS: usize = 40;
     let reads: Vec<_> = (0..READS)
@@ -203,28 +218,13 @@ async fn reads_arriving_together_go_in_few_calls_two_at_a_time_each_with_its_own
         }
     }
     stop.stop(false).await;
-
-    let calls = world.calls.lock().unwrap().clone();
-    assert_eq!(
-        calls.iter().sum::<usize>(),
-        READS,
-        "each read in one call: {calls:?}"
-    );
-    assert!(
-        calls.len() < READS,
-        "the reads that waited went together: {calls:?}"
-    );
-    assert!(
-        world.most_in_flight.load(Ordering::SeqCst) <= 2,
-        "{} calls were out at once",
-        world.most_in_flight.load(Ordering::SeqCst)
-    );
+    assert_went_together(&world, READS);
 }
 
 #[tokio::test]
 async fn reads_asking_for_many_hellos_go_together_only_up_to_a_thousand() {
-    let (world, world_url, stop) = stand_in_leases();
-    let app = std::sync::Arc::new(spawn_hello(world_url, &Options::default()));
+    let (world, app, stop) = stand_in(paths::LEASE_BATCH, hold_and_lease);
+
     // 600 + 600 is over 1,000: however they arrive, each goes in a call of its own.
     let reads: Vec<_> = (0..4)
         .map(|number| {
@@ -237,4 +237,55 @@ async fn reads_asking_for_many_hellos_go_together_only_up_to_a_thousand() {
     }
     stop.stop(false).await;
     assert_eq!(*world.calls.lock().unwrap(), [1, 1, 1, 1]);
+}
+
+/// Confirms every receipt but those starting `late`, which ran out as world-service says.
+async fn hold_and_confirm(world: web::Data<SlowBatches>, body: web::Json<Value>) -> HttpResponse {
+    world
+        .hold_and_answer_each(&body, |confirmation| {
+            let lease = confirmation["lease"].as_str().unwrap_or_default();
+            if lease.starts_with("late") {
+                refusal(410, "/problems/lease-expired", format!("{lease} ran out"))
+            } else {
+                json!("confirmed")
+            }
+        })
+        .await
+}
+
+#[tokio::test]
+async fn confirmations_arriving_together_go_in_few_calls_each_with_its_own_outcome() {
+    let (world, app, stop) = stand_in(paths::CONFIRM_BATCH, hold_and_confirm);
+
+    const CONFIRMATIONS: usize = 40;
+    let confirmations: Vec<_> = (0..CONFIRMATIONS)
+        .map(|number| {
+            let app = app.clone();
+            let receipt = if number % 4 == 3 {
+                format!("late-{number}")
+            } else {
+                format!("lease-{number}")
+            };
+            tokio::spawn(async move {
+                let response = app
+                    .client
+                    .delete(format!("{}/hello/reader/reads/{receipt}", app.url))
+                    .send()
+                    .await
+                    .unwrap();
+                (receipt, response)
+            })
+        })
+        .collect();
+    for confirmation in confirmations {
+        let (receipt, response) = confirmation.await.unwrap();
+        if receipt.starts_with("late") {
+            let problem = expect_problem(response, 410).await;
+            assert_eq!(problem["detail"], format!("{receipt} ran out"));
+        } else {
+            assert_eq!(response.status(), 204, "{receipt}");
+        }
+    }
+    stop.stop(false).await;
+    assert_went_together(&world, CONFIRMATIONS);
 }

@@ -209,7 +209,7 @@ async fn lease_one_each(
     world: web::Data<SlowAcknowledgements>,
     body: web::Json<serde_json::Value>,
 ) -> HttpResponse {
-    let leases = body["leases"].as_array().map_or(0, Vec::len);
+    let leases = body["calls"].as_array().map_or(0, Vec::len);
     let outcomes: Vec<_> = (0..leases)
         .map(|_| {
             let number = world.leases.fetch_add(1, Ordering::SeqCst);

@@ -1,15 +1,16 @@
-use std::time::Instant;
-
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures::future::join_all;
 use hello_common::{
     IdempotencyKey, Name, Problem,
     token::TokenHash,
-    wire::{MAX_SENDS_PER_BATCH, SendBatch, SendBatchAnswer, SendHello, SendOutcome, StoredHello},
+    wire::{
+        Batch, BatchedSend, MAX_SENDS_PER_BATCH, Outcomes, SendHello, SendOutcome, StoredHello,
+    },
 };
-use tracing::Instrument;
 
-use super::ownership::{check_sender, presented_token, token_hash};
+use super::{
+    batches::each_as_if_alone,
+    ownership::{check_sender, presented_token, token_hash},
+};
 use crate::{startup::AppState, store::NewHello};
 
 /// `POST /v1/inboxes/{to}/hellos`: answers 201 only once the hello is durable. Sending as a
@@ -42,53 +43,31 @@ pub async fn send(
 /// commits them together.
 pub async fn send_batch(
     state: web::Data<AppState>,
-    body: web::Json<SendBatch>,
+    body: web::Json<Batch<BatchedSend>>,
 ) -> Result<HttpResponse, Problem> {
-    let sends = body.into_inner().sends;
-    if sends.is_empty() || sends.len() > MAX_SENDS_PER_BATCH {
-        return Err(Problem::malformed_body(format!(
-            "a batch carries 1 to {MAX_SENDS_PER_BATCH} sends, not {}",
-            sends.len()
-        )));
-    }
-    let outcomes = join_all(sends.into_iter().map(|send| {
-        let state = &state;
-        // The public request's id, on whatever this send logs; and a line of its own, as the
-        // access log gives a send that comes alone, so that its id shows in world's log too.
-        let span = tracing::info_span!("batched send", request_id = %send.request_id);
-        async move {
-            let started = Instant::now();
-            let presented = send.token_sha256.as_deref().map(token_hash).transpose();
-            let outcome = match presented {
-                Ok(presented) => {
-                    store(
-                        state,
-                        &send.to,
-                        send.from.as_deref(),
-                        send.idempotency_key.as_deref(),
-                        presented,
-                    )
-                    .await
-                }
-                Err(problem) => Err(problem),
-            };
-            let status = outcome
-                .as_ref()
-                .map_or_else(|problem| problem.status, |_| 201);
-            tracing::info!(
-                status,
-                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-                "answered"
-            );
-            match outcome {
-                Ok(stored) => SendOutcome::Stored(stored),
-                Err(problem) => SendOutcome::Refused(problem),
+    let outcomes = each_as_if_alone(
+        body.into_inner().calls,
+        MAX_SENDS_PER_BATCH,
+        "sends",
+        201,
+        |send| &send.request_id,
+        |send| {
+            let state = &state;
+            async move {
+                let presented = send.token_sha256.as_deref().map(token_hash).transpose()?;
+                let (from, key) = (send.from.as_deref(), send.idempotency_key.as_deref());
+                store(state, &send.to, from, key, presented).await
             }
-        }
-        .instrument(span)
-    }))
-    .await;
-    Ok(HttpResponse::Ok().json(SendBatchAnswer { outcomes }))
+        },
+    )
+    .await?
+    .into_iter()
+    .map(|outcome| match outcome {
+        Ok(stored) => SendOutcome::Stored(stored),
+        Err(problem) => SendOutcome::Refused(problem),
+    })
+    .collect();
+    Ok(HttpResponse::Ok().json(Outcomes { outcomes }))
 }
 
 /// One send, alone or in a batch: its input parsed, its sender checked, then stored durably.

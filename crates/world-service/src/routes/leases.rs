@@ -1,23 +1,25 @@
 //! Taking hellos out of an inbox: lease them, then acknowledge the lease once they reached their
 //! reader (see [`hello_common::wire`]).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures::future::join_all;
 use hello_common::{
     Name, Problem,
     token::TokenHash,
     wire::{
-        Acknowledged, Acknowledgements, DEFAULT_PAGE, LEASE_MS, Lease, LeaseBatch,
-        LeaseBatchAnswer, LeaseOutcome, MAX_ACKNOWLEDGEMENTS, MAX_LEASE_ID_LENGTH,
-        MAX_LEASES_PER_BATCH, MAX_PAGE, ReadRules,
+        Acknowledged, Acknowledgements, Batch, BatchedConfirmation, BatchedLease, ConfirmOutcome,
+        DEFAULT_PAGE, LEASE_MS, Lease, LeaseOutcome, MAX_ACKNOWLEDGEMENTS,
+        MAX_CONFIRMATIONS_PER_BATCH, MAX_LEASE_ID_LENGTH, MAX_LEASES_PER_BATCH, MAX_PAGE, Outcomes,
+        ReadRules,
     },
 };
 use serde::Deserialize;
-use tracing::Instrument;
 
-use super::ownership::{check_reader, presented_token, token_hash};
+use super::{
+    batches::each_as_if_alone,
+    ownership::{check_reader, presented_token, token_hash},
+};
 use crate::{
     startup::AppState,
     store::{Confirmation, LeaseRequest},
@@ -55,52 +57,39 @@ pub async fn lease(
 /// their order.
 pub async fn lease_batch(
     state: web::Data<AppState>,
-    body: web::Json<LeaseBatch>,
+    body: web::Json<Batch<BatchedLease>>,
 ) -> Result<HttpResponse, Problem> {
-    let leases = body.into_inner().leases;
-    if leases.is_empty() || leases.len() > MAX_LEASES_PER_BATCH {
-        return Err(Problem::malformed_body(format!(
-            "a batch carries 1 to {MAX_LEASES_PER_BATCH} leases, not {}",
-            leases.len()
-        )));
-    }
-    let outcomes = join_all(leases.into_iter().map(|lease| {
-        let state = &state;
-        // As for a batch of sends: the public request's id, and a line of its own.
-        let span = tracing::info_span!("batched lease", request_id = %lease.request_id);
-        async move {
-            let started = Instant::now();
-            let outcome = match lease.token_sha256.as_deref().map(token_hash).transpose() {
-                Ok(presented) => {
-                    take(
-                        state,
-                        &lease.name,
-                        Some(lease.limit),
-                        lease.lease_ms,
-                        lease.require_claim,
-                        presented,
-                    )
-                    .await
-                }
-                Err(problem) => Err(problem),
-            };
-            let status = outcome
-                .as_ref()
-                .map_or_else(|problem| problem.status, |_| 200);
-            tracing::info!(
-                status,
-                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-                "answered"
-            );
-            match outcome {
-                Ok(lease) => LeaseOutcome::Leased(lease),
-                Err(problem) => LeaseOutcome::Refused(problem),
+    let outcomes = each_as_if_alone(
+        body.into_inner().calls,
+        MAX_LEASES_PER_BATCH,
+        "leases",
+        200,
+        |lease| &lease.request_id,
+        |lease| {
+            let state = &state;
+            async move {
+                let presented = lease.token_sha256.as_deref().map(token_hash).transpose()?;
+                let (limit, lease_ms) = (Some(lease.limit), lease.lease_ms);
+                take(
+                    state,
+                    &lease.name,
+                    limit,
+                    lease_ms,
+                    lease.require_claim,
+                    presented,
+                )
+                .await
             }
-        }
-        .instrument(span)
-    }))
-    .await;
-    Ok(HttpResponse::Ok().json(LeaseBatchAnswer { outcomes }))
+        },
+    )
+    .await?
+    .into_iter()
+    .map(|outcome| match outcome {
+        Ok(lease) => LeaseOutcome::Leased(lease),
+        Err(problem) => LeaseOutcome::Refused(problem),
+    })
+    .collect();
+    Ok(HttpResponse::Ok().json(Outcomes { outcomes }))
 }
 
 /// One lease, alone or in a batch: its input checked, its reader checked, then taken.
@@ -170,18 +159,66 @@ pub async fn confirm(
     rules: web::Query<ReadRules>,
 ) -> Result<HttpResponse, Problem> {
     let (name, lease_id) = path.into_inner();
-    let name = Name::parse(&name).map_err(|error| Problem::invalid_name("name", &error))?;
     let presented = presented_token(&request)?;
+    confirm_one(&state, &name, &lease_id, rules.require_claim, presented).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /v1/confirmations`: several confirmations in one request, each judged and answered as
+/// if it had come alone to `DELETE /v1/inboxes/{name}/leases/{lease}`: 200 with one outcome per
+/// confirmation, in their order.
+pub async fn confirm_batch(
+    state: web::Data<AppState>,
+    body: web::Json<Batch<BatchedConfirmation>>,
+) -> Result<HttpResponse, Problem> {
+    let outcomes = each_as_if_alone(
+        body.into_inner().calls,
+        MAX_CONFIRMATIONS_PER_BATCH,
+        "confirmations",
+        204,
+        |confirmation| &confirmation.request_id,
+        |confirmation| {
+            let state = &state;
+            async move {
+                let presented = confirmation
+                    .token_sha256
+                    .as_deref()
+                    .map(token_hash)
+                    .transpose()?;
+                let (name, lease) = (&confirmation.name, &confirmation.lease);
+                confirm_one(state, name, lease, confirmation.require_claim, presented).await
+            }
+        },
+    )
+    .await?
+    .into_iter()
+    .map(|outcome| match outcome {
+        Ok(()) => ConfirmOutcome::Confirmed,
+        Err(problem) => ConfirmOutcome::Refused(problem),
+    })
+    .collect();
+    Ok(HttpResponse::Ok().json(Outcomes { outcomes }))
+}
+
+/// One confirmation, alone or in a batch: `Ok` once the lease's hellos are gone for good.
+async fn confirm_one(
+    state: &AppState,
+    name: &str,
+    lease_id: &str,
+    require_claim: bool,
+    presented: Option<TokenHash>,
+) -> Result<(), Problem> {
+    let name = Name::parse(name).map_err(|error| Problem::invalid_name("name", &error))?;
     let _timer = state.time_store("confirm");
-    check_reader(state.store.as_ref(), &name, presented, rules.require_claim).await?;
+    check_reader(state.store.as_ref(), &name, presented, require_claim).await?;
     // A lease id no lease can have is simply unknown: no need to ask the store.
     let confirmation = if lease_id.is_empty() || lease_id.len() > MAX_LEASE_ID_LENGTH {
         Confirmation::Unknown
     } else {
-        state.store.confirm(&name, &lease_id).await?
+        state.store.confirm(&name, lease_id).await?
     };
     let (outcome, answer) = match confirmation {
-        Confirmation::Confirmed => ("confirmed", Ok(HttpResponse::NoContent().finish())),
+        Confirmation::Confirmed => ("confirmed", Ok(())),
         Confirmation::Expired => ("expired", Err(Problem::lease_expired())),
         Confirmation::Unknown => ("unknown", Err(Problem::receipt_not_found())),
     };

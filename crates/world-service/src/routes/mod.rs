@@ -4,10 +4,11 @@
 //! | method | path | what |
 //! |---|---|---|
 //! | POST | `/v1/inboxes/{to}/hellos` | store a hello durably: 201 with it |
-//! | POST | `/v1/hellos` | store several (`{"sends": [...]}`), each as if alone: 200 with one outcome each |
+//! | POST | `/v1/hellos` | store several (`{"calls": [sends]}`), each as if alone: 200 with one outcome each |
 //! | POST | `/v1/inboxes/{name}/leases?limit=N&lease_ms=M` | lease the oldest waiting hellos |
-//! | POST | `/v1/leases` | lease for several reads (`{"leases": [...]}`), each as if alone: 200 with one outcome each |
+//! | POST | `/v1/leases` | lease for several reads (`{"calls": [leases]}`), each as if alone: 200 with one outcome each |
 //! | DELETE | `/v1/inboxes/{name}/leases/{lease}` | confirm a reliable read's lease: 204, 410 (ran out), 404 (unknown) |
+//! | POST | `/v1/confirmations` | confirm several (`{"calls": [confirmations]}`), each as if alone: 200 with one outcome each |
 //! | POST | `/v1/leases/acknowledge` | acknowledge leases (`{"leases": [ids]}`): their hellos are deleted |
 //! | POST | `/v1/names/{name}` | claim a name (`{"token_sha256"}`): 201; 409 it or a look-alike is claimed |
 //! | POST | `/v1/names/{name}/token` | replace its token (`{"new_token_sha256"}`, the current one's hash in `x-token-sha256`): 204; 401; 404 |
@@ -19,6 +20,7 @@
 //! | GET | `/healthz`, `/readyz` | alive (shared: [`hello_common::startup::healthz`]); ready (store answers, not shutting down) |
 //! | GET | `/metrics` | Prometheus text format |
 
+mod batches;
 mod health;
 mod hellos;
 mod info;
@@ -29,7 +31,10 @@ mod ownership;
 use actix_web::web;
 use hello_common::{
     problem::extractors::{json_config, resource},
-    wire::{ACKNOWLEDGEMENTS_BODY_LIMIT, LEASE_BATCH_BODY_LIMIT, SEND_BATCH_BODY_LIMIT, paths},
+    wire::{
+        ACKNOWLEDGEMENTS_BODY_LIMIT, CONFIRM_BATCH_BODY_LIMIT, LEASE_BATCH_BODY_LIMIT,
+        SEND_BATCH_BODY_LIMIT, paths,
+    },
 };
 
 /// Registers every route.
@@ -51,6 +56,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
         )
         .service(resource(paths::LEASE, "POST").route(web::post().to(leases::lease)))
         .service(resource(paths::CONFIRM, "DELETE").route(web::delete().to(leases::confirm)))
+        .service(
+            resource(paths::CONFIRM_BATCH, "POST")
+                .app_data(json_config(CONFIRM_BATCH_BODY_LIMIT))
+                .route(web::post().to(leases::confirm_batch)),
+        )
         .service(
             resource(paths::NAME, "POST, DELETE")
                 .route(web::post().to(names::claim))

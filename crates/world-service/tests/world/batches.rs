@@ -1,7 +1,7 @@
-//! `POST /v1/hellos` and `POST /v1/leases`: batches of sends and of leases, each judged as if it
-//! had come alone to `POST /v1/inboxes/{to}/hellos` or `POST /v1/inboxes/{name}/leases`,
-//! through the real binary on each backend (the embedded store, and MongoDB on nx-27017): some
-//! done, some refused, each with the outcome it would have had.
+//! `POST /v1/hellos`, `/v1/leases` and `/v1/confirmations`: batches of sends, leases and
+//! confirmations, each judged as if it had come alone to its own route, through the real binary
+//! on each backend (the embedded store, and MongoDB on nx-27017): some done, some refused, each
+//! with the outcome it would have had.
 
 use std::{net::SocketAddr, path::Path};
 
@@ -52,6 +52,19 @@ fn send(to: &str, from: Option<&str>, token: Option<&str>, key: Option<&str>) ->
     send
 }
 
+/// A batch of no calls, or of one too many, is refused as a whole, saying how many it may carry.
+async fn assert_sizes_refused(world: &ChildService, path: &str, call: Value, most: usize) {
+    for count in [0, most + 1] {
+        let calls = vec![call.clone(); count];
+        let (status, body) = post(world, path, &json!({ "calls": calls })).await;
+        assert_eq!(status, 400, "{count} calls to {path}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains(&most.to_string()),
+            "{body}"
+        );
+    }
+}
+
 /// The problem type of a refused outcome, or "stored" or "leased".
 fn kind(outcome: &Value) -> String {
     match (&outcome["stored"], &outcome["leased"], &outcome["refused"]) {
@@ -62,28 +75,34 @@ fn kind(outcome: &Value) -> String {
     }
 }
 
-async fn each_send_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildService) {
-    let owner = Token::generate();
+/// Claims Carol; the hash of her token.
+async fn claim_carol(world: &ChildService) -> String {
+    let owner = Token::generate().hash().to_hex();
     let (status, body) = post(
-        &world,
+        world,
         &paths::name("Carol"),
-        &json!({ "token_sha256": owner.hash().to_hex() }),
+        &json!({ "token_sha256": owner }),
     )
     .await;
     assert_eq!(status, 201, "{body}");
+    owner
+}
+
+async fn each_send_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildService) {
+    let owner = claim_carol(&world).await;
 
     let sends = vec![
         send("bob", Some("alice"), None, None),
         send("$bob", Some("alice"), None, None),
         send("bob", Some("carol"), None, None),
-        send("bob", None, Some(&owner.hash().to_hex()), None),
+        send("bob", None, Some(&owner), None),
         send("bob", None, Some(&Token::generate().hash().to_hex()), None),
         send("bob", Some("alice"), Some("not hex"), None),
         send("dora", Some("alice"), None, Some("key-1")),
         send("dora", Some("alice"), None, Some("key-1")),
         send("erin", Some("alice"), None, Some("key-1")),
     ];
-    let (status, answer) = post(&world, paths::SEND_BATCH, &json!({ "sends": sends })).await;
+    let (status, answer) = post(&world, paths::SEND_BATCH, &json!({ "calls": sends })).await;
     assert_eq!(status, 200, "{answer}");
     let outcomes = answer["outcomes"].as_array().unwrap();
     let kinds: Vec<String> = outcomes.iter().map(kind).collect();
@@ -133,20 +152,14 @@ async fn each_send_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildSe
     .await;
     assert_eq!(dora["hellos"].as_array().unwrap().len(), 1, "{dora}");
 
-    // A batch must carry 1 to MAX_SENDS_PER_BATCH sends.
-    for count in [0, MAX_SENDS_PER_BATCH + 1] {
-        let sends = vec![send("bob", Some("alice"), None, None); count];
-        let (status, body) = post(&world, paths::SEND_BATCH, &json!({ "sends": sends })).await;
-        assert_eq!(status, 400, "{count} sends: {body}");
-        assert!(
-            body["detail"]
-                .as_str()
-                .unwrap()
-                .contains(&MAX_SENDS_PER_BATCH.to_string()),
-            "{body}"
-        );
-    }
-    let (status, body) = post(&world, paths::SEND_BATCH, &json!({ "sends": "bob" })).await;
+    assert_sizes_refused(
+        &world,
+        paths::SEND_BATCH,
+        send("bob", Some("alice"), None, None),
+        MAX_SENDS_PER_BATCH,
+    )
+    .await;
+    let (status, body) = post(&world, paths::SEND_BATCH, &json!({ "calls": "bob" })).await;
     assert_eq!(status, 400, "{body}");
 }
 
@@ -165,20 +178,12 @@ fn lease(name: &str, limit: u32, token: Option<&str>, require_claim: bool) -> Va
 }
 
 async fn each_lease_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildService) {
-    let owner = Token::generate();
-    let (status, body) = post(
-        &world,
-        &paths::name("Carol"),
-        &json!({ "token_sha256": owner.hash().to_hex() }),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let owner = owner.hash().to_hex();
+    let owner = claim_carol(&world).await;
     let sends: Vec<Value> = ["bob", "bob", "bob", "Carol", "dora"]
         .iter()
         .map(|to| send(to, Some("alice"), None, None))
         .collect();
-    let (status, answer) = post(&world, paths::SEND_BATCH, &json!({ "sends": sends })).await;
+    let (status, answer) = post(&world, paths::SEND_BATCH, &json!({ "calls": sends })).await;
     assert_eq!(status, 200, "{answer}");
 
     let leases = vec![
@@ -191,7 +196,7 @@ async fn each_lease_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildS
         lease("dora", 1, None, true),
         lease("nobody", 1, None, false),
     ];
-    let (status, answer) = post(&world, paths::LEASE_BATCH, &json!({ "leases": leases })).await;
+    let (status, answer) = post(&world, paths::LEASE_BATCH, &json!({ "calls": leases })).await;
     assert_eq!(status, 200, "{answer}");
     let outcomes = answer["outcomes"].as_array().unwrap();
     let kinds: Vec<String> = outcomes.iter().map(kind).collect();
@@ -225,11 +230,60 @@ async fn each_lease_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildS
         "nothing to take"
     );
 
-    for count in [0, MAX_LEASES_PER_BATCH + 1] {
-        let leases = vec![lease("bob", 1, None, false); count];
-        let (status, body) = post(&world, paths::LEASE_BATCH, &json!({ "leases": leases })).await;
-        assert_eq!(status, 400, "{count} leases: {body}");
-    }
+    // Confirmed in a batch of confirmations, each as if alone.
+    let lease_of = |outcome: &Value| outcome["leased"]["lease_id"].as_str().unwrap().to_owned();
+    let confirm = |name: &str, lease: &str, token: Option<&str>| {
+        let mut confirmation = json!({"name": name, "lease": lease, "request_id": "test"});
+        if let Some(token) = token {
+            confirmation["token_sha256"] = json!(token);
+        }
+        confirmation
+    };
+    let (bobs, carols) = (lease_of(&outcomes[0]), lease_of(&outcomes[4]));
+    let confirmations = vec![
+        confirm("bob", &bobs, None),
+        confirm("bob", &bobs, None),
+        confirm("bob", "no-such-lease", None),
+        confirm("$bob", &bobs, None),
+        confirm("carol", &carols, None),
+        confirm("carol", &carols, Some(&owner)),
+    ];
+    let (status, answer) = post(
+        &world,
+        paths::CONFIRM_BATCH,
+        &json!({ "calls": confirmations }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let kinds: Vec<String> = answer["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|outcome| match outcome.as_str() {
+            Some(done) => done.to_owned(),
+            None => kind(outcome),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "confirmed",
+            "confirmed",
+            "404 \"/problems/receipt-not-found\"",
+            "400 \"/problems/invalid-name\"",
+            "401 \"/problems/token-required\"",
+            "confirmed",
+        ],
+        "{answer}"
+    );
+
+    assert_sizes_refused(
+        &world,
+        paths::LEASE_BATCH,
+        lease("bob", 1, None, false),
+        MAX_LEASES_PER_BATCH,
+    )
+    .await;
 }
 
 /// A world-service on a fresh store of `backend`; the directory lives as long as it.
