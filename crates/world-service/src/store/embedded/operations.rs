@@ -13,9 +13,9 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::live::{AfterCommit, LiveLeases, Run, lock};
 use super::tables::{
-    CLAIMED_NAMES, ClaimRecord, HELLO_SEQUENCES, HELLOS, HelloRecord, IDEMPOTENCY,
-    IDEMPOTENCY_BY_AGE, IdempotencyRecord, LEASES, LEASES_BY_INBOX, LEASES_TO_FORGET, LeaseRecord,
-    META, NAMES, NAMES_BY_TOKEN, STORED_HELLOS, STORED_KEYS, Storage, counter, inbox_size,
+    CLAIMED_NAMES, ClaimRecord, HELLOS, HelloRecord, IDEMPOTENCY, IDEMPOTENCY_BY_AGE,
+    IdempotencyRecord, LEASES, LEASES_BY_INBOX, LEASES_TO_FORGET, LeaseRecord, META, NAMES,
+    NAMES_BY_TOKEN, STORED_HELLOS, STORED_KEYS, Storage, counter, hellos_of, inbox_size,
     set_inbox_size, ttl_millis,
 };
 use crate::store::{
@@ -172,8 +172,7 @@ pub(super) fn lease(
     let mut taken: Vec<(HelloRecord, bool)> = Vec::new();
     let mut runs: Vec<Run> = Vec::new();
     let mut in_run = false;
-    let (first, end) = (HELLO_SEQUENCES.start, HELLO_SEQUENCES.end);
-    for entry in hellos.range((name.key(), first)..(name.key(), end))? {
+    for entry in hellos.range(hellos_of(name.key()))? {
         if taken.len() >= limit {
             break;
         }
@@ -563,9 +562,8 @@ pub(super) fn release_name(
 
     let inbox = record.inbox.as_str();
     let mut hellos = transaction.open_table(HELLOS)?;
-    let (first, end) = (HELLO_SEQUENCES.start, HELLO_SEQUENCES.end);
     let waiting: Vec<u64> = hellos
-        .range((inbox, first)..(inbox, end))?
+        .range(hellos_of(inbox))?
         .map(|entry| entry.map(|(key, _)| key.value().1))
         .collect::<Result<_, _>>()?;
     for &sequence in &waiting {

@@ -20,8 +20,6 @@ pub(super) const HELLOS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::
 /// the size sorts after the inbox's newest hello, the one a send adds: both land in the same
 /// page, and a send writes one leaf of one B-tree instead of a leaf in each of two.
 pub(super) const SIZE_SEQUENCE: u64 = u64::MAX;
-/// The sequences of an inbox's hellos, without its size.
-pub(super) const HELLO_SEQUENCES: std::ops::Range<u64> = 0..SIZE_SEQUENCE;
 /// Before 0.2.0: inbox key → number of hellos stored. [`create_tables`] moves the sizes into
 /// [`HELLOS`] and deletes it.
 const INBOX_SIZES: TableDefinition<&str, u64> = TableDefinition::new("inbox_sizes");
@@ -110,6 +108,11 @@ pub(super) struct IdempotencyRecord {
 
 /// A failure of the storage itself: the whole batch is abandoned.
 pub(super) type Storage<T> = Result<T, anyhow::Error>;
+
+/// The keys of `inbox`'s hellos in [`HELLOS`], in order, without its size.
+pub(super) fn hellos_of(inbox: &str) -> std::ops::Range<(&str, u64)> {
+    (inbox, 0)..(inbox, SIZE_SEQUENCE)
+}
 
 /// The number of hellos stored (leased or not) in `inbox`.
 pub(super) fn inbox_size(
