@@ -249,6 +249,15 @@ pub enum SendOutcome {
     Refused(crate::Problem),
 }
 
+impl From<Result<StoredHello, crate::Problem>> for SendOutcome {
+    fn from(outcome: Result<StoredHello, crate::Problem>) -> Self {
+        match outcome {
+            Ok(stored) => Self::Stored(stored),
+            Err(problem) => Self::Refused(problem),
+        }
+    }
+}
+
 /// One lease of a [`Batch`]: what [`paths::LEASE`] takes in its path, query and headers.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -281,6 +290,15 @@ pub enum LeaseOutcome {
     Refused(crate::Problem),
 }
 
+impl From<Result<Lease, crate::Problem>> for LeaseOutcome {
+    fn from(outcome: Result<Lease, crate::Problem>) -> Self {
+        match outcome {
+            Ok(lease) => Self::Leased(lease),
+            Err(problem) => Self::Refused(problem),
+        }
+    }
+}
+
 /// One confirmation of a [`Batch`]: what [`paths::CONFIRM`] takes in its path, query and
 /// headers.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -309,6 +327,15 @@ pub enum ConfirmOutcome {
     /// Refused (410 ran out, 404 unknown, ...), or (a 504) not known to be confirmed: the
     /// problem it would have been answered with.
     Refused(crate::Problem),
+}
+
+impl From<Result<(), crate::Problem>> for ConfirmOutcome {
+    fn from(outcome: Result<(), crate::Problem>) -> Self {
+        match outcome {
+            Ok(()) => Self::Confirmed,
+            Err(problem) => Self::Refused(problem),
+        }
+    }
 }
 
 /// One hello taken out of an inbox.

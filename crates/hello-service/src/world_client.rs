@@ -114,9 +114,14 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The presented token's hash as world-service takes it (lower-case hex), if any.
+    fn token_hex(&self) -> Option<String> {
+        self.token.map(|token| token.to_hex())
+    }
+
     fn sign(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.token {
-            Some(token) => request.header(TOKEN_HASH_HEADER, token.to_hex()),
+        match self.token_hex() {
+            Some(token) => request.header(TOKEN_HASH_HEADER, token),
             None => request,
         }
     }
@@ -317,18 +322,18 @@ impl WorldClient {
     pub async fn send(
         &self,
         to: &Name,
-        hello: &SendHello,
+        hello: SendHello,
         caller: &Caller,
         request_id: &RequestId,
     ) -> Result<StoredHello, WorldError> {
         if telemetry::tracing_enabled() {
-            return self.send_alone(to, hello, caller, request_id).await;
+            return self.send_alone(to, &hello, caller, request_id).await;
         }
         let send = BatchedSend {
             to: to.as_str().to_owned(),
-            from: hello.from.clone(),
-            idempotency_key: hello.idempotency_key.clone(),
-            token_sha256: caller.token.map(|token| token.to_hex()),
+            from: hello.from,
+            idempotency_key: hello.idempotency_key,
+            token_sha256: caller.token_hex(),
             request_id: request_id.0.clone(),
         };
         self.batched(&self.sends, send, |world, sends| {
@@ -510,7 +515,7 @@ impl WorldClient {
             limit,
             lease_ms,
             require_claim: caller.require_claim,
-            token_sha256: caller.token.map(|token| token.to_hex()),
+            token_sha256: caller.token_hex(),
             request_id: request_id.0.clone(),
         };
         self.batched(&self.leases, lease, |world, leases| {
@@ -563,7 +568,7 @@ impl WorldClient {
             name: name.as_str().to_owned(),
             lease: receipt.to_owned(),
             require_claim: caller.require_claim,
-            token_sha256: caller.token.map(|token| token.to_hex()),
+            token_sha256: caller.token_hex(),
             request_id: request_id.0.clone(),
         };
         self.batched(&self.confirmations, confirmation, |world, confirmations| {

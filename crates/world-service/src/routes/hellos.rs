@@ -62,10 +62,7 @@ pub async fn send_batch(
     )
     .await?
     .into_iter()
-    .map(|outcome| match outcome {
-        Ok(stored) => SendOutcome::Stored(stored),
-        Err(problem) => SendOutcome::Refused(problem),
-    })
+    .map(SendOutcome::from)
     .collect();
     Ok(HttpResponse::Ok().json(Outcomes { outcomes }))
 }

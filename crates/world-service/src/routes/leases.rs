@@ -84,10 +84,7 @@ pub async fn lease_batch(
     )
     .await?
     .into_iter()
-    .map(|outcome| match outcome {
-        Ok(lease) => LeaseOutcome::Leased(lease),
-        Err(problem) => LeaseOutcome::Refused(problem),
-    })
+    .map(LeaseOutcome::from)
     .collect();
     Ok(HttpResponse::Ok().json(Outcomes { outcomes }))
 }
@@ -192,10 +189,7 @@ pub async fn confirm_batch(
     )
     .await?
     .into_iter()
-    .map(|outcome| match outcome {
-        Ok(()) => ConfirmOutcome::Confirmed,
-        Err(problem) => ConfirmOutcome::Refused(problem),
-    })
+    .map(ConfirmOutcome::from)
     .collect();
     Ok(HttpResponse::Ok().json(Outcomes { outcomes }))
 }

@@ -77,7 +77,7 @@ pub async fn send(
     };
     let stored = state
         .world
-        .send(&to, &hello, &state.caller(credential), &request_id)
+        .send(&to, hello, &state.caller(credential), &request_id)
         .await
         .map_err(|error| state.charge_failures(&request, error.into_problem(Call::Send)))?;
     state.hellos_sent.inc();
