@@ -44,7 +44,7 @@ pub(super) const NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("nam
 /// token SHA-256 (hex) → look-alike key: finding the claim of a presented token. New in 0.2.0.
 pub(super) const NAMES_BY_TOKEN: TableDefinition<&str, &str> =
     TableDefinition::new("names_by_token");
-/// Counters: `next_sequence`.
+/// Counters: [`NEXT_SEQUENCE`], [`STORED_HELLOS`], [`STORED_KEYS`], [`CLAIMED_NAMES`].
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// One waiting hello.
@@ -148,6 +148,8 @@ fn decode_size(bytes: &[u8]) -> Storage<u64> {
 /// The `META` entry that says what 0.2.0 keeps beside the data is filled: [`LEASES_TO_FORGET`]
 /// holds every lease, and [`STORED_HELLOS`] and [`STORED_KEYS`] are counted.
 const FILLED: &str = "filled_for_0.2.0";
+/// `META`: the arrival sequence of the next hello stored (in every inbox).
+pub(super) const NEXT_SEQUENCE: &str = "next_sequence";
 /// `META`: hellos stored in all inboxes (leased or not), for `WORLD_STORE_CAP`.
 pub(super) const STORED_HELLOS: &str = "stored_hellos";
 /// `META`: idempotency records stored, for `WORLD_IDEMPOTENCY_CAP`.

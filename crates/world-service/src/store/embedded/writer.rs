@@ -197,8 +197,21 @@ impl Writer {
             if !durable {
                 transaction.set_durability(Durability::None)?;
             }
-            for job in batch {
-                outcomes.push(self.apply(&transaction, &mut after, job)?);
+            let mut jobs = batch.into_iter().peekable();
+            while let Some(job) = jobs.next() {
+                let Job::Send(hello, reply) = job else {
+                    outcomes.push(self.apply(&transaction, &mut after, job)?);
+                    continue;
+                };
+                // Consecutive sends (most of a busy batch) share their tables and counters.
+                let mut sends = operations::Sends::open(&transaction)?;
+                outcomes.push(Outcome::Send(reply, sends.send(hello, &self.limits)?));
+                while let Some(Job::Send(hello, reply)) =
+                    jobs.next_if(|job| matches!(job, Job::Send(..)))
+                {
+                    outcomes.push(Outcome::Send(reply, sends.send(hello, &self.limits)?));
+                }
+                sends.close()?;
             }
             transaction.commit()?;
             Ok(())
@@ -237,7 +250,10 @@ impl Writer {
     ) -> Storage<Outcome> {
         Ok(match job {
             Job::Send(hello, reply) => {
-                Outcome::Send(reply, operations::send(transaction, hello, &self.limits)?)
+                let mut sends = operations::Sends::open(transaction)?;
+                let stored = sends.send(hello, &self.limits)?;
+                sends.close()?;
+                Outcome::Send(reply, stored)
             }
             Job::Acknowledge(lease_ids, reply) => {
                 let mut deleted = 0;
