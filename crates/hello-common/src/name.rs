@@ -133,7 +133,10 @@ impl Name {
     pub fn parse(raw: &str) -> Result<Self, NameError> {
         // Most names are ASCII, which normalisation leaves as it is: skip it for them (with the
         // rest of the Unicode work below, parsing took a tenth of hello-service's CPU per send).
-        let spelling: String = if raw.is_ascii() {
+        // A name that NFC turns into ASCII (the Kelvin sign into K) takes the full path, whose
+        // keys are the same.
+        let ascii = raw.is_ascii();
+        let spelling: String = if ascii {
             raw.to_owned()
         } else {
             raw.nfc().collect()
@@ -159,7 +162,7 @@ impl Name {
             }
         }
         // ASCII letters are all Latin: one script.
-        let (key, lookalike) = if spelling.is_ascii() {
+        let (key, lookalike) = if ascii {
             ascii_keys(&spelling)
         } else {
             check_one_script(&spelling)?;
