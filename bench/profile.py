@@ -7,9 +7,11 @@ after: CPU microseconds per request for nginx (all workers), hello-service, worl
 itself. With --perf it also samples the services' stacks (perf record -g, software clock events)
 and prints, per process and thread, what that time was spent on: each system call, other kernel
 work, and kinds of user code; perf.data files are kept in --out for flamegraphs
-(perf script | inferno-collapse-perf | inferno-flamegraph).
+(perf script | inferno-collapse-perf | inferno-flamegraph). With --syscalls it counts the system
+calls each process made per request (perf stat on the kernel's syscall tracepoints): a `write`
+or `futex` in hello or world is mostly one thread waking another.
 
-Run: python3 bench/profile.py [--seconds N] [--perf] [--binaries DIR] [--out DIR]
+Run: python3 bench/profile.py [--seconds N] [--perf] [--syscalls] [--binaries DIR] [--out DIR]
   DIR defaults to target/release; for readable stacks build with symbols:
   CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \\
     CARGO_TARGET_DIR=target/profiling cargo build --release -p hello-service -p world-service
@@ -31,6 +33,9 @@ from run import (  # noqa: E402
 from wrk import LUA_GET, LUA_POST, LUA_RELIABLE, lua  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
+# The system calls --syscalls counts: the sockets, waiting and waking, and the store's file.
+SYSCALLS = ["recvfrom", "sendto", "read", "write", "readv", "writev", "epoll_wait", "epoll_ctl", "futex",
+            "sched_yield", "pread64", "pwrite64", "fdatasync", "accept4", "connect", "close"]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -87,10 +92,23 @@ def breakdown(data: Path) -> list[tuple[str, float]]:
     return sorted(((key, count / total) for key, count in counts.items()), key=lambda item: -item[1])
 
 
+def syscalls_per_request(counts: Path, requests: int) -> str:
+    """perf stat's CSV of syscall tracepoints -> "sendto 1.00, recvfrom 1.06, ..." per request."""
+    per_request = []
+    for line in counts.read_text().splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2].startswith("syscalls:sys_enter_") and fields[0].isdigit():
+            share = int(fields[0]) / requests
+            if share >= 0.01:
+                per_request.append(f"{fields[2].removeprefix('syscalls:sys_enter_')} {share:.2f}")
+    return ", ".join(per_request) or "none counted"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--perf", action="store_true", help="also sample stacks with perf record -g")
+    parser.add_argument("--syscalls", action="store_true", help="also count each process's system calls per request")
     parser.add_argument("--binaries", type=Path, default=RELEASE)
     parser.add_argument("--out", type=Path, default=ROOT / "target" / "profile")
     parser.add_argument("--paths", default="post,get,reliable", help="comma-separated: post, get, reliable")
@@ -99,7 +117,7 @@ def main() -> None:
     parser.add_argument("--tcp", action="store_true",
                         help="hello reaches world over loopback TCP instead of world's Unix socket (the pod's way)")
     args = parser.parse_args()
-    if args.perf and not shutil.which("perf"):
+    if (args.perf or args.syscalls) and not shutil.which("perf"):
         fail("perf is missing (Debian: apt-get install -y linux-perf)")
     busy = [port for port in PORTS if not free(port)]
     if busy:
@@ -146,9 +164,17 @@ def main() -> None:
                     recorders.append((name, data, subprocess.Popen(
                         ["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "-g", "-o", str(data),
                          "-p", str(processes[name][0])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+            counters = []
+            if args.syscalls:
+                events = ",".join(f"syscalls:sys_enter_{call}" for call in SYSCALLS)
+                for name, pids in processes.items():
+                    counts = args.out / f"{path}-{name}.syscalls.csv"
+                    counters.append((name, counts, subprocess.Popen(
+                        ["perf", "stat", "-x", ",", "-e", events, "-o", str(counts), "-p", ",".join(map(str, pids))],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
             row = bench.measure(path, label, POD, script)
             after = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in processes.items()}
-            for _, _, recorder in recorders:
+            for _, _, recorder in recorders + counters:
                 recorder.send_signal(2)
                 recorder.wait(timeout=60)
             requests = row["requests"]
@@ -161,6 +187,11 @@ def main() -> None:
                 used = after[name] - before[name]
                 report.append(f"| {name} | {used / requests * 1e6:.1f} | {used / total:.0%} |")
             report.append(f"| pod in all | {total / requests * 1e6:.1f} | |")
+            if counters:
+                report.append("\n| process | system calls per request (0.01 or more) |")
+                report.append("|---|---|")
+                for name, counts, _ in counters:
+                    report.append(f"| {name} | {syscalls_per_request(counts, requests)} |")
             for name, data, _ in recorders:
                 report.append(f"\n{name}-service: where its CPU went (perf samples, {data.name}; 2% or more)")
                 report.append("| thread | doing | share |")
