@@ -10,8 +10,10 @@
 //! alone), and its own deadline: one that waits, queued and then in its batch, longer than
 //! `HELLO_WORLD_TIMEOUT_MS` is answered 504, as a call alone would be.
 //!
-//! A queue is shared by every HTTP worker: each batch takes the queue as a whole, whichever
-//! worker it runs on.
+//! Each HTTP worker has its own queues (its own [`WorldClient`](crate::world_client::WorldClient)):
+//! a call, its batch, the connection that carries it and the outcome stay on the worker's
+//! thread, with no wake-up of another thread on the way. So up to [`CALLS_IN_FLIGHT`] batches
+//! of a kind are out per worker.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -19,8 +21,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::world_client::WorldError;
 
-/// Batch calls of one kind out to world-service at once. Two: one on its way while the next
-/// gathers the calls that arrive meanwhile (four measured the same).
+/// Batch calls of one kind out to world-service at once, per HTTP worker. Two: one on its way
+/// while the next gathers the calls that arrive meanwhile (four measured the same).
 pub const CALLS_IN_FLIGHT: usize = 2;
 
 /// What one batch may carry: at most `items` calls, and calls whose weights (the hellos a lease

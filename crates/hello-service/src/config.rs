@@ -1,6 +1,6 @@
 //! hello-service settings, from `HELLO_*` environment variables (and `POD_NAME`).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, num::NonZeroUsize, time::Duration};
 
 use hello_common::{
     config::{self, ensure},
@@ -62,6 +62,11 @@ pub struct Settings {
     /// mounted ConfigMaps and Secret, shown in `/info`.
     #[serde(flatten)]
     pub mounted: MountedDirs,
+    /// HTTP worker threads; `None`: one per core the process may use (actix-web's default, which
+    /// follows a container's CPU limit). Not an environment variable: tests pin it, so that what
+    /// they see of batching does not depend on the machine's cores.
+    #[serde(skip)]
+    pub http_workers: Option<NonZeroUsize>,
 }
 
 fn default_claim_rate_per_minute() -> u32 {
@@ -171,6 +176,7 @@ impl Settings {
             shutdown_drain_ms: 0,
             settle_ms: default_settle_ms(),
             mounted: MountedDirs::default(),
+            http_workers: None,
         }
     }
 }

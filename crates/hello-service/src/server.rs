@@ -7,7 +7,7 @@
 //! 1 s to close after an answer, half-closed connections still answered, TCP_NODELAY; plus the
 //! shared shutdown timeout and signals left to [`hello_common::lifecycle`].
 
-use std::{fmt, net::TcpListener, time::Duration};
+use std::{fmt, net::TcpListener, num::NonZeroUsize, time::Duration};
 
 use actix_http::{
     HttpService, KeepAlive, Request, Response, body::MessageBody, error::DispatchError,
@@ -22,8 +22,13 @@ use tokio::net::TcpStream;
 
 use crate::connection::WatchedStream;
 
-/// Starts serving the apps `factory` makes (one per worker) on `listener`.
-pub fn serve<F, I, S, B>(factory: F, listener: TcpListener) -> std::io::Result<Server>
+/// Starts serving the apps `factory` makes (one per worker, on that worker's thread) on
+/// `listener`, with `workers` worker threads (`None`: one per core the process may use).
+pub fn serve<F, I, S, B>(
+    factory: F,
+    listener: TcpListener,
+    workers: Option<NonZeroUsize>,
+) -> std::io::Result<Server>
 where
     F: Fn() -> I + Send + Clone + 'static,
     I: IntoServiceFactory<S, Request>,
@@ -36,7 +41,10 @@ where
     B: MessageBody + 'static,
 {
     let address = listener.local_addr()?;
-    let builder = actix_server::Server::build();
+    let mut builder = actix_server::Server::build();
+    if let Some(workers) = workers {
+        builder = builder.workers(workers.get());
+    }
     let shutdown = builder.graceful_shutdown_signal();
     Ok(builder
         .disable_signals()

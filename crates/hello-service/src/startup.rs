@@ -31,8 +31,13 @@ use crate::{
 pub const POD_NAME_HEADER: &str = "X-Pod-Name";
 
 /// What every request handler can reach.
-#[derive(Debug)]
+///
+/// Each HTTP worker has its own copy, whose `world` is the worker's own client (see
+/// [`Application::build`]); everything else in it is either a setting or shared between the
+/// copies (the counters, rate limits and settlements are handles on one state).
+#[derive(Debug, Clone)]
 pub struct AppState {
+    /// This worker's client of world-service: its connections and batch queues.
     pub world: WorldClient,
     pub rate_limit: ClientRateLimit,
     /// Claims, per client: stricter than `rate_limit`, which they also count against.
@@ -123,7 +128,7 @@ impl Application {
         let settlements = Settlements::start(world.clone(), settings.settle(), not_acknowledged);
         let pod = PodIdentity::from_env();
         let pod_header = pod.name.clone();
-        let state = web::Data::new(AppState {
+        let state = AppState {
             world,
             rate_limit,
             claim_rate_limit,
@@ -137,11 +142,22 @@ impl Application {
             hellos_delivered_by_get: hellos_delivered.with_label_values(&["get"]),
             hellos_delivered_reliably: hellos_delivered.with_label_values(&["reliable"]),
             settlements: settlements.clone(),
-        });
+        };
         let shared_app = shared::shared(metrics, web::Data::new(lifecycle.clone()));
         let address = listener.local_addr()?;
+        let world_url = settings.world_url.clone();
+        let world_timeout = settings.world_timeout();
         let server = server::serve(
             move || {
+                // Runs on each worker's thread. The worker gets a world client of its own, so
+                // that its calls, their batches, the connections that carry them and the
+                // answers all stay on its thread: a client shared by the workers woke another
+                // thread about once per request (bench/profile.py --syscalls; docs/performance.md).
+                // The settings built a client above, so building another cannot fail.
+                let mut state = state.clone();
+                state.world = WorldClient::new(&world_url, world_timeout)
+                    .expect("the settings already built a world client");
+                let state = web::Data::new(state);
                 App::new()
                     // Inside `observe`, which logs and counts the refusal like any answer.
                     .wrap(from_fn(auth::refuse_tokens_in_queries))
@@ -159,6 +175,7 @@ impl Application {
                     .default_service(web::to(extractors::not_found))
             },
             listener,
+            settings.http_workers,
         )?;
         tracing::info!(world = %settings.world_url, "hello-service calls world-service here");
         Ok(Self {

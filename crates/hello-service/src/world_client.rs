@@ -94,8 +94,9 @@ const CONFIRM_BATCHES: BatchLimits<BatchedConfirmation> =
 /// How `HELLO_WORLD_URL` names a Unix socket: `unix:/run/world/world.sock`.
 pub const UNIX_SCHEME: &str = "unix:";
 
-/// Idle connections to world-service kept for reuse: as many as the pod's Nginx keeps to
-/// hello-service (`keepalive 256`), so that every request Nginx can have in flight finds one.
+/// Idle connections to world-service kept for reuse, per HTTP worker (each has its own client):
+/// as many as each of the pod's Nginx workers keeps to hello-service (`keepalive 256`), so that
+/// every request Nginx can have in flight finds one.
 /// With fewer, each request beyond them opened a connection, and the pool closed it again after
 /// (`bench/compare.py` at 256 connections, 3 rounds, 64 against 256: GET 126%, POST 111% of the
 /// requests per second, both services' peak RSS about 2.5 MiB lower; no change at 64).
@@ -135,7 +136,9 @@ impl Caller {
     }
 }
 
-/// A handle on world-service; cheap to clone.
+/// A handle on world-service; cheap to clone, and clones share its connections and batch
+/// queues. Each HTTP worker makes its own with [`WorldClient::new`], so that its calls stay on
+/// its thread; the settling of reads' answers uses another.
 #[derive(Debug, Clone)]
 pub struct WorldClient {
     http: reqwest::Client,

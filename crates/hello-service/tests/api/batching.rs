@@ -1,11 +1,14 @@
 //! Sends (and reads) that arrive together go to world-service together, at most two calls out
-//! at once, and each still gets its own outcome: its own stored hello or hellos, or its own
-//! problem.
+//! at once per HTTP worker, and each still gets its own outcome: its own stored hello or
+//! hellos, or its own problem.
 //!
 //! A stand-in world-service holds every batch call for a while and counts them, so that calls
 //! arriving meanwhile must wait and gather; the outcomes it gives depend only on each call.
+//! hello-service runs one HTTP worker here (each worker batches its own calls), but for the test
+//! that runs two.
 
 use std::{
+    num::NonZeroUsize,
     sync::{
         Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -47,10 +50,11 @@ impl SlowBatches {
 }
 
 /// A stand-in world-service answering batches at `path` with `handler` (and acknowledging
-/// anything), and a hello-service in front of it.
+/// anything), and a hello-service with `workers` HTTP workers in front of it.
 fn stand_in<H, Args>(
     path: &'static str,
     handler: H,
+    workers: usize,
 ) -> (
     web::Data<SlowBatches>,
     std::sync::Arc<TestApp>,
@@ -71,13 +75,17 @@ where
                 .route(paths::ACKNOWLEDGE, web::post().to(acknowledge));
         }
     });
-    let app = std::sync::Arc::new(spawn_hello(world_url, &Options::default()));
+    let options = Options {
+        http_workers: NonZeroUsize::new(workers),
+        ..Options::default()
+    };
+    let app = std::sync::Arc::new(spawn_hello(world_url, &options));
     (world, app, stop)
 }
 
 /// Every call went in exactly one batch, those that waited went together, and at most two
-/// batches were out at once.
-fn assert_went_together(world: &SlowBatches, calls: usize) {
+/// batches per worker were out at once.
+fn assert_went_together(world: &SlowBatches, calls: usize, workers: usize) {
     let batches = world.calls.lock().unwrap().clone();
     assert_eq!(
         batches.iter().sum::<usize>(),
@@ -89,8 +97,8 @@ fn assert_went_together(world: &SlowBatches, calls: usize) {
         "the calls that waited went together: {batches:?}"
     );
     assert!(
-        world.most_in_flight.load(Ordering::SeqCst) <= 2,
-        "{} batches were out at once",
+        world.most_in_flight.load(Ordering::SeqCst) <= 2 * workers,
+        "{} batches were out at once, from {workers} workers",
         world.most_in_flight.load(Ordering::SeqCst)
     );
 }
@@ -120,7 +128,16 @@ async fn hold_and_answer(world: web::Data<SlowBatches>, body: web::Json<Value>) 
 
 #[tokio::test]
 async fn sends_arriving_together_go_in_few_calls_two_at_a_time_each_with_its_own_outcome() {
-    let (world, app, stop) = stand_in(paths::SEND_BATCH, hold_and_answer);
+    sends_go_together_each_with_its_own_outcome(1).await;
+}
+
+#[tokio::test]
+async fn with_two_workers_each_batches_its_own_sends_and_each_send_keeps_its_own_outcome() {
+    sends_go_together_each_with_its_own_outcome(2).await;
+}
+
+async fn sends_go_together_each_with_its_own_outcome(workers: usize) {
+    let (world, app, stop) = stand_in(paths::SEND_BATCH, hold_and_answer, workers);
 
     const SENDS: usize = 40;
     let sends: Vec<_> = (0..SENDS)
@@ -152,7 +169,7 @@ async fn sends_arriving_together_go_in_few_calls_two_at_a_time_each_with_its_own
         }
     }
     stop.stop(false).await;
-    assert_went_together(&world, SENDS);
+    assert_went_together(&world, SENDS, workers);
 }
 
 /// Leases one hello to every read of a name starting `ok` (its id says whose it is), refuses
@@ -181,7 +198,7 @@ async fn acknowledge(body: web::Json<Value>) -> HttpResponse {
 
 #[tokio::test]
 async fn reads_arriving_together_go_in_few_calls_two_at_a_time_each_with_its_own_hellos() {
-    let (world, app, stop) = stand_in(paths::LEASE_BATCH, hold_and_lease);
+    let (world, app, stop) = stand_in(paths::LEASE_BATCH, hold_and_lease, 1);
 
     const READS: usize = 40;
     let reads: Vec<_> = (0..READS)
@@ -218,12 +235,12 @@ async fn reads_arriving_together_go_in_few_calls_two_at_a_time_each_with_its_own
         }
     }
     stop.stop(false).await;
-    assert_went_together(&world, READS);
+    assert_went_together(&world, READS, 1);
 }
 
 #[tokio::test]
 async fn reads_asking_for_many_hellos_go_together_only_up_to_a_thousand() {
-    let (world, app, stop) = stand_in(paths::LEASE_BATCH, hold_and_lease);
+    let (world, app, stop) = stand_in(paths::LEASE_BATCH, hold_and_lease, 1);
 
     // 600 + 600 is over 1,000: however they arrive, each goes in a call of its own.
     let reads: Vec<_> = (0..4)
@@ -255,7 +272,7 @@ async fn hold_and_confirm(world: web::Data<SlowBatches>, body: web::Json<Value>)
 
 #[tokio::test]
 async fn confirmations_arriving_together_go_in_few_calls_each_with_its_own_outcome() {
-    let (world, app, stop) = stand_in(paths::CONFIRM_BATCH, hold_and_confirm);
+    let (world, app, stop) = stand_in(paths::CONFIRM_BATCH, hold_and_confirm, 1);
 
     const CONFIRMATIONS: usize = 40;
     let confirmations: Vec<_> = (0..CONFIRMATIONS)
@@ -287,5 +304,5 @@ async fn confirmations_arriving_together_go_in_few_calls_each_with_its_own_outco
         }
     }
     stop.stop(false).await;
-    assert_went_together(&world, CONFIRMATIONS);
+    assert_went_together(&world, CONFIRMATIONS, 1);
 }

@@ -1,6 +1,6 @@
 //! Spawning hello-service and world-service for a test.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf, time::Duration};
 
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
 use hello_common::testing::{ChildService, free_port};
@@ -31,6 +31,8 @@ pub struct Options {
     pub require_claim: bool,
     /// `HELLO_CLAIM_RATE_PER_MINUTE` and `HELLO_CLAIM_BURST`; no claim limit when `None`.
     pub claim_rate: Option<(u32, u32)>,
+    /// hello-service's HTTP workers; one per core when `None`.
+    pub http_workers: Option<NonZeroUsize>,
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
             world_timeout_ms: None,
             require_claim: false,
             claim_rate: None,
+            http_workers: None,
         }
     }
 }
@@ -84,6 +87,7 @@ pub fn spawn_hello(world_url: String, options: &Options) -> TestApp {
         settings.world_timeout_ms = timeout_ms;
     }
     settings.require_claim = options.require_claim;
+    settings.http_workers = options.http_workers;
     if let Some((per_minute, burst)) = options.claim_rate {
         settings.claim_rate_per_minute = per_minute;
         settings.claim_burst = burst;
