@@ -3,7 +3,7 @@
 //! request each.
 //!
 //! Each kind of call has its queue. At most [`CALLS_IN_FLIGHT`] batch calls of a kind are out at
-//! once. A call that arrives while they are out waits in the queue, and the next batch takes
+//! once ([`SENDS_IN_FLIGHT`] for sends). A call that arrives while they are out waits in the queue, and the next batch takes
 //! everything waiting (up to the kind's limits). So a lone call goes out at once, as before, and
 //! under load the calls gather by themselves while the batches before them are out: no timer, no
 //! added wait. Each call keeps its own terms and outcome (world-service judges it as if it came
@@ -12,8 +12,7 @@
 //!
 //! Each HTTP worker has its own queues (its own [`WorldClient`](crate::world_client::WorldClient)):
 //! a call, its batch, the connection that carries it and the outcome stay on the worker's
-//! thread, with no wake-up of another thread on the way. So up to [`CALLS_IN_FLIGHT`] batches
-//! of a kind are out per worker.
+//! thread, with no wake-up of another thread on the way. So those limits are per worker.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -21,9 +20,17 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::world_client::WorldError;
 
-/// Batch calls of one kind out to world-service at once, per HTTP worker. Two: one on its way
-/// while the next gathers the calls that arrive meanwhile (four measured the same).
+/// Batch calls of leases or of confirmations out to world-service at once, per HTTP worker.
+/// Two: one on its way while the next gathers the calls that arrive meanwhile (four measured
+/// the same; one, for every kind, took a fifth off the reads per second).
 pub const CALLS_IN_FLIGHT: usize = 2;
+
+/// Batches of sends out at once, per HTTP worker: one. Every send waits for the store's writer,
+/// which commits one batch after another, so a second batch out does not go faster; it only
+/// splits the sends that arrive meanwhile into smaller batches, each a request of its own for
+/// both services (`bench/profile.py`, docs/performance.md: about 14 sends per call instead of
+/// 10, and a twentieth less of the pod's CPU per POST).
+pub const SENDS_IN_FLIGHT: usize = 1;
 
 /// What one batch may carry: at most `items` calls, and calls whose weights (the hellos a lease
 /// may take) add up to at most `weight`, so that one answer stays small. A call heavier than
@@ -62,10 +69,11 @@ pub struct CallQueue<T, R> {
 }
 
 impl<T, R> CallQueue<T, R> {
-    pub fn new(limits: BatchLimits<T>) -> Self {
+    /// A queue whose batches carry at most `limits`, at most `in_flight` of them out at once.
+    pub fn new(limits: BatchLimits<T>, in_flight: usize) -> Self {
         Self {
             waiting: Mutex::default(),
-            batches: Arc::new(Semaphore::new(CALLS_IN_FLIGHT)),
+            batches: Arc::new(Semaphore::new(in_flight)),
             limits,
         }
     }
@@ -77,7 +85,7 @@ impl<T, R> CallQueue<T, R> {
         receiver
     }
 
-    /// A batch's permit if fewer than [`CALLS_IN_FLIGHT`] are out and calls are waiting.
+    /// A batch's permit if fewer than the queue's `in_flight` are out and calls are waiting.
     ///
     /// Whoever queues a call asks for one; so does a batch that finds the queue empty, after it
     /// has given its own permit back. Between them no call is left behind: a call queued while
@@ -118,11 +126,14 @@ mod tests {
 
     #[test]
     fn a_batch_takes_the_oldest_calls_within_its_limits_and_the_first_however_heavy() {
-        let queue: CallQueue<usize, ()> = CallQueue::new(BatchLimits {
-            items: 3,
-            weight: 100,
-            weigh: |weight| *weight,
-        });
+        let queue: CallQueue<usize, ()> = CallQueue::new(
+            BatchLimits {
+                items: 3,
+                weight: 100,
+                weigh: |weight| *weight,
+            },
+            CALLS_IN_FLIGHT,
+        );
         for weight in [500, 10, 20, 30, 40, 90, 5] {
             drop(queue.push(weight));
         }

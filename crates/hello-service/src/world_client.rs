@@ -32,7 +32,7 @@ use serde_json::value::RawValue;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-use crate::batching::{BatchLimits, CallQueue};
+use crate::batching::{BatchLimits, CALLS_IN_FLIGHT, CallQueue, SENDS_IN_FLIGHT};
 
 /// world-service's answer to a lease, with its hellos as world wrote them. They already have the
 /// shape of the public answers' hellos ([`hello_common::wire::DeliveredHello`], the one type
@@ -314,9 +314,9 @@ impl WorldClient {
             http,
             base_url,
             timeout,
-            sends: Arc::new(CallQueue::new(SEND_BATCHES)),
-            leases: Arc::new(CallQueue::new(LEASE_BATCHES)),
-            confirmations: Arc::new(CallQueue::new(CONFIRM_BATCHES)),
+            sends: Arc::new(CallQueue::new(SEND_BATCHES, SENDS_IN_FLIGHT)),
+            leases: Arc::new(CallQueue::new(LEASE_BATCHES, CALLS_IN_FLIGHT)),
+            confirmations: Arc::new(CallQueue::new(CONFIRM_BATCHES, CALLS_IN_FLIGHT)),
         })
     }
 
