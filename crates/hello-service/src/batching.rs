@@ -3,12 +3,13 @@
 //! request each.
 //!
 //! Each kind of call has its queue. At most [`CALLS_IN_FLIGHT`] batch calls of a kind are out at
-//! once ([`SENDS_IN_FLIGHT`] for sends). A call that arrives while they are out waits in the queue, and the next batch takes
-//! everything waiting (up to the kind's limits). So a lone call goes out at once, as before, and
-//! under load the calls gather by themselves while the batches before them are out: no timer, no
-//! added wait. Each call keeps its own terms and outcome (world-service judges it as if it came
-//! alone), and its own deadline: one that waits, queued and then in its batch, longer than
-//! `HELLO_WORLD_TIMEOUT_MS` is answered 504, as a call alone would be.
+//! once ([`SENDS_IN_FLIGHT`] for sends). A call that arrives while they are out waits in the
+//! queue, and the next batch takes everything waiting (up to the kind's limits). So a lone call
+//! goes out at once, as before, and under load the calls gather by themselves while the batches
+//! before them are out: no timer, no added wait. Each call keeps its own terms and outcome
+//! (world-service judges it as if it came alone), and its own deadline: one that waits, queued
+//! and then in its batch, longer than `HELLO_WORLD_TIMEOUT_MS` is answered 504, as a call alone
+//! would be.
 //!
 //! Each HTTP worker has its own queues (its own [`WorldClient`](crate::world_client::WorldClient)):
 //! a call, its batch, the connection that carries it and the outcome stay on the worker's
