@@ -3,8 +3,9 @@
 
 For each path (pod POST, pod GET, reliable read + confirm), it runs wrk against the pod as
 bench/run.py does and reads every process's CPU time (user + system, from /proc) before and
-after: CPU microseconds per request for nginx (all workers), hello-service, world-service and wrk
-itself. With --perf it also samples the services' stacks (perf record -g, software clock events)
+after: CPU microseconds per request for nginx (all workers), hello-service and world-service,
+and each divided by nginx's (nginx's work per request does not change with the services' code,
+so this ratio compares builds measured in different runs, where the machine's speed drifts). With --perf it also samples the services' stacks (perf record -g, software clock events)
 and prints, per process and thread, what that time was spent on: each system call, other kernel
 work, and kinds of user code; perf.data files are kept in --out for flamegraphs
 (perf script | inferno-collapse-perf | inferno-flamegraph). With --syscalls it counts the system
@@ -180,13 +181,17 @@ def main() -> None:
             requests = row["requests"]
             transport = "loopback TCP" if args.tcp else "Unix socket"
             report.append(f"\n{label}, hello -> world over {transport}: {row['rps']:,.0f} req/s, {requests:,} requests")
-            report.append("| process | CPU µs per request | share |")
-            report.append("|---|---:|---:|")
+            report.append("| process | CPU µs per request | share | / nginx's |")
+            report.append("|---|---:|---:|---:|")
             total = sum(after[name] - before[name] for name in processes)
+            # nginx does the same work per request whichever build of hello and world it fronts,
+            # so CPU divided by nginx's in the same run compares builds across runs on a machine
+            # whose speed drifts (nginx's own CPU per GET moved by 40% between runs on a busy host).
+            nginx_used = (after["nginx"] - before["nginx"]) or float("nan")
             for name in processes:
                 used = after[name] - before[name]
-                report.append(f"| {name} | {used / requests * 1e6:.1f} | {used / total:.0%} |")
-            report.append(f"| pod in all | {total / requests * 1e6:.1f} | |")
+                report.append(f"| {name} | {used / requests * 1e6:.1f} | {used / total:.0%} | {used / nginx_used:.2f} |")
+            report.append(f"| pod in all | {total / requests * 1e6:.1f} | | {total / nginx_used:.2f} |")
             if counters:
                 report.append("\n| process | system calls per request (0.01 or more) |")
                 report.append("|---|---|")
