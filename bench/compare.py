@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Is a change faster? Two builds (or settings) of the services, alternated through the pod's POST
-and GET rows, with each process's peak RSS.
+and GET rows, with each process's peak RSS and CPU per request.
 
 On this machine one wrk row varies by up to 20% from run to run, more than most changes are
 worth; so each build runs ROUNDS times, alternating (before, after, before, after, ...), each
 round on a fresh world-service with the same rows as bench/run.py's part 1 (durable POST over
 100,000 names, then GET draining them). A difference counts only if it is larger than the spread
 between the runs of the same build, which is printed beside it.
+
+The CPU each request cost hello and world, and the pod in all, is printed as a multiple of what
+it cost nginx in the same row: nginx's work per request is the same whichever build it fronts,
+so this ratio stays put when the machine's speed drifts between rounds (on a busy host, nginx's
+own CPU per request moved by 40% from one run to the next), where req/s does not.
 
 With --reliable, each round also fills 10,000 inboxes 20 deep through world-service and runs
 bench/run.py's reliable-read row (?limit=1, then the confirmation), counted in pairs per second.
@@ -25,7 +30,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import POD, PORTS, RELIABLE_DEPTH, ROOT, Bench, fail, free, rss_kib, say, wait_ready  # noqa: E402
+from run import (  # noqa: E402
+    POD, PORTS, RELIABLE_DEPTH, ROOT, Bench, children, cpu_seconds, fail, free, rss_kib, say, wait_ready,
+)
 from wrk import LUA_GET, LUA_POST, LUA_RELIABLE, lua  # noqa: E402
 
 # Half of bench/run.py's 20,000 inboxes, to fill faster each round: 200,000 hellos, twice what
@@ -64,12 +71,28 @@ def main() -> None:
     bench = Bench(work, args.seconds)
     body = '{"from":"bench"}'
     peaks: dict[str, list[tuple[int, int]]] = {"before": [], "after": []}
+    # (build, kind) -> per round: CPU per request of hello, world and the pod, each / nginx's.
+    cpu: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     try:
         (work / "nginx" / "tmp").mkdir(parents=True)
         (work / "nginx" / "html").symlink_to(ROOT / "frontend")
-        bench.processes.start(["nginx", "-p", f"{work / 'nginx'}/", "-c", str(ROOT / "deploy" / "nginx" / "nginx.conf"),
-                               "-e", "stderr", "-g", "daemon off;"], {}, work / "nginx.log")
+        nginx = bench.processes.start(["nginx", "-p", f"{work / 'nginx'}/", "-c",
+                                       str(ROOT / "deploy" / "nginx" / "nginx.conf"),
+                                       "-e", "stderr", "-g", "daemon off;"], {}, work / "nginx.log")
         wait_ready(f"{POD}/nginx-healthz")
+
+        def measure(build: str, kind: str, round_: int, script: Path) -> None:
+            """One wrk row, and the CPU it cost each process (relative to nginx's)."""
+            processes = {"nginx": [nginx.pid, *children(nginx.pid)], "hello": [bench.hello.pid],
+                         "world": [bench.world.pid]}
+            before = {name: sum(map(cpu_seconds, pids)) for name, pids in processes.items()}
+            label = {"post": "POST", "get": "GET", "reliable": "reliable read + confirm"}[kind]
+            bench.measure(f"{build}_{kind}_{round_}", f"{label}, {build}, round {round_}", POD, script)
+            used = {name: sum(map(cpu_seconds, pids)) - before[name] for name, pids in processes.items()}
+            nginx_used = used["nginx"] or float("nan")
+            cpu.setdefault((build, kind), []).append(
+                (used["hello"] / nginx_used, used["world"] / nginx_used, sum(used.values()) / nginx_used))
+
         for round_ in range(1, args.rounds + 1):
             for build, binaries in (("before", args.before), ("after", args.after)):
                 say(f"Round {round_}, {build} ({binaries})")
@@ -77,17 +100,17 @@ def main() -> None:
                 bench.start_world(binaries, **env)
                 bench.start_hello(binaries, **env)
                 prefix = f"/hello/{build[0]}{round_}-"
-                bench.measure(f"{build}_post_{round_}", f"POST, {build}, round {round_}", POD,
-                              lua(work, f"{build}_post_{round_}", LUA_POST, prefix, body))
-                bench.measure(f"{build}_get_{round_}", f"GET, {build}, round {round_}", POD,
-                              lua(work, f"{build}_get_{round_}", LUA_GET, prefix))
+                measure(build, "post", round_,
+                        lua(work, f"{build}_post_{round_}", LUA_POST, prefix, body))
+                measure(build, "get", round_,
+                        lua(work, f"{build}_get_{round_}", LUA_GET, prefix))
                 if args.reliable:
                     reliable = f"/hello/r{build[0]}{round_}-"
                     bench.fill(f"{build}_{round_}", reliable[len("/hello/"):], RELIABLE_NAMES,
                                RELIABLE_NAMES * RELIABLE_DEPTH)
-                    bench.measure(f"{build}_reliable_{round_}", f"reliable read + confirm, {build}, round {round_}",
-                                  POD, lua(work, f"{build}_reliable_{round_}", LUA_RELIABLE, reliable,
-                                           NAMES=RELIABLE_NAMES, QUERY="?limit=1"))
+                    measure(build, "reliable", round_,
+                            lua(work, f"{build}_reliable_{round_}", LUA_RELIABLE, reliable,
+                                NAMES=RELIABLE_NAMES, QUERY="?limit=1"))
                 peaks[build].append((rss_kib(bench.hello.pid, "VmHWM"), rss_kib(bench.world.pid, "VmHWM")))
     finally:
         bench.processes.stop_all()
@@ -113,6 +136,17 @@ def main() -> None:
 
         print(f"| pod {kind.upper() if kind != 'reliable' else 'reliable pairs'} | {mean('after', 'rps') / mean('before', 'rps'):.1%} | "
               f"{mean('after', 'p99') / mean('before', 'p99'):.2f}x | {spread('before'):.1%} | {spread('after'):.1%} |")
+    print("\n| path | CPU per request / nginx's, each round: hello, world, pod (before -> after) | pod after / before (mean) |")
+    print("|---|---|---:|")
+    for kind in ("post", "get", "reliable") if args.reliable else ("post", "get"):
+        def rounds_of(build: str) -> str:
+            return "; ".join(f"{h:.2f}, {w:.2f}, {pod:.2f}" for h, w, pod in cpu[(build, kind)])
+
+        def pod_mean(build: str) -> float:
+            return sum(pod for _, _, pod in cpu[(build, kind)]) / args.rounds
+
+        print(f"| pod {kind.upper() if kind != 'reliable' else 'reliable read + confirm'} | {rounds_of('before')} -> "
+              f"{rounds_of('after')} | {pod_mean('after') / pod_mean('before'):.1%} |")
     print("\n| build | hello RSS peak (MiB, each round) | world RSS peak (MiB, each round) |")
     print("|---|---|---|")
     for build in ("before", "after"):

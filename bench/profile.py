@@ -20,7 +20,6 @@ Run: python3 bench/profile.py [--seconds N] [--perf] [--syscalls] [--binaries DI
 """
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -29,30 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import (  # noqa: E402
-    POD, PORTS, RELEASE, RELIABLE_DEPTH, RELIABLE_NAMES, ROOT, WORLD, Bench, fail, free, say, wait_ready,
+    POD, PORTS, RELEASE, RELIABLE_DEPTH, RELIABLE_NAMES, ROOT, WORLD, Bench, children, cpu_seconds, fail, free, say,
+    wait_ready,
 )
 from wrk import LUA_GET, LUA_POST, LUA_RELIABLE, lua  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
 # The system calls --syscalls counts: the sockets, waiting and waking, and the store's file.
 SYSCALLS = ["recvfrom", "sendto", "read", "write", "readv", "writev", "epoll_wait", "epoll_ctl", "futex",
             "sched_yield", "pread64", "pwrite64", "fdatasync", "accept4", "connect", "close"]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # utime, stime are fields 14 and 15 of stat (1-based); after the ")" they are 12 and 13.
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        path = task / "children"
-        if path.exists():
-            found += [int(child) for child in path.read_text().split()]
-    return found
 
 
 # A sample's user-space leaf symbol -> what it is (the first pattern found in the name wins).

@@ -135,6 +135,25 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime, stime are fields 14 and 15 of stat (1-based); after the ")" they are 12 and 13.
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (nginx's workers)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        path = task / "children"
+        if path.exists():
+            found += [int(child) for child in path.read_text().split()]
+    return found
+
 
 class OpenFiles:
     """The most files (sockets included) each process had open while it ran, sampled every 20 ms:
