@@ -5,8 +5,9 @@ For each path (pod POST, pod GET, reliable read + confirm), it runs wrk against 
 bench/run.py does and reads every process's CPU time (user + system, from /proc) before and
 after: CPU microseconds per request for nginx (all workers), hello-service and world-service,
 and each divided by nginx's (nginx's work per request does not change with the services' code,
-so this ratio compares builds measured in different runs, where the machine's speed drifts). With --perf it also samples the services' stacks (perf record -g, software clock events)
-and prints, per process and thread, what that time was spent on: each system call, other kernel
+so this ratio compares builds measured in different runs, where the machine's speed drifts).
+With --perf it also samples the services' stacks (perf record -g, software clock events) and
+prints, per process and thread, what that time was spent on: each system call, other kernel
 work, and kinds of user code; perf.data files are kept in --out for flamegraphs
 (perf script | inferno-collapse-perf | inferno-flamegraph). With --syscalls it counts the system
 calls each process made per request (perf stat on the kernel's syscall tracepoints): a `write`
