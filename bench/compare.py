@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import (  # noqa: E402
-    POD, PORTS, RELIABLE_DEPTH, ROOT, Bench, children, cpu_seconds, fail, free, rss_kib, say, wait_ready,
+    POD, PORTS, RELIABLE_DEPTH, ROOT, Bench, cpu_seconds_by_name, fail, free, rss_kib, say, wait_ready,
 )
 from wrk import LUA_GET, LUA_POST, LUA_RELIABLE, lua  # noqa: E402
 
@@ -83,12 +83,11 @@ def main() -> None:
 
         def measure(build: str, kind: str, round_: int, script: Path) -> None:
             """One wrk row, and the CPU it cost each process (relative to nginx's)."""
-            processes = {"nginx": [nginx.pid, *children(nginx.pid)], "hello": [bench.hello.pid],
-                         "world": [bench.world.pid]}
-            before = {name: sum(map(cpu_seconds, pids)) for name, pids in processes.items()}
+            processes = bench.pod_pids(nginx.pid)
+            before = cpu_seconds_by_name(processes)
             label = {"post": "POST", "get": "GET", "reliable": "reliable read + confirm"}[kind]
             bench.measure(f"{build}_{kind}_{round_}", f"{label}, {build}, round {round_}", POD, script)
-            used = {name: sum(map(cpu_seconds, pids)) - before[name] for name, pids in processes.items()}
+            used = {name: seconds - before[name] for name, seconds in cpu_seconds_by_name(processes).items()}
             nginx_used = used["nginx"] or float("nan")
             cpu.setdefault((build, kind), []).append(
                 (used["hello"] / nginx_used, used["world"] / nginx_used, sum(used.values()) / nginx_used))

@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import (  # noqa: E402
-    POD, PORTS, RELEASE, RELIABLE_DEPTH, RELIABLE_NAMES, ROOT, WORLD, Bench, children, cpu_seconds, fail, free, say,
-    wait_ready,
+    POD, PORTS, RELEASE, RELIABLE_DEPTH, RELIABLE_NAMES, ROOT, WORLD, Bench, cpu_seconds_by_name, fail, free,
+    say, wait_ready,
 )
 from wrk import LUA_GET, LUA_POST, LUA_RELIABLE, lua  # noqa: E402
 
@@ -139,9 +139,8 @@ def main() -> None:
             bench.fill("reliable", "r", RELIABLE_NAMES, RELIABLE_NAMES * RELIABLE_DEPTH)
         for path in wanted:
             label, script = scripts[path]
-            processes = {"nginx": [nginx.pid, *children(nginx.pid)], "hello": [bench.hello.pid],
-                         "world": [bench.world.pid]}
-            before = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in processes.items()}
+            processes = bench.pod_pids(nginx.pid)
+            before = cpu_seconds_by_name(processes)
             recorders = []
             if args.perf:
                 for name in ("hello", "world"):
@@ -158,7 +157,7 @@ def main() -> None:
                         ["perf", "stat", "-x", ",", "-e", events, "-o", str(counts), "-p", ",".join(map(str, pids))],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
             row = bench.measure(path, label, POD, script)
-            after = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in processes.items()}
+            after = cpu_seconds_by_name(processes)
             for _, _, recorder in recorders + counters:
                 recorder.send_signal(2)
                 recorder.wait(timeout=60)
@@ -168,9 +167,7 @@ def main() -> None:
             report.append("| process | CPU µs per request | share | / nginx's |")
             report.append("|---|---:|---:|---:|")
             total = sum(after[name] - before[name] for name in processes)
-            # nginx does the same work per request whichever build of hello and world it fronts,
-            # so CPU divided by nginx's in the same run compares builds across runs on a machine
-            # whose speed drifts (nginx's own CPU per GET moved by 40% between runs on a busy host).
+            # Against nginx's: see the module's docstring.
             nginx_used = (after["nginx"] - before["nginx"]) or float("nan")
             for name in processes:
                 used = after[name] - before[name]

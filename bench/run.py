@@ -155,6 +155,11 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds_by_name(processes: dict[str, list[int]]) -> dict[str, float]:
+    """User + system CPU so far of each named group of processes, in seconds."""
+    return {name: sum(map(cpu_seconds, pids)) for name, pids in processes.items()}
+
+
 class OpenFiles:
     """The most files (sockets included) each process had open while it ran, sampled every 20 ms:
     a service that opens far more connections than there are clients shows here."""
@@ -295,6 +300,10 @@ class Bench:
             # hello reconnects by itself; wait until it says the new world answers.
             wait_ready(f"{HELLO}/readyz")
         return ready
+
+    def pod_pids(self, nginx_pid: int) -> dict[str, list[int]]:
+        """The pod's processes by name: nginx (its master and workers), hello and world."""
+        return {"nginx": [nginx_pid, *children(nginx_pid)], "hello": [self.hello.pid], "world": [self.world.pid]}
 
     def start_hello(self, binaries: Path = RELEASE, world: str | None = None, **env: str) -> float:
         """hello-service in front of `world` (by default world's Unix socket, as in the pod)."""
