@@ -29,9 +29,17 @@ pub fn check_name(data: &[u8]) {
     assert!(!spelling.starts_with(['.', '_', '-']), "{spelling:?}");
     let again = Name::parse(spelling).expect("a parsed name parses again");
     assert_eq!(again, name);
-    // The key is a fixed point: the inbox of the key's spelling is the same inbox.
+    // The key is a fixed point: the inbox of the key's spelling is the same inbox, and one inbox
+    // has one look-alike key, whichever of its spellings is parsed.
     if let Ok(lower) = Name::parse(name.key()) {
         assert_eq!(lower.key(), name.key(), "{spelling:?}");
+        assert_eq!(lower.lookalike_key(), name.lookalike_key(), "{spelling:?}");
+    }
+    let upper = spelling.to_uppercase();
+    if let Ok(upper) = Name::parse(&upper)
+        && upper.key() == name.key()
+    {
+        assert_eq!(upper.lookalike_key(), name.lookalike_key(), "{spelling:?}");
     }
 }
 

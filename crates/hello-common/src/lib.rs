@@ -35,5 +35,5 @@ pub mod token;
 pub mod wire;
 
 pub use idempotency::IdempotencyKey;
-pub use name::{Name, NameError};
+pub use name::{Name, NameError, lookalike_key_of_inbox};
 pub use problem::Problem;

@@ -3,7 +3,7 @@
 //! world-service keeps its SHA-256.
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
-use hello_common::{Name, Problem, observability::RequestId, token::Token};
+use hello_common::{Name, NameError, Problem, observability::RequestId, token::Token};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -26,16 +26,17 @@ fn parse_name(raw: &str) -> Result<Name, Problem> {
     Name::parse(raw).map_err(|error| Problem::invalid_name("name", &error))
 }
 
-/// What rotating and releasing check first: the client's rate, the name, and that a token came
-/// (its absence is a failed attempt too).
+/// What rotating and releasing check first: the client's rate, the name (read by `parse`), and
+/// that a token came (its absence is a failed attempt too).
 fn owner_request(
     request: &HttpRequest,
     state: &AppState,
     raw_name: &str,
+    parse: fn(&str) -> Result<Name, NameError>,
     credential: Credential,
 ) -> Result<(Name, Credential), Problem> {
     state.rate_limit.check(request)?;
-    let name = parse_name(raw_name)?;
+    let name = parse(raw_name).map_err(|error| Problem::invalid_name("name", &error))?;
     if credential.0.is_none() {
         return Err(state.charge_failures(
             request,
@@ -116,7 +117,7 @@ pub async fn rotate(
     credential: Credential,
     request_id: RequestId,
 ) -> Result<HttpResponse, Problem> {
-    let (name, credential) = owner_request(&request, &state, &name, credential)?;
+    let (name, credential) = owner_request(&request, &state, &name, Name::parse, credential)?;
     let token = Token::generate();
     state
         .world
@@ -152,7 +153,9 @@ pub async fn release(
     credential: Credential,
     request_id: RequestId,
 ) -> Result<HttpResponse, Problem> {
-    let (name, credential) = owner_request(&request, &state, &name, credential)?;
+    // A claim made before its name's characters were refused as too new can still be released.
+    let (name, credential) =
+        owner_request(&request, &state, &name, Name::parse_claimed, credential)?;
     state
         .world
         .release(&name, &state.caller(credential), &request_id)

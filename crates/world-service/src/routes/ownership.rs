@@ -94,11 +94,7 @@ pub async fn check_sender(
              name released): send without it, or with your name's current token",
         ));
     };
-    let owner = Name::parse(&claim.name).map_err(|error| {
-        Problem::from(crate::store::StoreError::unavailable(anyhow::anyhow!(
-            "a stored claim has an invalid name: {error}"
-        )))
-    })?;
+    let owner = owner_name(&claim.name)?;
     match from {
         None => Ok((owner, true)),
         Some(from) if from.looks_like(&owner) => Ok((from, true)),
@@ -107,4 +103,16 @@ pub async fn check_sender(
              set it to {owner}"
         ))),
     }
+}
+
+/// The name of a stored claim, as a sender. A claim whose name uses characters refused since it
+/// was made ([`hello_common::NameError::TooNew`]) can be released but not sent as: a 400 that says
+/// why. Any other invalid stored name is the store's fault.
+fn owner_name(stored: &str) -> Result<Name, Problem> {
+    Name::parse(stored).map_err(|error| match Name::parse_claimed(stored) {
+        Ok(_) => Problem::invalid_name("from", &error),
+        Err(_) => Problem::from(crate::store::StoreError::unavailable(anyhow::anyhow!(
+            "a stored claim has an invalid name: {error}"
+        ))),
+    })
 }

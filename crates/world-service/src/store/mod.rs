@@ -16,6 +16,7 @@
 
 pub mod embedded;
 pub mod mongo;
+pub mod rekey;
 pub mod traced;
 
 use std::time::Duration;

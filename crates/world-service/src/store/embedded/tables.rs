@@ -195,7 +195,51 @@ pub(super) fn create_tables(database: &Database, idempotency_ttl: Duration) -> a
         }
     }
     move_inbox_sizes(&transaction)?;
+    rekey_claims(&transaction)?;
     transaction.commit()?;
+    Ok(())
+}
+
+/// Moves every claim to the look-alike key today's rules compute for it, and releases the later
+/// of two claims that now share one ([`crate::store::rekey`]); in the transaction that opens the
+/// store, so that no request sees a claim half moved.
+fn rekey_claims(transaction: &redb::WriteTransaction) -> anyhow::Result<()> {
+    use crate::store::rekey::{self, Rekey, StoredClaim};
+    let mut names = transaction.open_table(NAMES)?;
+    let mut claims = Vec::new();
+    for entry in names.iter()? {
+        let (key, record) = entry?;
+        let record: ClaimRecord = serde_json::from_slice(record.value())?;
+        claims.push(StoredClaim {
+            key: key.value().to_owned(),
+            name: record.name,
+            inbox: record.inbox,
+            claimed_at: record.claimed_at,
+            token: record.token,
+        });
+    }
+    let mut by_token = transaction.open_table(NAMES_BY_TOKEN)?;
+    let mut meta = transaction.open_table(META)?;
+    for change in rekey::plan(claims) {
+        match change {
+            Rekey::Release { claim, kept } => {
+                names.remove(claim.key.as_str())?;
+                by_token.remove(claim.token.as_str())?;
+                let claimed = counter(&meta, CLAIMED_NAMES)?;
+                meta.insert(CLAIMED_NAMES, claimed.saturating_sub(1))?;
+                rekey::warn_released(&claim, &kept);
+            }
+            Rekey::Move { claim, to } => {
+                let record = names
+                    .remove(claim.key.as_str())?
+                    .map(|record| record.value().to_vec())
+                    .ok_or_else(|| anyhow::anyhow!("a claim vanished while it was moved"))?;
+                names.insert(to.as_str(), record.as_slice())?;
+                by_token.insert(claim.token.as_str(), to.as_str())?;
+                tracing::info!(name = %claim.name, "a claim moved to its new look-alike key");
+            }
+        }
+    }
     Ok(())
 }
 

@@ -134,6 +134,10 @@ impl MongoStore {
             counts: Arc::default(),
         };
         store.create_indexes().await?;
+        store
+            .rekey_claims()
+            .await
+            .context("cannot move the claims to their look-alike keys")?;
         Ok(store)
     }
 

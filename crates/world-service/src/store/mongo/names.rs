@@ -10,13 +10,24 @@
 //! the hellos of its inbox, delete the claim. Until the last step the name stays claimed, so a
 //! crash half-way never leaves its hellos readable by anyone else; repeating the release, or
 //! claiming the name anew, finishes it.
+//!
+//! Moving a claim to a new look-alike key ([`crate::store::rekey`], on open) takes three steps too,
+//! because the token index is unique: park the old document's token under [`MOVING`], insert the
+//! claim under its new key with its token, delete the old document. A crash between them leaves
+//! the name claimed (its owner's token fails until the next open finishes the move).
 
 use hello_common::{Name, timestamp::Millis, token::TokenHash};
 use mongodb::bson::{DateTime, doc};
 use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, RACE_ATTEMPTS, is_duplicate_key, write_failed};
-use crate::store::{Claim, ClaimChange, Operation, StoreError};
+use crate::store::{
+    Claim, ClaimChange, Operation, StoreError,
+    rekey::{self, Rekey, StoredClaim},
+};
+
+/// The prefix of a token hash parked while its claim moves to a new key (see the module's docs).
+const MOVING: &str = "moving:";
 
 /// A claimed name.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -211,6 +222,70 @@ impl MongoStore {
             .delete_one(doc! { "_id": &document.lookalike, "token": &document.token })
             .await
             .map_err(write_failed(Operation::Release))?;
+        Ok(())
+    }
+}
+
+impl MongoStore {
+    /// Moves every claim to the look-alike key today's rules compute for it, and releases the
+    /// later of two claims that now share one ([`crate::store::rekey`]).
+    pub(super) async fn rekey_claims(&self) -> anyhow::Result<()> {
+        use futures::TryStreamExt;
+        let documents: Vec<NameDocument> = self.names.find(doc! {}).await?.try_collect().await?;
+        let claims = documents
+            .into_iter()
+            .map(|document| StoredClaim {
+                key: document.lookalike,
+                name: document.name,
+                inbox: document.inbox,
+                claimed_at: document.claimed_at.timestamp_millis(),
+                token: document.token,
+            })
+            .collect();
+        for change in rekey::plan(claims) {
+            match change {
+                Rekey::Release { claim, kept } => {
+                    self.names
+                        .delete_one(doc! { "_id": &claim.key, "token": &claim.token })
+                        .await?;
+                    rekey::warn_released(&claim, &kept);
+                }
+                Rekey::Move { claim, to } => self.move_claim(claim, &to).await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn move_claim(&self, claim: StoredClaim, to: &str) -> anyhow::Result<()> {
+        let token = claim.token.strip_prefix(MOVING).unwrap_or(&claim.token);
+        let parked = format!("{MOVING}{token}");
+        self.names
+            .update_one(
+                doc! { "_id": &claim.key, "token": &claim.token },
+                doc! { "$set": { "token": &parked } },
+            )
+            .await?;
+        let Some(mut document) = self.names.find_one(doc! { "_id": &claim.key }).await? else {
+            return Ok(()); // released meanwhile
+        };
+        document.lookalike = to.to_owned();
+        document.token = token.to_owned();
+        match self.names.insert_one(&document).await {
+            Ok(_) => {}
+            Err(error) if is_duplicate_key(&error) => {
+                // Another process moved it first, or another claim took the key meanwhile: the
+                // claim at the key keeps the name either way.
+                let there = self.names.find_one(doc! { "_id": to }).await?;
+                if there.is_none_or(|there| there.token != token) {
+                    rekey::warn_released(&claim, "the claim already under its new key");
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
+        self.names
+            .delete_one(doc! { "_id": &claim.key, "token": &parked })
+            .await?;
+        tracing::info!(name = %claim.name, "a claim moved to its new look-alike key");
         Ok(())
     }
 }
