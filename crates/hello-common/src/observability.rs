@@ -152,7 +152,7 @@ pub async fn observe(
     let route = request
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let metrics = request.app_data::<web::Data<Metrics>>().cloned();
     let span = tracing::info_span!(
         "request",
@@ -178,7 +178,7 @@ pub async fn observe(
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     if let Some(metrics) = metrics {
-        metrics.observe(&route, &method, status, elapsed.as_secs_f64());
+        metrics.observe(&route, method, status, elapsed.as_secs_f64());
     }
     span.in_scope(|| {
         tracing::info!(
@@ -188,6 +188,19 @@ pub async fn observe(
         );
     });
     Ok(response)
+}
+
+/// The methods the API and the operations endpoints use; every other method is `other` in labels
+/// and logs, so that no request can add a metric series (a method is any token a client sends).
+pub const METHOD_LABELS: [&str; 6] = ["GET", "HEAD", "POST", "DELETE", "OPTIONS", "other"];
+
+/// A request's method as a label: one of [`METHOD_LABELS`].
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    METHOD_LABELS
+        .iter()
+        .find(|label| **label == method.as_str())
+        .copied()
+        .unwrap_or("other")
 }
 
 /// `GET /metrics` of a service with nothing to add.

@@ -190,3 +190,152 @@ fn help_prints_the_usage_and_an_unknown_argument_stops_instead_of_serving() {
         "--port=9",
     );
 }
+
+/// A small deterministic generator (xorshift), so that a failure can be replayed from its seed.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, below: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % below as u64) as usize
+    }
+
+    /// A random HTTP method: 1 to 40 characters of RFC 9110's token alphabet.
+    fn method(&mut self) -> reqwest::Method {
+        const TOKEN: &[u8] =
+            b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let length = 1 + self.roll(40);
+        let method: Vec<u8> = (0..length).map(|_| TOKEN[self.roll(TOKEN.len())]).collect();
+        reqwest::Method::from_bytes(&method).expect("a token is a method")
+    }
+
+    /// A random path: under a route of the API or beside them, with a random part of 6 to 12
+    /// letters (too long to be part of a route pattern by chance).
+    fn path(&mut self) -> (String, String) {
+        let random: String = (0..6 + self.roll(7))
+            .map(|_| char::from(b'a' + self.roll(26) as u8))
+            .collect();
+        let prefixes = [
+            "/hello/",
+            "/names/",
+            "/hello/bob/reads/",
+            "/",
+            "/metrics/",
+            "/v1/",
+        ];
+        (
+            format!("{}{random}", prefixes[self.roll(prefixes.len())]),
+            random,
+        )
+    }
+}
+
+/// The label values of every series of `name` in a Prometheus text exposition.
+fn label_values(exposition: &str, name: &str, label: &str) -> std::collections::BTreeSet<String> {
+    let prefix = format!("{name}{{");
+    let needle = format!("{label}=\"");
+    exposition
+        .lines()
+        .filter(|line| line.starts_with(&prefix))
+        .filter_map(|line| {
+            let start = line.find(&needle)? + needle.len();
+            let end = start + line[start..].find('"')?;
+            Some(line[start..end].to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_thousand_requests_with_random_methods_and_paths_add_no_metric_series() {
+    let app = spawn_app().await;
+    let socket = app.world_socket().expect("world on its socket");
+    // A connection each: a service may close a connection after answering a strange request,
+    // and a pooled connection would race that close.
+    let world = reqwest::Client::builder()
+        .unix_socket(socket)
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let hello = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let metrics = || async {
+        let response = app
+            .client
+            .get(format!("{}/metrics", app.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    };
+    let before = metrics().await;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut dice = Dice(seed);
+    let mut sent = Vec::new();
+    for _ in 0..1_000 {
+        let (method, (path, random)) = (dice.method(), dice.path());
+        sent.push(random);
+        let answer = hello
+            .request(method.clone(), format!("{}{path}", app.url))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.status().as_u16() < 500,
+            "{method} {path}: {}",
+            answer.status()
+        );
+        let (method, (path, random)) = (dice.method(), dice.path());
+        sent.push(random);
+        let answer = world
+            .request(method.clone(), format!("http://world{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.status().as_u16() < 500,
+            "world: {method} {path}: {}",
+            answer.status()
+        );
+    }
+    let after = metrics().await;
+    for service in ["hello", "world"] {
+        let requests = format!("{service}_http_requests_total");
+        let methods = label_values(&after, &requests, "method");
+        let unknown: Vec<&String> = methods
+            .iter()
+            .filter(|method| !hello_common::observability::METHOD_LABELS.contains(&method.as_str()))
+            .take(10)
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "seed {seed}: {service}'s method labels include {unknown:?}"
+        );
+        // A route label is a pattern or `unmatched`, never a path a client sent.
+        let routes = label_values(&after, &requests, "route");
+        let leaked: Vec<&String> = routes
+            .iter()
+            .filter(|route| sent.iter().any(|part| route.contains(part.as_str())))
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "seed {seed}: {service}'s route labels {leaked:?}"
+        );
+    }
+    // Every series is one of a fixed set: at most a route, a method label and a status each.
+    let growth = after.len().saturating_sub(before.len());
+    assert!(
+        growth < 64 * 1024,
+        "seed {seed}: /metrics grew by {growth} bytes, from {} to {}",
+        before.len(),
+        after.len()
+    );
+}

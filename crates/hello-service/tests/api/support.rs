@@ -146,6 +146,13 @@ pub fn start_world_process(env: &[(&str, String)]) -> ChildService {
 }
 
 impl TestApp {
+    /// world-service's Unix socket, when [`spawn_app`] started one.
+    pub fn world_socket(&self) -> Option<PathBuf> {
+        self._data
+            .as_ref()
+            .map(|data| data.path().join("world.sock"))
+    }
+
     /// `POST /hello/{to}` with `{"from": from}`.
     pub async fn say(&self, from: &str, to: &str) -> reqwest::Response {
         self.client
