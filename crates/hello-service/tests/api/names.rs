@@ -288,3 +288,45 @@ async fn failed_attempts_cost_more_than_one_request() {
         "a failed attempt was not charged: {statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn with_a_token_from_may_be_left_out_in_every_body_form() {
+    let app = spawn_app().await;
+    let token = claim(&app, "iris").await;
+    // No body, an empty body, white space, `{}`: the sender is the token's name.
+    for (body, content_type) in [
+        ("", None),
+        ("", Some("application/json")),
+        ("  \n", Some("application/json")),
+        ("{}", Some("application/json")),
+        (" { } ", Some("application/json; charset=utf-8")),
+    ] {
+        let mut request = app
+            .client
+            .post(format!("{}/hello/jack", app.url))
+            .bearer_auth(&token)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let sent = request.send().await.unwrap();
+        assert_eq!(sent.status(), 201, "body {body:?}");
+        let sent: Value = sent.json().await.unwrap();
+        assert_eq!(
+            (sent["from"].as_str(), sent["verified"].as_bool()),
+            (Some("iris"), Some(true)),
+            "body {body:?}"
+        );
+    }
+    // Without a token, `{}` still says nobody: a 400 that asks for the sender.
+    let anonymous = app
+        .client
+        .post(format!("{}/hello/jack", app.url))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(anonymous, 400).await;
+    assert_eq!(problem["type"], "/problems/missing-sender");
+}

@@ -76,8 +76,12 @@ async fn drain(payload: &mut web::Payload, declared: usize) {
     }
 }
 
-/// The sender a body names: it must be `application/json` and exactly `{"from": "<name>"}`.
-pub fn sender(request: &HttpRequest, body: &Bytes) -> Result<String, Problem> {
+/// The sender a body names: it must be `application/json` and exactly `{"from": "<name>"}`, or
+/// say nothing (only white space, or `{}`), which leaves the sender to the query or the token.
+pub fn sender(request: &HttpRequest, body: &Bytes) -> Result<Option<String>, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)

@@ -50,9 +50,11 @@ impl ToSchema for IdempotencyKeyHeader {}
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HelloBody {
-    /// Who says hello: a valid name.
-    #[schema(value_type = PersonName, example = "alice")]
-    pub from: String,
+    /// Who says hello: a valid name. May be left out (`{}`) when the token of a claimed name
+    /// comes in Authorization: the sender is then that name.
+    #[serde(default)]
+    #[schema(value_type = Option<PersonName>, example = "alice")]
+    pub from: Option<String>,
 }
 
 /// The answer to `GET /hello/{name}`.

@@ -51,10 +51,10 @@ pub async fn send(
     state.rate_limit.check(&request)?;
     let to = Name::parse(&name).map_err(|error| Problem::invalid_name("to", &error))?;
     let body = body::read(&request, payload, state.max_body_bytes).await?;
-    let body_from = body
-        .as_ref()
-        .map(|body| body::sender(&request, body))
-        .transpose()?;
+    let body_from = match &body {
+        Some(body) => body::sender(&request, body)?,
+        None => None,
+    };
     let from = match (body_from, query.into_inner().from) {
         (Some(body), Some(query)) if body != query => {
             return Err(Problem::conflicting_sender(&body, &query));
