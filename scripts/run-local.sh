@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs the whole pod on this machine, on loopback:
+# Runs the whole pod on this machine, every port on loopback (127.0.0.1) only:
 #   nginx :8080 (the page, proxying the API)  ->  hello-service :8081  ->  world-service :8082
 # world-service uses its embedded store in .data/world, so hellos survive a restart. Like the
 # Kubernetes pod, the services read a "mounted ConfigMap" (.data/config: edit a file there and
 # the page's info panel shows it without a restart), an "immutable ConfigMap"
-# (.data/config-immutable) and a "Secret" (.data/secret: shown only as fingerprints).
+# (.data/config-immutable) and a "Secret" (.data/secret: /info shows its key names, never a value).
 #
 # Nginx comes from the system's package manager when it is missing (apt-get, dnf or brew); if it
 # cannot be installed, the API still runs on :8081 without the page.
@@ -60,6 +60,14 @@ mkdir -p "$data/world" "$data/config" "$data/config-immutable" "$data/secret" "$
 [ -e "$data/config-immutable/release-channel" ] || echo "local" > "$data/config-immutable/release-channel"
 [ -e "$data/secret/api-token" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$data/secret/api-token"
 ln -sfn "$root/frontend" "$data/nginx/html"
+# The pod's nginx.conf listens on every address of the pod (0.0.0.0:8080); here it listens on
+# loopback only. Its included files sit beside the copy, as they do beside the original.
+for included in "$root"/deploy/nginx/*.conf; do
+  [ "$(basename "$included")" = nginx.conf ] || ln -sfn "$included" "$data/nginx/$(basename "$included")"
+done
+grep -q '^        listen 8080;$' "$root/deploy/nginx/nginx.conf" \
+  || fail "deploy/nginx/nginx.conf no longer says 'listen 8080;': update the loopback rewrite in $0"
+sed 's/^        listen 8080;$/        listen 127.0.0.1:8080;/' "$root/deploy/nginx/nginx.conf" > "$data/nginx/nginx.conf"
 
 pids=()
 # shellcheck disable=SC2317  # called from the traps below
@@ -92,8 +100,8 @@ HELLO_LISTEN=127.0.0.1:8081 HELLO_WORLD_URL="unix:$socket" "$root/target/release
 pids+=($!)
 url=http://127.0.0.1:8081
 if $with_nginx; then
-  say "Starting nginx on 127.0.0.1:8080 with deploy/nginx/nginx.conf"
-  nginx -p "$data/nginx/" -c "$root/deploy/nginx/nginx.conf" -e stderr -g 'daemon off;' &
+  say "Starting nginx on 127.0.0.1:8080 with deploy/nginx/nginx.conf (bound to loopback only)"
+  nginx -p "$data/nginx/" -c "$data/nginx/nginx.conf" -e stderr -g 'daemon off;' &
   pids+=($!)
   url=http://127.0.0.1:8080
 fi
