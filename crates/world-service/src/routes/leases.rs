@@ -105,7 +105,8 @@ async fn take(
     }
     let lease_ms = lease_ms.unwrap_or(state.lease_ms);
     let _timer = state.time_store("lease");
-    check_reader(state.store.as_ref(), &name, presented, require_claim).await?;
+    let covering_claim =
+        check_reader(state.store.as_ref(), &name, presented, require_claim).await?;
     let lease = state
         .store
         .lease(
@@ -113,6 +114,7 @@ async fn take(
             LeaseRequest {
                 limit,
                 lease: Duration::from_millis(lease_ms.clamp(*LEASE_MS.start(), *LEASE_MS.end())),
+                covering_claim,
             },
         )
         .await?;

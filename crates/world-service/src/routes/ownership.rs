@@ -28,16 +28,17 @@ pub fn token_hash(hex: &str) -> Result<TokenHash, Problem> {
 
 /// Whether the holder of `presented` may read `name`'s inbox (GET, reliable reads,
 /// confirmations): a claimed name (or a look-alike of one) needs the claim's token; an unclaimed
-/// one needs none, and takes none, unless `require_claim`.
+/// one needs none, and takes none, unless `require_claim`. Answers the covering claim's
+/// [`Claim::claimed_at`](crate::store::Claim), if any, for [`LeaseRequest::covering_claim`](crate::store::LeaseRequest).
 pub async fn check_reader(
     store: &dyn Store,
     name: &Name,
     presented: Option<TokenHash>,
     require_claim: bool,
-) -> Result<(), Problem> {
+) -> Result<Option<i64>, Problem> {
     let claim = store.claim_covering(name).await?;
     match (claim, presented) {
-        (Some(claim), Some(token)) if claim.token.matches(&token) => Ok(()),
+        (Some(claim), Some(token)) if claim.token.matches(&token) => Ok(Some(claim.claimed_at)),
         (Some(claim), Some(_)) => Err(Problem::invalid_token(format!(
             "this is not the token of {}; read {name} with the token its claim answered",
             claim.name
@@ -58,7 +59,7 @@ pub async fn check_reader(
             "on this service an inbox is read only by its owner: claim {name} first \
              (POST /names/{name}), then read it with the token the claim answers"
         ))),
-        (None, None) => Ok(()),
+        (None, None) => Ok(None),
     }
 }
 

@@ -45,6 +45,10 @@ pub struct LeaseRequest {
     pub limit: u32,
     /// How long the taken hellos stay hidden without an acknowledgement.
     pub lease: Duration,
+    /// The claim that covered the inbox when its reader was checked ([`Claim::claimed_at`]), or
+    /// none. A hello sent while another claim covered the inbox (a send that raced that claim's
+    /// release on MongoDB) is never leased: it belonged to that claim's owner alone.
+    pub covering_claim: Option<i64>,
 }
 
 /// What confirming a lease found; see [`Store::confirm`].
@@ -68,6 +72,9 @@ pub struct Claim {
     pub inbox: String,
     /// The SHA-256 of its current token.
     pub token: TokenHash,
+    /// When it was claimed (ms since the epoch): with its look-alike key, which claim this is (a
+    /// name released and claimed again is another claim).
+    pub claimed_at: i64,
 }
 
 /// What rotating a token or releasing a name found.
@@ -203,7 +210,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<ClaimChange, StoreError>;
 
     /// Frees `name` (the claimed name itself, in any case), if `token` is its token, and deletes
-    /// the hellos waiting in its inbox, so that a later owner never reads them. Safe against a
+    /// the hellos waiting in its inbox and in every look-alike inbox the claim covered, so that
+    /// nobody who never held the token reads them. Safe against a
     /// crash half-way: until it is finished the name stays claimed (its hellos unreadable
     /// without the token), and repeating the release, or a new claim of the name, finishes it.
     async fn release_name(&self, name: &Name, token: &TokenHash)

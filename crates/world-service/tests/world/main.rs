@@ -8,6 +8,7 @@
 //! - `metrics`: the store's metrics from the real binary's `/metrics`;
 //! - `ownership`: claimed names enforced by two real replicas on one MongoDB;
 //! - `processes`: the real binary killed with SIGKILL and restarted;
+//! - `release`: a release on MongoDB against sends racing it and hellos of earlier releases;
 //! - `rekey`: claims stored under older look-alike keys move to today's keys on open;
 //! - `upgrade`: stores written by release 0.1.0, opened and used by this code.
 
@@ -21,6 +22,7 @@ mod metrics;
 mod ownership;
 mod processes;
 mod rekey;
+mod release;
 mod store_suite;
 mod support;
 mod upgrade;

@@ -506,7 +506,7 @@ macro_rules! store_suite {
                 // A later owner finds an empty inbox.
                 let later = Token::generate();
                 store.store.claim_name(&name("erin"), later.hash()).await.unwrap();
-                let read = store.store.lease(&name("erin"), take(10, LONG_LEASE)).await.unwrap();
+                let read = store.lease_as_checked("erin", 10, LONG_LEASE).await;
                 assert!(read.hellos.is_empty(), "{read:?}");
                 assert_eq!(read.remaining, 0);
                 // A confirmation of the old lease deletes nothing and still answers.
@@ -519,8 +519,44 @@ macro_rules! store_suite {
                 let other = store.store.lease(&name("frank"), take(10, LONG_LEASE)).await.unwrap();
                 assert_eq!(other.hellos.len(), 1);
                 store.say("gina", "erin").await;
-                let read = store.store.lease(&name("erin"), take(10, LONG_LEASE)).await.unwrap();
+                let read = store.lease_as_checked("erin", 10, LONG_LEASE).await;
                 assert_eq!(read.hellos.len(), 1);
+            }
+
+            #[tokio::test]
+            async fn a_release_deletes_the_hellos_of_every_inbox_its_claim_covered() {
+                let store = $open(limits()).await;
+                let token = Token::generate();
+                // Sent before and after the claim, to the name and to look-alikes of it.
+                store.say("alice", "ｃａｒｏｌ").await;
+                store.store.claim_name(&name("carol"), token.hash()).await.unwrap();
+                for to in ["carol", "CAROL", "ｃａｒｏｌ", "𝐜𝐚𝐫𝐨𝐥", "caro1"] {
+                    store.say("bob", to).await;
+                }
+                store.say("bob", "dave").await;
+                // One look-alike's hello is leased by the owner when the name is released.
+                let leased = store.lease_as_checked("𝐜𝐚𝐫𝐨𝐥", 1, LONG_LEASE).await;
+                assert_eq!(leased.hellos.len(), 1);
+                assert_eq!(
+                    store.store.release_name(&name("carol"), &token.hash()).await.unwrap(),
+                    ClaimChange::Done
+                );
+                // Nobody who never held the token reads any of them, now or after the lease.
+                for to in ["carol", "ｃａｒｏｌ", "𝐜𝐚𝐫𝐨𝐥", "caro1"] {
+                    let read = store.lease_as_checked(to, 10, 100).await;
+                    assert!(read.hellos.is_empty(), "{to}: {read:?}");
+                    assert_eq!(read.remaining, 0, "{to}");
+                }
+                assert_eq!(store.lease_as_checked("dave", 10, LONG_LEASE).await.hellos.len(), 1);
+                let store = store.reopen().await;
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                for to in ["carol", "ｃａｒｏｌ", "𝐜𝐚𝐫𝐨𝐥", "caro1"] {
+                    let read = store.lease_as_checked(to, 10, LONG_LEASE).await;
+                    assert!(read.hellos.is_empty(), "{to} after reopening: {read:?}");
+                }
+                // The inboxes work as usual for what is sent after the release.
+                store.say("erin", "ｃａｒｏｌ").await;
+                assert_eq!(store.lease_as_checked("ｃａｒｏｌ", 10, LONG_LEASE).await.hellos.len(), 1);
             }
 
             #[tokio::test]

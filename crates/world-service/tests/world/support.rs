@@ -96,6 +96,27 @@ impl TestStore {
         self.store.acknowledge(&[id]).await.expect("acknowledge")
     }
 
+    /// Leases as world's routes do: under the claim covering `to` now, if any
+    /// ([`LeaseRequest::covering_claim`]).
+    pub async fn lease_as_checked(&self, to: &str, limit: u32, lease_ms: u64) -> Lease {
+        let covering_claim = self
+            .store
+            .claim_covering(&name(to))
+            .await
+            .expect("claim lookup")
+            .map(|claim| claim.claimed_at);
+        self.store
+            .lease(
+                &name(to),
+                LeaseRequest {
+                    covering_claim,
+                    ..take(limit, lease_ms)
+                },
+            )
+            .await
+            .expect("lease")
+    }
+
     /// Sends `from` → `to` and expects success.
     pub async fn say(&self, from: &str, to: &str) -> hello_common::wire::StoredHello {
         self.store
@@ -125,5 +146,6 @@ pub fn take(limit: u32, lease_ms: u64) -> LeaseRequest {
     LeaseRequest {
         limit,
         lease: Duration::from_millis(lease_ms),
+        covering_claim: None,
     }
 }

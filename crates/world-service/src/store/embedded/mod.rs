@@ -15,9 +15,11 @@
 //! - [`tables`]: the tables and records, by their stored names;
 //! - [`writer`]: the writer thread and its batches;
 //! - [`live`]: the leases in memory;
-//! - [`operations`]: what a send, a lease and an acknowledgement do inside a transaction.
+//! - [`operations`]: what a send, a lease and an acknowledgement do inside a transaction;
+//! - [`names`]: what claiming, rotating and releasing a name do inside a transaction.
 
 mod live;
+mod names;
 mod operations;
 mod tables;
 mod writer;
@@ -202,6 +204,7 @@ impl EmbeddedStore {
                 name: record.name,
                 inbox: record.inbox,
                 token,
+                claimed_at: record.claimed_at,
             }))
         };
         read().map_err(StoreError::unavailable)

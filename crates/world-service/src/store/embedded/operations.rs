@@ -6,21 +6,20 @@ use std::sync::Mutex;
 use hello_common::{
     Name,
     timestamp::Millis,
-    token::TokenHash,
     wire::{DeliveredHello, Lease, StoredHello},
 };
 use redb::{ReadTransaction, ReadableTable, Table, WriteTransaction};
 
 use super::live::{AfterCommit, LiveLeases, Run, lock};
 use super::tables::{
-    CLAIMED_NAMES, ClaimRecord, HELLOS, HelloRecord, IDEMPOTENCY, IDEMPOTENCY_BY_AGE,
-    IdempotencyRecord, LEASES, LEASES_BY_INBOX, LEASES_TO_FORGET, LeaseRecord, META, NAMES,
-    NAMES_BY_TOKEN, NEXT_SEQUENCE, STORED_HELLOS, STORED_KEYS, Storage, counter, hellos_of,
-    inbox_size, set_inbox_size, ttl_millis,
+    HELLOS, HelloRecord, IDEMPOTENCY, IDEMPOTENCY_BY_AGE, IdempotencyRecord, LEASES,
+    LEASES_BY_INBOX, LEASES_TO_FORGET, LOOKALIKE_INBOXES, LeaseRecord, META, NEXT_SEQUENCE,
+    STORED_HELLOS, STORED_KEYS, Storage, counter, hellos_of, inbox_size, set_inbox_size,
+    ttl_millis,
 };
 use crate::store::{
-    ClaimChange, Confirmation, LeaseRequest, NewHello, StoreError, StoreLimits, new_hello_id,
-    new_lease_id, scoped_idempotency_id,
+    Confirmation, LeaseRequest, NewHello, StoreError, StoreLimits, new_hello_id, new_lease_id,
+    scoped_idempotency_id,
 };
 
 /// The sends of one run of consecutive send jobs in a batch: their tables are opened once and
@@ -33,6 +32,8 @@ pub(super) struct Sends<'t> {
     /// Opened with the run's first idempotency key.
     idempotency_by_age: Option<Table<'t, (i64, &'static str), ()>>,
     hellos: Table<'t, (&'static str, u64), &'static [u8]>,
+    /// Opened with the run's first send to an empty inbox.
+    lookalike_inboxes: Option<Table<'t, (&'static str, &'static str), ()>>,
     /// The counters as this run leaves them, written by [`Sends::close`].
     next_sequence: u64,
     stored_hellos: u64,
@@ -50,6 +51,7 @@ impl<'t> Sends<'t> {
             idempotency: transaction.open_table(IDEMPOTENCY)?,
             idempotency_by_age: None,
             hellos: transaction.open_table(HELLOS)?,
+            lookalike_inboxes: None,
             next_sequence: counter(&meta, NEXT_SEQUENCE)?,
             stored_hellos: counter(&meta, STORED_HELLOS)?,
             stored_keys: counter(&meta, STORED_KEYS)?,
@@ -145,7 +147,15 @@ impl<'t> Sends<'t> {
             (hello.to.key(), sequence),
             serde_json::to_vec(&record)?.as_slice(),
         )?;
-        set_inbox_size(&mut self.hellos, hello.to.key(), size + 1)?;
+        let first_hello = if size == 0 {
+            Some(match &mut self.lookalike_inboxes {
+                Some(table) => table,
+                table => table.insert(self.transaction.open_table(LOOKALIKE_INBOXES)?),
+            })
+        } else {
+            None
+        };
+        set_inbox_size(&mut self.hellos, first_hello, hello.to.key(), size + 1)?;
 
         if let Some(scoped) = &scoped {
             let record = IdempotencyRecord {
@@ -182,13 +192,14 @@ impl<'t> Sends<'t> {
             idempotency,
             idempotency_by_age,
             hellos,
+            lookalike_inboxes,
             next_sequence,
             stored_hellos,
             stored_keys,
             stored_any,
         } = self;
         // redb lets a table be open once at a time: these go before META is opened again.
-        drop((idempotency, idempotency_by_age, hellos));
+        drop((idempotency, idempotency_by_age, hellos, lookalike_inboxes));
         if stored_any {
             let mut meta = transaction.open_table(META)?;
             meta.insert(NEXT_SEQUENCE, next_sequence)?;
@@ -513,140 +524,12 @@ fn delete_hellos(transaction: &WriteTransaction, inbox: &str, runs: &[Run]) -> S
         let stored_hellos = counter(&meta, STORED_HELLOS)?;
         meta.insert(STORED_HELLOS, stored_hellos.saturating_sub(deleted))?;
         let left = inbox_size(&hellos, inbox)?.saturating_sub(deleted);
-        set_inbox_size(&mut hellos, inbox, left)?;
+        let mut lookalike_inboxes = if left == 0 {
+            Some(transaction.open_table(LOOKALIKE_INBOXES)?)
+        } else {
+            None
+        };
+        set_inbox_size(&mut hellos, lookalike_inboxes.as_mut(), inbox, left)?;
     }
     Ok(deleted)
-}
-
-/// Claims `name` for `token`, unless it or a look-alike is claimed, or the cap is reached.
-pub(super) fn claim_name(
-    transaction: &WriteTransaction,
-    name: &Name,
-    token: TokenHash,
-    limits: &StoreLimits,
-) -> Storage<Result<(), StoreError>> {
-    let mut names = transaction.open_table(NAMES)?;
-    if names.get(name.lookalike_key())?.is_some() {
-        return Ok(Err(StoreError::NameTaken {
-            name: name.to_string(),
-        }));
-    }
-    let mut meta = transaction.open_table(META)?;
-    let claimed = counter(&meta, CLAIMED_NAMES)?;
-    if claimed >= limits.claim_cap {
-        return Ok(Err(StoreError::StoreFull {
-            what: "claimed names",
-            cap: limits.claim_cap,
-        }));
-    }
-    let record = ClaimRecord {
-        name: name.to_string(),
-        inbox: name.key().to_owned(),
-        token: token.to_hex(),
-        claimed_at: Millis::now().0,
-    };
-    names.insert(
-        name.lookalike_key(),
-        serde_json::to_vec(&record)?.as_slice(),
-    )?;
-    transaction
-        .open_table(NAMES_BY_TOKEN)?
-        .insert(record.token.as_str(), name.lookalike_key())?;
-    meta.insert(CLAIMED_NAMES, claimed + 1)?;
-    Ok(Ok(()))
-}
-
-/// The claim on `name` itself (its inbox, in any case), if `token` is its token.
-fn own_claim(
-    transaction: &WriteTransaction,
-    name: &Name,
-    token: &TokenHash,
-) -> Storage<Result<ClaimRecord, ClaimChange>> {
-    let record = transaction
-        .open_table(NAMES)?
-        .get(name.lookalike_key())?
-        .map(|record| serde_json::from_slice::<ClaimRecord>(record.value()))
-        .transpose()?;
-    let Some(record) = record.filter(|record| record.inbox == name.key()) else {
-        return Ok(Err(ClaimChange::NotClaimed));
-    };
-    let stored = TokenHash::from_hex(&record.token);
-    if !stored.is_some_and(|stored| stored.matches(token)) {
-        return Ok(Err(ClaimChange::WrongToken));
-    }
-    Ok(Ok(record))
-}
-
-/// Replaces the token of the claim on `name`, if `current` is its token.
-pub(super) fn rotate_token(
-    transaction: &WriteTransaction,
-    name: &Name,
-    current: &TokenHash,
-    new: TokenHash,
-) -> Storage<ClaimChange> {
-    let mut record = match own_claim(transaction, name, current)? {
-        Ok(record) => record,
-        Err(change) => return Ok(change),
-    };
-    let mut by_token = transaction.open_table(NAMES_BY_TOKEN)?;
-    by_token.remove(record.token.as_str())?;
-    record.token = new.to_hex();
-    by_token.insert(record.token.as_str(), name.lookalike_key())?;
-    transaction.open_table(NAMES)?.insert(
-        name.lookalike_key(),
-        serde_json::to_vec(&record)?.as_slice(),
-    )?;
-    Ok(ClaimChange::Done)
-}
-
-/// Frees `name`, if `token` is its token, and deletes the hellos waiting in its inbox (leased
-/// or not), all in this one transaction.
-pub(super) fn release_name(
-    transaction: &WriteTransaction,
-    after: &mut Vec<AfterCommit>,
-    name: &Name,
-    token: &TokenHash,
-) -> Storage<ClaimChange> {
-    let record = match own_claim(transaction, name, token)? {
-        Ok(record) => record,
-        Err(change) => return Ok(change),
-    };
-    transaction
-        .open_table(NAMES)?
-        .remove(name.lookalike_key())?;
-    transaction
-        .open_table(NAMES_BY_TOKEN)?
-        .remove(record.token.as_str())?;
-    let mut meta = transaction.open_table(META)?;
-    let claimed = counter(&meta, CLAIMED_NAMES)?;
-    meta.insert(CLAIMED_NAMES, claimed.saturating_sub(1))?;
-
-    let inbox = record.inbox.as_str();
-    let mut hellos = transaction.open_table(HELLOS)?;
-    let waiting: Vec<u64> = hellos
-        .range(hellos_of(inbox))?
-        .map(|entry| entry.map(|(key, _)| key.value().1))
-        .collect::<Result<_, _>>()?;
-    for &sequence in &waiting {
-        hellos.remove((inbox, sequence))?;
-    }
-    set_inbox_size(&mut hellos, inbox, 0)?;
-    let stored_hellos = counter(&meta, STORED_HELLOS)?;
-    meta.insert(
-        STORED_HELLOS,
-        stored_hellos.saturating_sub(waiting.len() as u64),
-    )?;
-    // Its live leases hold nothing now: drop them from the inbox's lease index, so that the
-    // next read of this inbox counts nothing as leased. Their records stay, to answer a
-    // confirmation (which then deletes nothing).
-    let mut by_inbox = transaction.open_table(LEASES_BY_INBOX)?;
-    let leases: Vec<String> = by_inbox
-        .range((inbox, "")..(inbox, "~"))?
-        .map(|entry| entry.map(|(key, _)| key.value().1.to_owned()))
-        .collect::<Result<_, _>>()?;
-    for lease_id in &leases {
-        by_inbox.remove((inbox, lease_id.as_str()))?;
-    }
-    after.push(AfterCommit::ReleaseInbox(inbox.to_owned()));
-    Ok(ClaimChange::Done)
 }

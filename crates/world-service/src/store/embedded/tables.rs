@@ -44,6 +44,12 @@ pub(super) const NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("nam
 /// token SHA-256 (hex) → look-alike key: finding the claim of a presented token. New in 0.2.0.
 pub(super) const NAMES_BY_TOKEN: TableDefinition<&str, &str> =
     TableDefinition::new("names_by_token");
+/// (look-alike key, inbox key) → (): the inboxes holding hellos, by look-alike key, so that a
+/// release finds every inbox its claim covered. An entry is added when an inbox gets its first
+/// hello and removed when it is emptied ([`set_inbox_size`]). New in this release;
+/// [`create_tables`] fills it for the hellos of an older store.
+pub(super) const LOOKALIKE_INBOXES: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("lookalike_inboxes");
 /// Counters: [`NEXT_SEQUENCE`], [`STORED_HELLOS`], [`STORED_KEYS`], [`CLAIMED_NAMES`].
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -124,12 +130,23 @@ pub(super) fn inbox_size(
         .map_or(Ok(0), |size| decode_size(size.value()))
 }
 
-/// Sets the number of hellos stored in `inbox`; an empty inbox keeps no size.
+/// Sets the number of hellos stored in `inbox`; an empty inbox keeps no size. An inbox emptied
+/// leaves [`LOOKALIKE_INBOXES`] (which the caller opens only for a size of 0 or 1: when an inbox
+/// empties or gets its first hello).
 pub(super) fn set_inbox_size(
     hellos: &mut Table<(&'static str, u64), &'static [u8]>,
+    lookalike_inboxes: Option<&mut Table<(&'static str, &'static str), ()>>,
     inbox: &str,
     size: u64,
 ) -> Storage<()> {
+    if let Some(lookalike_inboxes) = lookalike_inboxes {
+        let lookalike = hello_common::lookalike_key_of_inbox(inbox);
+        if size == 0 {
+            lookalike_inboxes.remove((lookalike.as_str(), inbox))?;
+        } else {
+            lookalike_inboxes.insert((lookalike.as_str(), inbox), ())?;
+        }
+    }
     if size == 0 {
         hellos.remove((inbox, SIZE_SEQUENCE))?;
     } else {
@@ -171,6 +188,7 @@ pub(super) fn create_tables(database: &Database, idempotency_ttl: Duration) -> a
     transaction.open_table(IDEMPOTENCY_BY_AGE)?;
     transaction.open_table(NAMES)?;
     transaction.open_table(NAMES_BY_TOKEN)?;
+    fill_lookalike_inboxes(&transaction)?;
     {
         let leases = transaction.open_table(LEASES)?;
         let mut to_forget = transaction.open_table(LEASES_TO_FORGET)?;
@@ -243,6 +261,32 @@ fn rekey_claims(transaction: &redb::WriteTransaction) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `META`: [`LOOKALIKE_INBOXES`] holds every inbox that has hellos.
+const LOOKALIKE_INBOXES_FILLED: &str = "lookalike_inboxes_filled";
+
+/// Fills [`LOOKALIKE_INBOXES`] from the inboxes of [`HELLOS`], once (a store written before the
+/// table existed).
+fn fill_lookalike_inboxes(transaction: &redb::WriteTransaction) -> anyhow::Result<()> {
+    let mut meta = transaction.open_table(META)?;
+    if meta.get(LOOKALIKE_INBOXES_FILLED)?.is_some() {
+        return Ok(());
+    }
+    let hellos = transaction.open_table(HELLOS)?;
+    let mut lookalike_inboxes = transaction.open_table(LOOKALIKE_INBOXES)?;
+    let mut last: Option<String> = None;
+    for entry in hellos.iter()? {
+        let (key, _) = entry?;
+        let inbox = key.value().0;
+        if last.as_deref() != Some(inbox) {
+            let lookalike = hello_common::lookalike_key_of_inbox(inbox);
+            lookalike_inboxes.insert((lookalike.as_str(), inbox), ())?;
+            last = Some(inbox.to_owned());
+        }
+    }
+    meta.insert(LOOKALIKE_INBOXES_FILLED, 1)?;
+    Ok(())
+}
+
 /// Moves the sizes of a store written before they lived in [`HELLOS`] there, and deletes their
 /// old table: once, in the transaction that opens such a store (a fresh or moved store has no
 /// such table, and this does nothing).
@@ -252,7 +296,7 @@ fn move_inbox_sizes(transaction: &redb::WriteTransaction) -> anyhow::Result<()> 
         let mut hellos = transaction.open_table(HELLOS)?;
         for entry in sizes.iter()? {
             let (inbox, size) = entry?;
-            set_inbox_size(&mut hellos, inbox.value(), size.value())?;
+            set_inbox_size(&mut hellos, None, inbox.value(), size.value())?;
         }
     }
     transaction.delete_table(INBOX_SIZES)?;

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::{
     live::{AfterCommit, LiveLeases, Run, lock},
-    operations,
+    names, operations,
     tables::{
         IDEMPOTENCY, IDEMPOTENCY_BY_AGE, IdempotencyRecord, LEASES, LEASES_BY_INBOX,
         LEASES_TO_FORGET, LeaseRecord, META, STORED_KEYS, Storage, counter, ttl_millis,
@@ -281,14 +281,14 @@ impl Writer {
             }
             Job::ClaimName(name, token, reply) => Outcome::Claim(
                 reply,
-                operations::claim_name(transaction, &name, token, &self.limits)?,
+                names::claim_name(transaction, &name, token, &self.limits)?,
             ),
             Job::RotateToken(name, current, new, reply) => Outcome::Change(
                 reply,
-                operations::rotate_token(transaction, &name, &current, new)?,
+                names::rotate_token(transaction, &name, &current, new)?,
             ),
             Job::ReleaseName(name, token, reply) => {
-                let change = operations::release_name(transaction, after, &name, &token)?;
+                let change = names::release_name(transaction, after, &name, &token)?;
                 Outcome::Change(reply, change)
             }
             Job::Ping(reply) => Outcome::Ping(reply),

@@ -26,6 +26,15 @@ pub(super) struct HelloDocument {
     /// Sent with its sender's token; absent (false) in documents written before 0.2.0.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub verified: bool,
+    /// The look-alike key of `to`, so that a release finds every inbox its claim covered.
+    /// Absent in documents written by earlier releases: filled on open and before each release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookalike: Option<String>,
+    /// The `claimed_at` (ms) of the claim that covered `to` when it was sent, if one did. Only a
+    /// lease under that same claim takes it: a send that raced the claim's release, and was
+    /// stored after the release deleted the inbox, stays unread by whoever reads next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covered_by: Option<i64>,
 }
 
 /// The first hello sent with an idempotency key.
@@ -62,8 +71,8 @@ pub(super) struct LeaseDocument {
     pub confirmed_at: Option<i64>,
 }
 
-/// A new hello and the document that stores it.
-pub(super) fn new_hello(hello: &NewHello) -> (StoredHello, HelloDocument) {
+/// A new hello and the document that stores it; `covered_by` as [`HelloDocument::covered_by`].
+pub(super) fn new_hello(hello: &NewHello, covered_by: Option<i64>) -> (StoredHello, HelloDocument) {
     let now = Millis::now();
     let id = new_hello_id();
     let stored = StoredHello {
@@ -83,18 +92,24 @@ pub(super) fn new_hello(hello: &NewHello) -> (StoredHello, HelloDocument) {
         lease_until: 0,
         lease: None,
         verified: hello.verified,
+        lookalike: Some(hello.to.lookalike_key().to_owned()),
+        covered_by,
     };
     (stored, document)
 }
 
 /// Rebuilds the document of a hello recorded with an idempotency key.
-pub(super) fn document_for(hello: &StoredHello, to_key: &str) -> Result<HelloDocument, StoreError> {
+pub(super) fn document_for(
+    hello: &StoredHello,
+    to: &hello_common::Name,
+    covered_by: Option<i64>,
+) -> Result<HelloDocument, StoreError> {
     let at = DateTime::parse_rfc3339_str(&hello.at)
         .map_err(StoreError::unavailable)?
         .timestamp_millis();
     Ok(HelloDocument {
         id: hello.id.clone(),
-        to: to_key.to_owned(),
+        to: to.key().to_owned(),
         to_spelling: hello.to.clone(),
         from: hello.from.clone(),
         at,
@@ -102,5 +117,7 @@ pub(super) fn document_for(hello: &StoredHello, to_key: &str) -> Result<HelloDoc
         lease_until: 0,
         lease: None,
         verified: hello.verified,
+        lookalike: Some(to.lookalike_key().to_owned()),
+        covered_by,
     })
 }

@@ -30,6 +30,16 @@ struct Attempt {
     redelivered: u64,
 }
 
+/// The hellos of `name` a lease may take at `now`: not leased, and sent while no claim covered
+/// the inbox or while the claim that covers it now did (see `HelloDocument::covered_by`).
+fn leasable(name: &Name, request: &LeaseRequest, now: i64) -> mongodb::bson::Document {
+    let covered_by = match request.covering_claim {
+        Some(claim) => mongodb::bson::Bson::Document(doc! { "$in": [null, claim] }),
+        None => mongodb::bson::Bson::Null,
+    };
+    doc! { "to": name.key(), "lease_until": { "$lt": now }, "covered_by": covered_by }
+}
+
 impl MongoStore {
     /// Leases up to `request.limit` of the oldest visible hellos of `name`.
     pub(super) async fn lease_hellos(
@@ -73,7 +83,7 @@ impl MongoStore {
         }
         let remaining = self
             .hellos
-            .count_documents(doc! { "to": name.key(), "lease_until": { "$lt": Millis::now().0 } })
+            .count_documents(leasable(name, &request, Millis::now().0))
             .await
             .map_err(StoreError::unavailable)?;
         Ok(Lease {
@@ -105,7 +115,7 @@ impl MongoStore {
             .plus_millis(u64::try_from(request.lease.as_millis()).unwrap_or(u64::MAX))
             .0;
         let now = now.0;
-        let leasable = doc! { "to": name.key(), "lease_until": { "$lt": now } };
+        let leasable = leasable(name, &request, now);
         let candidates: Vec<HelloDocument> = self
             .hellos
             .find(leasable.clone())

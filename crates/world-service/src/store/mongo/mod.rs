@@ -135,10 +135,42 @@ impl MongoStore {
         };
         store.create_indexes().await?;
         store
+            .fill_lookalike_keys()
+            .await
+            .context("cannot store the look-alike keys of hellos written by an earlier release")?;
+        store
             .rekey_claims()
             .await
             .context("cannot move the claims to their look-alike keys")?;
         Ok(store)
+    }
+
+    /// Stores the look-alike key of every hello an earlier release wrote without one, so that a
+    /// release finds it: on open, and before each release (an earlier release may still be
+    /// running beside this one during a rolling update).
+    async fn fill_lookalike_keys(&self) -> anyhow::Result<()> {
+        use futures::TryStreamExt;
+        let hellos = self.hellos.clone_with_type::<mongodb::bson::Document>();
+        let mut inboxes = std::collections::BTreeSet::new();
+        let mut missing = hellos
+            .find(doc! { "lookalike": null })
+            .projection(doc! { "to": 1 })
+            .await?;
+        while let Some(document) = missing.try_next().await? {
+            if let Ok(inbox) = document.get_str("to") {
+                inboxes.insert(inbox.to_owned());
+            }
+        }
+        for inbox in inboxes {
+            let lookalike = hello_common::lookalike_key_of_inbox(&inbox);
+            self.hellos
+                .update_many(
+                    doc! { "to": &inbox, "lookalike": null },
+                    doc! { "$set": { "lookalike": lookalike } },
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     async fn create_indexes(&self) -> anyhow::Result<()> {
@@ -147,6 +179,8 @@ impl MongoStore {
                 .keys(doc! { "to": 1, "order": 1 })
                 .build(),
             IndexModel::builder().keys(doc! { "claim": 1 }).build(),
+            // A release deletes the hellos of every inbox its claim covered.
+            IndexModel::builder().keys(doc! { "lookalike": 1 }).build(),
         ];
         self.hellos
             .create_indexes(indexes)

@@ -6,10 +6,12 @@
 //! process, in constant time, and every change is conditioned on the token that was checked, so a
 //! rotation racing another change loses rather than overwrites.
 //!
-//! Releasing takes three single-document steps, in this order: mark the claim `releasing_at`, delete
-//! the hellos of its inbox, delete the claim. Until the last step the name stays claimed, so a
-//! crash half-way never leaves its hellos readable by anyone else; repeating the release, or
-//! claiming the name anew, finishes it.
+//! Releasing takes three steps, in this order: mark the claim `releasing_at`, delete the hellos of
+//! every inbox it covered (by their stored look-alike key), delete the claim. Until the last step
+//! the name stays claimed, so a crash half-way never leaves its hellos readable by anyone else;
+//! repeating the release, or claiming the name anew, finishes it. A send stamps its hello with
+//! the claim covering its recipient ([`MongoStore::covering_claim`]), so that one which raced the
+//! release and landed after its deletion is leased by nobody who reads under another claim.
 //!
 //! Moving a claim to a new look-alike key ([`crate::store::rekey`], on open) takes three steps too,
 //! because the token index is unique: park the old document's token under [`MOVING`], insert the
@@ -57,6 +59,7 @@ impl NameDocument {
             name: self.name,
             inbox: self.inbox,
             token,
+            claimed_at: self.claimed_at.timestamp_millis(),
         })
     }
 }
@@ -113,6 +116,19 @@ impl MongoStore {
             .find_one(doc! { "_id": name.lookalike_key() })
             .await
             .map_err(StoreError::unavailable)
+    }
+
+    /// The `claimed_at` of the claim covering a send's recipient, to stamp its hello with
+    /// ([`super::documents::HelloDocument::covered_by`]). A claim being released refuses the send
+    /// (503, retry): its hellos are being deleted.
+    pub(super) async fn covering_claim(&self, to: &Name) -> Result<Option<i64>, StoreError> {
+        match self.name_document(to).await? {
+            Some(claim) if claim.releasing_at.is_some() => Err(StoreError::unavailable(
+                anyhow::anyhow!("the claim covering the recipient is being released; retry"),
+            )),
+            Some(claim) => Ok(Some(claim.claimed_at.timestamp_millis())),
+            None => Ok(None),
+        }
     }
 
     pub(super) async fn claim_covering_here(
@@ -210,11 +226,16 @@ impl MongoStore {
         Ok(ClaimChange::Done)
     }
 
-    /// The last two steps of a release: the inbox's hellos, then the claim.
+    /// The last two steps of a release: the hellos of every inbox the claim covered (its own and
+    /// its look-alikes', found by their stored look-alike key, filled first where an earlier
+    /// release left it out), then the claim.
     async fn finish_release(&self, document: &NameDocument) -> Result<(), StoreError> {
+        self.fill_lookalike_keys()
+            .await
+            .map_err(StoreError::unavailable)?;
         let deleted = self
             .hellos
-            .delete_many(doc! { "to": &document.inbox })
+            .delete_many(doc! { "lookalike": &document.lookalike })
             .await
             .map_err(write_failed(Operation::Release))?;
         self.count_deleted(deleted.deleted_count);

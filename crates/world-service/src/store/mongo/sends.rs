@@ -26,9 +26,10 @@ impl MongoStore {
         if let Some(key) = &hello.idempotency_key {
             return self.send_idempotent(&hello, key).await;
         }
+        let covered_by = self.covering_claim(&hello.to).await?;
         self.check_inbox_cap(&hello.to).await?;
         self.check_store_caps(false).await?;
-        let (stored, document) = new_hello(&hello);
+        let (stored, document) = new_hello(&hello, covered_by);
         self.insert_hello(&document).await?;
         Ok(stored)
     }
@@ -147,16 +148,18 @@ impl MongoStore {
                 }
                 if first.stored_at.is_none() {
                     // The first attempt died between recording the key and storing the hello.
-                    self.insert_hello(&document_for(&first.hello, hello.to.key())?)
+                    let covered_by = self.covering_claim(&hello.to).await?;
+                    self.insert_hello(&document_for(&first.hello, &hello.to, covered_by)?)
                         .await?;
                     self.mark_stored(&first.key).await?;
                 }
                 return Ok(first.hello);
             }
 
+            let covered_by = self.covering_claim(&hello.to).await?;
             self.check_inbox_cap(&hello.to).await?;
             self.check_store_caps(true).await?;
-            let (stored, document) = new_hello(hello);
+            let (stored, document) = new_hello(hello, covered_by);
             let record = IdempotencyDocument {
                 key: scoped.clone(),
                 to_key: hello.to.key().to_owned(),
