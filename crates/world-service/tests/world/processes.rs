@@ -365,3 +365,42 @@ fn help_prints_the_usage_and_an_unknown_argument_stops_instead_of_serving() {
         "--verbose",
     );
 }
+
+#[test]
+fn the_embedded_store_is_its_owners_alone_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // umask 022 would leave a new folder 0755 and a new file 0644, readable by every local user.
+    let opened = std::process::Command::new("/bin/sh")
+        .args([
+            "-c",
+            "umask 022 && exec \"$0\" names release nobody",
+            env!("CARGO_BIN_EXE_world-service"),
+        ])
+        .env("WORLD_DATA_DIR", &data)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    // `nobody` is not claimed (exit 1), but the store was created and opened.
+    assert!(
+        String::from_utf8_lossy(&opened.stdout).contains("not claimed")
+            || String::from_utf8_lossy(&opened.stderr).contains("not claimed"),
+        "{opened:?}"
+    );
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    let file = data.join(world_service::store::embedded::DATABASE_FILE);
+    assert_eq!(mode(&file), 0o600, "the store's file");
+    // A file made beside it under the same umask is readable by others: the umask did apply.
+    let beside = std::process::Command::new("/bin/sh")
+        .args([
+            "-c",
+            "umask 022 && touch \"$0\"",
+            &dir.path().join("beside").display().to_string(),
+        ])
+        .status()
+        .unwrap();
+    assert!(beside.success());
+    assert_eq!(mode(&dir.path().join("beside")), 0o644);
+}

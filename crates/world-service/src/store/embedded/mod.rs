@@ -105,6 +105,10 @@ impl EmbeddedStore {
                 data_dir.display()
             )
         })?;
+        // The store holds token hashes: its folder is the owner's alone (0700), whatever the
+        // umask, so no other local user reaches the file even in the moment before its own mode
+        // is set below.
+        restrict(data_dir, 0o700, "the data directory (WORLD_DATA_DIR)")?;
         let path = data_dir.join(DATABASE_FILE);
         let database = redb::Builder::new()
             .set_cache_size(options.cache_bytes)
@@ -115,6 +119,7 @@ impl EmbeddedStore {
                     path.display()
                 )
             })?;
+        restrict(&path, 0o600, "the store's file")?;
         tables::create_tables(&database, limits.idempotency_ttl)?;
         let database = Arc::new(database);
         let live = Arc::new(Mutex::new(live::LiveLeases::default()));
@@ -209,6 +214,17 @@ impl EmbeddedStore {
         };
         read().map_err(StoreError::unavailable)
     }
+}
+
+/// Sets `path`'s permission bits to `mode` (owner only), naming `what` in the error.
+fn restrict(path: &Path, mode: u32, what: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).with_context(|| {
+        format!(
+            "cannot make {what} {} readable by its owner only (mode {mode:o})",
+            path.display()
+        )
+    })
 }
 
 /// How a claim is found.
