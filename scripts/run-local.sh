@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole pod on this machine, every port on loopback (127.0.0.1) only:
-#   nginx :8080 (the page, proxying the API)  ->  hello-service :8081  ->  world-service :8082
+#   nginx :8080 (the page, proxying the API)  ->  hello-service :8081  ->  world-service on the
+#   Unix socket .data/world.sock (no TCP port: as in the pod, only hello-service's user opens it)
 # world-service uses its embedded store in .data/world, so hellos survive a restart. Like the
 # Kubernetes pod, the services read a "mounted ConfigMap" (.data/config: edit a file there and
 # the page's info panel shows it without a restart), an "immutable ConfigMap"
@@ -44,7 +45,7 @@ if ! command -v nginx >/dev/null; then
   say "Nginx could not be installed: running the API only (install nginx for the web page)"
 fi
 
-ports=(8081 8082)
+ports=(8081)
 $with_nginx && ports=(8080 "${ports[@]}")
 for port in "${ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -89,10 +90,10 @@ for service in HELLO WORLD; do
   export "${service}_CONFIG_DIR=$data/config" "${service}_IMMUTABLE_CONFIG_DIR=$data/config-immutable" "${service}_SECRET_DIR=$data/secret"
 done
 
-# As in the pod: hello reaches world over a Unix socket; world's TCP port serves its probes.
+# As in the pod: world listens on its Unix socket only (mode 0600), and hello reaches it there.
 socket="$data/world.sock"
-say "Starting world-service on 127.0.0.1:8082 and $socket (embedded store in .data/world)"
-WORLD_LISTEN=127.0.0.1:8082 WORLD_LISTEN_SOCKET="$socket" WORLD_DATA_DIR="${WORLD_DATA_DIR:-$data/world}" \
+say "Starting world-service on the Unix socket $socket (embedded store in .data/world)"
+WORLD_LISTEN_SOCKET="$socket" WORLD_DATA_DIR="${WORLD_DATA_DIR:-$data/world}" \
   "$root/target/release/world-service" &
 pids+=($!)
 say "Starting hello-service on 127.0.0.1:8081"

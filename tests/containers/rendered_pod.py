@@ -354,6 +354,49 @@ class PodRunner:
                 fail(f"{container['name']} runs as {users}, the spec says {expected}")
             print(f"    {container['name']:6} runs as uid {', '.join(sorted(users))}", flush=True)
 
+    def check_world_answers_hello_alone(self) -> None:
+        """world listens on no TCP port of the pod, and its socket opens for hello's user only."""
+        world = next(c for c in self.spec["containers"] if c["name"] == "world")
+        nginx = next(c for c in self.spec["containers"] if c["name"] == "nginx")
+        name = f"{self.pod}-world"
+        pid = podman("top", name, "hpid").stdout.split()[1]
+        # The inodes of world's sockets, and the pod's TCP listeners (its network namespace's
+        # tables, read through world's process), by inode.
+        inodes = set()
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:["):-1])
+        listening = []
+        for table in ("tcp", "tcp6"):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A":  # LISTEN
+                    listening.append((int(fields[1].rsplit(":", 1)[1], 16), fields[9]))
+        worlds = [port for port, inode in listening if inode in inodes]
+        if worlds:
+            fail(f"world listens on TCP port(s) {worlds} of the pod: it must answer hello alone, on its socket")
+        unix = [line.split()[-1] for line in Path(f"/proc/{pid}/net/unix").read_text().splitlines()[1:]
+                if line.split()[6] in inodes and len(line.split()) > 7]
+        print(f"    world  listens on no TCP port (the pod's: {sorted({port for port, _ in listening})}); "
+              f"on {', '.join(unix) or 'no path'}", flush=True)
+        # Its own probe, over the socket: as world's user it answers; as nginx's user the socket
+        # does not open (mode 0600). nginx's container does not even mount the volume.
+        own = world.get("securityContext", {}).get("runAsUser", 10001)
+        other = nginx.get("securityContext", {}).get("runAsUser")
+        if other is None or other == own:
+            fail(f"nginx runs as {other}, world as {own}: they must be different users")
+        probe = ["exec", "--user", f"{other}:{other}", name, "/usr/local/bin/world-service", "healthcheck", "/healthz"]
+        if podman(*probe, check=False).returncode == 0:
+            fail(f"a process under nginx's uid {other} called world over its socket")
+        if podman("exec", name, "/usr/local/bin/world-service", "healthcheck", "/healthz", check=False).returncode != 0:
+            fail("world's own user cannot call world over its socket")
+        mounted = [m["mountPath"] for m in nginx.get("volumeMounts", []) if m["name"] == "world-socket"]
+        if mounted:
+            fail(f"nginx mounts world's socket volume at {mounted}")
+        print(f"    world  socket: its user ({own}) calls it, nginx's ({other}) cannot; nginx does not mount it",
+              flush=True)
+
     def stop_gracefully(self) -> None:
         grace = self.spec.get("terminationGracePeriodSeconds", 30)
         started = time.monotonic()
@@ -458,6 +501,7 @@ def run_overlay(overlay: str, tag: str) -> None:
         say(f"{overlay}: every probe and hook of every container")
         checked = runner.check_probes_and_hooks(prober)
         runner.check_users()
+        runner.check_world_answers_hello_alone()
 
         say(f"{overlay}: scripts/smoke.sh (the hello-tools image) through the published port 127.0.0.1:{port}")
         smoke = subprocess.run(["podman", "run", "--rm", "--network", "host", "--entrypoint",

@@ -347,6 +347,11 @@ def test_the_public_overlay_makes_inboxes_private_limits_stricter_and_hides_info
     public, minikube = objects(rendered, "public"), objects(rendered, "minikube")
     shared, local = env_config(public), env_config(minikube)
     assert shared["HELLO_REQUIRE_CLAIM"] == "true" and "HELLO_REQUIRE_CLAIM" not in local
+    # world decides, by its own setting; hello's refuses reads without a token before asking.
+    world_public, world_local = env_config(public, "world-env"), env_config(minikube, "world-env")
+    assert world_public["WORLD_REQUIRE_CLAIM"] == "true" and "WORLD_REQUIRE_CLAIM" not in world_local
+    # world answers hello alone: a Unix socket, no TCP address.
+    assert "WORLD_LISTEN" not in world_local and world_local["WORLD_LISTEN_SOCKET"].startswith("/run/world/")
     for limit in ("HELLO_RATE_LIMIT_PER_SECOND", "HELLO_RATE_LIMIT_BURST"):
         assert int(shared[limit]) < int(local[limit]), limit
     assert int(shared["HELLO_CLAIM_RATE_PER_MINUTE"]) < 5 and int(shared["HELLO_CLAIM_BURST"]) < 3, "below the defaults"

@@ -88,20 +88,20 @@ pub async fn healthz() -> HttpResponse {
 /// A service whose listener is bound and whose server is built, not yet serving.
 #[allow(missing_debug_implementations)] // actix-web's Server is not Debug
 pub struct BoundService {
-    port: u16,
+    port: Option<u16>,
     server: Server,
     lifecycle: Lifecycle,
     drain_delay: Duration,
 }
 
 impl BoundService {
-    /// Starts `server` on `listener` with the options both services share (signals handled here,
-    /// [`SHUTDOWN_TIMEOUT_SECS`]). On SIGTERM, `lifecycle` turns readiness false for
-    /// `drain_delay` before the listener closes.
+    /// Starts `server` on a TCP `listener`, a Unix `socket`, or both, with the options both
+    /// services share (signals handled here, [`SHUTDOWN_TIMEOUT_SECS`]). On SIGTERM,
+    /// `lifecycle` turns readiness false for `drain_delay` before the listeners close.
     pub fn start<F, I, S, B>(
         service: &str,
         server: HttpServer<F, I, S, B>,
-        listener: TcpListener,
+        listener: Option<TcpListener>,
         socket: Option<UnixListener>,
         lifecycle: Lifecycle,
         drain_delay: Duration,
@@ -117,25 +117,32 @@ impl BoundService {
         S::Service: 'static,
         B: MessageBody + 'static,
     {
-        let address = listener.local_addr()?;
+        anyhow::ensure!(
+            listener.is_some() || socket.is_some(),
+            "{service} has nowhere to listen: neither a TCP address nor a Unix socket"
+        );
         let mut server = server
             .disable_signals()
-            .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-            .listen(listener)?;
+            .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
+        let mut port = None;
+        if let Some(listener) = listener {
+            let address = listener.local_addr()?;
+            tracing::info!(%address, port = address.port(), "{service} listening");
+            port = Some(address.port());
+            server = server.listen(listener)?;
+        }
         if let Some(socket) = socket {
             if let Some(path) = socket.local_addr()?.as_pathname() {
-                tracing::info!(socket = %path.display(), "{service} listening on a Unix socket too");
+                tracing::info!(socket = %path.display(), "{service} listening on a Unix socket");
             }
             server = server.listen_uds(socket)?;
         }
-        let server = server.run();
-        Ok(Self::serving(
-            service,
-            server,
-            address,
+        Ok(Self {
+            port,
+            server: server.run(),
             lifecycle,
             drain_delay,
-        ))
+        })
     }
 
     /// A server already started on `address` (built without actix-web's `HttpServer`, with
@@ -149,15 +156,15 @@ impl BoundService {
     ) -> Self {
         tracing::info!(%address, port = address.port(), "{service} listening");
         Self {
-            port: address.port(),
+            port: Some(address.port()),
             server,
             lifecycle,
             drain_delay,
         }
     }
 
-    /// The port it listens on (useful with port 0).
-    pub fn port(&self) -> u16 {
+    /// The TCP port it listens on, if any (useful with port 0).
+    pub fn port(&self) -> Option<u16> {
         self.port
     }
 

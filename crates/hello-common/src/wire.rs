@@ -157,14 +157,6 @@ pub struct RotateToken {
     pub new_token_sha256: String,
 }
 
-/// The query of a read (lease) or a confirmation.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ReadRules {
-    /// Reading an unclaimed inbox needs a claim too (`HELLO_REQUIRE_CLAIM`).
-    #[serde(default)]
-    pub require_claim: bool,
-}
-
 /// The body of a send: one hello, stored durably.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SendHello {
@@ -269,9 +261,6 @@ pub struct BatchedLease {
     /// How long the lease lasts; world-service's `WORLD_LEASE_MS` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_ms: Option<u64>,
-    /// As in [`ReadRules`].
-    #[serde(default)]
-    pub require_claim: bool,
     /// The SHA-256 (hex) of the token the read presented (as in [`TOKEN_HASH_HEADER`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_sha256: Option<String>,
@@ -308,9 +297,6 @@ pub struct BatchedConfirmation {
     pub name: String,
     /// The lease id (the read's receipt).
     pub lease: String,
-    /// As in [`ReadRules`].
-    #[serde(default)]
-    pub require_claim: bool,
     /// The SHA-256 (hex) of the token the confirmation presented (as in [`TOKEN_HASH_HEADER`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_sha256: Option<String>,

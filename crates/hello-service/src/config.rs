@@ -18,8 +18,9 @@ pub struct Settings {
     /// `HELLO_LISTEN`: where the public API listens.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// `HELLO_WORLD_URL`: the pod's world-service: an HTTP URL, or `unix:<path>` for the Unix
-    /// socket world-service listens on as well (`WORLD_LISTEN_SOCKET`), which costs less.
+    /// `HELLO_WORLD_URL`: the pod's world-service: `unix:<path>` for the Unix socket it listens
+    /// on (`WORLD_LISTEN_SOCKET`; `unix:world.sock` by default), or an HTTP URL when world was
+    /// given a TCP address (`WORLD_LISTEN`).
     #[serde(default = "default_world_url")]
     pub world_url: String,
     /// `HELLO_WORLD_TIMEOUT_MS`: longest wait for world-service on one request.
@@ -39,8 +40,10 @@ pub struct Settings {
     #[serde(default = "default_rate_limit_burst")]
     pub rate_limit_burst: u32,
     /// `HELLO_REQUIRE_CLAIM`: `true` makes every inbox read (GET, reliable reads, confirmations)
-    /// need a claim: an unclaimed inbox answers 401. Sending is unchanged. For a service on the
-    /// open internet.
+    /// need a token: a read without one is 401 here, before world-service is asked. Sending is
+    /// unchanged. For a service on the open internet, set with world-service's
+    /// `WORLD_REQUIRE_CLAIM`, which decides the reads that carry a token (the `public` component
+    /// sets both).
     #[serde(default)]
     pub require_claim: bool,
     /// `HELLO_CLAIM_RATE_PER_MINUTE`: sustained claims per minute per client (0: no limit beyond
@@ -78,8 +81,9 @@ fn default_claim_burst() -> u32 {
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 8081))
 }
+/// world-service's default socket (`WORLD_LISTEN_SOCKET`), in the same working directory.
 fn default_world_url() -> String {
-    "http://127.0.0.1:8082".to_owned()
+    "unix:world.sock".to_owned()
 }
 fn default_world_timeout_ms() -> u64 {
     5000

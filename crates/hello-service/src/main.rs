@@ -12,7 +12,9 @@ async fn main() -> anyhow::Result<()> {
     hello_common::cli::check_arguments(USAGE, &["healthcheck"]);
     let settings = Settings::from_env()?;
     // `hello-service healthcheck [PATH]`: probe the running service, exit 0 (ok) or 1.
-    hello_common::healthcheck::run_if_asked(settings.listen);
+    hello_common::healthcheck::run_if_asked(hello_common::healthcheck::Target::Tcp(
+        settings.listen,
+    ));
     // Kept to the end of main: dropping it flushes the traces not yet exported.
     let _telemetry = hello_common::telemetry::init("hello-service");
     Application::build(&settings)?.run_until_stopped().await?;

@@ -58,12 +58,34 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Who a request is, for world-service: its token's hash and this service's read rule.
+    /// Who a request is, for world-service: its token's hash.
     pub fn caller(&self, credential: Credential) -> Caller {
         Caller {
             token: credential.0,
-            require_claim: self.settings.require_claim,
         }
+    }
+
+    /// Who a read (GET, reliable read, confirmation) of `name` is. With `HELLO_REQUIRE_CLAIM`, a
+    /// read without a token is refused here, before world-service is asked: only owners read.
+    /// world-service decides every read with a token, and enforces its own `WORLD_REQUIRE_CLAIM`
+    /// whatever this service does.
+    pub fn reader(
+        &self,
+        request: &HttpRequest,
+        name: &hello_common::Name,
+        credential: Credential,
+    ) -> Result<Caller, Problem> {
+        if self.settings.require_claim && credential.0.is_none() {
+            return Err(self.charge_failures(
+                request,
+                Problem::token_required(format!(
+                    "on this service an inbox is read only by its owner: read {name} with its \
+                     token, in 'Authorization: Bearer <token>' (claim it first if nobody has: \
+                     POST /names/{name})"
+                )),
+            ));
+        }
+        Ok(self.caller(credential))
     }
 
     /// Passes a problem on; a failed attempt to use a name (401, 403) costs the client extra
@@ -80,6 +102,8 @@ impl AppState {
 #[allow(missing_debug_implementations)] // actix-web's Server is not Debug
 pub struct Application {
     service: BoundService,
+    /// The TCP port of `HELLO_LISTEN`.
+    port: u16,
     settlements: Settlements,
 }
 
@@ -179,6 +203,7 @@ impl Application {
         )?;
         tracing::info!(world = %settings.world_url, "hello-service calls world-service here");
         Ok(Self {
+            port: address.port(),
             service: BoundService::serving(
                 "hello-service",
                 server,
@@ -192,7 +217,7 @@ impl Application {
 
     /// The port it listens on (useful with port 0).
     pub fn port(&self) -> u16 {
-        self.service.port()
+        self.port
     }
 
     /// Serves until SIGTERM/SIGINT, then shuts down gracefully: the last answers' leases are

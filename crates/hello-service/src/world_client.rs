@@ -106,12 +106,10 @@ const IDLE_CONNECTIONS_TO_WORLD: usize = 256;
 pub const RETRY_AFTER_UNREACHABLE: Duration = Duration::from_secs(1);
 
 /// Who is asking, as far as world-service needs to know: the hash of the token the request
-/// presented (never the token), and whether reading an unclaimed inbox needs a claim
-/// (`HELLO_REQUIRE_CLAIM`). world-service decides what that token may do.
+/// presented (never the token). world-service decides what that token may do, by its own rules.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Caller {
     pub token: Option<TokenHash>,
-    pub require_claim: bool,
 }
 
 impl Caller {
@@ -124,14 +122,6 @@ impl Caller {
         match self.token_hex() {
             Some(token) => request.header(TOKEN_HASH_HEADER, token),
             None => request,
-        }
-    }
-
-    fn read_rules(&self) -> &'static str {
-        if self.require_claim {
-            "require_claim=true"
-        } else {
-            "require_claim=false"
         }
     }
 }
@@ -517,7 +507,6 @@ impl WorldClient {
             name: name.as_str().to_owned(),
             limit,
             lease_ms,
-            require_claim: caller.require_claim,
             token_sha256: caller.token_hex(),
             request_id: request_id.0.clone(),
         };
@@ -538,10 +527,9 @@ impl WorldClient {
     ) -> Result<PassedLease, WorldError> {
         async {
             let mut url = format!(
-                "{}{}?limit={limit}&{}",
+                "{}{}?limit={limit}",
                 self.base_url,
                 paths::lease(&encode(name.as_str())),
-                caller.read_rules()
             );
             if let Some(lease_ms) = lease_ms {
                 url.push_str(&format!("&lease_ms={lease_ms}"));
@@ -570,7 +558,6 @@ impl WorldClient {
         let confirmation = BatchedConfirmation {
             name: name.as_str().to_owned(),
             lease: receipt.to_owned(),
-            require_claim: caller.require_claim,
             token_sha256: caller.token_hex(),
             request_id: request_id.0.clone(),
         };
@@ -590,10 +577,9 @@ impl WorldClient {
     ) -> Result<(), WorldError> {
         async {
             let url = format!(
-                "{}{}?{}",
+                "{}{}",
                 self.base_url,
                 paths::confirm(&encode(name.as_str()), &encode(receipt)),
-                caller.read_rules()
             );
             let request = self.call(Method::DELETE, &url, request_id);
             no_content(caller.sign(request).send().await).await

@@ -15,16 +15,17 @@ use crate::store::StoreLimits;
 /// Every setting, with a default that works locally.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Settings {
-    /// `WORLD_LISTEN`: where the internal API listens. Loopback by default: only the pod's own
-    /// hello-service should reach it.
-    #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
-    /// `WORLD_LISTEN_SOCKET`: a Unix socket where the same API listens as well (off when unset).
-    /// The pod's hello-service talks to world through it (`HELLO_WORLD_URL=unix:<path>`): a
-    /// request over a Unix socket costs both processes less than one over loopback TCP, which
-    /// stays for world's own probes (hello reads world's `/metrics` over the socket too). The
-    /// socket is made readable and writable by its owner
-    /// only (both services run as the same user); a stale one left by a crash is replaced.
+    /// `WORLD_LISTEN`: a TCP address where the internal API listens too (off when unset). Only
+    /// for tools that cannot use a Unix socket: any process that reaches a TCP port can call
+    /// world, which trusts its caller (hello-service) with token hashes.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// `WORLD_LISTEN_SOCKET`: the Unix socket where the internal API listens
+    /// ([`DEFAULT_SOCKET`] when neither this nor `WORLD_LISTEN` is set). hello-service talks to
+    /// world through it (`HELLO_WORLD_URL=unix:<path>`), and world's probes use it
+    /// (`world-service healthcheck`). The socket is made readable and writable by its owner only
+    /// (both services run as the same user, and no other user of the pod or the machine can open
+    /// it); a stale one left by a crash is replaced.
     #[serde(default)]
     pub listen_socket: Option<PathBuf>,
     /// `WORLD_DATA_DIR`: where the embedded store keeps its file.
@@ -70,6 +71,11 @@ pub struct Settings {
     /// `WORLD_MAX_BODY_BYTES`: largest request body.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// `WORLD_REQUIRE_CLAIM`: `true` makes every read of an unclaimed inbox (GET, reliable reads,
+    /// confirmations) a 401: only owners read. world-service's own setting, never its caller's;
+    /// the `public` component sets it with hello-service's `HELLO_REQUIRE_CLAIM`.
+    #[serde(default)]
+    pub require_claim: bool,
     /// `WORLD_SHUTDOWN_DRAIN_MS`: on SIGTERM, how long to keep serving (not ready) before closing.
     /// Longer than hello-service's, so that the pod's hello can finish its requests.
     #[serde(default = "default_shutdown_drain_ms")]
@@ -86,9 +92,9 @@ const MAX_TTL_INDEX_SECS: u64 = i32::MAX as u64;
 /// Settings whose values are secret: `/v1/info` shows their names, never the value.
 pub const SECRET_SETTINGS: &[&str] = &["mongodb_uri"];
 
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8082))
-}
+/// Where world listens when neither `WORLD_LISTEN_SOCKET` nor `WORLD_LISTEN` is set: beside
+/// hello-service's default `HELLO_WORLD_URL` (`unix:world.sock`), in the working directory.
+pub const DEFAULT_SOCKET: &str = "world.sock";
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
@@ -132,6 +138,9 @@ impl Settings {
     pub fn from_env() -> anyhow::Result<(Self, Vec<String>)> {
         let mut settings: Self = config::from_env("WORLD_")?;
         let warnings = settings.adopt_old_names(std::env::var_os("WORLD_LEASE_MS").is_some());
+        if settings.listen.is_none() && settings.listen_socket.is_none() {
+            settings.listen_socket = Some(PathBuf::from(DEFAULT_SOCKET));
+        }
         settings.validate()?;
         Ok((settings, warnings))
     }
@@ -158,8 +167,27 @@ impl Settings {
         warnings
     }
 
+    /// Where `world-service healthcheck` reaches the running service: its socket, as hello-service
+    /// does; its TCP address only when it has no socket.
+    pub fn probe_target(&self) -> hello_common::healthcheck::Target {
+        use hello_common::healthcheck::Target;
+        match (&self.listen_socket, self.listen) {
+            (None, Some(address)) => Target::Tcp(address),
+            (socket, _) => Target::Unix(
+                socket
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+            ),
+        }
+    }
+
     /// Checks the ranges envy cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
+        ensure(
+            self.listen.is_some() || self.listen_socket.is_some(),
+            "WORLD_LISTEN_SOCKET",
+            "must be set (or WORLD_LISTEN): world-service must listen somewhere",
+        )?;
         if let Some(socket) = &self.listen_socket {
             let length = socket.as_os_str().len();
             ensure(
@@ -242,11 +270,12 @@ impl Settings {
         }
     }
 
-    /// Settings for tests: loopback port 0, the given data directory, defaults elsewhere.
+    /// Settings for tests: a Unix socket in the given data directory (`world.sock`, as in the pod
+    /// no TCP port), defaults elsewhere.
     pub fn for_tests(data_dir: PathBuf) -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            listen_socket: None,
+            listen: None,
+            listen_socket: Some(data_dir.join(DEFAULT_SOCKET)),
             data_dir,
             mongodb_uri: None,
             mongodb_database: default_database(),
@@ -260,6 +289,7 @@ impl Settings {
             claim_lease_ms: None,
             idempotency_ttl_secs: default_idempotency_ttl_secs(),
             max_body_bytes: default_max_body_bytes(),
+            require_claim: false,
             shutdown_drain_ms: 0,
             mounted: MountedDirs::default(),
         }

@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
     hello_common::cli::check_arguments(USAGE, &["healthcheck", "names"]);
     let (settings, warnings) = Settings::from_env()?;
     // `world-service healthcheck [PATH]`: probe the running service, exit 0 (ok) or 1.
-    hello_common::healthcheck::run_if_asked(settings.listen);
+    hello_common::healthcheck::run_if_asked(settings.probe_target());
     // `world-service names release|reset-token NAME`: an operator's help with a lost token.
     world_service::admin::run_if_asked(&settings).await;
     // Kept to the end of main: dropping it flushes the traces not yet exported.

@@ -31,6 +31,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The lease of a read that names none (`WORLD_LEASE_MS`).
     pub lease_ms: u64,
+    /// Reading an unclaimed inbox needs a claim too (`WORLD_REQUIRE_CLAIM`).
+    pub require_claim: bool,
     pub settings: Settings,
     pub uptime: Uptime,
     /// `world_store_operation_duration_seconds{operation, backend}`.
@@ -143,16 +145,19 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 impl Application {
-    /// Opens the store and binds `WORLD_LISTEN`.
+    /// Opens the store and binds `WORLD_LISTEN_SOCKET` (and `WORLD_LISTEN` when set).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = open_store(&settings).await?;
         tracing::info!(backend = store.backend(), "store open");
         Self::build_with_store(&settings, store)
     }
 
-    /// Binds `WORLD_LISTEN` (and `WORLD_LISTEN_SOCKET` when set) and serves the given store.
+    /// Binds `WORLD_LISTEN_SOCKET` (and `WORLD_LISTEN` when set) and serves the given store.
     pub fn build_with_store(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
-        let listener = shared::bind(settings.listen, "WORLD_LISTEN")?;
+        let listener = settings
+            .listen
+            .map(|address| shared::bind(address, "WORLD_LISTEN"))
+            .transpose()?;
         let socket = settings
             .listen_socket
             .as_deref()
@@ -176,6 +181,7 @@ impl Application {
         let state = web::Data::new(AppState {
             store: Arc::clone(&store),
             lease_ms: settings.lease_ms,
+            require_claim: settings.require_claim,
             settings: settings.clone(),
             uptime: Uptime::default(),
             store_latency,
@@ -205,8 +211,8 @@ impl Application {
         })
     }
 
-    /// The port it listens on (useful with port 0).
-    pub fn port(&self) -> u16 {
+    /// The TCP port it listens on, if `WORLD_LISTEN` asked for one (useful with port 0).
+    pub fn port(&self) -> Option<u16> {
         self.service.port()
     }
 

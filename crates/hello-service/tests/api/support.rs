@@ -27,7 +27,7 @@ pub struct Options {
     pub settle_ms: Option<u64>,
     /// `HELLO_WORLD_TIMEOUT_MS`; the service's default when `None`.
     pub world_timeout_ms: Option<u64>,
-    /// `HELLO_REQUIRE_CLAIM`.
+    /// `HELLO_REQUIRE_CLAIM` and `WORLD_REQUIRE_CLAIM`, as the `public` component sets them.
     pub require_claim: bool,
     /// `HELLO_CLAIM_RATE_PER_MINUTE` and `HELLO_CLAIM_BURST`; no claim limit when `None`.
     pub claim_rate: Option<(u32, u32)>,
@@ -62,6 +62,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let mut settings = WorldSettings::for_tests(data.path().to_path_buf());
     settings.inbox_cap = options.inbox_cap;
     settings.lease_ms = options.lease_ms;
+    settings.require_claim = options.require_claim;
     let socket = data.path().join("world.sock");
     settings.listen_socket = Some(socket.clone());
     let world = World::build(settings).await.expect("build world-service");

@@ -11,7 +11,6 @@ use hello_common::{
         Acknowledged, Acknowledgements, Batch, BatchedConfirmation, BatchedLease, ConfirmOutcome,
         DEFAULT_PAGE, LEASE_MS, Lease, LeaseOutcome, MAX_ACKNOWLEDGEMENTS,
         MAX_CONFIRMATIONS_PER_BATCH, MAX_LEASE_ID_LENGTH, MAX_LEASES_PER_BATCH, MAX_PAGE, Outcomes,
-        ReadRules,
     },
 };
 use serde::Deserialize;
@@ -29,9 +28,6 @@ use crate::{
 pub struct LeaseQuery {
     limit: Option<u32>,
     lease_ms: Option<u64>,
-    /// As in [`ReadRules`] (not flattened: a flattened query reads every value as a string).
-    #[serde(default)]
-    require_claim: bool,
 }
 
 /// `POST /v1/inboxes/{name}/leases`: leases the oldest waiting hellos to the caller (the
@@ -43,12 +39,8 @@ pub async fn lease(
     query: web::Query<LeaseQuery>,
 ) -> Result<HttpResponse, Problem> {
     let presented = presented_token(&request)?;
-    let LeaseQuery {
-        limit,
-        lease_ms,
-        require_claim,
-    } = query.into_inner();
-    let lease = take(&state, &name, limit, lease_ms, require_claim, presented).await?;
+    let LeaseQuery { limit, lease_ms } = query.into_inner();
+    let lease = take(&state, &name, limit, lease_ms, presented).await?;
     Ok(HttpResponse::Ok().json(lease))
 }
 
@@ -70,15 +62,7 @@ pub async fn lease_batch(
             async move {
                 let presented = lease.token_sha256.as_deref().map(token_hash).transpose()?;
                 let (limit, lease_ms) = (Some(lease.limit), lease.lease_ms);
-                take(
-                    state,
-                    &lease.name,
-                    limit,
-                    lease_ms,
-                    lease.require_claim,
-                    presented,
-                )
-                .await
+                take(state, &lease.name, limit, lease_ms, presented).await
             }
         },
     )
@@ -95,7 +79,6 @@ async fn take(
     name: &str,
     limit: Option<u32>,
     lease_ms: Option<u64>,
-    require_claim: bool,
     presented: Option<TokenHash>,
 ) -> Result<Lease, Problem> {
     let name = Name::parse(name).map_err(|error| Problem::invalid_name("name", &error))?;
@@ -106,7 +89,7 @@ async fn take(
     let lease_ms = lease_ms.unwrap_or(state.lease_ms);
     let _timer = state.time_store("lease");
     let covering_claim =
-        check_reader(state.store.as_ref(), &name, presented, require_claim).await?;
+        check_reader(state.store.as_ref(), &name, presented, state.require_claim).await?;
     let lease = state
         .store
         .lease(
@@ -155,11 +138,10 @@ pub async fn confirm(
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<(String, String)>,
-    rules: web::Query<ReadRules>,
 ) -> Result<HttpResponse, Problem> {
     let (name, lease_id) = path.into_inner();
     let presented = presented_token(&request)?;
-    confirm_one(&state, &name, &lease_id, rules.require_claim, presented).await?;
+    confirm_one(&state, &name, &lease_id, presented).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -185,7 +167,7 @@ pub async fn confirm_batch(
                     .map(token_hash)
                     .transpose()?;
                 let (name, lease) = (&confirmation.name, &confirmation.lease);
-                confirm_one(state, name, lease, confirmation.require_claim, presented).await
+                confirm_one(state, name, lease, presented).await
             }
         },
     )
@@ -201,12 +183,11 @@ async fn confirm_one(
     state: &AppState,
     name: &str,
     lease_id: &str,
-    require_claim: bool,
     presented: Option<TokenHash>,
 ) -> Result<(), Problem> {
     let name = Name::parse(name).map_err(|error| Problem::invalid_name("name", &error))?;
     let _timer = state.time_store("confirm");
-    check_reader(state.store.as_ref(), &name, presented, require_claim).await?;
+    check_reader(state.store.as_ref(), &name, presented, state.require_claim).await?;
     // A lease id no lease can have is simply unknown: no need to ask the store.
     let confirmation = if lease_id.is_empty() || lease_id.len() > MAX_LEASE_ID_LENGTH {
         Confirmation::Unknown

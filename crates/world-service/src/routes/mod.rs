@@ -14,8 +14,9 @@
 //! | POST | `/v1/names/{name}/token` | replace its token (`{"new_token_sha256"}`, the current one's hash in `x-token-sha256`): 204; 401; 404 |
 //! | DELETE | `/v1/names/{name}` | release it and delete its waiting hellos (token hash in `x-token-sha256`): 204; 401; 404 |
 //!
-//! Sends, leases and confirmations take the presented token's hash in `x-token-sha256` too, and
-//! leases and confirmations `?require_claim=true`; see [`ownership`] for what each may do.
+//! Sends, leases and confirmations take the presented token's hash in `x-token-sha256` too; see
+//! [`ownership`] for what each may do. Policy (`WORLD_REQUIRE_CLAIM`, the limits) is world's own
+//! configuration: no caller can set it.
 //! | GET | `/v1/info` | version, store, uptime, configuration and its sources, secret key names |
 //! | GET | `/healthz`, `/readyz` | alive (shared: [`hello_common::startup::healthz`]); ready (store answers, not shutting down) |
 //! | GET | `/metrics` | Prometheus text format |

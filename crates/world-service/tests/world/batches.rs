@@ -169,12 +169,11 @@ async fn each_send_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildSe
     assert_eq!(status, 400, "{body}");
 }
 
-fn lease(name: &str, limit: u32, token: Option<&str>, require_claim: bool) -> Value {
+fn lease(name: &str, limit: u32, token: Option<&str>) -> Value {
     let mut lease = json!({
         "name": name,
         "limit": limit,
         "lease_ms": 60_000,
-        "require_claim": require_claim,
         "request_id": format!("test-{name}"),
     });
     if let Some(token) = token {
@@ -193,14 +192,14 @@ async fn each_lease_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildS
     assert_eq!(status, 200, "{answer}");
 
     let leases = vec![
-        lease("bob", 2, None, false),
-        lease("bob", 5, None, false),
-        lease("$bob", 1, None, false),
-        lease("carol", 1, None, false),
-        lease("carol", 5, Some(&owner), false),
-        lease("dora", 0, None, false),
-        lease("dora", 1, None, true),
-        lease("nobody", 1, None, false),
+        lease("bob", 2, None),
+        lease("bob", 5, None),
+        lease("$bob", 1, None),
+        lease("carol", 1, None),
+        lease("carol", 5, Some(&owner)),
+        lease("dora", 0, None),
+        lease("dora", 1, None),
+        lease("nobody", 1, None),
     ];
     let (status, answer) = post(&world, paths::LEASE_BATCH, &json!({ "calls": leases })).await;
     assert_eq!(status, 200, "{answer}");
@@ -215,11 +214,16 @@ async fn each_lease_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildS
             "401 \"/problems/token-required\"",
             "leased",
             "400 \"/problems/invalid-limit\"",
-            "401 \"/problems/token-required\"",
+            "leased",
             "leased",
         ],
         "{answer}"
     );
+    // Policy is world's own (WORLD_REQUIRE_CLAIM): a call that tries to set it is not taken.
+    let mut asking = lease("dora", 1, None);
+    asking["require_claim"] = json!(true);
+    let (status, refused) = post(&world, paths::LEASE_BATCH, &json!({ "calls": [asking] })).await;
+    assert_eq!(status, 400, "{refused}");
     // Two leases of one inbox in one batch: each takes what the other did not, between them
     // all three (which runs first, and so takes more, is not promised).
     let ids = |outcome: &Value| -> Vec<String> {
@@ -297,7 +301,7 @@ async fn each_lease_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildS
     assert_sizes_refused(
         &world,
         paths::LEASE_BATCH,
-        lease("bob", 1, None, false),
+        lease("bob", 1, None),
         MAX_LEASES_PER_BATCH,
     )
     .await;

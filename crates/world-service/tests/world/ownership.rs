@@ -17,7 +17,7 @@ struct Replicas {
     client: reqwest::Client,
 }
 
-fn start_replica(database: &str) -> ChildService {
+fn start_replica(database: &str, require_claim: bool) -> ChildService {
     let server = MongoTestServer::shared();
     let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
     ChildService::start(
@@ -26,6 +26,7 @@ fn start_replica(database: &str) -> ChildService {
             ("WORLD_LISTEN", address.to_string()),
             ("WORLD_MONGODB_URI", server.uri()),
             ("WORLD_MONGODB_DATABASE", database.to_owned()),
+            ("WORLD_REQUIRE_CLAIM", require_claim.to_string()),
             ("WORLD_SHUTDOWN_DRAIN_MS", "0".to_owned()),
             ("RUST_LOG", "warn".to_owned()),
         ],
@@ -34,10 +35,15 @@ fn start_replica(database: &str) -> ChildService {
 }
 
 fn replicas() -> Replicas {
+    replicas_requiring_claims(false)
+}
+
+/// Two replicas whose `WORLD_REQUIRE_CLAIM` is `require_claim`.
+fn replicas_requiring_claims(require_claim: bool) -> Replicas {
     let database = MongoTestServer::shared().fresh_database();
     Replicas {
-        a: start_replica(&database),
-        b: start_replica(&database),
+        a: start_replica(&database, require_claim),
+        b: start_replica(&database, require_claim),
         client: reqwest::Client::new(),
     }
 }
@@ -308,12 +314,12 @@ async fn a_rotated_token_stops_at_once_on_every_replica_and_a_released_name_leav
 
 #[tokio::test]
 async fn with_require_claim_an_unclaimed_inbox_is_not_read() {
-    let replicas = replicas();
+    let replicas = replicas_requiring_claims(true);
     let (status, challenge, body) = call(
         &replicas,
         &replicas.a,
         reqwest::Method::POST,
-        "/v1/inboxes/quinn/leases?require_claim=true",
+        "/v1/inboxes/quinn/leases",
         None,
         None,
     )
@@ -329,7 +335,7 @@ async fn with_require_claim_an_unclaimed_inbox_is_not_read() {
         &replicas,
         &replicas.b,
         reqwest::Method::POST,
-        "/v1/inboxes/quinn/leases?require_claim=true",
+        "/v1/inboxes/quinn/leases",
         Some(&owner),
         None,
     )
@@ -357,8 +363,8 @@ fn operator(database: &str, action: &str, name: &str) -> (bool, String, String) 
 async fn an_operator_resets_a_lost_token_or_releases_the_name_beside_the_running_service() {
     let database = MongoTestServer::shared().fresh_database();
     let replicas = Replicas {
-        a: start_replica(&database),
-        b: start_replica(&database),
+        a: start_replica(&database, false),
+        b: start_replica(&database, false),
         client: reqwest::Client::new(),
     };
     let (_, _, lost) = claim(&replicas, &replicas.a, "rita").await;

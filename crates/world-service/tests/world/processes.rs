@@ -404,3 +404,42 @@ fn the_embedded_store_is_its_owners_alone_whatever_the_umask() {
     assert!(beside.success());
     assert_eq!(mode(&dir.path().join("beside")), 0o644);
 }
+
+#[tokio::test]
+async fn whether_reads_need_a_claim_is_worlds_own_setting_and_no_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = start_world_with(dir.path(), 30_000, &[("WORLD_REQUIRE_CLAIM", "true")]);
+    send(&strict, "jon", "kim").await;
+    let client = reqwest::Client::new();
+    for query in ["", "&require_claim=false", "&require_claim=true"] {
+        let answer = client
+            .post(format!(
+                "{}/v1/inboxes/kim/leases?limit=10{query}",
+                strict.url()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status(),
+            401,
+            "WORLD_REQUIRE_CLAIM=true, query {query:?}"
+        );
+    }
+    drop(strict);
+    let open = start_world_with(&dir.path().join("open"), 30_000, &[]);
+    send(&open, "jon", "kim").await;
+    let answer = client
+        .post(format!(
+            "{}/v1/inboxes/kim/leases?limit=10&require_claim=true",
+            open.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status(),
+        200,
+        "a caller cannot ask for a rule world does not have"
+    );
+}

@@ -53,9 +53,10 @@ pub async fn read(
     state.rate_limit.check(&request)?;
     let name = Name::parse(&name).map_err(|error| Problem::invalid_name("name", &error))?;
     let limit = page_limit(query.limit.as_deref(), state.default_limit)?;
+    let reader = state.reader(&request, &name, credential)?;
     let lease = state
         .world
-        .lease(&name, limit, None, &state.caller(credential), &request_id)
+        .lease(&name, limit, None, &reader, &request_id)
         .await
         .map_err(|error| state.charge_failures(&request, error.into_problem(Call::Lease)))?;
     state.hellos_delivered_by_get.inc_by(lease.count as u64);

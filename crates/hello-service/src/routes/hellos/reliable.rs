@@ -75,7 +75,7 @@ pub async fn take(
             &name,
             limit,
             lease_ms,
-            &state.caller(credential),
+            &state.reader(&request, &name, credential)?,
             &request_id,
         )
         .await
@@ -143,7 +143,12 @@ pub async fn confirm(
     }
     state
         .world
-        .confirm(&name, &receipt, &state.caller(credential), &request_id)
+        .confirm(
+            &name,
+            &receipt,
+            &state.reader(&request, &name, credential)?,
+            &request_id,
+        )
         .await
         .map_err(|error| state.charge_failures(&request, error.into_problem(Call::Confirm)))?;
     Ok(HttpResponse::NoContent().finish())
