@@ -66,14 +66,22 @@ MONITORING_LABEL = {"scalable-hello/monitoring": "true"}
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_only_nginx_is_public_and_hello_only_to_the_monitoring_label(rendered, overlay):
-    """The NetworkPolicy contract (docs/deploy.md): 8080 from anywhere; 8081 only from pods, in any
-    namespace, with the monitoring label; nothing else into the app pod."""
+    """The NetworkPolicy contract (docs/deploy.md): 8080 from anywhere; 8081 only from Prometheus's
+    pods with the monitoring label, in a namespace with the monitoring label; nothing else into
+    the app pod. Only the monitoring overlay, whose Prometheus runs in the app's namespace, labels
+    that namespace."""
     policy = next(doc for doc in yaml.safe_load_all(rendered[overlay].read_text())
                   if doc and doc["kind"] == "NetworkPolicy" and doc["metadata"]["name"] == "hello-ingress")
     rules = {tuple(port["port"] for port in rule["ports"]): rule.get("from") for rule in policy["spec"]["ingress"]}
     assert set(rules) == {(8080,), (8081,)}, rules
     assert rules[(8080,)] is None, "nginx's 8080 is open to every source"
-    assert rules[(8081,)] == [{"namespaceSelector": {}, "podSelector": {"matchLabels": MONITORING_LABEL}}], rules
+    prometheus = {"app.kubernetes.io/name": "prometheus", **MONITORING_LABEL}
+    assert rules[(8081,)] == [{"namespaceSelector": {"matchLabels": MONITORING_LABEL},
+                               "podSelector": {"matchLabels": prometheus}}], rules
+    namespace = next(doc for doc in yaml.safe_load_all(rendered[overlay].read_text())
+                     if doc and doc["kind"] == "Namespace" and doc["metadata"]["name"] == "scalable-hello")
+    labelled = namespace["metadata"]["labels"].get("scalable-hello/monitoring") == "true"
+    assert labelled == (overlay == "monitoring"), f"{overlay}: namespace labels {namespace['metadata']['labels']}"
 
 
 def latest_kubernetes_version() -> str:

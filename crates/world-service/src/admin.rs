@@ -41,7 +41,7 @@ async fn run(settings: &Settings, args: &[String]) -> Result<String, String> {
     };
     // A claim made before its name was refused by today's rules can still be released or given
     // a new token here.
-    let name = Name::parse_claimed(raw)
+    let name = Name::parse_existing_claim(raw)
         .map_err(|error| format!("{raw:?} is not a valid name: {error}"))?;
     let store = open_store(settings).await.map_err(|error| {
         format!(

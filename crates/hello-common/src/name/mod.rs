@@ -171,7 +171,7 @@ impl Name {
     /// too new, [`NameError::TooNew`]; the token prefix, [`NameError::TokenShaped`]): every other
     /// rule holds. Only for what a claim's holder may still do with such a name (release it), so
     /// that no claim is stranded; its keys are computed as for any name.
-    pub fn parse_claimed(raw: &str) -> Result<Self, NameError> {
+    pub fn parse_existing_claim(raw: &str) -> Result<Self, NameError> {
         Self::parse_checking(raw, false)
     }
 

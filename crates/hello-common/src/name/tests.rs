@@ -293,8 +293,8 @@ fn beria_erfe_names_are_refused_but_a_claim_on_one_can_still_be_released() {
         );
     }
     let (capitals, small) = (
-        Name::parse_claimed(capitals).unwrap(),
-        Name::parse_claimed(small).unwrap(),
+        Name::parse_existing_claim(capitals).unwrap(),
+        Name::parse_existing_claim(small).unwrap(),
     );
     assert_eq!(capitals.key(), small.key(), "one inbox");
     assert!(capitals.looks_like(&small), "one look-alike key");
@@ -336,7 +336,7 @@ fn names_shaped_like_a_token_are_refused_but_a_claim_on_one_can_still_be_release
             "{spelling}"
         );
     }
-    assert!(Name::parse_claimed("hw_bob").is_ok());
+    assert!(Name::parse_existing_claim("hw_bob").is_ok());
     for fine in ["hw", "hwbob", "hw-bob", "bob_hw_"] {
         assert!(Name::parse(fine).is_ok(), "{fine}");
     }

@@ -54,6 +54,19 @@ pub fn library_versions() -> [(&'static str, (u64, u64)); 5] {
     ]
 }
 
+/// What the look-alike keys stores keep depend on: the rule (the key of the inbox key) and each
+/// library's Unicode version, as one number (FNV-1a). A store that kept look-alike keys under
+/// another number recomputes them when it opens (world-service's store backends).
+pub fn lookalike_keys_version() -> u64 {
+    let described = format!(
+        "skeleton of the NFKC case fold of the inbox key; {:?}",
+        library_versions()
+    );
+    described.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,9 +75,9 @@ mod tests {
     fn every_library_that_compares_names_is_at_the_unicode_version_reviewed() {
         // A change here is a change in how names compare. Before updating a pin: run the name
         // tests (the property test over every code point must pass), and if the oldest version
-        // moved, regenerate `assigned.rs` for it (see its header) and update JUDGED_UP_TO. Stored
-        // look-alike keys of characters that become judged are moved on open (world-service's
-        // store migrations), and the CHANGELOG says which characters became valid names.
+        // moved, regenerate `assigned.rs` for it (see its header) and update JUDGED_UP_TO. Stores
+        // recompute their look-alike keys on open (claims: store/rekey.rs; the keys kept beside
+        // hellos: lookalike_keys_version), and the CHANGELOG says which characters became valid.
         let reviewed = [
             ("std", (17, 0)),
             ("unicode-normalization", (18, 0)),

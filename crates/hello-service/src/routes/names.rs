@@ -154,8 +154,13 @@ pub async fn release(
     request_id: RequestId,
 ) -> Result<HttpResponse, Problem> {
     // A claim made before its name's characters were refused as too new can still be released.
-    let (name, credential) =
-        owner_request(&request, &state, &name, Name::parse_claimed, credential)?;
+    let (name, credential) = owner_request(
+        &request,
+        &state,
+        &name,
+        Name::parse_existing_claim,
+        credential,
+    )?;
     state
         .world
         .release(&name, &state.caller(credential), &request_id)

@@ -310,6 +310,10 @@ async fn a_thousand_requests_with_random_methods_and_paths_add_no_metric_series(
     for service in ["hello", "world"] {
         let requests = format!("{service}_http_requests_total");
         let methods = label_values(&after, &requests, "method");
+        assert!(
+            methods.contains("other"),
+            "seed {seed}: {service} counted no request as 'other' (its metrics: {methods:?})"
+        );
         let unknown: Vec<&String> = methods
             .iter()
             .filter(|method| !hello_common::observability::METHOD_LABELS.contains(&method.as_str()))

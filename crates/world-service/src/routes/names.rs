@@ -80,7 +80,8 @@ pub async fn release(
     name: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     // A claim made before its name's characters were refused as too new can still be released.
-    let name = Name::parse_claimed(&name).map_err(|error| Problem::invalid_name("name", &error))?;
+    let name =
+        Name::parse_existing_claim(&name).map_err(|error| Problem::invalid_name("name", &error))?;
     let current = current_token(&request, &name)?;
     let _timer = state.time_store("release");
     answer(state.store.release_name(&name, &current).await?, &name)

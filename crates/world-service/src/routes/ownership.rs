@@ -110,7 +110,7 @@ pub async fn check_sender(
 /// was made ([`hello_common::NameError::TooNew`]) can be released but not sent as: a 400 that says
 /// why. Any other invalid stored name is the store's fault.
 fn owner_name(stored: &str) -> Result<Name, Problem> {
-    Name::parse(stored).map_err(|error| match Name::parse_claimed(stored) {
+    Name::parse(stored).map_err(|error| match Name::parse_existing_claim(stored) {
         Ok(_) => Problem::invalid_name("from", &error),
         Err(_) => Problem::from(crate::store::StoreError::unavailable(anyhow::anyhow!(
             "a stored claim has an invalid name: {error}"

@@ -46,8 +46,10 @@ pub struct LeaseRequest {
     /// How long the taken hellos stay hidden without an acknowledgement.
     pub lease: Duration,
     /// The claim that covered the inbox when its reader was checked ([`Claim::claimed_at`]), or
-    /// none. A hello sent while another claim covered the inbox (a send that raced that claim's
-    /// release on MongoDB) is never leased: it belonged to that claim's owner alone.
+    /// none. On MongoDB a hello sent while another claim covered the inbox (a send that raced
+    /// that claim's release) is never leased: it belonged to that claim's owner alone. The
+    /// embedded store needs no such check (its writer runs a release and the sends around it one
+    /// after the other) and ignores it.
     pub covering_claim: Option<i64>,
 }
 

@@ -23,8 +23,8 @@ pub struct StoredClaim {
     pub inbox: String,
     /// When it was claimed (ms); the earlier of two colliding claims keeps the name.
     pub claimed_at: i64,
-    /// The SHA-256 of its token (hex): two stored copies of one claim (a move interrupted half
-    /// way) share it.
+    /// The SHA-256 of its token (hex) as stored: on MongoDB a copy left by a move interrupted half
+    /// way holds it parked (`moving:<hex>`). Used to delete exactly this record.
     pub token: String,
 }
 

@@ -403,6 +403,19 @@ fn the_embedded_store_is_its_owners_alone_whatever_the_umask() {
         .unwrap();
     assert!(beside.success());
     assert_eq!(mode(&dir.path().join("beside")), 0o644);
+    // A store made readable by others (as earlier releases left it) is its owner's again on open.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_world-service"))
+        .args(["names", "release", "nobody"])
+        .env("WORLD_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    assert_eq!(
+        (mode(&data), mode(&file)),
+        (0o700, 0o600),
+        "after reopening"
+    );
 }
 
 #[tokio::test]

@@ -30,7 +30,7 @@ struct OldClaim {
 }
 
 fn old_claims() -> [OldClaim; 3] {
-    let small = Name::parse_claimed(SMALL).unwrap();
+    let small = Name::parse_existing_claim(SMALL).unwrap();
     [
         // The earlier claim of the pair, by the capitals (its old key: the capitals themselves).
         OldClaim {
@@ -59,11 +59,11 @@ fn old_claims() -> [OldClaim; 3] {
     ]
 }
 
-/// Sends to the pair's inbox before the upgrade (`parse_claimed`: the name is refused today).
+/// Sends to the pair's inbox before the upgrade (`parse_existing_claim`: the name is refused today).
 async fn send_to_the_pair(store: &dyn Store) {
     store
         .send(NewHello {
-            to: Name::parse_claimed(SMALL).unwrap(),
+            to: Name::parse_existing_claim(SMALL).unwrap(),
             from: Name::parse("alice").unwrap(),
             idempotency_key: None,
             verified: false,
@@ -76,7 +76,7 @@ async fn the_claims_moved_and_the_later_of_the_pair_was_released(store: &dyn Sto
     let [first, second, carol] = old_claims();
     for spelling in [CAPITALS, SMALL] {
         let claim = store
-            .claim_covering(&Name::parse_claimed(spelling).unwrap())
+            .claim_covering(&Name::parse_existing_claim(spelling).unwrap())
             .await
             .unwrap()
             .expect("the pair's name is still claimed");
@@ -95,21 +95,24 @@ async fn the_claims_moved_and_the_later_of_the_pair_was_released(store: &dyn Sto
     assert!(moved.token.matches(&carol.token));
     // The hello sent to the pair's inbox is where it was, for the owner who kept the name.
     let lease = store
-        .lease(&Name::parse_claimed(SMALL).unwrap(), take(10, 60_000))
+        .lease(
+            &Name::parse_existing_claim(SMALL).unwrap(),
+            take(10, 60_000),
+        )
         .await
         .unwrap();
     assert_eq!(lease.hellos.len(), 1);
     // The kept claim of a name refused today can still be released, which deletes its hellos.
     assert_eq!(
         store
-            .release_name(&Name::parse_claimed(CAPITALS).unwrap(), &first.token)
+            .release_name(&Name::parse_existing_claim(CAPITALS).unwrap(), &first.token)
             .await
             .unwrap(),
         world_service::store::ClaimChange::Done
     );
     assert!(
         store
-            .claim_covering(&Name::parse_claimed(SMALL).unwrap())
+            .claim_covering(&Name::parse_existing_claim(SMALL).unwrap())
             .await
             .unwrap()
             .is_none()

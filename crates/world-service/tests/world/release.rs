@@ -197,7 +197,7 @@ async fn sends_racing_a_release_leave_nothing_sent_before_it_readable() {
 }
 
 #[tokio::test]
-async fn an_embedded_store_written_before_look_alike_inboxes_were_indexed_is_indexed_on_open() {
+async fn an_embedded_store_indexed_under_other_look_alike_rules_is_indexed_again_on_open() {
     use redb::{ReadableTable, TableDefinition};
     use world_service::store::embedded::{DATABASE_FILE, EmbeddedStore};
     const LOOKALIKE_INBOXES: TableDefinition<(&str, &str), ()> =
@@ -210,7 +210,7 @@ async fn an_embedded_store_written_before_look_alike_inboxes_were_indexed_is_ind
         store.close().await.unwrap();
     }
     {
-        // As a store written before the index: no entries, and no mark that it was filled.
+        // As a store indexed under other look-alike rules (or before the index: no mark at all).
         let database = redb::Database::open(dir.path().join(DATABASE_FILE)).unwrap();
         let transaction = database.begin_write().unwrap();
         {
@@ -227,9 +227,13 @@ async fn an_embedded_store_written_before_look_alike_inboxes_were_indexed_is_ind
             assert_eq!(keys.len(), 1, "the send indexed its inbox: {keys:?}");
             for (lookalike, inbox) in &keys {
                 index.remove((lookalike.as_str(), inbox.as_str())).unwrap();
+                // Under a key of other rules (a library's Unicode update), found by no release.
+                index
+                    .insert(("a key of other rules", inbox.as_str()), ())
+                    .unwrap();
             }
             let mut meta = transaction.open_table(META).unwrap();
-            meta.remove("lookalike_inboxes_filled").unwrap();
+            meta.insert("lookalike_inboxes_version", 1).unwrap();
         }
         transaction.commit().unwrap();
     }
@@ -242,4 +246,44 @@ async fn an_embedded_store_written_before_look_alike_inboxes_were_indexed_is_ind
         .unwrap();
     let read = lease_unclaimed(&store, "ｊｉｌｌ").await;
     assert!(read.hellos.is_empty(), "{read:?}");
+}
+
+#[tokio::test]
+async fn mongodb_look_alike_keys_stored_under_other_rules_are_recomputed_on_open() {
+    let server = MongoTestServer::shared();
+    let (uri, database) = (server.uri(), server.fresh_database());
+    let store = MongoStore::connect(&uri, &database, limits())
+        .await
+        .unwrap();
+    store.send(hello("bob", "ｋａｙ", None)).await.unwrap();
+    let client = ::mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let hellos = client.database(&database).collection::<Document>("hellos");
+    // As a library's Unicode update would leave them: keys of other rules, and their version.
+    hellos
+        .update_many(
+            doc! {},
+            doc! { "$set": { "lookalike": "a key of other rules" } },
+        )
+        .await
+        .unwrap();
+    client
+        .database(&database)
+        .collection::<Document>("meta")
+        .update_one(
+            doc! { "_id": "lookalike_keys" },
+            doc! { "$set": { "version": 1_i64 } },
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let store = MongoStore::connect(&uri, &database, limits())
+        .await
+        .unwrap();
+    let token = Token::generate();
+    store.claim_name(&name("kay"), token.hash()).await.unwrap();
+    store
+        .release_name(&name("kay"), &token.hash())
+        .await
+        .unwrap();
+    assert_eq!(hellos.count_documents(doc! {}).await.unwrap(), 0);
 }

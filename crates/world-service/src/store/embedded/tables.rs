@@ -261,17 +261,25 @@ fn rekey_claims(transaction: &redb::WriteTransaction) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `META`: [`LOOKALIKE_INBOXES`] holds every inbox that has hellos.
-const LOOKALIKE_INBOXES_FILLED: &str = "lookalike_inboxes_filled";
+/// `META`: the [`hello_common::name::unicode::lookalike_keys_version`] under which
+/// [`LOOKALIKE_INBOXES`] holds every inbox that has hellos.
+const LOOKALIKE_INBOXES_VERSION: &str = "lookalike_inboxes_version";
 
-/// Fills [`LOOKALIKE_INBOXES`] from the inboxes of [`HELLOS`], once (a store written before the
-/// table existed).
+/// Fills [`LOOKALIKE_INBOXES`] from the inboxes of [`HELLOS`] when it was not filled under
+/// today's look-alike keys: a store written before the table existed, or before a library's
+/// Unicode update changed the keys.
 fn fill_lookalike_inboxes(transaction: &redb::WriteTransaction) -> anyhow::Result<()> {
+    let version = hello_common::name::unicode::lookalike_keys_version();
     let mut meta = transaction.open_table(META)?;
-    if meta.get(LOOKALIKE_INBOXES_FILLED)?.is_some() {
+    if meta
+        .get(LOOKALIKE_INBOXES_VERSION)?
+        .map(|stored| stored.value())
+        == Some(version)
+    {
         return Ok(());
     }
     let hellos = transaction.open_table(HELLOS)?;
+    transaction.delete_table(LOOKALIKE_INBOXES)?;
     let mut lookalike_inboxes = transaction.open_table(LOOKALIKE_INBOXES)?;
     let mut last: Option<String> = None;
     for entry in hellos.iter()? {
@@ -283,7 +291,7 @@ fn fill_lookalike_inboxes(transaction: &redb::WriteTransaction) -> anyhow::Resul
             last = Some(inbox.to_owned());
         }
     }
-    meta.insert(LOOKALIKE_INBOXES_FILLED, 1)?;
+    meta.insert(LOOKALIKE_INBOXES_VERSION, version)?;
     Ok(())
 }
 

@@ -135,7 +135,7 @@ impl MongoStore {
         };
         store.create_indexes().await?;
         store
-            .fill_lookalike_keys()
+            .recompute_lookalike_keys()
             .await
             .context("cannot store the look-alike keys of hellos written by an earlier release")?;
         store
@@ -145,15 +145,41 @@ impl MongoStore {
         Ok(store)
     }
 
-    /// Stores the look-alike key of every hello an earlier release wrote without one, so that a
-    /// release finds it: on open, and before each release (an earlier release may still be
-    /// running beside this one during a rolling update).
-    async fn fill_lookalike_keys(&self) -> anyhow::Result<()> {
+    /// On open: recomputes every hello's look-alike key when they were stored under other rules
+    /// than today's ([`hello_common::name::unicode::lookalike_keys_version`], kept in the `meta`
+    /// collection), else fills only the keys an earlier release left out.
+    async fn recompute_lookalike_keys(&self) -> anyhow::Result<()> {
+        let meta = self
+            .client
+            .database(&self.database)
+            .collection::<mongodb::bson::Document>("meta");
+        let version = hello_common::name::unicode::lookalike_keys_version() as i64;
+        let stored = meta
+            .find_one(doc! { "_id": "lookalike_keys" })
+            .await?
+            .and_then(|document| document.get_i64("version").ok());
+        if stored == Some(version) {
+            return self.fill_lookalike_keys(doc! { "lookalike": null }).await;
+        }
+        self.fill_lookalike_keys(doc! {}).await?;
+        meta.update_one(
+            doc! { "_id": "lookalike_keys" },
+            doc! { "$set": { "version": version } },
+        )
+        .upsert(true)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores the look-alike key of the hellos `filter` selects, computed from their inbox. Before
+    /// each release for the keys left out (`{lookalike: null}`: an earlier release may still be
+    /// running beside this one during a rolling update), so that the release finds them.
+    async fn fill_lookalike_keys(&self, filter: mongodb::bson::Document) -> anyhow::Result<()> {
         use futures::TryStreamExt;
         let hellos = self.hellos.clone_with_type::<mongodb::bson::Document>();
         let mut inboxes = std::collections::BTreeSet::new();
         let mut missing = hellos
-            .find(doc! { "lookalike": null })
+            .find(filter.clone())
             .projection(doc! { "to": 1 })
             .await?;
         while let Some(document) = missing.try_next().await? {
@@ -163,11 +189,10 @@ impl MongoStore {
         }
         for inbox in inboxes {
             let lookalike = hello_common::lookalike_key_of_inbox(&inbox);
+            let mut selected = filter.clone();
+            selected.insert("to", &inbox);
             self.hellos
-                .update_many(
-                    doc! { "to": &inbox, "lookalike": null },
-                    doc! { "$set": { "lookalike": lookalike } },
-                )
+                .update_many(selected, doc! { "$set": { "lookalike": lookalike } })
                 .await?;
         }
         Ok(())

@@ -230,7 +230,7 @@ impl MongoStore {
     /// its look-alikes', found by their stored look-alike key, filled first where an earlier
     /// release left it out), then the claim.
     async fn finish_release(&self, document: &NameDocument) -> Result<(), StoreError> {
-        self.fill_lookalike_keys()
+        self.fill_lookalike_keys(doc! { "lookalike": null })
             .await
             .map_err(StoreError::unavailable)?;
         let deleted = self
