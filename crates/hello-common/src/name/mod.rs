@@ -64,7 +64,7 @@ pub enum NameError {
     TooNew {
         found: char,
     },
-    /// Begins with the token prefix, as a token pasted into a path would.
+    /// Holds the token prefix, as a token pasted into a path would.
     TokenShaped,
 }
 
@@ -103,7 +103,7 @@ impl fmt::Display for NameError {
             ),
             Self::TokenShaped => write!(
                 f,
-                "a name may not begin with '{TOKEN_PREFIX}', the prefix of tokens: a token never \
+                "a name may not hold '{TOKEN_PREFIX}', the prefix of tokens: a token never \
                  belongs in an address. If this was a token, treat it as exposed and rotate it \
                  (POST /names/{{name}}/token)"
             ),
@@ -217,7 +217,7 @@ impl Name {
             check_one_script(&spelling)?;
             keys(&spelling)
         };
-        if newest_rules && key.starts_with(TOKEN_PREFIX) {
+        if newest_rules && key.contains(TOKEN_PREFIX) {
             return Err(NameError::TokenShaped);
         }
         Ok(Self {

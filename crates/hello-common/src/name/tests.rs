@@ -329,7 +329,15 @@ fn the_lookalike_key_of_an_inbox_key_is_the_names_lookalike_key() {
 #[test]
 fn names_shaped_like_a_token_are_refused_but_a_claim_on_one_can_still_be_released() {
     let token = crate::token::Token::generate();
-    for spelling in [token.reveal(), "hw_bob", "HW_bob", "Hw_x"] {
+    let inside = format!("bob.{}", token.reveal());
+    for spelling in [
+        token.reveal(),
+        "hw_bob",
+        "HW_bob",
+        "Hw_x",
+        "bob_hw_",
+        inside.as_str(),
+    ] {
         assert_eq!(
             Name::parse(spelling),
             Err(NameError::TokenShaped),
@@ -337,7 +345,7 @@ fn names_shaped_like_a_token_are_refused_but_a_claim_on_one_can_still_be_release
         );
     }
     assert!(Name::parse_existing_claim("hw_bob").is_ok());
-    for fine in ["hw", "hwbob", "hw-bob", "bob_hw_"] {
+    for fine in ["hw", "hwbob", "hw-bob", "h_w", "ｈｗ_x"] {
         assert!(Name::parse(fine).is_ok(), "{fine}");
     }
     let message = NameError::TokenShaped.to_string();

@@ -65,7 +65,8 @@ pub async fn rotate(
     name: web::Path<String>,
     body: web::Json<RotateToken>,
 ) -> Result<HttpResponse, Problem> {
-    let name = parse_name(&name)?;
+    let name =
+        Name::parse_existing_claim(&name).map_err(|error| Problem::invalid_name("name", &error))?;
     let current = current_token(&request, &name)?;
     let new = parse_hash(&body.new_token_sha256, "new_token_sha256")?;
     let _timer = state.time_store("rotate");

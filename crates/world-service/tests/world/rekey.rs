@@ -97,7 +97,10 @@ async fn the_claims_moved_and_the_later_of_the_pair_was_released(store: &dyn Sto
     let lease = store
         .lease(
             &Name::parse_existing_claim(SMALL).unwrap(),
-            take(10, 60_000),
+            world_service::store::LeaseRequest {
+                covering_claim: Some(first.claimed_at),
+                ..take(10, 60_000)
+            },
         )
         .await
         .unwrap();

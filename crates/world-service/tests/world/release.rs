@@ -287,3 +287,34 @@ async fn mongodb_look_alike_keys_stored_under_other_rules_are_recomputed_on_open
         .unwrap();
     assert_eq!(hellos.count_documents(doc! {}).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_retried_send_finishing_after_the_release_keeps_the_claim_it_was_sent_under() {
+    let (store, hellos) = store_and_hellos().await;
+    let token = Token::generate();
+    store.claim_name(&name("lena"), token.hash()).await.unwrap();
+    let first = store
+        .send(hello("bob", "lena", Some("key-1")))
+        .await
+        .unwrap();
+    // The first attempt's answer was lost before it marked its key stored (a 504 for the client).
+    hellos
+        .client()
+        .database(hellos.namespace().db.as_str())
+        .collection::<Document>("idempotency")
+        .update_many(doc! {}, doc! { "$unset": { "stored_at": "" } })
+        .await
+        .unwrap();
+    store
+        .release_name(&name("lena"), &token.hash())
+        .await
+        .unwrap();
+    // The retry, as the 504 says to: the same hello, stored under the released claim.
+    let again = store
+        .send(hello("bob", "lena", Some("key-1")))
+        .await
+        .unwrap();
+    assert_eq!(again.id, first.id);
+    let read = lease_unclaimed(&store, "lena").await;
+    assert!(read.hellos.is_empty(), "{read:?}");
+}

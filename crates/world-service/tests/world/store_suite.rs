@@ -485,7 +485,7 @@ macro_rules! store_suite {
                 store.say("carol", "frank").await;
                 store.store.claim_name(&name("erin"), token.hash()).await.unwrap();
                 // One of erin's hellos is leased when the name is released: it goes too.
-                let leased = store.store.lease(&name("erin"), take(1, LONG_LEASE)).await.unwrap();
+                let leased = store.lease_as_checked("erin", 1, LONG_LEASE).await;
                 assert_eq!(leased.hellos.len(), 1);
 
                 assert_eq!(
@@ -521,6 +521,19 @@ macro_rules! store_suite {
                 store.say("gina", "erin").await;
                 let read = store.lease_as_checked("erin", 10, LONG_LEASE).await;
                 assert_eq!(read.hellos.len(), 1);
+            }
+
+            #[tokio::test]
+            async fn a_reader_checked_before_a_claim_takes_nothing_sent_under_it() {
+                let store = $open(limits()).await;
+                // The reader was checked while no claim covered the inbox (covering_claim
+                // None); then the name was claimed and sent to, before its lease.
+                let token = Token::generate();
+                store.store.claim_name(&name("nina"), token.hash()).await.unwrap();
+                store.say("bob", "NINA").await;
+                let read = store.store.lease(&name("nina"), take(10, LONG_LEASE)).await.unwrap();
+                assert!(read.hellos.is_empty(), "{read:?}");
+                assert_eq!(store.lease_as_checked("nina", 10, LONG_LEASE).await.hellos.len(), 1);
             }
 
             #[tokio::test]

@@ -223,6 +223,26 @@ pub(super) fn lease(
     let until = now.plus_millis(u64::try_from(request.lease.as_millis()).unwrap_or(u64::MAX));
     let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
 
+    // The reader was checked against the claim covering the inbox a moment ago, in another
+    // snapshot: if a claim was made, changed hands or released since, hellos sent under it may
+    // be here, and this reader was not checked for them. Take nothing; the next read is checked
+    // anew.
+    let claim_now = transaction
+        .open_table(super::tables::NAMES)?
+        .get(name.lookalike_key())?
+        .map(|record| serde_json::from_slice::<super::tables::ClaimRecord>(record.value()))
+        .transpose()?
+        .map(|claim| claim.claimed_at);
+    if claim_now != request.covering_claim {
+        return Ok(Lease {
+            lease_id: None,
+            expires_at: None,
+            hellos: Vec::new(),
+            remaining: 0,
+            redelivered: 0,
+        });
+    }
+
     // Hellos leased to running leases of this inbox: they are neither taken nor remaining.
     // Written leases (written at a graceful stop, or by an earlier release) are indexed by
     // inbox; those that ran out stay in the index until they are forgotten, and are skipped.

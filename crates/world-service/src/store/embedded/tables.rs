@@ -238,6 +238,9 @@ fn rekey_claims(transaction: &redb::WriteTransaction) -> anyhow::Result<()> {
     }
     let mut by_token = transaction.open_table(NAMES_BY_TOKEN)?;
     let mut meta = transaction.open_table(META)?;
+    // Every record leaves its old key before any lands on its new one, so that a claim moving
+    // onto the old key of another that moves too never overwrites it.
+    let mut landing = Vec::new();
     for change in rekey::plan(claims) {
         match change {
             Rekey::Release { claim, kept } => {
@@ -252,11 +255,14 @@ fn rekey_claims(transaction: &redb::WriteTransaction) -> anyhow::Result<()> {
                     .remove(claim.key.as_str())?
                     .map(|record| record.value().to_vec())
                     .ok_or_else(|| anyhow::anyhow!("a claim vanished while it was moved"))?;
-                names.insert(to.as_str(), record.as_slice())?;
-                by_token.insert(claim.token.as_str(), to.as_str())?;
-                tracing::info!(name = %claim.name, "a claim moved to its new look-alike key");
+                landing.push((claim, to, record));
             }
         }
+    }
+    for (claim, to, record) in landing {
+        names.insert(to.as_str(), record.as_slice())?;
+        by_token.insert(claim.token.as_str(), to.as_str())?;
+        tracing::info!(name = %claim.name, "a claim moved to its new look-alike key");
     }
     Ok(())
 }

@@ -50,6 +50,14 @@ pub(super) struct IdempotencyDocument {
     /// hello, in which case a retry finishes the insert.
     #[serde(default)]
     pub stored_at: Option<i64>,
+    /// The claim covering the recipient when the first attempt was made
+    /// ([`HelloDocument::covered_by`]), for a retry that finishes the insert: the hello keeps
+    /// the claim it was sent under, even if that claim was released meanwhile. `stamped` is
+    /// false in records written before hellos were stamped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covered_by: Option<i64>,
+    #[serde(default)]
+    pub stamped: bool,
 }
 
 /// A lease that took something, kept so that a confirmation can be answered until it is

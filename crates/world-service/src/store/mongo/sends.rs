@@ -147,8 +147,14 @@ impl MongoStore {
                     return Err(StoreError::IdempotencyKeyReused);
                 }
                 if first.stored_at.is_none() {
-                    // The first attempt died between recording the key and storing the hello.
-                    let covered_by = self.covering_claim(&hello.to).await?;
+                    // The first attempt died between recording the key and storing the hello:
+                    // store it under the claim it was sent under (a release since must not make
+                    // it readable by others).
+                    let covered_by = if first.stamped {
+                        first.covered_by
+                    } else {
+                        self.covering_claim(&hello.to).await?
+                    };
                     self.insert_hello(&document_for(&first.hello, &hello.to, covered_by)?)
                         .await?;
                     self.mark_stored(&first.key).await?;
@@ -167,6 +173,8 @@ impl MongoStore {
                 hello: stored.clone(),
                 created: DateTime::now(),
                 stored_at: None,
+                covered_by,
+                stamped: true,
             };
             match self.idempotency.insert_one(&record).await {
                 Ok(_) => self.count(0, 1),
