@@ -57,6 +57,11 @@ pub struct Settings {
     /// `WORLD_CLAIM_CAP`: most names that may be claimed at once.
     #[serde(default = "default_claim_cap")]
     pub claim_cap: u64,
+    /// `WORLD_LEASE_RECORD_CAP`: most leases kept at once (running, or remembered after their end
+    /// to answer a confirmation for as long as idempotency keys live). At the cap a read that
+    /// would take hellos is 503 with `Retry-After`; no record is dropped early.
+    #[serde(default = "default_lease_record_cap")]
+    pub lease_record_cap: u64,
     /// `WORLD_LEASE_MS`: how long hellos taken by a read stay hidden without an acknowledgement
     /// before they are delivered again.
     #[serde(default = "default_lease_ms")]
@@ -111,6 +116,9 @@ fn default_store_cap() -> u64 {
     1_000_000
 }
 fn default_idempotency_cap() -> u64 {
+    1_000_000
+}
+fn default_lease_record_cap() -> u64 {
     1_000_000
 }
 fn default_claim_cap() -> u64 {
@@ -205,6 +213,11 @@ impl Settings {
         )?;
         ensure(self.claim_cap >= 1, "WORLD_CLAIM_CAP", "must be at least 1")?;
         ensure(
+            self.lease_record_cap >= 1,
+            "WORLD_LEASE_RECORD_CAP",
+            "must be at least 1",
+        )?;
+        ensure(
             (1..=65_536).contains(&self.store_cache_mb),
             "WORLD_STORE_CACHE_MB",
             "must be between 1 and 65536",
@@ -267,6 +280,7 @@ impl Settings {
             idempotency_cap: self.idempotency_cap,
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
             claim_cap: self.claim_cap,
+            lease_record_cap: self.lease_record_cap,
         }
     }
 
@@ -285,6 +299,7 @@ impl Settings {
             store_cap: default_store_cap(),
             idempotency_cap: default_idempotency_cap(),
             claim_cap: default_claim_cap(),
+            lease_record_cap: default_lease_record_cap(),
             lease_ms: default_lease_ms(),
             claim_lease_ms: None,
             idempotency_ttl_secs: default_idempotency_ttl_secs(),

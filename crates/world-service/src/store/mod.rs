@@ -258,6 +258,9 @@ pub struct StoreLimits {
     pub idempotency_ttl: Duration,
     /// Most names that may be claimed at once.
     pub claim_cap: u64,
+    /// Most leases kept at once, running or remembered after their end; at the cap a lease that
+    /// would take hellos is [`StoreError::StoreFull`].
+    pub lease_record_cap: u64,
 }
 
 /// A new lease id: unique, time-ordered.

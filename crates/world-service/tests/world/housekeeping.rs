@@ -18,6 +18,7 @@ async fn a_busy_embedded_store_still_forgets_what_is_due() {
         idempotency_cap: 1_000_000,
         idempotency_ttl: Duration::from_millis(50),
         claim_cap: 1_000_000,
+        lease_record_cap: 1_000_000,
     };
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path(), limits).unwrap());
     store.send(hello("alice", "bob", None)).await.unwrap();

@@ -574,6 +574,27 @@ macro_rules! store_suite {
             }
 
             #[tokio::test]
+            async fn a_store_keeping_lease_record_cap_leases_refuses_reads_that_would_take_more() {
+                let store = $open(StoreLimits { lease_record_cap: 2, ..limits() }).await;
+                for to in ["ann", "ben", "cid"] {
+                    store.say("zed", to).await;
+                }
+                let first = store.store.lease(&name("ann"), take(1, LONG_LEASE)).await.unwrap();
+                store.store.lease(&name("ben"), take(1, LONG_LEASE)).await.unwrap();
+                // A read that takes nothing keeps nothing, and still answers.
+                let empty = store.store.lease(&name("nobody"), take(1, LONG_LEASE)).await.unwrap();
+                assert!(empty.hellos.is_empty());
+                match store.store.lease(&name("cid"), take(1, LONG_LEASE)).await {
+                    Err(StoreError::StoreFull { what: "lease records", cap: 2 }) => {}
+                    other => panic!("a third lease with a cap of two: {other:?}"),
+                }
+                // A GET's lease, delivered, is forgotten at once: room for another.
+                store.acknowledge(&first).await;
+                let third = store.store.lease(&name("cid"), take(1, LONG_LEASE)).await.unwrap();
+                assert_eq!(third.hellos.len(), 1);
+            }
+
+            #[tokio::test]
             async fn a_store_with_claim_cap_names_claimed_refuses_more() {
                 let store = $open(StoreLimits { claim_cap: 2, ..limits() }).await;
                 for claimed in ["n1", "n2"] {

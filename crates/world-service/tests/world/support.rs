@@ -16,6 +16,7 @@ pub fn limits() -> StoreLimits {
         idempotency_cap: 1_000_000,
         idempotency_ttl: Duration::from_secs(3600),
         claim_cap: 1_000_000,
+        lease_record_cap: 1_000_000,
     }
 }
 

@@ -28,6 +28,7 @@ fn limits() -> StoreLimits {
         idempotency_cap: 1_000_000,
         idempotency_ttl: Duration::from_secs(10 * 365 * 24 * 3600),
         claim_cap: 1_000_000,
+        lease_record_cap: 1_000_000,
     }
 }
 

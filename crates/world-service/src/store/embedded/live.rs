@@ -174,6 +174,11 @@ pub(super) struct LiveLeases {
 }
 
 impl LiveLeases {
+    /// How many leases are in memory.
+    pub fn count(&self) -> usize {
+        self.inbox_of.len()
+    }
+
     /// Whether the store closed: leases taken now would not be written.
     pub fn closed(&self) -> bool {
         self.closed

@@ -38,7 +38,7 @@ use hello_common::{
     token::TokenHash,
     wire::{Lease, StoredHello},
 };
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 use tokio::sync::oneshot;
 
 use self::{
@@ -85,6 +85,8 @@ pub struct EmbeddedStore {
     database: Arc<Database>,
     /// The running leases, which reads take without the writer (see [`live`]).
     live: Arc<Mutex<live::LiveLeases>>,
+    /// For the cap on lease records, which reads check without the writer.
+    lease_record_cap: u64,
 }
 
 impl EmbeddedStore {
@@ -138,6 +140,7 @@ impl EmbeddedStore {
             jobs,
             database,
             live,
+            lease_record_cap: limits.lease_record_cap,
         })
     }
 
@@ -260,15 +263,23 @@ impl Store for EmbeddedStore {
         }
         // A lease writes nothing: it is taken here, from a snapshot taken under the lock, and
         // never waits for the writer or its syncs.
-        let read = || -> tables::Storage<Lease> {
+        let read = || -> tables::Storage<Result<Lease, StoreError>> {
             let mut live = live::lock(&self.live);
             if live.closed() {
                 anyhow::bail!("the embedded store is closed");
             }
             let transaction = self.database.begin_read()?;
-            operations::lease(&transaction, &mut live, name, request)
+            // Every lease may become a record kept for a day: the running ones and the written.
+            let records = live.count() as u64 + transaction.open_table(tables::LEASES)?.len()?;
+            if records >= self.lease_record_cap {
+                return Ok(Err(StoreError::StoreFull {
+                    what: "lease records",
+                    cap: self.lease_record_cap,
+                }));
+            }
+            operations::lease(&transaction, &mut live, name, request).map(Ok)
         };
-        read().map_err(StoreError::unavailable)
+        read().map_err(StoreError::unavailable)?
     }
 
     async fn acknowledge(&self, lease_ids: &[String]) -> Result<u64, StoreError> {

@@ -76,7 +76,7 @@ impl MongoStore {
                 confirmed_at: None,
             };
             match self.leases.insert_one(&lease).await {
-                Ok(_) => {}
+                Ok(_) => self.count_leases(1),
                 Err(error) if is_duplicate_key(&error) => {}
                 Err(error) => return Err(write_failed(Operation::Lease)(error)),
             }
@@ -132,6 +132,8 @@ impl MongoStore {
                 ..Attempt::default()
             });
         }
+        // This lease would take hellos, and so be kept: refused at the cap, before it takes any.
+        self.check_lease_cap().await?;
         // Candidates an earlier lease took (and did not confirm in time): if won, delivered again.
         let leased_before: HashSet<&str> = candidates
             .iter()
@@ -177,10 +179,12 @@ impl MongoStore {
             .await
             .map_err(write_failed(Operation::Acknowledge))?;
         self.count_deleted(result.deleted_count);
-        self.leases
+        let forgotten = self
+            .leases
             .delete_many(doc! { "_id": { "$in": lease_ids } })
             .await
             .map_err(write_failed(Operation::Acknowledge))?;
+        self.count_leases(-i64::try_from(forgotten.deleted_count).unwrap_or(i64::MAX));
         Ok(result.deleted_count)
     }
 

@@ -95,6 +95,8 @@ struct Counts {
     at: std::time::Instant,
     hellos: u64,
     keys: u64,
+    /// Lease records (running or remembered), for `lease_record_cap`.
+    leases: u64,
 }
 
 impl MongoStore {

@@ -49,21 +49,7 @@ impl MongoStore {
     /// Refuses a send when the store holds `WORLD_STORE_CAP` hellos, or a new key when it holds
     /// `WORLD_IDEMPOTENCY_CAP` keys.
     async fn check_store_caps(&self, new_key: bool) -> Result<(), StoreError> {
-        let cached = *self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let counts = match cached {
-            Some(counts) if counts.at.elapsed() < COUNTS_FRESH => counts,
-            _ => {
-                let hellos = self.hellos.estimated_document_count().await;
-                let keys = self.idempotency.estimated_document_count().await;
-                let counts = Counts {
-                    at: Instant::now(),
-                    hellos: hellos.map_err(StoreError::unavailable)?,
-                    keys: keys.map_err(StoreError::unavailable)?,
-                };
-                *self.counts.lock().unwrap_or_else(PoisonError::into_inner) = Some(counts);
-                counts
-            }
-        };
+        let counts = self.counts().await?;
         if counts.hellos >= self.limits.store_cap {
             return Err(StoreError::StoreFull {
                 what: "hellos",
@@ -77,6 +63,49 @@ impl MongoStore {
             });
         }
         Ok(())
+    }
+
+    /// What the store holds, as counted at most [`COUNTS_FRESH`] ago (plus this process's own
+    /// writes since).
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        let cached = *self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(counts) = cached.filter(|counts| counts.at.elapsed() < COUNTS_FRESH) {
+            return Ok(counts);
+        }
+        let hellos = self.hellos.estimated_document_count().await;
+        let keys = self.idempotency.estimated_document_count().await;
+        let leases = self.leases.estimated_document_count().await;
+        let counts = Counts {
+            at: Instant::now(),
+            hellos: hellos.map_err(StoreError::unavailable)?,
+            keys: keys.map_err(StoreError::unavailable)?,
+            leases: leases.map_err(StoreError::unavailable)?,
+        };
+        *self.counts.lock().unwrap_or_else(PoisonError::into_inner) = Some(counts);
+        Ok(counts)
+    }
+
+    /// Refuses a lease that would take hellos when `lease_record_cap` leases are kept.
+    pub(super) async fn check_lease_cap(&self) -> Result<(), StoreError> {
+        if self.counts().await?.leases >= self.limits.lease_record_cap {
+            return Err(StoreError::StoreFull {
+                what: "lease records",
+                cap: self.limits.lease_record_cap,
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds lease records this process inserted (or takes those it deleted) to the last count.
+    pub(super) fn count_leases(&self, delta: i64) {
+        if let Some(counts) = self
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            counts.leases = counts.leases.saturating_add_signed(delta);
+        }
     }
 
     /// Takes hellos this process deleted off the last count.
