@@ -3,7 +3,7 @@
 //! world-service keeps its SHA-256.
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
-use hello_common::{Name, NameError, Problem, observability::RequestId, token::Token};
+use hello_common::{Name, Problem, observability::RequestId, token::Token};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -26,17 +26,19 @@ fn parse_name(raw: &str) -> Result<Name, Problem> {
     Name::parse(raw).map_err(|error| Problem::invalid_name("name", &error))
 }
 
-/// What rotating and releasing check first: the client's rate, the name (read by `parse`), and
-/// that a token came (its absence is a failed attempt too).
+/// What rotating and releasing check first: the client's rate, the name, and that a token came
+/// (its absence is a failed attempt too). The name is read as an existing claim's: the holder of a
+/// claim made before today's name rules refused its name can still replace a leaked token or
+/// release it.
 fn owner_request(
     request: &HttpRequest,
     state: &AppState,
     raw_name: &str,
-    parse: fn(&str) -> Result<Name, NameError>,
     credential: Credential,
 ) -> Result<(Name, Credential), Problem> {
     state.rate_limit.check(request)?;
-    let name = parse(raw_name).map_err(|error| Problem::invalid_name("name", &error))?;
+    let name = Name::parse_existing_claim(raw_name)
+        .map_err(|error| Problem::invalid_name("name", &error))?;
     if credential.0.is_none() {
         return Err(state.charge_failures(
             request,
@@ -117,15 +119,7 @@ pub async fn rotate(
     credential: Credential,
     request_id: RequestId,
 ) -> Result<HttpResponse, Problem> {
-    // As for a release: the holder of a claim refused by today's rules can still replace a
-    // leaked token.
-    let (name, credential) = owner_request(
-        &request,
-        &state,
-        &name,
-        Name::parse_existing_claim,
-        credential,
-    )?;
+    let (name, credential) = owner_request(&request, &state, &name, credential)?;
     let token = Token::generate();
     state
         .world
@@ -161,14 +155,7 @@ pub async fn release(
     credential: Credential,
     request_id: RequestId,
 ) -> Result<HttpResponse, Problem> {
-    // A claim made before its name's characters were refused as too new can still be released.
-    let (name, credential) = owner_request(
-        &request,
-        &state,
-        &name,
-        Name::parse_existing_claim,
-        credential,
-    )?;
+    let (name, credential) = owner_request(&request, &state, &name, credential)?;
     state
         .world
         .release(&name, &state.caller(credential), &request_id)

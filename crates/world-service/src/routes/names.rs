@@ -15,6 +15,12 @@ fn parse_name(raw: &str) -> Result<Name, Problem> {
     Name::parse(raw).map_err(|error| Problem::invalid_name("name", &error))
 }
 
+/// A name as an existing claim's, for rotating and releasing: the holder of a claim made before
+/// today's name rules refused its name can still replace its token or release it.
+fn parse_claimed_name(raw: &str) -> Result<Name, Problem> {
+    Name::parse_existing_claim(raw).map_err(|error| Problem::invalid_name("name", &error))
+}
+
 fn parse_hash(hex: &str, field: &str) -> Result<TokenHash, Problem> {
     TokenHash::from_hex(hex).ok_or_else(|| {
         Problem::malformed_body(format!("`{field}` must be 64 lower-case hex digits"))
@@ -65,8 +71,7 @@ pub async fn rotate(
     name: web::Path<String>,
     body: web::Json<RotateToken>,
 ) -> Result<HttpResponse, Problem> {
-    let name =
-        Name::parse_existing_claim(&name).map_err(|error| Problem::invalid_name("name", &error))?;
+    let name = parse_claimed_name(&name)?;
     let current = current_token(&request, &name)?;
     let new = parse_hash(&body.new_token_sha256, "new_token_sha256")?;
     let _timer = state.time_store("rotate");
@@ -80,9 +85,7 @@ pub async fn release(
     request: HttpRequest,
     name: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    // A claim made before its name's characters were refused as too new can still be released.
-    let name =
-        Name::parse_existing_claim(&name).map_err(|error| Problem::invalid_name("name", &error))?;
+    let name = parse_claimed_name(&name)?;
     let current = current_token(&request, &name)?;
     let _timer = state.time_store("release");
     answer(state.store.release_name(&name, &current).await?, &name)
