@@ -1,5 +1,6 @@
 """The pod, for real: nginx (deploy/nginx/nginx.conf, unchanged) + hello-service + world-service
-(embedded store) on 127.0.0.1:8080/8081/8082, with mounted-style config and secret directories.
+(embedded store): nginx on 127.0.0.1:8080, hello on 127.0.0.1:8081, world on its Unix socket only,
+as in the pod, with mounted-style config and secret directories.
 
 Processes are started here and stopped by their PID; everything lives in a temp dir that is
 removed afterwards. The binaries come from target/debug (scripts/test.sh builds them first).
@@ -98,7 +99,7 @@ def pod():
     for binary in ("hello-service", "world-service"):
         assert (BIN_DIR / binary).exists(), f"{BIN_DIR / binary} is missing: run cargo build --workspace first"
     assert shutil.which("nginx"), "nginx is missing: apt-get install -y nginx (scripts/test.sh does this)"
-    taken = [port for port in (8080, 8081, 8082) if port_is_taken(port)]
+    taken = [port for port in (8080, 8081) if port_is_taken(port)]
     assert not taken, f"ports {taken} on 127.0.0.1 are in use (is scripts/run-local.sh running?): stop it and retry"
 
     work = Path(tempfile.mkdtemp(prefix="hello-pod-"))
@@ -123,7 +124,8 @@ def pod():
         pod.start(
             "world",
             [str(BIN_DIR / "world-service")],
-            {**shared, "WORLD_LISTEN": "127.0.0.1:8082", "WORLD_DATA_DIR": str(work / "data"),
+            # As in the pod: world listens on its Unix socket only, and hello calls it there.
+            {**shared, "WORLD_LISTEN_SOCKET": str(work / "world.sock"), "WORLD_DATA_DIR": str(work / "data"),
              "WORLD_SHUTDOWN_DRAIN_MS": "0", "WORLD_LEASE_MS": str(LEASE_MS),
              # A secret also handed over in the environment, as a Secret's secretKeyRef would.
              "WORLD_MONGODB_URI_UNUSED": PLANTED_SECRET},
@@ -131,7 +133,7 @@ def pod():
         pod.start(
             "hello",
             [str(BIN_DIR / "hello-service")],
-            {**shared, "HELLO_LISTEN": "127.0.0.1:8081", "HELLO_WORLD_URL": "http://127.0.0.1:8082",
+            {**shared, "HELLO_LISTEN": "127.0.0.1:8081", "HELLO_WORLD_URL": f"unix:{work / 'world.sock'}",
              "HELLO_SHUTDOWN_DRAIN_MS": "0",
              # Every test here is one client claiming names: lift the claim limit (the Rust
              # tests check it with small numbers).

@@ -3,11 +3,15 @@ paths win over static files, and no token ever reaches a log line of nginx, hell
 pod logs at debug level here), nor /info, even when one is sent where it must not go."""
 
 import json
+import shutil
+import time
+import urllib.error
+import urllib.request
 import uuid
 
 from playwright.sync_api import expect
 
-from conftest import BASE_URL, get, request
+from conftest import BASE_URL, ROOT, get, port_is_taken, request
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -118,3 +122,49 @@ def test_a_name_claimed_on_the_page_is_read_sent_as_rotated_and_released_from_it
     assert name not in (page.evaluate("() => localStorage.getItem('hello.tokens')") or "")
     expect(page.locator("#owned-empty")).to_be_visible()
     assert request("POST", f"/names/{name}")[0] == 201, "free to claim again"
+
+
+def test_no_token_reaches_a_log_line_from_a_413_a_path_or_a_request_while_hello_is_down(pod):
+    """nginx's error log records the request line of a 413 and of a request it could not proxy:
+    a token in the address is refused before either can happen, and one in Authorization is
+    never written. A second nginx with the repo's config, whose hello is down (its upstream port
+    has no listener), takes the same requests."""
+    name = f"logs{uuid.uuid4().hex[:8]}"
+    token = claim(name)
+    prefix = pod.work / "hello-down-nginx"
+    (prefix / "tmp").mkdir(parents=True)
+    for include in (ROOT / "deploy" / "nginx").glob("*.conf"):
+        shutil.copy(include, prefix / include.name)
+    conf = (prefix / "nginx.conf").read_text()
+    assert conf.count("listen 8080;") == 1 and conf.count("server 127.0.0.1:8081;") == 1
+    down_port = 8092
+    assert not port_is_taken(8091) and not port_is_taken(down_port), "ports 8091/8092 in use"
+    (prefix / "nginx.conf").write_text(conf.replace("listen 8080;", "listen 127.0.0.1:8091;")
+                                       .replace("server 127.0.0.1:8081;", f"server 127.0.0.1:{down_port};"))
+    (prefix / "html").mkdir()
+    pod.start("hello-down-nginx", ["nginx", "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"), "-e", "stderr",
+                                   "-g", "daemon off;"], {})
+    deadline = time.monotonic() + 15
+    while not port_is_taken(8091):
+        assert time.monotonic() < deadline, "the second nginx did not start:\n" + pod.log_text()
+        time.sleep(0.05)
+
+    def send(base: str, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> int:
+        call = urllib.request.Request(base + path, data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(call, timeout=20) as answer:
+                return answer.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    big = b"x" * 300_000
+    for base in (BASE_URL, "http://127.0.0.1:8091"):
+        # A 413 with a token in the query, a token in the path, and a token in its header.
+        assert send(base, "POST", f"/hello/{name}?access_token={token}", big, {"Content-Type": "application/json"}) == 400
+        assert send(base, "GET", f"/hello/{token}") == 400
+        assert send(base, "POST", f"/hello/{name}/reads", b"", bearer(token)) in (201, 503)
+        assert send(base, "POST", f"/hello/x?note=Bearer%20{token}") == 400
+    # The request the down pod could not proxy reached its error log; everything before it too.
+    logs = pod.log_text_once(f"/hello/{name}/reads")
+    assert "connect() failed" in logs, "the second nginx never tried its hello"
+    assert token[3:] not in logs, "a log line holds the token"

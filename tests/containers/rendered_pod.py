@@ -379,7 +379,7 @@ class PodRunner:
         unix = [line.split()[-1] for line in Path(f"/proc/{pid}/net/unix").read_text().splitlines()[1:]
                 if line.split()[6] in inodes and len(line.split()) > 7]
         print(f"    world  listens on no TCP port (the pod's: {sorted({port for port, _ in listening})}); "
-              f"on {', '.join(unix) or 'no path'}", flush=True)
+              f"on {', '.join(sorted(set(unix))) or 'no path'}", flush=True)
         # Its own probe, over the socket: as world's user it answers; as nginx's user the socket
         # does not open (mode 0600). nginx's container does not even mount the volume.
         own = world.get("securityContext", {}).get("runAsUser", 10001)
