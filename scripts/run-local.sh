@@ -60,6 +60,8 @@ mkdir -p "$data/world" "$data/config" "$data/config-immutable" "$data/secret" "$
 [ -e "$data/config/banner" ] || echo "Hello from the mounted ConfigMap: edit .data/config/banner" > "$data/config/banner"
 [ -e "$data/config-immutable/release-channel" ] || echo "local" > "$data/config-immutable/release-channel"
 [ -e "$data/secret/api-token" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$data/secret/api-token"
+# Like a mounted Secret: readable by its owner only, whatever the umask.
+chmod 700 "$data/secret" && chmod 600 "$data/secret/api-token"
 ln -sfn "$root/frontend" "$data/nginx/html"
 # The pod's nginx.conf listens on every address of the pod (0.0.0.0:8080); here it listens on
 # loopback only. Its included files sit beside the copy, as they do beside the original.
