@@ -1,6 +1,8 @@
 //! world-service's integration tests: one binary, one module per concern.
 //!
 //! - `batches`: a batch of sends, each with the outcome it would have had alone, on each backend;
+//! - `caps_suite`: the store's caps on every backend (as `store_suite`);
+//! - `claims_suite`: claimed names on every backend (as `store_suite`);
 //! - `store_suite`: the behaviour every [`Store`](world_service::store::Store) backend must have,
 //!   run against the embedded store and against MongoDB (nx-27017);
 //! - `housekeeping`: a busy embedded store still forgets what is due;
@@ -16,6 +18,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod batches;
+mod caps_suite;
+mod claims_suite;
 mod housekeeping;
 mod lost_answers;
 mod metrics;

@@ -1,13 +1,14 @@
-//! One suite, every backend: `store_suite!(backend, open)` expands to the same tests for each.
-//! Test names print as `store_suite::embedded::...` and `store_suite::mongodb::...`.
+//! One suite, every backend: `store_suite!(backend, open)` expands to the same tests for each:
+//! sending, leasing, acknowledging and confirming (claimed names have their own suite,
+//! `claims_suite`, and the caps theirs, `caps_suite`). Test names print as
+//! `store_suite::embedded::...` and `store_suite::mongodb::...`.
 
 macro_rules! store_suite {
     ($backend:ident, $open:path) => {
         mod $backend {
             use std::{collections::HashMap, sync::Arc, time::Duration};
 
-            use hello_common::token::Token;
-            use world_service::store::{ClaimChange, Confirmation, Store, StoreError, StoreLimits};
+            use world_service::store::{Confirmation, Store, StoreError};
 
             use crate::support::{hello, limits, name, take};
 
@@ -230,22 +231,6 @@ macro_rules! store_suite {
             }
 
             #[tokio::test]
-            async fn a_full_inbox_refuses_more_until_it_is_read() {
-                let store = $open(StoreLimits { inbox_cap: 3, ..limits() }).await;
-                for _ in 0..3 {
-                    store.say("alice", "bob").await;
-                }
-                let error = store.store.send(hello("alice", "bob", None)).await.unwrap_err();
-                assert!(matches!(error, StoreError::InboxFull { cap: 3, .. }), "{error}");
-                store.say("alice", "carol").await; // other inboxes are not affected
-                let lease = store.store.lease(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
-                store.acknowledge(&lease).await;
-                store.say("alice", "bob").await;
-                let lease = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
-                assert_eq!(lease.hellos.len(), 2);
-            }
-
-            #[tokio::test]
             async fn hellos_survive_closing_and_reopening_the_store() {
                 let store = $open(limits()).await;
                 let sent = store.say("alice", "bob").await;
@@ -378,233 +363,6 @@ macro_rules! store_suite {
                 assert_eq!(store.store.confirm(&name("bob"), "no-such-lease").await.unwrap(), Confirmation::Unknown);
                 // Nothing was deleted by those: the lease still confirms.
                 assert_eq!(store.store.confirm(&name("bob"), &receipt).await.unwrap(), Confirmation::Confirmed);
-            }
-
-            #[tokio::test]
-            async fn a_full_store_refuses_sends_until_hellos_are_read() {
-                let store = $open(StoreLimits { store_cap: 3, ..limits() }).await;
-                for (from, to) in [("a", "bob"), ("b", "carol"), ("c", "dave")] {
-                    store.say(from, to).await;
-                }
-                let refused = store.store.send(hello("d", "erin", None)).await.unwrap_err();
-                assert!(matches!(refused, StoreError::StoreFull { what: "hellos", cap: 3 }), "{refused:?}");
-                let erin = store.store.lease(&name("erin"), take(10, LONG_LEASE)).await.unwrap();
-                assert!(erin.hellos.is_empty(), "nothing stored for the refused send");
-                // Reading makes room, also after a restart.
-                let bob = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
-                store.acknowledge(&bob).await;
-                let store = store.reopen().await;
-                store.say("d", "erin").await;
-                let refused = store.store.send(hello("e", "erin", None)).await.unwrap_err();
-                assert!(matches!(refused, StoreError::StoreFull { .. }), "{refused:?}");
-            }
-
-            #[tokio::test]
-            async fn a_store_full_of_idempotency_keys_refuses_new_keys_only() {
-                let store = $open(StoreLimits { idempotency_cap: 2, ..limits() }).await;
-                let first = store.store.send(hello("a", "bob", Some("k1"))).await.unwrap();
-                store.store.send(hello("b", "bob", Some("k2"))).await.unwrap();
-                let refused = store.store.send(hello("c", "bob", Some("k3"))).await.unwrap_err();
-                assert!(matches!(refused, StoreError::StoreFull { what: "idempotency keys", cap: 2 }), "{refused:?}");
-                // A known key is still answered, and a send without a key still stored.
-                assert_eq!(store.store.send(hello("a", "bob", Some("k1"))).await.unwrap(), first);
-                store.store.send(hello("d", "bob", None)).await.unwrap();
-                let bob = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
-                let senders: Vec<_> = bob.hellos.iter().map(|hello| hello.from.as_str()).collect();
-                assert_eq!(senders, ["a", "b", "d"]);
-            }
-
-            #[tokio::test]
-            async fn a_claimed_name_covers_its_lookalikes_and_refuses_a_second_claim() {
-                let store = $open(limits()).await;
-                let token = Token::generate();
-                store.store.claim_name(&name("Bob"), token.hash()).await.unwrap();
-                for covered in ["bob", "BOB", "ｂｏｂ", "𝐛𝐨𝐛"] {
-                    let claim = store.store.claim_covering(&name(covered)).await.unwrap();
-                    let claim = claim.unwrap_or_else(|| panic!("{covered} is covered by Bob's claim"));
-                    assert_eq!((claim.name.as_str(), claim.inbox.as_str()), ("Bob", "bob"));
-                    assert!(claim.token.matches(&token.hash()));
-                    let again = store.store.claim_name(&name(covered), Token::generate().hash()).await;
-                    assert!(matches!(again, Err(StoreError::NameTaken { .. })), "{covered}: {again:?}");
-                }
-                assert!(store.store.claim_covering(&name("bobby")).await.unwrap().is_none());
-                let found = store.store.claim_by_token(&token.hash()).await.unwrap().unwrap();
-                assert_eq!(found.name, "Bob");
-                assert!(store.store.claim_by_token(&Token::generate().hash()).await.unwrap().is_none());
-            }
-
-            #[tokio::test]
-            async fn claims_survive_closing_and_reopening_the_store() {
-                let store = $open(limits()).await;
-                let token = Token::generate();
-                store.store.claim_name(&name("carol"), token.hash()).await.unwrap();
-                let store = store.reopen().await;
-                let claim = store.store.claim_covering(&name("carol")).await.unwrap().unwrap();
-                assert!(claim.token.matches(&token.hash()));
-            }
-
-            #[tokio::test]
-            async fn a_rotated_token_replaces_the_old_one_at_once() {
-                let store = $open(limits()).await;
-                let (old, new) = (Token::generate(), Token::generate());
-                store.store.claim_name(&name("dora"), old.hash()).await.unwrap();
-                let rotate = |who: &'static str, current: Token| {
-                    let store = store.store.clone();
-                    async move {
-                        store.rotate_token(&name(who), &current.hash(), Token::generate().hash()).await.unwrap()
-                    }
-                };
-                assert_eq!(rotate("dora", Token::generate()).await, ClaimChange::WrongToken);
-                assert_eq!(
-                    store.store.rotate_token(&name("DORA"), &old.hash(), new.hash()).await.unwrap(),
-                    ClaimChange::Done
-                );
-                let claim = store.store.claim_covering(&name("dora")).await.unwrap().unwrap();
-                assert!(claim.token.matches(&new.hash()) && !claim.token.matches(&old.hash()));
-                assert!(store.store.claim_by_token(&old.hash()).await.unwrap().is_none());
-                assert_eq!(store.store.claim_by_token(&new.hash()).await.unwrap().unwrap().name, "dora");
-                assert_eq!(
-                    store.store.rotate_token(&name("dora"), &old.hash(), Token::generate().hash()).await.unwrap(),
-                    ClaimChange::WrongToken,
-                    "the old token stopped working"
-                );
-                // Only the claimed name itself is rotated or released, not a look-alike of it.
-                assert_eq!(
-                    store.store.rotate_token(&name("ｄｏｒａ"), &new.hash(), Token::generate().hash()).await.unwrap(),
-                    ClaimChange::NotClaimed
-                );
-                assert_eq!(rotate("nobody", Token::generate()).await, ClaimChange::NotClaimed);
-            }
-
-            #[tokio::test]
-            async fn releasing_a_name_frees_it_and_deletes_its_waiting_hellos() {
-                let store = $open(limits()).await;
-                let token = Token::generate();
-                store.say("alice", "erin").await;
-                store.say("bob", "erin").await;
-                store.say("carol", "frank").await;
-                store.store.claim_name(&name("erin"), token.hash()).await.unwrap();
-                // One of erin's hellos is leased when the name is released: it goes too.
-                let leased = store.lease_as_checked("erin", 1, LONG_LEASE).await;
-                assert_eq!(leased.hellos.len(), 1);
-
-                assert_eq!(
-                    store.store.release_name(&name("erin"), &Token::generate().hash()).await.unwrap(),
-                    ClaimChange::WrongToken
-                );
-                assert_eq!(
-                    store.store.release_name(&name("Erin"), &token.hash()).await.unwrap(),
-                    ClaimChange::Done
-                );
-                assert!(store.store.claim_covering(&name("erin")).await.unwrap().is_none());
-                assert!(store.store.claim_by_token(&token.hash()).await.unwrap().is_none());
-                assert_eq!(
-                    store.store.release_name(&name("erin"), &token.hash()).await.unwrap(),
-                    ClaimChange::NotClaimed
-                );
-
-                // A later owner finds an empty inbox.
-                let later = Token::generate();
-                store.store.claim_name(&name("erin"), later.hash()).await.unwrap();
-                let read = store.lease_as_checked("erin", 10, LONG_LEASE).await;
-                assert!(read.hellos.is_empty(), "{read:?}");
-                assert_eq!(read.remaining, 0);
-                // A confirmation of the old lease deletes nothing and still answers.
-                let receipt = leased.lease_id.unwrap();
-                assert_eq!(
-                    store.store.confirm(&name("erin"), &receipt).await.unwrap(),
-                    Confirmation::Confirmed
-                );
-                // Other inboxes are untouched; new hellos to the name arrive as usual.
-                let other = store.store.lease(&name("frank"), take(10, LONG_LEASE)).await.unwrap();
-                assert_eq!(other.hellos.len(), 1);
-                store.say("gina", "erin").await;
-                let read = store.lease_as_checked("erin", 10, LONG_LEASE).await;
-                assert_eq!(read.hellos.len(), 1);
-            }
-
-            #[tokio::test]
-            async fn a_reader_checked_before_a_claim_takes_nothing_sent_under_it() {
-                let store = $open(limits()).await;
-                // The reader was checked while no claim covered the inbox (covering_claim
-                // None); then the name was claimed and sent to, before its lease.
-                let token = Token::generate();
-                store.store.claim_name(&name("nina"), token.hash()).await.unwrap();
-                store.say("bob", "NINA").await;
-                let read = store.store.lease(&name("nina"), take(10, LONG_LEASE)).await.unwrap();
-                assert!(read.hellos.is_empty(), "{read:?}");
-                assert_eq!(store.lease_as_checked("nina", 10, LONG_LEASE).await.hellos.len(), 1);
-            }
-
-            #[tokio::test]
-            async fn a_release_deletes_the_hellos_of_every_inbox_its_claim_covered() {
-                let store = $open(limits()).await;
-                let token = Token::generate();
-                // Sent before and after the claim, to the name and to look-alikes of it.
-                store.say("alice", "ｃａｒｏｌ").await;
-                store.store.claim_name(&name("carol"), token.hash()).await.unwrap();
-                for to in ["carol", "CAROL", "ｃａｒｏｌ", "𝐜𝐚𝐫𝐨𝐥", "caro1"] {
-                    store.say("bob", to).await;
-                }
-                store.say("bob", "dave").await;
-                // One look-alike's hello is leased by the owner when the name is released; its
-                // lease runs out before the reads after reopening below.
-                let leased = store.lease_as_checked("𝐜𝐚𝐫𝐨𝐥", 1, 100).await;
-                assert_eq!(leased.hellos.len(), 1);
-                assert_eq!(
-                    store.store.release_name(&name("carol"), &token.hash()).await.unwrap(),
-                    ClaimChange::Done
-                );
-                // Nobody who never held the token reads any of them, now or after the lease.
-                for to in ["carol", "ｃａｒｏｌ", "𝐜𝐚𝐫𝐨𝐥", "caro1"] {
-                    let read = store.lease_as_checked(to, 10, 100).await;
-                    assert!(read.hellos.is_empty(), "{to}: {read:?}");
-                    assert_eq!(read.remaining, 0, "{to}");
-                }
-                assert_eq!(store.lease_as_checked("dave", 10, LONG_LEASE).await.hellos.len(), 1);
-                let store = store.reopen().await;
-                tokio::time::sleep(Duration::from_millis(150)).await;
-                for to in ["carol", "ｃａｒｏｌ", "𝐜𝐚𝐫𝐨𝐥", "caro1"] {
-                    let read = store.lease_as_checked(to, 10, LONG_LEASE).await;
-                    assert!(read.hellos.is_empty(), "{to} after reopening: {read:?}");
-                }
-                // The inboxes work as usual for what is sent after the release.
-                store.say("erin", "ｃａｒｏｌ").await;
-                assert_eq!(store.lease_as_checked("ｃａｒｏｌ", 10, LONG_LEASE).await.hellos.len(), 1);
-            }
-
-            #[tokio::test]
-            async fn a_store_keeping_lease_record_cap_leases_refuses_reads_that_would_take_more() {
-                let store = $open(StoreLimits { lease_record_cap: 2, ..limits() }).await;
-                for to in ["ann", "ben", "cid"] {
-                    store.say("zed", to).await;
-                }
-                let first = store.store.lease(&name("ann"), take(1, LONG_LEASE)).await.unwrap();
-                store.store.lease(&name("ben"), take(1, LONG_LEASE)).await.unwrap();
-                // A read that takes nothing keeps nothing, and still answers.
-                let empty = store.store.lease(&name("nobody"), take(1, LONG_LEASE)).await.unwrap();
-                assert!(empty.hellos.is_empty());
-                match store.store.lease(&name("cid"), take(1, LONG_LEASE)).await {
-                    Err(StoreError::StoreFull { what: "lease records", cap: 2 }) => {}
-                    other => panic!("a third lease with a cap of two: {other:?}"),
-                }
-                // A GET's lease, delivered, is forgotten at once: room for another.
-                store.acknowledge(&first).await;
-                let third = store.store.lease(&name("cid"), take(1, LONG_LEASE)).await.unwrap();
-                assert_eq!(third.hellos.len(), 1);
-            }
-
-            #[tokio::test]
-            async fn a_store_with_claim_cap_names_claimed_refuses_more() {
-                let store = $open(StoreLimits { claim_cap: 2, ..limits() }).await;
-                for claimed in ["n1", "n2"] {
-                    store.store.claim_name(&name(claimed), Token::generate().hash()).await.unwrap();
-                }
-                let refused = store.store.claim_name(&name("n3"), Token::generate().hash()).await;
-                assert!(
-                    matches!(refused, Err(StoreError::StoreFull { what: "claimed names", cap: 2 })),
-                    "{refused:?}"
-                );
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

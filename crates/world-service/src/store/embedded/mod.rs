@@ -15,12 +15,16 @@
 //! - [`tables`]: the tables and records, by their stored names;
 //! - [`writer`]: the writer thread and its batches;
 //! - [`live`]: the leases in memory;
-//! - [`operations`]: what a send, a lease and an acknowledgement do inside a transaction;
+//! - [`sends`]: a run of sends inside the writer's transaction;
+//! - [`reads`]: a read's lease, from a snapshot, on the request's thread;
+//! - [`operations`]: writing a lease, acknowledging and confirming, inside the writer's transaction;
 //! - [`names`]: what claiming, rotating and releasing a name do inside a transaction.
 
 mod live;
 mod names;
 mod operations;
+mod reads;
+mod sends;
 mod tables;
 mod writer;
 
@@ -277,7 +281,7 @@ impl Store for EmbeddedStore {
                     cap: self.lease_record_cap,
                 }));
             }
-            operations::lease(&transaction, &mut live, name, request).map(Ok)
+            reads::lease(&transaction, &mut live, name, request).map(Ok)
         };
         read().map_err(StoreError::unavailable)?
     }

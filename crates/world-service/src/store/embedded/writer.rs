@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::{
     live::{AfterCommit, LiveLeases, Run, lock},
-    names, operations,
+    names, operations, sends,
     tables::{
         IDEMPOTENCY, IDEMPOTENCY_BY_AGE, IdempotencyRecord, LEASES, LEASES_BY_INBOX,
         LEASES_TO_FORGET, LeaseRecord, META, STORED_KEYS, Storage, counter, ttl_millis,
@@ -204,7 +204,7 @@ impl Writer {
                     continue;
                 };
                 // Consecutive sends (most of a busy batch) share their tables and counters.
-                let mut sends = operations::Sends::open(&transaction)?;
+                let mut sends = sends::Sends::open(&transaction)?;
                 outcomes.push(Outcome::Send(reply, sends.send(hello, &self.limits)?));
                 while let Some(Job::Send(hello, reply)) =
                     jobs.next_if(|job| matches!(job, Job::Send(..)))
@@ -250,7 +250,7 @@ impl Writer {
     ) -> Storage<Outcome> {
         Ok(match job {
             Job::Send(hello, reply) => {
-                let mut sends = operations::Sends::open(transaction)?;
+                let mut sends = sends::Sends::open(transaction)?;
                 let stored = sends.send(hello, &self.limits)?;
                 sends.close()?;
                 Outcome::Send(reply, stored)
