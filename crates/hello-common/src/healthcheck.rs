@@ -21,7 +21,7 @@ pub enum Target {
 
 /// GETs `path` (default `/healthz`) from the service at `target`; true when the answer is 200.
 pub fn probe(target: &Target, path: &str) -> bool {
-    let timeout = Duration::from_secs(2);
+    let timeout = Some(Duration::from_secs(2));
     match target {
         Target::Tcp(address) => {
             let address = if address.ip().is_unspecified() {
@@ -29,41 +29,22 @@ pub fn probe(target: &Target, path: &str) -> bool {
             } else {
                 *address
             };
-            TcpStream::connect_timeout(&address, timeout)
-                .is_ok_and(|stream| exchange(stream, timeout, path, &address.to_string()))
+            TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_ok_and(|stream| {
+                let _ = stream.set_read_timeout(timeout);
+                let _ = stream.set_write_timeout(timeout);
+                exchange(stream, path, &address.to_string())
+            })
         }
-        Target::Unix(socket) => UnixStream::connect(socket)
-            .is_ok_and(|stream| exchange(stream, timeout, path, "localhost")),
-    }
-}
-
-/// The connection's part of a stream: timeouts for its reads and writes.
-trait Timeouts {
-    fn set_timeouts(&self, timeout: Duration);
-}
-
-impl Timeouts for TcpStream {
-    fn set_timeouts(&self, timeout: Duration) {
-        let _ = self.set_read_timeout(Some(timeout));
-        let _ = self.set_write_timeout(Some(timeout));
-    }
-}
-
-impl Timeouts for UnixStream {
-    fn set_timeouts(&self, timeout: Duration) {
-        let _ = self.set_read_timeout(Some(timeout));
-        let _ = self.set_write_timeout(Some(timeout));
+        Target::Unix(socket) => UnixStream::connect(socket).is_ok_and(|stream| {
+            let _ = stream.set_read_timeout(timeout);
+            let _ = stream.set_write_timeout(timeout);
+            exchange(stream, path, "localhost")
+        }),
     }
 }
 
 /// Sends one HTTP/1.0 GET of `path` and reads whether the status is 200.
-fn exchange(
-    mut stream: impl Read + Write + Timeouts,
-    timeout: Duration,
-    path: &str,
-    host: &str,
-) -> bool {
-    stream.set_timeouts(timeout);
+fn exchange(mut stream: impl Read + Write, path: &str, host: &str) -> bool {
     let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return false;
