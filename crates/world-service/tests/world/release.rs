@@ -143,23 +143,33 @@ async fn sends_racing_a_release_leave_nothing_sent_before_it_readable() {
     let token = Token::generate();
     store.claim_name(&name("hana"), token.hash()).await.unwrap();
     let lookalikes = ["hana", "HANA", "ｈａｎａ", "𝐡𝐚𝐧𝐚"];
-    // Senders to the name and its look-alikes, bounded in count, racing one release.
+    // Senders to the name and its look-alikes, bounded in count, racing one release, which
+    // begins once some sends are stored (however fast this machine is).
+    let stored = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let senders: Vec<_> = (0..4)
         .map(|sender| {
-            let store = Arc::clone(&store);
+            let (store, stored) = (Arc::clone(&store), Arc::clone(&stored));
             tokio::spawn(async move {
                 let mut finished = Vec::new();
                 for round in 0..40 {
                     let to = lookalikes[(sender + round) % lookalikes.len()];
-                    if let Ok(stored) = store.send(hello("ivan", to, None)).await {
-                        finished.push((stored.id, std::time::Instant::now()));
+                    if let Ok(sent) = store.send(hello("ivan", to, None)).await {
+                        finished.push((sent.id, std::time::Instant::now()));
+                        stored.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
                 }
                 finished
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while stored.load(std::sync::atomic::Ordering::SeqCst) < 8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no send was stored within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let release_began = std::time::Instant::now();
     assert_eq!(
         store

@@ -233,9 +233,15 @@ impl MongoStore {
         self.fill_lookalike_keys(doc! { "lookalike": null })
             .await
             .map_err(StoreError::unavailable)?;
+        // The claim's key and its inbox's are one after the claims moved on open; both, in case a
+        // claim was stored by a process of other rules since.
+        let keys = [
+            document.lookalike.clone(),
+            hello_common::lookalike_key_of_inbox(&document.inbox),
+        ];
         let deleted = self
             .hellos
-            .delete_many(doc! { "lookalike": &document.lookalike })
+            .delete_many(doc! { "lookalike": { "$in": keys.as_slice() } })
             .await
             .map_err(write_failed(Operation::Release))?;
         self.count_deleted(deleted.deleted_count);
