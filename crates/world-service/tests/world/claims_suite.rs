@@ -18,12 +18,7 @@ macro_rules! claims_suite {
             #[tokio::test]
             async fn a_claimed_name_covers_its_lookalikes_and_refuses_a_second_claim() {
                 let store = $open(limits()).await;
-                let token = Token::generate();
-                store
-                    .store
-                    .claim_name(&name("Bob"), token.hash())
-                    .await
-                    .unwrap();
+                let token = store.claim("Bob").await;
                 for covered in ["bob", "BOB", "ｂｏｂ", "𝐛𝐨𝐛"] {
                     let claim = store.store.claim_covering(&name(covered)).await.unwrap();
                     let claim =
@@ -67,12 +62,7 @@ macro_rules! claims_suite {
             #[tokio::test]
             async fn claims_survive_closing_and_reopening_the_store() {
                 let store = $open(limits()).await;
-                let token = Token::generate();
-                store
-                    .store
-                    .claim_name(&name("carol"), token.hash())
-                    .await
-                    .unwrap();
+                let token = store.claim("carol").await;
                 let store = store.reopen().await;
                 let claim = store
                     .store
@@ -220,12 +210,7 @@ macro_rules! claims_suite {
                 );
 
                 // A later owner finds an empty inbox.
-                let later = Token::generate();
-                store
-                    .store
-                    .claim_name(&name("erin"), later.hash())
-                    .await
-                    .unwrap();
+                store.claim("erin").await;
                 let read = store.lease_as_checked("erin", 10, LONG_LEASE).await;
                 assert!(read.hellos.is_empty(), "{read:?}");
                 assert_eq!(read.remaining, 0);
@@ -252,12 +237,7 @@ macro_rules! claims_suite {
                 let store = $open(limits()).await;
                 // The reader was checked while no claim covered the inbox (covering_claim
                 // None); then the name was claimed and sent to, before its lease.
-                let token = Token::generate();
-                store
-                    .store
-                    .claim_name(&name("nina"), token.hash())
-                    .await
-                    .unwrap();
+                store.claim("nina").await;
                 store.say("bob", "NINA").await;
                 let read = store
                     .store

@@ -118,6 +118,16 @@ impl TestStore {
             .expect("lease")
     }
 
+    /// Claims `name` with a new token and expects success; the token.
+    pub async fn claim(&self, name: &str) -> hello_common::token::Token {
+        let token = hello_common::token::Token::generate();
+        self.store
+            .claim_name(&crate::support::name(name), token.hash())
+            .await
+            .unwrap_or_else(|error| panic!("claim {name} failed: {error}"));
+        token
+    }
+
     /// Sends `from` → `to` and expects success.
     pub async fn say(&self, from: &str, to: &str) -> hello_common::wire::StoredHello {
         self.store
