@@ -161,26 +161,38 @@ def pod():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def start_second_nginx(pod: Pod, name: str, port: int, replace: dict[str, str] | None = None,
+                       includes: dict[str, Path] | None = None) -> None:
+    """Another nginx with the repo's config in front of the same pod, on 127.0.0.1:`port`: each of
+    `replace`'s lines of nginx.conf (which must be there once) swapped, and `includes` replacing
+    the included files of those names. Started here, stopped with the pod."""
+    assert not port_is_taken(port), f"port {port} on 127.0.0.1 is in use: stop what uses it and retry"
+    prefix = pod.work / name
+    (prefix / "tmp").mkdir(parents=True)
+    for include in (ROOT / "deploy" / "nginx").glob("*.conf"):
+        shutil.copy(include, prefix / include.name)
+    for include, source in (includes or {}).items():
+        shutil.copy(source, prefix / include)
+    conf = (prefix / "nginx.conf").read_text()
+    for old, new in {"listen 8080;": f"listen 127.0.0.1:{port};", **(replace or {})}.items():
+        assert conf.count(old) == 1, f"deploy/nginx/nginx.conf changed: expected one {old!r}"
+        conf = conf.replace(old, new)
+    (prefix / "nginx.conf").write_text(conf)
+    shutil.copytree(ROOT / "frontend", prefix / "html")
+    pod.start(name, ["nginx", "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"), "-e", "stderr",
+                     "-g", "daemon off;"], {})
+    deadline = time.monotonic() + 15
+    while not port_is_taken(port):
+        assert time.monotonic() < deadline, f"{name} did not start:\n" + pod.log_text()
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="session")
 def public_nginx(pod):
     """nginx with the repo's config, its hidden-paths.conf replaced by the `public` component's
     (the file the component mounts over it), on 127.0.0.1:8090 in front of the same pod."""
-    assert not port_is_taken(8090), "port 8090 on 127.0.0.1 is in use: stop what uses it and retry"
-    prefix = pod.work / "public-nginx"
-    (prefix / "tmp").mkdir(parents=True)
-    for include in (ROOT / "deploy" / "nginx").glob("*.conf"):
-        shutil.copy(include, prefix / include.name)
-    shutil.copy(ROOT / "deploy" / "components" / "public" / "hidden-paths.conf", prefix / "hidden-paths.conf")
-    conf = (prefix / "nginx.conf").read_text()
-    assert conf.count("listen 8080;") == 1, "deploy/nginx/nginx.conf changed: expected one 'listen 8080;'"
-    (prefix / "nginx.conf").write_text(conf.replace("listen 8080;", "listen 127.0.0.1:8090;"))
-    shutil.copytree(ROOT / "frontend", prefix / "html")
-    pod.start("public-nginx", ["nginx", "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"), "-e", "stderr",
-                               "-g", "daemon off;"], {})
-    deadline = time.monotonic() + 15
-    while not port_is_taken(8090):
-        assert time.monotonic() < deadline, "the public nginx did not start:\n" + pod.log_text()
-        time.sleep(0.05)
+    start_second_nginx(pod, "public-nginx", 8090, includes={
+        "hidden-paths.conf": ROOT / "deploy" / "components" / "public" / "hidden-paths.conf"})
     return PUBLIC_URL
 
 

@@ -3,15 +3,13 @@ paths win over static files, and no token ever reaches a log line of nginx, hell
 pod logs at debug level here), nor /info, even when one is sent where it must not go."""
 
 import json
-import shutil
-import time
 import urllib.error
 import urllib.request
 import uuid
 
 from playwright.sync_api import expect
 
-from conftest import BASE_URL, ROOT, get, port_is_taken, request
+from conftest import BASE_URL, get, port_is_taken, request, start_second_nginx
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -131,23 +129,11 @@ def test_no_token_reaches_a_log_line_from_a_413_a_path_or_a_request_while_hello_
     has no listener), takes the same requests."""
     name = f"logs{uuid.uuid4().hex[:8]}"
     token = claim(name)
-    prefix = pod.work / "hello-down-nginx"
-    (prefix / "tmp").mkdir(parents=True)
-    for include in (ROOT / "deploy" / "nginx").glob("*.conf"):
-        shutil.copy(include, prefix / include.name)
-    conf = (prefix / "nginx.conf").read_text()
-    assert conf.count("listen 8080;") == 1 and conf.count("server 127.0.0.1:8081;") == 1
+    # Its upstream, hello, on a port nothing listens on.
     down_port = 8092
-    assert not port_is_taken(8091) and not port_is_taken(down_port), "ports 8091/8092 in use"
-    (prefix / "nginx.conf").write_text(conf.replace("listen 8080;", "listen 127.0.0.1:8091;")
-                                       .replace("server 127.0.0.1:8081;", f"server 127.0.0.1:{down_port};"))
-    (prefix / "html").mkdir()
-    pod.start("hello-down-nginx", ["nginx", "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"), "-e", "stderr",
-                                   "-g", "daemon off;"], {})
-    deadline = time.monotonic() + 15
-    while not port_is_taken(8091):
-        assert time.monotonic() < deadline, "the second nginx did not start:\n" + pod.log_text()
-        time.sleep(0.05)
+    assert not port_is_taken(down_port), f"port {down_port} on 127.0.0.1 is in use"
+    start_second_nginx(pod, "hello-down-nginx", 8091,
+                       replace={"server 127.0.0.1:8081;": f"server 127.0.0.1:{down_port};"})
 
     def send(base: str, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> int:
         call = urllib.request.Request(base + path, data=body, method=method, headers=headers or {})
