@@ -6,7 +6,16 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-use crate::{IdempotencyKey, Name, name::MAX_NAME_CHARS, wire::SendHello};
+use serde::Deserialize;
+
+use crate::{IdempotencyKey, Name, name::MAX_NAME_CHARS};
+
+/// The fields of a send's JSON body that the checks look at.
+#[derive(Deserialize)]
+struct SendBody {
+    from: Option<String>,
+    idempotency_key: Option<String>,
+}
 
 /// Name parsing on arbitrary bytes (as a percent-decoded path would give them): never panics;
 /// a name that parses is NFC, 1..=64 characters, free of operators, paths and markup, parses
@@ -65,7 +74,7 @@ pub fn check_request(data: &[u8]) {
             "{text:?}"
         );
     }
-    if let Ok(send) = serde_json::from_slice::<SendHello>(body) {
+    if let Ok(send) = serde_json::from_slice::<SendBody>(body) {
         if let Some(from) = &send.from {
             check_name(from.as_bytes());
         }

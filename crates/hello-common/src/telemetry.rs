@@ -8,9 +8,11 @@
 //! turns them on; `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none` keeps them off;
 //! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`, `OTEL_BSP_*` and the
 //! other `OTEL_EXPORTER_OTLP_*` variables work as the specification says. A W3C `traceparent`
-//! on an incoming request continues the caller's trace ([`continue_incoming_trace`]), and calls to
-//! world-service carry one ([`outgoing_headers`]), so one trace follows a request from nginx (or
-//! the client) through hello-service and world-service to the store.
+//! on an incoming request continues the caller's trace ([`continue_incoming_trace`]); each call
+//! in a batch to world-service carries its request's ([`current_traceparent`]), which world
+//! continues ([`continue_trace`]); calls that go alone carry it as a header
+//! ([`outgoing_headers`]). So one trace follows a request from nginx (or the client) through
+//! hello-service and world-service to the store, on the path every request takes.
 //!
 //! Built without the `traces` feature, none of this exists: no exporter, no propagation, and
 //! [`tracing_enabled`] is always false (the benchmark compares that build with the default one).
@@ -23,7 +25,9 @@ use tracing_subscriber::{
 type TraceLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 #[cfg(feature = "traces")]
-pub use otel::{continue_incoming_trace, outgoing_headers, tracing_enabled};
+pub use otel::{
+    continue_incoming_trace, continue_trace, current_traceparent, outgoing_headers, tracing_enabled,
+};
 
 /// Whether traces are exported: never, in a build without the `traces` feature.
 #[cfg(not(feature = "traces"))]
@@ -40,6 +44,16 @@ pub fn continue_incoming_trace(_: &tracing::Span, _: &actix_web::http::header::H
 pub fn outgoing_headers() -> Vec<(String, String)> {
     Vec::new()
 }
+
+/// No trace context to pass on without the `traces` feature.
+#[cfg(not(feature = "traces"))]
+pub fn current_traceparent() -> Option<String> {
+    None
+}
+
+/// Nothing to continue without the `traces` feature.
+#[cfg(not(feature = "traces"))]
+pub fn continue_trace(_: &tracing::Span, _: &str) {}
 
 /// Whether the `OTEL_*` variables ask for traces.
 fn traces_requested(variable: impl Fn(&str) -> Option<String>) -> bool {
@@ -208,6 +222,41 @@ mod otel {
         }
         let context = TraceContextPropagator::new().extract(&IncomingHeaders(headers));
         let _ = span.set_parent(context);
+    }
+
+    /// A `traceparent` alone, as a batched call carries it.
+    struct Traceparent<'a>(&'a str);
+
+    impl Extractor for Traceparent<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            (key == "traceparent").then_some(self.0)
+        }
+
+        fn keys(&self) -> Vec<&str> {
+            vec!["traceparent"]
+        }
+    }
+
+    /// Makes `span` continue the trace `traceparent` names, if traces are on; an unreadable one
+    /// is ignored, as in a header.
+    pub fn continue_trace(span: &tracing::Span, traceparent: &str) {
+        if !tracing_enabled() {
+            return;
+        }
+        let context = TraceContextPropagator::new().extract(&Traceparent(traceparent));
+        let _ = span.set_parent(context);
+    }
+
+    /// The `traceparent` naming the current span, for a call in a batch; `None` when traces are
+    /// off.
+    pub fn current_traceparent() -> Option<String> {
+        if !tracing_enabled() {
+            return None;
+        }
+        let mut headers = HashMap::new();
+        let context = tracing::Span::current().context();
+        TraceContextPropagator::new().inject_context(&context, &mut headers);
+        headers.remove("traceparent")
     }
 
     /// The W3C trace context headers (`traceparent`, maybe `tracestate`) naming the current span, for

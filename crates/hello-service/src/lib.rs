@@ -1,12 +1,14 @@
 //! hello-service: the public REST API of Scalable Hello World.
 //!
 //! It validates input, applies per-client rate limits and forwards to the pod's world-service
-//! over localhost, which owns the data. Layout:
+//! over its Unix socket; world owns the data. Layout:
 //! - [`config`]: `HELLO_*` settings;
 //! - [`startup`]: the [`startup::Application`] that binds its listener and serves;
 //! - [`routes`]: the public API, probes and `/openapi.json`;
-//! - [`world_client`]: the pooled client of world-service;
-//! - [`batching`]: sends (and leases) that arrive together go to world-service in one call;
+//! - [`world_client`]: what hello-service asks of world-service, over its Unix socket;
+//! - [`batching`]: sends, leases, confirmations and acknowledgements that arrive together go to
+//!   world-service in one request (always this path, traced or not);
+//! - [`world_error`]: why a call to world-service failed, and what the client is told;
 //! - [`rate_limit`]: per-client token buckets;
 //! - [`auth`]: bearer tokens at the edge: parsed once, refused in query strings, failures charged;
 //! - [`server`]: the HTTP server, with every connection a [`connection::WatchedStream`];
@@ -23,3 +25,4 @@ pub mod server;
 pub mod settling;
 pub mod startup;
 pub mod world_client;
+pub mod world_error;

@@ -19,8 +19,7 @@
 //! hello even then.
 //!
 //! Answers that settle together are acknowledged together: one request to world-service, and one
-//! store transaction, for many reads. At most [`ACKNOWLEDGEMENTS_IN_FLIGHT`] such requests are
-//! out at once; answers that settle while they are out go together in the next.
+//! store transaction, for many reads ([`crate::batching`], as for every call to world).
 
 use std::{
     collections::VecDeque,
@@ -32,23 +31,14 @@ use std::{
 };
 
 use actix_web::HttpRequest;
-use hello_common::{observability::RequestId, wire::MAX_ACKNOWLEDGEMENTS};
+use hello_common::observability::RequestId;
 use prometheus::IntCounter;
-use tokio::{
-    sync::{Notify, OwnedSemaphorePermit, Semaphore},
-    time::Instant,
-};
+use tokio::{sync::Notify, time::Instant};
 
 use crate::{
     connection::{self, ConnectionState},
     world_client::WorldClient,
 };
-
-/// Acknowledgements out to world-service at once. Two: one on its way while the answers that
-/// settle meanwhile gather for the next. Unbounded, a busy reader's acknowledgements went out a
-/// few leases each and overlapped, and the calls needed so many connections to world-service
-/// (about 260 at once, against 64 readers) that both services' memory grew by several MiB.
-const ACKNOWLEDGEMENTS_IN_FLIGHT: usize = 2;
 
 /// The connection an answer is going out on.
 #[derive(Debug)]
@@ -106,9 +96,6 @@ struct Inner {
     settled: Notify,
     /// `hello_reads_not_acknowledged_total`
     not_acknowledged: IntCounter,
-    /// Acknowledgements on their way to world-service: a few at a time, so that answers settling
-    /// while they are out wait and go together in the next one.
-    acknowledging: Arc<Semaphore>,
 }
 
 impl Settlements {
@@ -123,7 +110,6 @@ impl Settlements {
                 pending: AtomicUsize::new(0),
                 settled: Notify::new(),
                 not_acknowledged,
-                acknowledging: Arc::new(Semaphore::new(ACKNOWLEDGEMENTS_IN_FLIGHT)),
             }),
         };
         tokio::spawn(settlements.clone().acknowledge_settled());
@@ -180,9 +166,6 @@ impl Settlements {
     /// Takes the answers due by now and acknowledges the delivered ones; an answer whose write
     /// has not finished goes back in the queue for another settle window.
     async fn take_settled(&self) {
-        // Waiting for a free acknowledgement before taking the answers lets those that settle
-        // meanwhile join this one.
-        let mut permit = Some(self.free_acknowledgement().await);
         let now = Instant::now();
         let settled: Vec<Written> = {
             let mut queue = self
@@ -217,32 +200,16 @@ impl Settlements {
             }
         }
         self.done(lost);
-        for batch in delivered.chunks(MAX_ACKNOWLEDGEMENTS) {
-            let permit = match permit.take() {
-                Some(permit) => permit,
-                None => self.free_acknowledgement().await,
-            };
-            let (settlements, batch) = (self.clone(), batch.to_vec());
-            tokio::spawn(async move {
-                let _permit = permit;
-                let leases = batch.len();
-                settlements
-                    .inner
-                    .world
-                    .acknowledge(batch, &RequestId::generate())
-                    .await;
-                settlements.done(leases);
-            });
+        if delivered.is_empty() {
+            return;
         }
-    }
-
-    /// Waits until fewer than [`ACKNOWLEDGEMENTS_IN_FLIGHT`] acknowledgements are out; the
-    /// permit is one of them until dropped.
-    async fn free_acknowledgement(&self) -> OwnedSemaphorePermit {
-        Arc::clone(&self.inner.acknowledging)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed")
+        // The acknowledgements join those waiting for a free batch; this task goes on judging.
+        let settlements = self.clone();
+        tokio::spawn(async move {
+            let leases = delivered.len();
+            settlements.inner.world.acknowledge(delivered).await;
+            settlements.done(leases);
+        });
     }
 
     /// `answers` are acknowledged or given up on.

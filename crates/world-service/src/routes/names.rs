@@ -8,8 +8,7 @@ use hello_common::{
     wire::{ClaimName, Claimed, RotateToken},
 };
 
-use super::ownership::presented_token;
-use crate::{startup::AppState, store::ClaimChange};
+use crate::{ownership::presented_token, startup::AppState, store::ClaimChange};
 
 fn parse_name(raw: &str) -> Result<Name, Problem> {
     Name::parse(raw).map_err(|error| Problem::invalid_name("name", &error))

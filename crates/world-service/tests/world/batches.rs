@@ -1,7 +1,7 @@
 //! `POST /v1/hellos`, `/v1/leases` and `/v1/confirmations`: batches of sends, leases and
-//! confirmations, each judged as if it had come alone to its own route, through the real binary
-//! on each backend (the embedded store, and MongoDB on nx-27017): some done, some refused, each
-//! with the outcome it would have had.
+//! confirmations, each judged on its own, through the real binary on each backend (the embedded
+//! store, and MongoDB on nx-27017): some done, some refused, each with the outcome it would have
+//! had in a batch of its own.
 
 use std::{net::SocketAddr, path::Path};
 
@@ -11,6 +11,8 @@ use hello_common::{
     wire::{MAX_LEASES_PER_BATCH, MAX_SENDS_PER_BATCH, paths},
 };
 use serde_json::{Value, json};
+
+use crate::calls;
 
 fn start(backend: &[(&str, String)]) -> ChildService {
     let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -88,7 +90,7 @@ async fn claim_carol(world: &ChildService) -> String {
     owner
 }
 
-async fn each_send_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildService) {
+async fn each_send_of_a_batch_has_the_outcome_it_would_have_on_its_own(world: ChildService) {
     let owner = claim_carol(&world).await;
 
     let sends = vec![
@@ -136,12 +138,7 @@ async fn each_send_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildSe
         "{answer}"
     );
 
-    let (_, bob) = post(
-        &world,
-        &format!("{}?limit=10", paths::lease("bob")),
-        &json!({}),
-    )
-    .await;
+    let (_, bob) = calls::lease(&world.url(), "bob", 10, None, None).await;
     let mut senders: Vec<&str> = bob["hellos"]
         .as_array()
         .unwrap()
@@ -150,12 +147,7 @@ async fn each_send_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildSe
         .collect();
     senders.sort_unstable();
     assert_eq!(senders, ["Carol", "alice"], "{bob}");
-    let (_, dora) = post(
-        &world,
-        &format!("{}?limit=10", paths::lease("dora")),
-        &json!({}),
-    )
-    .await;
+    let (_, dora) = calls::lease(&world.url(), "dora", 10, None, None).await;
     assert_eq!(dora["hellos"].as_array().unwrap().len(), 1, "{dora}");
 
     assert_sizes_refused(
@@ -182,7 +174,7 @@ fn lease(name: &str, limit: u32, token: Option<&str>) -> Value {
     lease
 }
 
-async fn each_lease_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildService) {
+async fn each_lease_of_a_batch_has_the_outcome_it_would_have_on_its_own(world: ChildService) {
     let owner = claim_carol(&world).await;
     let sends: Vec<Value> = ["bob", "bob", "bob", "Carol", "dora"]
         .iter()
@@ -247,7 +239,7 @@ async fn each_lease_of_a_batch_has_the_outcome_it_would_have_alone(world: ChildS
         "nothing to take"
     );
 
-    // Confirmed in a batch of confirmations, each as if alone.
+    // Confirmed in a batch of confirmations, each on its own.
     let lease_of = |outcome: &Value| outcome["leased"]["lease_id"].as_str().map(str::to_owned);
     let confirm = |name: &str, lease: &str, token: Option<&str>| {
         let mut confirmation = json!({"name": name, "lease": lease, "request_id": "test"});
@@ -327,17 +319,17 @@ fn fresh(backend: &str) -> (ChildService, Option<tempfile::TempDir>) {
 }
 
 #[tokio::test]
-async fn each_call_of_a_batch_has_the_outcome_it_would_have_alone_embedded() {
+async fn each_call_of_a_batch_has_the_outcome_it_would_have_on_its_own_embedded() {
     let (world, _data) = fresh("embedded");
-    each_send_of_a_batch_has_the_outcome_it_would_have_alone(world).await;
+    each_send_of_a_batch_has_the_outcome_it_would_have_on_its_own(world).await;
     let (world, _data) = fresh("embedded");
-    each_lease_of_a_batch_has_the_outcome_it_would_have_alone(world).await;
+    each_lease_of_a_batch_has_the_outcome_it_would_have_on_its_own(world).await;
 }
 
 #[tokio::test]
-async fn each_call_of_a_batch_has_the_outcome_it_would_have_alone_mongodb() {
+async fn each_call_of_a_batch_has_the_outcome_it_would_have_on_its_own_mongodb() {
     let (world, _) = fresh("mongodb");
-    each_send_of_a_batch_has_the_outcome_it_would_have_alone(world).await;
+    each_send_of_a_batch_has_the_outcome_it_would_have_on_its_own(world).await;
     let (world, _) = fresh("mongodb");
-    each_lease_of_a_batch_has_the_outcome_it_would_have_alone(world).await;
+    each_lease_of_a_batch_has_the_outcome_it_would_have_on_its_own(world).await;
 }

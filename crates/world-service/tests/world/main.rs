@@ -1,6 +1,7 @@
 //! world-service's integration tests: one binary, one module per concern.
 //!
-//! - `batches`: a batch of sends, each with the outcome it would have had alone, on each backend;
+//! - `batches`: batches of sends, leases and confirmations, each call judged on its own, on each backend;
+//! - `calls`: one send, lease or confirmation through the batch routes, as a status and a body;
 //! - `caps_suite`: the store's caps on every backend (as `store_suite`);
 //! - `claims_suite`: claimed names on every backend (as `store_suite`);
 //! - `store_suite`: the behaviour every [`Store`](world_service::store::Store) backend must have,
@@ -18,6 +19,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod batches;
+mod calls;
 mod caps_suite;
 mod claims_suite;
 mod housekeeping;

@@ -3,8 +3,8 @@
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
+use crate::calls;
 use hello_common::testing::{ChildService, free_port};
-use serde_json::{Value, json};
 
 /// The value of one sample (`name` with its labels, as printed) in a scrape.
 fn sample(scrape: &str, series: &str) -> f64 {
@@ -30,26 +30,20 @@ async fn the_store_reports_hellos_held_redelivered_and_confirmed() {
         address,
     );
     let client = reqwest::Client::new();
-    let url = world.url();
+    let url = &world.url();
     let scrape = || async {
         let answer = client.get(format!("{url}/metrics")).send().await.unwrap();
         assert_eq!(answer.status(), 200);
         answer.text().await.unwrap()
     };
-    let lease = |lease_ms: u64| {
-        let request = client.post(format!(
-            "{url}/v1/inboxes/bob/leases?limit=10&lease_ms={lease_ms}"
-        ));
-        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    let lease = |lease_ms: u64| async move {
+        let (status, lease) = calls::lease(url, "bob", 10, Some(lease_ms), None).await;
+        assert_eq!(status, 200, "{lease}");
+        lease
     };
     for from in ["alice", "carol"] {
-        let answer = client
-            .post(format!("{url}/v1/inboxes/bob/hellos"))
-            .json(&json!({ "from": from }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 201);
+        let (status, stored) = calls::send(url, "bob", Some(from), None).await;
+        assert_eq!(status, 201, "{stored}");
     }
     let first = scrape().await;
     assert_eq!(sample(&first, "world_hellos_stored"), 2.0);
@@ -64,22 +58,10 @@ async fn the_store_reports_hellos_held_redelivered_and_confirmed() {
     assert_eq!(again["hellos"].as_array().unwrap().len(), 2);
     let receipt = again["lease_id"].as_str().unwrap();
     for _ in 0..2 {
-        let confirmed = client
-            .delete(format!("{url}/v1/inboxes/bob/leases/{receipt}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(confirmed.status(), 204);
+        assert_eq!(calls::confirm(url, "bob", receipt, None).await.0, 204);
     }
-    let late = client
-        .delete(format!(
-            "{url}/v1/inboxes/bob/leases/{}",
-            vanished["lease_id"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(late.status(), 410);
+    let late = vanished["lease_id"].as_str().unwrap();
+    assert_eq!(calls::confirm(url, "bob", late, None).await.0, 410);
 
     let last = scrape().await;
     assert_eq!(sample(&last, "world_hellos_redelivered_total"), 2.0);

@@ -11,6 +11,8 @@ use hello_common::{
 };
 use serde_json::{Value, json};
 
+use crate::calls;
+
 struct Replicas {
     a: ChildService,
     b: ChildService,
@@ -48,7 +50,7 @@ fn replicas_requiring_claims(require_claim: bool) -> Replicas {
     }
 }
 
-/// One call: (status, WWW-Authenticate, JSON body or Null).
+/// One request to the names routes: (status, JSON body or Null).
 async fn call(
     replicas: &Replicas,
     world: &ChildService,
@@ -56,7 +58,7 @@ async fn call(
     path: &str,
     token: Option<&Token>,
     body: Option<Value>,
-) -> (u16, Option<String>, Value) {
+) -> (u16, Value) {
     let mut request = replicas
         .client
         .request(method, format!("{}{path}", world.url()));
@@ -68,17 +70,12 @@ async fn call(
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .map(|value| value.to_str().unwrap().to_owned());
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, challenge, body)
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 async fn claim(replicas: &Replicas, world: &ChildService, name: &str) -> (u16, Value, Token) {
     let token = Token::generate();
-    let (status, _, body) = call(
+    let (status, body) = call(
         replicas,
         world,
         reqwest::Method::POST,
@@ -91,43 +88,17 @@ async fn claim(replicas: &Replicas, world: &ChildService, name: &str) -> (u16, V
 }
 
 async fn send(
-    replicas: &Replicas,
     world: &ChildService,
     to: &str,
     from: Option<&str>,
     token: Option<&Token>,
 ) -> (u16, Value) {
-    let body = match from {
-        Some(from) => json!({ "from": from }),
-        None => json!({}),
-    };
-    let (status, _, body) = call(
-        replicas,
-        world,
-        reqwest::Method::POST,
-        &format!("/v1/inboxes/{to}/hellos"),
-        token,
-        Some(body),
-    )
-    .await;
-    (status, body)
+    calls::send(&world.url(), to, from, token.map(Token::hash).as_ref()).await
 }
 
-async fn read(
-    replicas: &Replicas,
-    world: &ChildService,
-    name: &str,
-    token: Option<&Token>,
-) -> (u16, Option<String>, Value) {
-    call(
-        replicas,
-        world,
-        reqwest::Method::POST,
-        &format!("/v1/inboxes/{name}/leases?lease_ms=60000"),
-        token,
-        None,
-    )
-    .await
+async fn read(world: &ChildService, name: &str, token: Option<&Token>) -> (u16, Value) {
+    let token = token.map(Token::hash);
+    calls::lease(&world.url(), name, 100, Some(60_000), token.as_ref()).await
 }
 
 #[tokio::test]
@@ -140,57 +111,41 @@ async fn a_claim_through_one_replica_is_enforced_by_the_other_at_once() {
         "{body}"
     );
     // Claimed again, or a look-alike, through the other replica: 409.
-    for taken in ["ivy", "%EF%BD%89%EF%BD%96%EF%BD%99"] {
+    for taken in ["ivy", "ｉｖｙ"] {
         let (status, body, _) = claim(&replicas, &replicas.b, taken).await;
         assert_eq!(status, 409, "{taken}: {body}");
         assert_eq!(body["type"], "/problems/name-taken");
     }
-    assert_eq!(
-        send(&replicas, &replicas.b, "ivy", Some("jon"), None)
-            .await
-            .0,
-        201
-    );
+    assert_eq!(send(&replicas.b, "ivy", Some("jon"), None).await.0, 201);
 
     // No token: 401 with the Bearer challenge; another name's token or a made-up one: invalid_token.
-    let (status, challenge, body) = read(&replicas, &replicas.b, "ivy", None).await;
+    let (status, body) = read(&replicas.b, "ivy", None).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["type"], "/problems/token-required");
-    assert_eq!(challenge.as_deref(), Some(r#"Bearer realm="hello""#));
     let (_, _, other) = claim(&replicas, &replicas.a, "kim").await;
     for wrong in [&other, &Token::generate()] {
-        let (status, challenge, body) = read(&replicas, &replicas.b, "ivy", Some(wrong)).await;
+        let (status, body) = read(&replicas.b, "ivy", Some(wrong)).await;
         assert_eq!(
             (status, body["type"].as_str()),
             (401, Some("/problems/invalid-token"))
         );
-        assert_eq!(
-            challenge.as_deref(),
-            Some(r#"Bearer realm="hello", error="invalid_token""#)
-        );
     }
     // The owner's token reads the inbox, through either replica, and its look-alike inboxes.
-    let (status, _, body) = read(&replicas, &replicas.b, "IVY", Some(&owner)).await;
+    let (status, body) = read(&replicas.b, "IVY", Some(&owner)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["hellos"][0]["from"], "jon");
     assert_eq!(body["hellos"][0]["verified"], false);
-    let (status, _, _) = read(&replicas, &replicas.a, "%EF%BD%89%EF%BD%96%EF%BD%99", None).await;
+    let (status, _) = read(&replicas.a, "ｉｖｙ", None).await;
     assert_eq!(status, 401, "a look-alike inbox is covered by the claim");
-    let (status, _, _) = read(
-        &replicas,
-        &replicas.a,
-        "%EF%BD%89%EF%BD%96%EF%BD%99",
-        Some(&owner),
-    )
-    .await;
+    let (status, _) = read(&replicas.a, "ｉｖｙ", Some(&owner)).await;
     assert_eq!(status, 200);
     // A token sent to an unclaimed inbox is not its token.
-    let (status, _, body) = read(&replicas, &replicas.a, "nobody", Some(&owner)).await;
+    let (status, body) = read(&replicas.a, "nobody", Some(&owner)).await;
     assert_eq!(
         (status, body["type"].as_str()),
         (401, Some("/problems/invalid-token"))
     );
-    assert_eq!(read(&replicas, &replicas.a, "nobody", None).await.0, 200);
+    assert_eq!(read(&replicas.a, "nobody", None).await.0, 200);
 }
 
 #[tokio::test]
@@ -199,7 +154,7 @@ async fn sending_as_a_claimed_name_needs_its_token_and_is_then_verified() {
     let (_, _, owner) = claim(&replicas, &replicas.a, "lea").await;
     // Without the token, as the name or a look-alike: 403.
     for pretender in ["lea", "LEA", "ｌｅａ"] {
-        let (status, body) = send(&replicas, &replicas.b, "max", Some(pretender), None).await;
+        let (status, body) = send(&replicas.b, "max", Some(pretender), None).await;
         assert_eq!(
             (status, body["type"].as_str()),
             (403, Some("/problems/not-your-name")),
@@ -207,38 +162,31 @@ async fn sending_as_a_claimed_name_needs_its_token_and_is_then_verified() {
         );
     }
     // With a made-up token: 401; with a valid token and another `from`: 403.
-    let (status, _) = send(
-        &replicas,
-        &replicas.b,
-        "max",
-        Some("lea"),
-        Some(&Token::generate()),
-    )
-    .await;
+    let (status, _) = send(&replicas.b, "max", Some("lea"), Some(&Token::generate())).await;
     assert_eq!(status, 401);
-    let (status, body) = send(&replicas, &replicas.b, "max", Some("someone"), Some(&owner)).await;
+    let (status, body) = send(&replicas.b, "max", Some("someone"), Some(&owner)).await;
     assert_eq!(
         (status, body["type"].as_str()),
         (403, Some("/problems/not-your-name"))
     );
     // With the token: verified, with or without `from`.
-    let (status, body) = send(&replicas, &replicas.b, "max", Some("Lea"), Some(&owner)).await;
+    let (status, body) = send(&replicas.b, "max", Some("Lea"), Some(&owner)).await;
     assert_eq!(
         (status, body["verified"].as_bool()),
         (201, Some(true)),
         "{body}"
     );
-    let (status, body) = send(&replicas, &replicas.a, "max", None, Some(&owner)).await;
+    let (status, body) = send(&replicas.a, "max", None, Some(&owner)).await;
     assert_eq!(
         (status, body["from"].as_str(), body["verified"].as_bool()),
         (201, Some("lea"), Some(true))
     );
     // Without a token, and without `from`: 400. Unclaimed senders still send, unverified.
-    assert_eq!(send(&replicas, &replicas.a, "max", None, None).await.0, 400);
-    let (status, body) = send(&replicas, &replicas.a, "max", Some("ned"), None).await;
+    assert_eq!(send(&replicas.a, "max", None, None).await.0, 400);
+    let (status, body) = send(&replicas.a, "max", Some("ned"), None).await;
     assert_eq!((status, body["verified"].as_bool()), (201, Some(false)));
 
-    let (_, _, body) = read(&replicas, &replicas.b, "max", None).await;
+    let (_, body) = read(&replicas.b, "max", None).await;
     let verified: Vec<_> = body["hellos"]
         .as_array()
         .unwrap()
@@ -248,7 +196,7 @@ async fn sending_as_a_claimed_name_needs_its_token_and_is_then_verified() {
     assert_eq!(verified, [true, true, false]);
 }
 
-async fn release(replicas: &Replicas, token: &Token) -> (u16, Option<String>, Value) {
+async fn release(replicas: &Replicas, token: &Token) -> (u16, Value) {
     call(
         replicas,
         &replicas.a,
@@ -264,7 +212,7 @@ async fn release(replicas: &Replicas, token: &Token) -> (u16, Option<String>, Va
 async fn a_rotated_token_stops_at_once_on_every_replica_and_a_released_name_leaves_nothing() {
     let replicas = replicas();
     let (_, _, old) = claim(&replicas, &replicas.a, "ola").await;
-    send(&replicas, &replicas.a, "ola", Some("pat"), None).await;
+    send(&replicas.a, "ola", Some("pat"), None).await;
     let new = Token::generate();
     let rotate = |token: Option<Token>| {
         let body = json!({ "new_token_sha256": new.hash().to_hex() });
@@ -283,7 +231,7 @@ async fn a_rotated_token_stops_at_once_on_every_replica_and_a_released_name_leav
     };
     assert_eq!(rotate(None).await.0, 401);
     assert_eq!(rotate(Some(Token::generate())).await.0, 401);
-    let (status, _, body) = call(
+    let (status, body) = call(
         &replicas,
         &replicas.b,
         reqwest::Method::POST,
@@ -295,7 +243,7 @@ async fn a_rotated_token_stops_at_once_on_every_replica_and_a_released_name_leav
     assert_eq!(status, 204, "{body}");
     for world in [&replicas.a, &replicas.b] {
         assert_eq!(
-            read(&replicas, world, "ola", Some(&old)).await.0,
+            read(world, "ola", Some(&old)).await.0,
             401,
             "the old token stopped"
         );
@@ -305,7 +253,7 @@ async fn a_rotated_token_stops_at_once_on_every_replica_and_a_released_name_leav
     assert_eq!(release(&replicas, &new).await.0, 204);
     assert_eq!(release(&replicas, &new).await.0, 404);
     // Free again: anyone reads it, and finds the previous owner's hellos gone.
-    let (status, _, body) = read(&replicas, &replicas.b, "ola", None).await;
+    let (status, body) = read(&replicas.b, "ola", None).await;
     assert_eq!(status, 200);
     assert_eq!(body["hellos"], json!([]), "{body}");
     let (status, _, _) = claim(&replicas, &replicas.b, "ola").await;
@@ -315,32 +263,14 @@ async fn a_rotated_token_stops_at_once_on_every_replica_and_a_released_name_leav
 #[tokio::test]
 async fn with_require_claim_an_unclaimed_inbox_is_not_read() {
     let replicas = replicas_requiring_claims(true);
-    let (status, challenge, body) = call(
-        &replicas,
-        &replicas.a,
-        reqwest::Method::POST,
-        "/v1/inboxes/quinn/leases",
-        None,
-        None,
-    )
-    .await;
+    let (status, body) = read(&replicas.a, "quinn", None).await;
     assert_eq!(
         (status, body["type"].as_str()),
         (401, Some("/problems/token-required")),
         "{body}"
     );
-    assert_eq!(challenge.as_deref(), Some(r#"Bearer realm="hello""#));
     let (_, _, owner) = claim(&replicas, &replicas.a, "quinn").await;
-    let (status, _, _) = call(
-        &replicas,
-        &replicas.b,
-        reqwest::Method::POST,
-        "/v1/inboxes/quinn/leases",
-        Some(&owner),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
+    assert_eq!(read(&replicas.b, "quinn", Some(&owner)).await.0, 200);
 }
 
 /// `world-service names ACTION NAME` against the replicas' database, as an operator runs it
@@ -368,37 +298,22 @@ async fn an_operator_resets_a_lost_token_or_releases_the_name_beside_the_running
         client: reqwest::Client::new(),
     };
     let (_, _, lost) = claim(&replicas, &replicas.a, "rita").await;
-    send(&replicas, &replicas.a, "rita", Some("sam"), None).await;
+    send(&replicas.a, "rita", Some("sam"), None).await;
 
     let (ok, out, err) = operator(&database, "reset-token", "Rita");
     assert!(ok, "{out}{err}");
     let token = out.trim().rsplit(' ').next().unwrap().to_owned();
     assert!(token.starts_with("hw_"), "{out}");
     assert_eq!(
-        read(&replicas, &replicas.b, "rita", Some(&lost)).await.0,
+        read(&replicas.b, "rita", Some(&lost)).await.0,
         401,
         "the lost token stopped"
     );
     // The printed token is the one that now reads the inbox (world sees its hash).
-    let (status, _, body) = call(
-        &replicas,
-        &replicas.b,
-        reqwest::Method::POST,
-        "/v1/inboxes/rita/leases?lease_ms=60000",
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(status, 401, "{body}");
-    let hash = hello_common::token::TokenHash::of(&token).to_hex();
-    let response = replicas
-        .client
-        .post(format!("{}/v1/inboxes/rita/leases", replicas.a.url()))
-        .header(TOKEN_HASH_HEADER, hash)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(read(&replicas.b, "rita", None).await.0, 401);
+    let hash = hello_common::token::TokenHash::of(&token);
+    let (status, body) = calls::lease(&replicas.a.url(), "rita", 100, None, Some(&hash)).await;
+    assert_eq!(status, 200, "{body}");
 
     let (ok, out, err) = operator(&database, "release", "rita");
     assert!(ok, "{out}{err}");

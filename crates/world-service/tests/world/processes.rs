@@ -7,6 +7,8 @@ use hello_common::{
     wire::{Acknowledged, Lease, StoredHello},
 };
 
+use crate::calls;
+
 fn start_world(data_dir: &Path, lease_ms: u64) -> ChildService {
     start_world_with(data_dir, lease_ms, &[])
 }
@@ -43,28 +45,15 @@ async fn post_json(
 }
 
 async fn send(world: &ChildService, from: &str, to: &str) -> StoredHello {
-    let response = post_json(
-        world,
-        &format!("/v1/inboxes/{to}/hellos"),
-        &serde_json::json!({ "from": from }),
-    )
-    .await;
-    assert_eq!(response.status(), 201);
-    response.json().await.expect("stored hello")
+    let (status, stored) = calls::send(&world.url(), to, Some(from), None).await;
+    assert_eq!(status, 201, "{stored}");
+    serde_json::from_value(stored).expect("stored hello")
 }
 
 async fn lease(world: &ChildService, name: &str) -> Lease {
-    reqwest::Client::new()
-        .post(format!(
-            "{}/v1/inboxes/{name}/leases?limit=100",
-            world.url()
-        ))
-        .send()
-        .await
-        .expect("lease")
-        .json()
-        .await
-        .expect("lease body")
+    let (status, lease) = calls::lease(&world.url(), name, 100, None, None).await;
+    assert_eq!(status, 200, "{lease}");
+    serde_json::from_value(lease).expect("lease")
 }
 
 #[tokio::test]
@@ -306,16 +295,10 @@ async fn a_full_store_answers_503_store_full_with_retry_after() {
     let world = start_world_with(data.path(), 30_000, &[("WORLD_STORE_CAP", "2")]);
     send(&world, "alice", "bob").await;
     send(&world, "carol", "bob").await;
-    let response = post_json(
-        &world,
-        "/v1/inboxes/bob/hellos",
-        &serde_json::json!({ "from": "dave" }),
-    )
-    .await;
-    assert_eq!(response.status(), 503);
-    assert!(response.headers().contains_key("retry-after"));
-    let problem: serde_json::Value = response.json().await.unwrap();
+    let (status, problem) = calls::send(&world.url(), "bob", Some("dave"), None).await;
+    assert_eq!(status, 503, "{problem}");
     assert_eq!(problem["type"], "/problems/store-full", "{problem}");
+    assert!(problem["retry_after"].as_u64().is_some(), "{problem}");
     assert!(
         problem["detail"]
             .as_str()
@@ -423,36 +406,26 @@ async fn whether_reads_need_a_claim_is_worlds_own_setting_and_no_callers() {
     let dir = tempfile::tempdir().unwrap();
     let strict = start_world_with(dir.path(), 30_000, &[("WORLD_REQUIRE_CLAIM", "true")]);
     send(&strict, "jon", "kim").await;
-    let client = reqwest::Client::new();
-    for query in ["", "&require_claim=false", "&require_claim=true"] {
-        let answer = client
-            .post(format!(
-                "{}/v1/inboxes/kim/leases?limit=10{query}",
-                strict.url()
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            answer.status(),
-            401,
-            "WORLD_REQUIRE_CLAIM=true, query {query:?}"
-        );
-    }
+    let (status, _) = calls::lease(&strict.url(), "kim", 10, None, None).await;
+    assert_eq!(status, 401, "WORLD_REQUIRE_CLAIM=true");
     drop(strict);
     let open = start_world_with(&dir.path().join("open"), 30_000, &[]);
     send(&open, "jon", "kim").await;
-    let answer = client
+    let (status, _) = calls::lease(&open.url(), "kim", 10, None, None).await;
+    assert_eq!(status, 200, "WORLD_REQUIRE_CLAIM unset");
+    // A caller cannot ask for a rule world does not have: a call that tries is not taken.
+    let asking = serde_json::json!({"calls": [
+        {"name": "kim", "limit": 10, "request_id": "test", "require_claim": true}
+    ]});
+    let answer = reqwest::Client::new()
         .post(format!(
-            "{}/v1/inboxes/kim/leases?limit=10&require_claim=true",
-            open.url()
+            "{}{}",
+            open.url(),
+            hello_common::wire::paths::LEASE_BATCH
         ))
+        .json(&asking)
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        answer.status(),
-        200,
-        "a caller cannot ask for a rule world does not have"
-    );
+    assert_eq!(answer.status(), 400);
 }

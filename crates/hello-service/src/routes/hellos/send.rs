@@ -1,11 +1,7 @@
 //! `POST /hello/{name}`: say hello.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use hello_common::{
-    IdempotencyKey, Name, Problem,
-    observability::RequestId,
-    wire::{SendHello, StoredHello},
-};
+use hello_common::{IdempotencyKey, Name, Problem, observability::RequestId, wire::StoredHello};
 
 use super::{
     body,
@@ -71,13 +67,16 @@ pub async fn send(
         .map_err(|error| Problem::invalid_name("from", &error))?;
     let idempotency_key = idempotency_key(&request)?;
 
-    let hello = SendHello {
-        from: from.map(|from| from.as_str().to_owned()),
-        idempotency_key: idempotency_key.map(|key| key.as_str().to_owned()),
-    };
+    let caller = state.caller(credential);
     let stored = state
         .world
-        .send(&to, hello, &state.caller(credential), &request_id)
+        .send(
+            &to,
+            from.as_ref(),
+            idempotency_key.as_ref(),
+            &caller,
+            &request_id,
+        )
         .await
         .map_err(|error| state.charge_failures(&request, error.into_problem(Call::Send)))?;
     state.hellos_sent.inc();

@@ -20,7 +20,7 @@ pub fn presented_token(request: &HttpRequest) -> Result<Option<TokenHash>, Probl
 }
 
 /// A presented token's hash as hello-service passes it (lower-case hex), in
-/// [`TOKEN_HASH_HEADER`] or in a batched send.
+/// [`TOKEN_HASH_HEADER`] or in a batched call.
 pub fn token_hash(hex: &str) -> Result<TokenHash, Problem> {
     TokenHash::from_hex(hex)
         .ok_or_else(|| Problem::invalid_token("the token could not be read; send it again"))
