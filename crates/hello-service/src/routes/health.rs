@@ -12,7 +12,7 @@ use crate::{
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready for traffic"),
-        (status = 503, description = "Shutting down, or world-service or its store is down", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Shutting down, or world-service or its store is down"),
     ))]
 pub async fn readyz(
     state: web::Data<AppState>,

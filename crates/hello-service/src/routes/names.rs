@@ -69,11 +69,11 @@ fn shows_token(name: String, token: &Token) -> HttpResponse {
     params(("name" = PersonName, Path, description = "The name to claim")),
     responses(
         (status = 201, description = "Claimed; the token is shown this once", body = ClaimedName),
-        (status = 400, description = "Invalid name; a token in the query string", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The name, or a name that looks like it, is claimed already", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many claims from this client (stricter than other calls); see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable, or as many names claimed as the store may hold; nothing claimed; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Outcome unknown: claim again; 409 means the first claim went through", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name; a token in the query string"),
+        (status = 409, description = "The name, or a name that looks like it, is claimed already"),
+        (status = 429, description = "Too many claims from this client (stricter than other calls); see Retry-After"),
+        (status = 503, description = "Store unavailable, or as many names claimed as the store may hold; nothing claimed; see Retry-After"),
+        (status = 504, description = "Outcome unknown: claim again; 409 means the first claim went through"),
     )
 )]
 pub async fn claim(
@@ -104,12 +104,12 @@ pub async fn claim(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new token, shown this once; the old one no longer works", body = ClaimedName),
-        (status = 400, description = "Invalid name; a malformed Authorization header; a token in the query string", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No token, or not this name's token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The name is not claimed", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable; nothing changed; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Outcome unknown: try the old token; 401 means the new one took effect", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name; a malformed Authorization header; a token in the query string"),
+        (status = 401, description = "No token, or not this name's token"),
+        (status = 404, description = "The name is not claimed"),
+        (status = 429, description = "Too many requests from this client; see Retry-After"),
+        (status = 503, description = "Store unavailable; nothing changed; see Retry-After"),
+        (status = 504, description = "Outcome unknown: try the old token; 401 means the new one took effect"),
     )
 )]
 pub async fn rotate(
@@ -140,12 +140,12 @@ pub async fn rotate(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Released; its waiting hellos are deleted"),
-        (status = 400, description = "Invalid name; a malformed Authorization header; a token in the query string", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No token, or not this name's token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The name is not claimed", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable; nothing changed; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Outcome unknown: repeat the DELETE with the same token", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name; a malformed Authorization header; a token in the query string"),
+        (status = 401, description = "No token, or not this name's token"),
+        (status = 404, description = "The name is not claimed"),
+        (status = 429, description = "Too many requests from this client; see Retry-After"),
+        (status = 503, description = "Store unavailable; nothing changed; see Retry-After"),
+        (status = 504, description = "Outcome unknown: repeat the DELETE with the same token"),
     )
 )]
 pub async fn release(

@@ -3,6 +3,7 @@
 use actix_web::HttpResponse;
 use hello_common::{
     Problem,
+    problem::PROBLEM_JSON,
     wire::{DeliveredHello, StoredHello},
 };
 use utoipa::OpenApi;
@@ -35,6 +36,40 @@ impl utoipa::Modify for BearerToken {
     }
 }
 
+/// Every error answer is a [`Problem`] as `application/problem+json`: said here once, so that a
+/// handler's rows give only the status and what it means for that operation.
+#[derive(Debug)]
+struct ProblemAnswers;
+
+impl utoipa::Modify for ProblemAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+        let operations = openapi.paths.paths.values_mut().flat_map(|item| {
+            [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+        });
+        for operation in operations {
+            for (status, response) in &mut operation.responses.responses {
+                let is_error = status.parse::<u16>().is_ok_and(|status| status >= 400);
+                if let (true, RefOr::T(response)) = (is_error, response)
+                    && response.content.is_empty()
+                {
+                    let problem = ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build();
+                    response.content.insert(PROBLEM_JSON.to_owned(), problem);
+                }
+            }
+        }
+    }
+}
+
 /// The public API.
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -47,7 +82,7 @@ impl utoipa::Modify for BearerToken {
     ),
     paths(hellos::send::send, hellos::read::read, hellos::reliable::take, hellos::reliable::confirm, names::claim, names::rotate, names::release, hello_common::startup::healthz, health::readyz, info::info),
     components(schemas(hellos::schema::PersonName, hellos::schema::IdempotencyKeyHeader, hellos::schema::HelloBody, hellos::schema::Inbox, hellos::schema::ReliableRead, names::ClaimedName, info::Info, StoredHello, DeliveredHello, Problem)),
-    modifiers(&BearerToken),
+    modifiers(&BearerToken, &ProblemAnswers),
     tags(
         (name = "hello", description = "Say hello and read your inbox"),
         (name = "reliable reads", description = "Read an inbox and confirm what arrived: nothing is lost if the reader dies before it confirms"),

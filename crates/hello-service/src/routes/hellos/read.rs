@@ -35,11 +35,11 @@ use crate::{
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The hellos since the last read, oldest first; they are removed from the inbox", body = Inbox),
-        (status = 400, description = "Invalid name or limit; a malformed Authorization header; a token in the query string", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "The name is claimed (or looks like a claimed name) and no token, or not its token, came in Authorization; or HELLO_REQUIRE_CLAIM is on and the name is not claimed. WWW-Authenticate says which", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable; nothing taken; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Outcome unknown: hellos may have been leased to this read; they come back when the lease runs out", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name or limit; a malformed Authorization header; a token in the query string"),
+        (status = 401, description = "The name is claimed (or looks like a claimed name) and no token, or not its token, came in Authorization; or HELLO_REQUIRE_CLAIM is on and the name is not claimed. WWW-Authenticate says which"),
+        (status = 429, description = "Too many requests from this client; see Retry-After"),
+        (status = 503, description = "Store unavailable; nothing taken; see Retry-After"),
+        (status = 504, description = "Outcome unknown: hellos may have been leased to this read; they come back when the lease runs out"),
     )
 )]
 pub async fn read(

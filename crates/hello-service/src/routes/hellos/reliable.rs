@@ -34,12 +34,12 @@ use crate::{auth::Credential, startup::AppState, world_client::Call};
     responses(
         (status = 201, description = "The hellos, leased to this read until lease_expires_at; confirm with the receipt. An empty inbox answers hellos [], receipt null", body = ReliableRead,
             headers(("Location" = String, description = "The read to confirm: /hello/{name}/reads/{receipt} (absent when nothing was taken)"))),
-        (status = 400, description = "Invalid name, limit, lease_ms or body; a malformed Authorization header; a token in the query string", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "The name is claimed (or looks like a claimed name) and no token, or not its token, came in Authorization; or HELLO_REQUIRE_CLAIM is on and the name is not claimed", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable; nothing taken; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Outcome unknown: hellos may have been leased to this read; they come back when the lease runs out", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name, limit, lease_ms or body; a malformed Authorization header; a token in the query string"),
+        (status = 401, description = "The name is claimed (or looks like a claimed name) and no token, or not its token, came in Authorization; or HELLO_REQUIRE_CLAIM is on and the name is not claimed"),
+        (status = 413, description = "Body too large"),
+        (status = 429, description = "Too many requests from this client; see Retry-After"),
+        (status = 503, description = "Store unavailable; nothing taken; see Retry-After"),
+        (status = 504, description = "Outcome unknown: hellos may have been leased to this read; they come back when the lease runs out"),
     )
 )]
 pub async fn take(
@@ -119,13 +119,13 @@ struct ReliableReadAnswer<'a> {
     security((), ("bearer" = [])),
     responses(
         (status = 204, description = "Confirmed: the read's hellos are gone for good. Confirming again answers 204 again"),
-        (status = 400, description = "Invalid name; a malformed Authorization header; a token in the query string", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "The name is claimed and no token, or not its token, came in Authorization", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No read with this receipt for this name: unknown, malformed, another name's, or forgotten", body = Problem, content_type = "application/problem+json"),
-        (status = 410, description = "The lease ran out before this confirmation: the hellos were, or will be, delivered again", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable; nothing changed; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Outcome unknown: repeat the DELETE", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name; a malformed Authorization header; a token in the query string"),
+        (status = 401, description = "The name is claimed and no token, or not its token, came in Authorization"),
+        (status = 404, description = "No read with this receipt for this name: unknown, malformed, another name's, or forgotten"),
+        (status = 410, description = "The lease ran out before this confirmation: the hellos were, or will be, delivered again"),
+        (status = 429, description = "Too many requests from this client; see Retry-After"),
+        (status = 503, description = "Store unavailable; nothing changed; see Retry-After"),
+        (status = 504, description = "Outcome unknown: repeat the DELETE"),
     )
 )]
 pub async fn confirm(

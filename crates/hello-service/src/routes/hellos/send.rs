@@ -23,16 +23,16 @@ use crate::{auth::Credential, startup::AppState, world_client::Call};
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Stored durably; `verified` when sent with the token of the claimed sender", body = StoredHello),
-        (status = 400, description = "Invalid name, body, or header; a malformed Authorization header; a token in the query string", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "The token in Authorization is not the token of any claimed name", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Sending as a claimed name (or a look-alike of one) without its token, or with another name's token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The recipient's inbox is full", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Idempotency-Key already used for a different hello", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests from this client; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable or full; nothing stored; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Outcome unknown: the hello may have been stored; retry with the same Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name, body, or header; a malformed Authorization header; a token in the query string"),
+        (status = 401, description = "The token in Authorization is not the token of any claimed name"),
+        (status = 403, description = "Sending as a claimed name (or a look-alike of one) without its token, or with another name's token"),
+        (status = 409, description = "The recipient's inbox is full"),
+        (status = 413, description = "Body too large"),
+        (status = 415, description = "Body is not application/json"),
+        (status = 422, description = "Idempotency-Key already used for a different hello"),
+        (status = 429, description = "Too many requests from this client; see Retry-After"),
+        (status = 503, description = "Store unavailable or full; nothing stored; see Retry-After"),
+        (status = 504, description = "Outcome unknown: the hello may have been stored; retry with the same Idempotency-Key"),
     )
 )]
 pub async fn send(

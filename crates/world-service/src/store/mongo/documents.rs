@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::store::{NewHello, StoreError, new_hello_id};
 use hello_common::wire::StoredHello;
 
+/// The field of a hello that names the lease that took it: `claim`, a lease's name before 0.2.0,
+/// kept so that a later release opens an earlier store.
+pub const LEASE_FIELD: &str = "claim";
+
 /// One waiting hello.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct HelloDocument {
@@ -20,7 +24,7 @@ pub(super) struct HelloDocument {
     pub order: String,
     /// Hidden from readers until this instant (ms since the epoch); 0 when never leased.
     pub lease_until: i64,
-    /// The lease that took it last (stored as `claim`, its name before 0.2.0).
+    /// The lease that took it last (stored as [`LEASE_FIELD`]).
     #[serde(default, rename = "claim")]
     pub lease: Option<String>,
     /// Sent with its sender's token; absent (false) in documents written before 0.2.0.

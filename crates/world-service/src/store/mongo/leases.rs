@@ -12,7 +12,7 @@ use mongodb::bson::{DateTime, doc};
 
 use super::{
     MongoStore, RACE_ATTEMPTS,
-    documents::{HelloDocument, LeaseDocument},
+    documents::{HelloDocument, LEASE_FIELD, LeaseDocument},
     is_duplicate_key, write_failed,
 };
 use crate::store::{Confirmation, LeaseRequest, Operation, StoreError, new_lease_id, ttl_millis};
@@ -146,13 +146,13 @@ impl MongoStore {
         self.hellos
             .update_many(
                 win,
-                doc! { "$set": { "lease_until": until, "claim": lease_id } },
+                doc! { "$set": { "lease_until": until, LEASE_FIELD: lease_id } },
             )
             .await
             .map_err(write_failed(Operation::Lease))?;
         let won: Vec<HelloDocument> = self
             .hellos
-            .find(doc! { "claim": lease_id })
+            .find(doc! { LEASE_FIELD: lease_id })
             .sort(doc! { "order": 1 })
             .await
             .map_err(StoreError::unavailable)?
@@ -175,7 +175,7 @@ impl MongoStore {
     pub(super) async fn acknowledge_leases(&self, lease_ids: &[String]) -> Result<u64, StoreError> {
         let result = self
             .hellos
-            .delete_many(doc! { "claim": { "$in": lease_ids } })
+            .delete_many(doc! { LEASE_FIELD: { "$in": lease_ids } })
             .await
             .map_err(write_failed(Operation::Acknowledge))?;
         self.count_deleted(result.deleted_count);
@@ -229,7 +229,7 @@ impl MongoStore {
         }
         let deleted = self
             .hellos
-            .delete_many(doc! { "claim": lease_id })
+            .delete_many(doc! { LEASE_FIELD: lease_id })
             .await
             .map_err(write_failed(Operation::Confirm))?;
         self.count_deleted(deleted.deleted_count);

@@ -9,7 +9,8 @@
 //!   Sends are single inserts: no document grows, none is contended by writers.
 //! - Leases mark documents with `claim` and `lease_until` through `updateMany` with the leasable
 //!   filter repeated: MongoDB updates each document atomically, so each hello is won by exactly
-//!   one lease, whichever replica asked. Acknowledging is `deleteMany({claim: {$in: ids}})`.
+//!   one lease, whichever replica asked. Acknowledging is `deleteMany({claim: {$in: ids}})` (`claim`
+//!   is the stored name of a hello's lease, [`documents::LEASE_FIELD`]).
 //! - `leases`: one document per lease that took something, `{_id, to, until, forget_at,
 //!   confirmed_at}`, so that a reliable read's confirmation can be answered (again 204 after a
 //!   confirmation in time, 410 after the lease ran out) until a TTL index on `forget_at` (the
@@ -61,7 +62,7 @@ use mongodb::{
 };
 
 use self::{
-    documents::{HelloDocument, IdempotencyDocument, LeaseDocument},
+    documents::{HelloDocument, IdempotencyDocument, LEASE_FIELD, LeaseDocument},
     names::NameDocument,
 };
 use super::{
@@ -205,7 +206,7 @@ impl MongoStore {
             IndexModel::builder()
                 .keys(doc! { "to": 1, "order": 1 })
                 .build(),
-            IndexModel::builder().keys(doc! { "claim": 1 }).build(),
+            IndexModel::builder().keys(doc! { LEASE_FIELD: 1 }).build(),
             // A release deletes the hellos of every inbox its claim covered.
             IndexModel::builder().keys(doc! { "lookalike": 1 }).build(),
         ];
