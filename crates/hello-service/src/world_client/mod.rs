@@ -10,31 +10,30 @@
 //! first is still leased. Acknowledgements are retried: acknowledging a lease twice is harmless.
 
 mod http;
+mod outcomes;
 
 use std::time::Duration;
 
 use hello_common::{
-    IdempotencyKey, Name, Problem,
+    IdempotencyKey, Name,
     observability::RequestId,
     telemetry,
     token::TokenHash,
     wire::{
-        BatchedConfirmation, BatchedLease, BatchedSend, ClaimName, Claimed, ConfirmOutcome,
-        MAX_ACKNOWLEDGEMENTS, MAX_CONFIRMATIONS_PER_BATCH, MAX_HELLOS_PER_LEASE_BATCH,
-        MAX_LEASES_PER_BATCH, MAX_SENDS_PER_BATCH, RotateToken, SendOutcome, StoredHello,
-        TOKEN_HASH_HEADER, paths,
+        BatchedConfirmation, BatchedLease, BatchedSend, ClaimName, Claimed, MAX_ACKNOWLEDGEMENTS,
+        MAX_CONFIRMATIONS_PER_BATCH, MAX_HELLOS_PER_LEASE_BATCH, MAX_LEASES_PER_BATCH,
+        MAX_SENDS_PER_BATCH, RotateToken, StoredHello, TOKEN_HASH_HEADER, paths,
     },
 };
 use reqwest::Method;
-use serde::{
-    Deserialize, Serialize,
-    de::{DeserializeOwned, IgnoredAny},
-};
-use serde_json::value::RawValue;
+use serde::{Serialize, de::DeserializeOwned};
 use tracing::Instrument;
 
-pub use self::http::UNIX_SCHEME;
-use self::http::{WorldHttp, decode, encode, no_content, refused};
+pub use self::{http::UNIX_SCHEME, outcomes::PassedLease};
+use self::{
+    http::{WorldHttp, decode, encode, no_content},
+    outcomes::{confirmed, leased, stored},
+};
 pub use crate::world_error::{Call, RETRY_AFTER_UNREACHABLE};
 use crate::{
     batching::{
@@ -42,45 +41,6 @@ use crate::{
     },
     world_error::WorldError,
 };
-
-/// world-service's answer to a lease, with its hellos as world wrote them. They already have the
-/// shape of the public answers' hellos ([`hello_common::wire::DeliveredHello`], the one type
-/// both services use), so they are passed on as they are, not parsed and written again: on a
-/// read of 100 hellos that was most of hello-service's own work.
-#[derive(Debug, Deserialize)]
-pub struct PassedLease {
-    /// Acknowledge with this id; `None` when nothing was taken.
-    pub lease_id: Option<String>,
-    /// A JSON array of hellos, oldest first.
-    pub hellos: Box<RawValue>,
-    /// Hellos still waiting (not taken by this or any live lease).
-    pub remaining: u64,
-    /// When the lease runs out (RFC 3339); `None` when nothing was taken.
-    #[serde(default)]
-    pub expires_at: Option<String>,
-    /// How many hellos `hellos` holds: counted (and checked to be an array) on arrival.
-    #[serde(skip)]
-    pub count: usize,
-}
-
-impl PassedLease {
-    /// Counts its hellos (and so checks that they are an array).
-    fn counted(mut self) -> Result<Self, WorldError> {
-        self.count = serde_json::from_str::<Vec<IgnoredAny>>(self.hellos.get())
-            .map_err(|error| WorldError::NoAnswer(format!("unreadable hellos: {error}")))?
-            .len();
-        Ok(self)
-    }
-}
-
-/// One outcome of a batch of leases ([`hello_common::wire::LeaseOutcome`]), with its hellos
-/// passed on as they came.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum PassedLeaseOutcome {
-    Leased(PassedLease),
-    Refused(Problem),
-}
 
 /// Sends may go 128 to a batch.
 const SEND_BATCHES: BatchLimits<BatchedSend> = BatchLimits::at_most(MAX_SENDS_PER_BATCH);
@@ -157,27 +117,6 @@ where
             Box::pin(async move { world.batch(path, calls, outcome).await })
         }),
     )
-}
-
-fn stored(outcome: SendOutcome) -> Result<StoredHello, WorldError> {
-    match outcome {
-        SendOutcome::Stored(stored) => Ok(stored),
-        SendOutcome::Refused(problem) => Err(refused(problem)),
-    }
-}
-
-fn leased(outcome: PassedLeaseOutcome) -> Result<PassedLease, WorldError> {
-    match outcome {
-        PassedLeaseOutcome::Leased(lease) => lease.counted(),
-        PassedLeaseOutcome::Refused(problem) => Err(refused(problem)),
-    }
-}
-
-fn confirmed(outcome: ConfirmOutcome) -> Result<(), WorldError> {
-    match outcome {
-        ConfirmOutcome::Confirmed => Ok(()),
-        ConfirmOutcome::Refused(problem) => Err(refused(problem)),
-    }
 }
 
 /// A span for one call to world-service when traces are on (none otherwise: no cost).

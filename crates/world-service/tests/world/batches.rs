@@ -3,31 +3,14 @@
 //! store, and MongoDB on nx-27017): some done, some refused, each with the outcome it would have
 //! had in a batch of its own.
 
-use std::{net::SocketAddr, path::Path};
-
 use hello_common::{
-    testing::{ChildService, MongoTestServer, free_port},
+    testing::{ChildService, MongoTestServer},
     token::Token,
     wire::{MAX_LEASES_PER_BATCH, MAX_SENDS_PER_BATCH, paths},
 };
 use serde_json::{Value, json};
 
-use crate::calls;
-
-fn start(backend: &[(&str, String)]) -> ChildService {
-    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut env = vec![
-        ("WORLD_LISTEN", address.to_string()),
-        ("WORLD_SHUTDOWN_DRAIN_MS", "0".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-    ];
-    env.extend(backend.iter().cloned());
-    ChildService::start(
-        Path::new(env!("CARGO_BIN_EXE_world-service")),
-        &env,
-        address,
-    )
-}
+use crate::{binary::start, calls};
 
 async fn post(world: &ChildService, path: &str, body: &Value) -> (u16, Value) {
     let response = reqwest::Client::new()

@@ -1,10 +1,9 @@
 //! The store's metrics, from the real binary's `/metrics`: hellos held, hellos delivered again
 //! after a lease ran out, and confirmations by outcome (what the dashboards and alerts read).
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::time::Duration;
 
-use crate::calls;
-use hello_common::testing::{ChildService, free_port};
+use crate::{binary::start, calls};
 
 /// The value of one sample (`name` with its labels, as printed) in a scrape.
 fn sample(scrape: &str, series: &str) -> f64 {
@@ -18,17 +17,7 @@ fn sample(scrape: &str, series: &str) -> f64 {
 #[tokio::test]
 async fn the_store_reports_hellos_held_redelivered_and_confirmed() {
     let data = tempfile::tempdir().unwrap();
-    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let world = ChildService::start(
-        Path::new(env!("CARGO_BIN_EXE_world-service")),
-        &[
-            ("WORLD_LISTEN", address.to_string()),
-            ("WORLD_DATA_DIR", data.path().display().to_string()),
-            ("WORLD_SHUTDOWN_DRAIN_MS", "0".to_owned()),
-            ("RUST_LOG", "warn".to_owned()),
-        ],
-        address,
-    );
+    let world = start(&[("WORLD_DATA_DIR", data.path().display().to_string())]);
     let client = reqwest::Client::new();
     let url = &world.url();
     let scrape = || async {

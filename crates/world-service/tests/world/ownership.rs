@@ -2,16 +2,14 @@
 //! processes (two replicas) on one MongoDB (nx-27017). A claim made through one is enforced by
 //! the other at once; a rotated token stops at once on both; a released name's hellos are gone.
 
-use std::{net::SocketAddr, path::Path};
-
 use hello_common::{
-    testing::{ChildService, MongoTestServer, free_port},
+    testing::{ChildService, MongoTestServer},
     token::Token,
     wire::TOKEN_HASH_HEADER,
 };
 use serde_json::{Value, json};
 
-use crate::calls;
+use crate::{binary::start, calls};
 
 struct Replicas {
     a: ChildService,
@@ -20,20 +18,11 @@ struct Replicas {
 }
 
 fn start_replica(database: &str, require_claim: bool) -> ChildService {
-    let server = MongoTestServer::shared();
-    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    ChildService::start(
-        Path::new(env!("CARGO_BIN_EXE_world-service")),
-        &[
-            ("WORLD_LISTEN", address.to_string()),
-            ("WORLD_MONGODB_URI", server.uri()),
-            ("WORLD_MONGODB_DATABASE", database.to_owned()),
-            ("WORLD_REQUIRE_CLAIM", require_claim.to_string()),
-            ("WORLD_SHUTDOWN_DRAIN_MS", "0".to_owned()),
-            ("RUST_LOG", "warn".to_owned()),
-        ],
-        address,
-    )
+    start(&[
+        ("WORLD_MONGODB_URI", MongoTestServer::shared().uri()),
+        ("WORLD_MONGODB_DATABASE", database.to_owned()),
+        ("WORLD_REQUIRE_CLAIM", require_claim.to_string()),
+    ])
 }
 
 fn replicas() -> Replicas {

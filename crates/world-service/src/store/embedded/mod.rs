@@ -14,12 +14,14 @@
 //!
 //! - [`tables`]: the tables and records, by their stored names;
 //! - [`writer`]: the writer thread and its batches;
+//! - [`housekeeping`]: forgetting old lease records and idempotency keys, in the writer;
 //! - [`live`]: the leases in memory;
 //! - [`sends`]: a run of sends inside the writer's transaction;
 //! - [`reads`]: a read's lease, from a snapshot, on the request's thread;
 //! - [`operations`]: writing a lease, acknowledging and confirming, inside the writer's transaction;
 //! - [`names`]: what claiming, rotating and releasing a name do inside a transaction.
 
+mod housekeeping;
 mod live;
 mod names;
 mod operations;
