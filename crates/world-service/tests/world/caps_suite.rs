@@ -1,233 +1,224 @@
-//! The store's caps, every backend: `caps_suite!(backend, open)` expands to the same tests for
+//! The store's caps, every backend: `on_every_backend!` expands the same tests for
 //! each. At a cap the store refuses what would pass it, says which cap, and keeps working for
 //! what does not. Test names print as `caps_suite::embedded::...` and `caps_suite::mongodb::...`.
 
-macro_rules! caps_suite {
-    ($backend:ident, $open:path) => {
-        mod $backend {
-            use hello_common::token::Token;
-            use world_service::store::{StoreError, StoreLimits};
+on_every_backend! {
+    use hello_common::token::Token;
+    use world_service::store::{StoreError, StoreLimits};
 
-            use crate::support::{hello, limits, name, take};
+    use crate::support::{LONG_LEASE, hello, limits, name, take};
 
-            const LONG_LEASE: u64 = 60_000;
-
-            #[tokio::test]
-            async fn a_full_inbox_refuses_more_until_it_is_read() {
-                let store = $open(StoreLimits {
-                    inbox_cap: 3,
-                    ..limits()
-                })
-                .await;
-                for _ in 0..3 {
-                    store.say("alice", "bob").await;
-                }
-                let error = store
-                    .store
-                    .send(hello("alice", "bob", None))
-                    .await
-                    .unwrap_err();
-                assert!(
-                    matches!(error, StoreError::InboxFull { cap: 3, .. }),
-                    "{error}"
-                );
-                store.say("alice", "carol").await; // other inboxes are not affected
-                let lease = store
-                    .store
-                    .lease(&name("bob"), take(2, LONG_LEASE))
-                    .await
-                    .unwrap();
-                store.acknowledge(&lease).await;
-                store.say("alice", "bob").await;
-                let lease = store
-                    .store
-                    .lease(&name("bob"), take(10, LONG_LEASE))
-                    .await
-                    .unwrap();
-                assert_eq!(lease.hellos.len(), 2);
-            }
-
-            #[tokio::test]
-            async fn a_full_store_refuses_sends_until_hellos_are_read() {
-                let store = $open(StoreLimits {
-                    store_cap: 3,
-                    ..limits()
-                })
-                .await;
-                for (from, to) in [("a", "bob"), ("b", "carol"), ("c", "dave")] {
-                    store.say(from, to).await;
-                }
-                let refused = store
-                    .store
-                    .send(hello("d", "erin", None))
-                    .await
-                    .unwrap_err();
-                assert!(
-                    matches!(
-                        refused,
-                        StoreError::StoreFull {
-                            what: "hellos",
-                            cap: 3
-                        }
-                    ),
-                    "{refused:?}"
-                );
-                let erin = store
-                    .store
-                    .lease(&name("erin"), take(10, LONG_LEASE))
-                    .await
-                    .unwrap();
-                assert!(
-                    erin.hellos.is_empty(),
-                    "nothing stored for the refused send"
-                );
-                // Reading makes room, also after a restart.
-                let bob = store
-                    .store
-                    .lease(&name("bob"), take(10, LONG_LEASE))
-                    .await
-                    .unwrap();
-                store.acknowledge(&bob).await;
-                let store = store.reopen().await;
-                store.say("d", "erin").await;
-                let refused = store
-                    .store
-                    .send(hello("e", "erin", None))
-                    .await
-                    .unwrap_err();
-                assert!(
-                    matches!(refused, StoreError::StoreFull { .. }),
-                    "{refused:?}"
-                );
-            }
-
-            #[tokio::test]
-            async fn a_store_full_of_idempotency_keys_refuses_new_keys_only() {
-                let store = $open(StoreLimits {
-                    idempotency_cap: 2,
-                    ..limits()
-                })
-                .await;
-                let first = store
-                    .store
-                    .send(hello("a", "bob", Some("k1")))
-                    .await
-                    .unwrap();
-                store
-                    .store
-                    .send(hello("b", "bob", Some("k2")))
-                    .await
-                    .unwrap();
-                let refused = store
-                    .store
-                    .send(hello("c", "bob", Some("k3")))
-                    .await
-                    .unwrap_err();
-                assert!(
-                    matches!(
-                        refused,
-                        StoreError::StoreFull {
-                            what: "idempotency keys",
-                            cap: 2
-                        }
-                    ),
-                    "{refused:?}"
-                );
-                // A known key is still answered, and a send without a key still stored.
-                assert_eq!(
-                    store
-                        .store
-                        .send(hello("a", "bob", Some("k1")))
-                        .await
-                        .unwrap(),
-                    first
-                );
-                store.store.send(hello("d", "bob", None)).await.unwrap();
-                let bob = store
-                    .store
-                    .lease(&name("bob"), take(10, LONG_LEASE))
-                    .await
-                    .unwrap();
-                let senders: Vec<_> = bob.hellos.iter().map(|hello| hello.from.as_str()).collect();
-                assert_eq!(senders, ["a", "b", "d"]);
-            }
-
-            #[tokio::test]
-            async fn a_store_keeping_lease_record_cap_leases_refuses_reads_that_would_take_more() {
-                let store = $open(StoreLimits {
-                    lease_record_cap: 2,
-                    ..limits()
-                })
-                .await;
-                for to in ["ann", "ben", "cid"] {
-                    store.say("zed", to).await;
-                }
-                let first = store
-                    .store
-                    .lease(&name("ann"), take(1, LONG_LEASE))
-                    .await
-                    .unwrap();
-                store
-                    .store
-                    .lease(&name("ben"), take(1, LONG_LEASE))
-                    .await
-                    .unwrap();
-                // A read that takes nothing keeps nothing, and still answers.
-                let empty = store
-                    .store
-                    .lease(&name("nobody"), take(1, LONG_LEASE))
-                    .await
-                    .unwrap();
-                assert!(empty.hellos.is_empty());
-                match store.store.lease(&name("cid"), take(1, LONG_LEASE)).await {
-                    Err(StoreError::StoreFull {
-                        what: "lease records",
-                        cap: 2,
-                    }) => {}
-                    other => panic!("a third lease with a cap of two: {other:?}"),
-                }
-                // A GET's lease, delivered, is forgotten at once: room for another.
-                store.acknowledge(&first).await;
-                let third = store
-                    .store
-                    .lease(&name("cid"), take(1, LONG_LEASE))
-                    .await
-                    .unwrap();
-                assert_eq!(third.hellos.len(), 1);
-            }
-
-            #[tokio::test]
-            async fn a_store_with_claim_cap_names_claimed_refuses_more() {
-                let store = $open(StoreLimits {
-                    claim_cap: 2,
-                    ..limits()
-                })
-                .await;
-                for claimed in ["n1", "n2"] {
-                    store
-                        .store
-                        .claim_name(&name(claimed), Token::generate().hash())
-                        .await
-                        .unwrap();
-                }
-                let refused = store
-                    .store
-                    .claim_name(&name("n3"), Token::generate().hash())
-                    .await;
-                assert!(
-                    matches!(
-                        refused,
-                        Err(StoreError::StoreFull {
-                            what: "claimed names",
-                            cap: 2
-                        })
-                    ),
-                    "{refused:?}"
-                );
-            }
+    #[tokio::test]
+    async fn a_full_inbox_refuses_more_until_it_is_read() {
+        let store = open(StoreLimits {
+            inbox_cap: 3,
+            ..limits()
+        })
+        .await;
+        for _ in 0..3 {
+            store.say("alice", "bob").await;
         }
-    };
-}
+        let error = store
+            .store
+            .send(hello("alice", "bob", None))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, StoreError::InboxFull { cap: 3, .. }),
+            "{error}"
+        );
+        store.say("alice", "carol").await; // other inboxes are not affected
+        let lease = store
+            .store
+            .lease(&name("bob"), take(2, LONG_LEASE))
+            .await
+            .unwrap();
+        store.acknowledge(&lease).await;
+        store.say("alice", "bob").await;
+        let lease = store
+            .store
+            .lease(&name("bob"), take(10, LONG_LEASE))
+            .await
+            .unwrap();
+        assert_eq!(lease.hellos.len(), 2);
+    }
 
-caps_suite!(embedded, crate::support::open_embedded);
-caps_suite!(mongodb, crate::support::open_mongo);
+    #[tokio::test]
+    async fn a_full_store_refuses_sends_until_hellos_are_read() {
+        let store = open(StoreLimits {
+            store_cap: 3,
+            ..limits()
+        })
+        .await;
+        for (from, to) in [("a", "bob"), ("b", "carol"), ("c", "dave")] {
+            store.say(from, to).await;
+        }
+        let refused = store
+            .store
+            .send(hello("d", "erin", None))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                StoreError::StoreFull {
+                    what: "hellos",
+                    cap: 3
+                }
+            ),
+            "{refused:?}"
+        );
+        let erin = store
+            .store
+            .lease(&name("erin"), take(10, LONG_LEASE))
+            .await
+            .unwrap();
+        assert!(
+            erin.hellos.is_empty(),
+            "nothing stored for the refused send"
+        );
+        // Reading makes room, also after a restart.
+        let bob = store
+            .store
+            .lease(&name("bob"), take(10, LONG_LEASE))
+            .await
+            .unwrap();
+        store.acknowledge(&bob).await;
+        let store = store.reopen().await;
+        store.say("d", "erin").await;
+        let refused = store
+            .store
+            .send(hello("e", "erin", None))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, StoreError::StoreFull { .. }),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_full_of_idempotency_keys_refuses_new_keys_only() {
+        let store = open(StoreLimits {
+            idempotency_cap: 2,
+            ..limits()
+        })
+        .await;
+        let first = store
+            .store
+            .send(hello("a", "bob", Some("k1")))
+            .await
+            .unwrap();
+        store
+            .store
+            .send(hello("b", "bob", Some("k2")))
+            .await
+            .unwrap();
+        let refused = store
+            .store
+            .send(hello("c", "bob", Some("k3")))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                StoreError::StoreFull {
+                    what: "idempotency keys",
+                    cap: 2
+                }
+            ),
+            "{refused:?}"
+        );
+        // A known key is still answered, and a send without a key still stored.
+        assert_eq!(
+            store
+                .store
+                .send(hello("a", "bob", Some("k1")))
+                .await
+                .unwrap(),
+            first
+        );
+        store.store.send(hello("d", "bob", None)).await.unwrap();
+        let bob = store
+            .store
+            .lease(&name("bob"), take(10, LONG_LEASE))
+            .await
+            .unwrap();
+        let senders: Vec<_> = bob.hellos.iter().map(|hello| hello.from.as_str()).collect();
+        assert_eq!(senders, ["a", "b", "d"]);
+    }
+
+    #[tokio::test]
+    async fn a_store_keeping_lease_record_cap_leases_refuses_reads_that_would_take_more() {
+        let store = open(StoreLimits {
+            lease_record_cap: 2,
+            ..limits()
+        })
+        .await;
+        for to in ["ann", "ben", "cid"] {
+            store.say("zed", to).await;
+        }
+        let first = store
+            .store
+            .lease(&name("ann"), take(1, LONG_LEASE))
+            .await
+            .unwrap();
+        store
+            .store
+            .lease(&name("ben"), take(1, LONG_LEASE))
+            .await
+            .unwrap();
+        // A read that takes nothing keeps nothing, and still answers.
+        let empty = store
+            .store
+            .lease(&name("nobody"), take(1, LONG_LEASE))
+            .await
+            .unwrap();
+        assert!(empty.hellos.is_empty());
+        match store.store.lease(&name("cid"), take(1, LONG_LEASE)).await {
+            Err(StoreError::StoreFull {
+                what: "lease records",
+                cap: 2,
+            }) => {}
+            other => panic!("a third lease with a cap of two: {other:?}"),
+        }
+        // A GET's lease, delivered, is forgotten at once: room for another.
+        store.acknowledge(&first).await;
+        let third = store
+            .store
+            .lease(&name("cid"), take(1, LONG_LEASE))
+            .await
+            .unwrap();
+        assert_eq!(third.hellos.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_store_with_claim_cap_names_claimed_refuses_more() {
+        let store = open(StoreLimits {
+            claim_cap: 2,
+            ..limits()
+        })
+        .await;
+        for claimed in ["n1", "n2"] {
+            store
+                .store
+                .claim_name(&name(claimed), Token::generate().hash())
+                .await
+                .unwrap();
+        }
+        let refused = store
+            .store
+            .claim_name(&name("n3"), Token::generate().hash())
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(StoreError::StoreFull {
+                    what: "claimed names",
+                    cap: 2
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! world-service's integration tests: one binary, one module per concern.
 //!
+//! - `backends`: `on_every_backend!`, which runs a suite on the embedded store and on MongoDB;
 //! - `batches`: batches of sends, leases and confirmations, each call judged on its own, on each backend;
 //! - `calls`: one send, lease or confirmation through the batch routes, as a status and a body;
 //! - `binary`: the real binary started for a test, and one-call helpers;
@@ -21,6 +22,8 @@
 // In tests a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
+mod backends;
 mod batches;
 mod binary;
 mod calls;

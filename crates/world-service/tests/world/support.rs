@@ -8,6 +8,9 @@ use world_service::store::{
     LeaseRequest, NewHello, Store, StoreLimits, embedded::EmbeddedStore, mongo::MongoStore,
 };
 
+/// A lease long enough not to run out during a test, in milliseconds.
+pub const LONG_LEASE: u64 = 60_000;
+
 /// Limits used unless a test needs others.
 pub fn limits() -> StoreLimits {
     StoreLimits {
