@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::hellos::schema::PersonName;
-use crate::{auth::Credential, startup::AppState, world_client::Call};
+use crate::{
+    auth::Credential, routes::openapi::OwnerRefusals, startup::AppState, world_client::Call,
+};
 
 /// A claimed name and its token, shown this once.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -104,11 +106,7 @@ pub async fn claim(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new token, shown this once; the old one no longer works", body = ClaimedName),
-        (status = 400, description = "Invalid name; a malformed Authorization header; a token in the query string"),
-        (status = 401, description = "No token, or not this name's token"),
-        (status = 404, description = "The name is not claimed"),
-        (status = 429, description = "Too many requests from this client; see Retry-After"),
-        (status = 503, description = "Store unavailable; nothing changed; see Retry-After"),
+        OwnerRefusals,
         (status = 504, description = "Outcome unknown: try the old token; 401 means the new one took effect"),
     )
 )]
@@ -140,11 +138,7 @@ pub async fn rotate(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Released; its waiting hellos are deleted"),
-        (status = 400, description = "Invalid name; a malformed Authorization header; a token in the query string"),
-        (status = 401, description = "No token, or not this name's token"),
-        (status = 404, description = "The name is not claimed"),
-        (status = 429, description = "Too many requests from this client; see Retry-After"),
-        (status = 503, description = "Store unavailable; nothing changed; see Retry-After"),
+        OwnerRefusals,
         (status = 504, description = "Outcome unknown: repeat the DELETE with the same token"),
     )
 )]

@@ -70,6 +70,38 @@ impl utoipa::Modify for ProblemAnswers {
     }
 }
 
+/// 429, for every operation a client's request budget limits.
+#[derive(Debug, utoipa::IntoResponses)]
+#[response(
+    status = 429,
+    description = "Too many requests from this client; see Retry-After"
+)]
+pub struct TooManyRequests;
+
+/// What refuses a change to a claimed name made with its token (new token, release).
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum OwnerRefusals {
+    #[response(
+        status = 400,
+        description = "Invalid name; a malformed Authorization header; a token in the query string"
+    )]
+    Invalid,
+    #[response(status = 401, description = "No token, or not this name's token")]
+    NotTheToken,
+    #[response(status = 404, description = "The name is not claimed")]
+    NotClaimed,
+    #[response(
+        status = 429,
+        description = "Too many requests from this client; see Retry-After"
+    )]
+    TooMany,
+    #[response(
+        status = 503,
+        description = "Store unavailable; nothing changed; see Retry-After"
+    )]
+    Unavailable,
+}
+
 /// The public API.
 #[derive(Debug, OpenApi)]
 #[openapi(

@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 use super::schema::{Inbox, PersonName, ReadQuery};
 use crate::{
     auth::Credential,
+    routes::openapi::TooManyRequests,
     settling::{Connection, Settlements},
     startup::AppState,
     world_client::Call,
@@ -37,7 +38,7 @@ use crate::{
         (status = 200, description = "The hellos since the last read, oldest first; they are removed from the inbox", body = Inbox),
         (status = 400, description = "Invalid name or limit; a malformed Authorization header; a token in the query string"),
         (status = 401, description = "The name is claimed (or looks like a claimed name) and no token, or not its token, came in Authorization; or HELLO_REQUIRE_CLAIM is on and the name is not claimed. WWW-Authenticate says which"),
-        (status = 429, description = "Too many requests from this client; see Retry-After"),
+        TooManyRequests,
         (status = 503, description = "Store unavailable; nothing taken; see Retry-After"),
         (status = 504, description = "Outcome unknown: hellos may have been leased to this read; they come back when the lease runs out"),
     )

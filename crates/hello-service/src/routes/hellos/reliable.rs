@@ -18,7 +18,9 @@ use super::{
     read::page_limit,
     schema::{PersonName, ReliableRead, ReliableReadQuery},
 };
-use crate::{auth::Credential, startup::AppState, world_client::Call};
+use crate::{
+    auth::Credential, routes::openapi::TooManyRequests, startup::AppState, world_client::Call,
+};
 
 /// Lease the oldest hellos of `name` until the reader confirms them.
 #[utoipa::path(
@@ -37,7 +39,7 @@ use crate::{auth::Credential, startup::AppState, world_client::Call};
         (status = 400, description = "Invalid name, limit, lease_ms or body; a malformed Authorization header; a token in the query string"),
         (status = 401, description = "The name is claimed (or looks like a claimed name) and no token, or not its token, came in Authorization; or HELLO_REQUIRE_CLAIM is on and the name is not claimed"),
         (status = 413, description = "Body too large"),
-        (status = 429, description = "Too many requests from this client; see Retry-After"),
+        TooManyRequests,
         (status = 503, description = "Store unavailable; nothing taken; see Retry-After"),
         (status = 504, description = "Outcome unknown: hellos may have been leased to this read; they come back when the lease runs out"),
     )
@@ -123,7 +125,7 @@ struct ReliableReadAnswer<'a> {
         (status = 401, description = "The name is claimed and no token, or not its token, came in Authorization"),
         (status = 404, description = "No read with this receipt for this name: unknown, malformed, another name's, or forgotten"),
         (status = 410, description = "The lease ran out before this confirmation: the hellos were, or will be, delivered again"),
-        (status = 429, description = "Too many requests from this client; see Retry-After"),
+        TooManyRequests,
         (status = 503, description = "Store unavailable; nothing changed; see Retry-After"),
         (status = 504, description = "Outcome unknown: repeat the DELETE"),
     )

@@ -7,7 +7,9 @@ use super::{
     body,
     schema::{HelloBody, IdempotencyKeyHeader, PersonName, SendQuery},
 };
-use crate::{auth::Credential, startup::AppState, world_client::Call};
+use crate::{
+    auth::Credential, routes::openapi::TooManyRequests, startup::AppState, world_client::Call,
+};
 
 /// Say hello to `name`.
 #[utoipa::path(
@@ -30,7 +32,7 @@ use crate::{auth::Credential, startup::AppState, world_client::Call};
         (status = 413, description = "Body too large"),
         (status = 415, description = "Body is not application/json"),
         (status = 422, description = "Idempotency-Key already used for a different hello"),
-        (status = 429, description = "Too many requests from this client; see Retry-After"),
+        TooManyRequests,
         (status = 503, description = "Store unavailable or full; nothing stored; see Retry-After"),
         (status = 504, description = "Outcome unknown: the hello may have been stored; retry with the same Idempotency-Key"),
     )
