@@ -28,18 +28,10 @@ on_every_backend! {
             "{error}"
         );
         store.say("alice", "carol").await; // other inboxes are not affected
-        let lease = store
-            .store
-            .lease(&name("bob"), take(2, LONG_LEASE))
-            .await
-            .unwrap();
+        let lease = store.leased("bob", 2).await;
         store.acknowledge(&lease).await;
         store.say("alice", "bob").await;
-        let lease = store
-            .store
-            .lease(&name("bob"), take(10, LONG_LEASE))
-            .await
-            .unwrap();
+        let lease = store.leased("bob", 10).await;
         assert_eq!(lease.hellos.len(), 2);
     }
 
@@ -68,21 +60,13 @@ on_every_backend! {
             ),
             "{refused:?}"
         );
-        let erin = store
-            .store
-            .lease(&name("erin"), take(10, LONG_LEASE))
-            .await
-            .unwrap();
+        let erin = store.leased("erin", 10).await;
         assert!(
             erin.hellos.is_empty(),
             "nothing stored for the refused send"
         );
         // Reading makes room, also after a restart.
-        let bob = store
-            .store
-            .lease(&name("bob"), take(10, LONG_LEASE))
-            .await
-            .unwrap();
+        let bob = store.leased("bob", 10).await;
         store.acknowledge(&bob).await;
         let store = store.reopen().await;
         store.say("d", "erin").await;
@@ -139,11 +123,7 @@ on_every_backend! {
             first
         );
         store.store.send(hello("d", "bob", None)).await.unwrap();
-        let bob = store
-            .store
-            .lease(&name("bob"), take(10, LONG_LEASE))
-            .await
-            .unwrap();
+        let bob = store.leased("bob", 10).await;
         let senders: Vec<_> = bob.hellos.iter().map(|hello| hello.from.as_str()).collect();
         assert_eq!(senders, ["a", "b", "d"]);
     }
@@ -158,22 +138,10 @@ on_every_backend! {
         for to in ["ann", "ben", "cid"] {
             store.say("zed", to).await;
         }
-        let first = store
-            .store
-            .lease(&name("ann"), take(1, LONG_LEASE))
-            .await
-            .unwrap();
-        store
-            .store
-            .lease(&name("ben"), take(1, LONG_LEASE))
-            .await
-            .unwrap();
+        let first = store.leased("ann", 1).await;
+        store.leased("ben", 1).await;
         // A read that takes nothing keeps nothing, and still answers.
-        let empty = store
-            .store
-            .lease(&name("nobody"), take(1, LONG_LEASE))
-            .await
-            .unwrap();
+        let empty = store.leased("nobody", 1).await;
         assert!(empty.hellos.is_empty());
         match store.store.lease(&name("cid"), take(1, LONG_LEASE)).await {
             Err(StoreError::StoreFull {
@@ -184,11 +152,7 @@ on_every_backend! {
         }
         // A GET's lease, delivered, is forgotten at once: room for another.
         store.acknowledge(&first).await;
-        let third = store
-            .store
-            .lease(&name("cid"), take(1, LONG_LEASE))
-            .await
-            .unwrap();
+        let third = store.leased("cid", 1).await;
         assert_eq!(third.hellos.len(), 1);
     }
 

@@ -9,7 +9,7 @@ on_every_backend! {
     use hello_common::token::Token;
     use world_service::store::{ClaimChange, Confirmation, StoreError};
 
-    use crate::support::{LONG_LEASE, limits, name, take};
+    use crate::support::{LONG_LEASE, limits, name};
 
     #[tokio::test]
     async fn a_claimed_name_covers_its_lookalikes_and_refuses_a_second_claim() {
@@ -217,11 +217,7 @@ on_every_backend! {
             Confirmation::Confirmed
         );
         // Other inboxes are untouched; new hellos to the name arrive as usual.
-        let other = store
-            .store
-            .lease(&name("frank"), take(10, LONG_LEASE))
-            .await
-            .unwrap();
+        let other = store.leased("frank", 10).await;
         assert_eq!(other.hellos.len(), 1);
         store.say("gina", "erin").await;
         let read = store.lease_as_checked("erin", 10, LONG_LEASE).await;
@@ -235,11 +231,7 @@ on_every_backend! {
         // None); then the name was claimed and sent to, before its lease.
         store.claim("nina").await;
         store.say("bob", "NINA").await;
-        let read = store
-            .store
-            .lease(&name("nina"), take(10, LONG_LEASE))
-            .await
-            .unwrap();
+        let read = store.leased("nina", 10).await;
         assert!(read.hellos.is_empty(), "{read:?}");
         assert_eq!(
             store

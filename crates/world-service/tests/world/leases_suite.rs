@@ -7,18 +7,14 @@ on_every_backend! {
 
     use world_service::store::Confirmation;
 
-    use crate::support::{LONG_LEASE, limits, name, take};
+    use crate::support::{limits, name, take};
 
     #[tokio::test]
     async fn a_confirmed_lease_deletes_its_hellos_and_confirms_again() {
         let store = open(limits()).await;
         store.say("alice", "bob").await;
         store.say("carol", "bob").await;
-        let read = store
-            .store
-            .lease(&name("bob"), take(1, LONG_LEASE))
-            .await
-            .unwrap();
+        let read = store.leased("bob", 1).await;
         assert!(
             read.expires_at
                 .as_deref()
@@ -35,11 +31,7 @@ on_every_backend! {
             Confirmation::Confirmed,
             "a repeat"
         );
-        let rest = store
-            .store
-            .lease(&name("bob"), take(10, LONG_LEASE))
-            .await
-            .unwrap();
+        let rest = store.leased("bob", 10).await;
         let senders: Vec<_> = rest
             .hellos
             .iter()
@@ -72,11 +64,7 @@ on_every_backend! {
             Confirmation::Expired,
             "a repeat"
         );
-        let again = store
-            .store
-            .lease(&name("bob"), take(10, LONG_LEASE))
-            .await
-            .unwrap();
+        let again = store.leased("bob", 10).await;
         let senders: Vec<_> = again
             .hellos
             .iter()
@@ -103,18 +91,10 @@ on_every_backend! {
         for sender in ["s1", "s2", "s3"] {
             store.say(sender, "bob").await;
         }
-        let read = store
-            .store
-            .lease(&name("bob"), take(2, LONG_LEASE))
-            .await
-            .unwrap();
+        let read = store.leased("bob", 2).await;
         let receipt = read.lease_id.clone().unwrap();
         let store = store.reopen().await;
-        let other = store
-            .store
-            .lease(&name("bob"), take(10, LONG_LEASE))
-            .await
-            .unwrap();
+        let other = store.leased("bob", 10).await;
         let senders: Vec<_> = other
             .hellos
             .iter()
@@ -130,11 +110,7 @@ on_every_backend! {
             Confirmation::Confirmed
         );
         store.acknowledge(&other).await;
-        let after = store
-            .store
-            .lease(&name("bob"), take(10, LONG_LEASE))
-            .await
-            .unwrap();
+        let after = store.leased("bob", 10).await;
         assert_eq!(
             (after.hellos.len(), after.remaining),
             (0, 0),
@@ -155,21 +131,13 @@ on_every_backend! {
             lease.hellos.iter().map(|hello| hello.id.clone()).collect()
         };
         // b must still hold when c is taken, however slow the machine is: 2 s.
-        let a = store
-            .store
-            .lease(&name("bob"), take(2, LONG_LEASE))
-            .await
-            .unwrap();
+        let a = store.leased("bob", 2).await;
         let b = store
             .store
             .lease(&name("bob"), take(1, 2_000))
             .await
             .unwrap();
-        let c = store
-            .store
-            .lease(&name("bob"), take(1, LONG_LEASE))
-            .await
-            .unwrap();
+        let c = store.leased("bob", 1).await;
         assert_eq!(
             (ids(&a), ids(&b), ids(&c)),
             (
@@ -180,11 +148,7 @@ on_every_backend! {
         );
         tokio::time::sleep(Duration::from_millis(2_200)).await;
         // b ran out: d takes s3 again, skips s4 (c's), and takes s5 and s6.
-        let d = store
-            .store
-            .lease(&name("bob"), take(10, LONG_LEASE))
-            .await
-            .unwrap();
+        let d = store.leased("bob", 10).await;
         assert_eq!(ids(&d), [sent[2].clone(), sent[4].clone(), sent[5].clone()]);
         assert_eq!((d.redelivered, d.remaining), (1, 0));
         assert_eq!(store.acknowledge(&d).await, 3, "s3, s5 and s6, not c's s4");
@@ -226,11 +190,7 @@ on_every_backend! {
             store.store.confirm(&name("bob"), &receipt).await.unwrap(),
             Confirmation::Expired
         );
-        let again = store
-            .store
-            .lease(&name("bob"), take(10, LONG_LEASE))
-            .await
-            .unwrap();
+        let again = store.leased("bob", 10).await;
         assert_eq!(
             (again.hellos.len(), again.redelivered),
             (1, 1),
@@ -242,11 +202,7 @@ on_every_backend! {
     async fn an_unknown_lease_or_another_inboxs_is_not_confirmed() {
         let store = open(limits()).await;
         store.say("alice", "bob").await;
-        let read = store
-            .store
-            .lease(&name("bob"), take(10, LONG_LEASE))
-            .await
-            .unwrap();
+        let read = store.leased("bob", 10).await;
         let receipt = read.lease_id.clone().unwrap();
         assert_eq!(
             store.store.confirm(&name("carol"), &receipt).await.unwrap(),

@@ -16,7 +16,7 @@ on_every_backend! {
         let sent = store.say("alice", "bob").await;
         assert_eq!((sent.to.as_str(), sent.from.as_str()), ("bob", "alice"));
 
-        let lease = store.store.lease(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
+        let lease = store.leased("bob", 100).await;
         assert_eq!(lease.hellos.len(), 1);
         assert_eq!(lease.hellos[0].id, sent.id);
         assert_eq!(lease.hellos[0].at, sent.at);
@@ -24,7 +24,7 @@ on_every_backend! {
         let deleted = store.acknowledge(&lease).await;
         assert_eq!(deleted, 1);
 
-        let again = store.store.lease(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
+        let again = store.leased("bob", 100).await;
         assert!(again.hellos.is_empty() && again.lease_id.is_none());
     }
 
@@ -35,13 +35,13 @@ on_every_backend! {
         for sender in ["s1", "s2", "s3", "s4", "s5"] {
             sent.push(store.say(sender, "bob").await.id);
         }
-        let first = store.store.lease(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
+        let first = store.leased("bob", 2).await;
         let ids: Vec<_> = first.hellos.iter().map(|hello| hello.id.clone()).collect();
         assert_eq!(ids, sent[..2]);
         assert_eq!(first.remaining, 3);
         store.acknowledge(&first).await;
 
-        let rest = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+        let rest = store.leased("bob", 10).await;
         let ids: Vec<_> = rest.hellos.iter().map(|hello| hello.id.clone()).collect();
         assert_eq!(ids, sent[2..]);
         assert_eq!(rest.remaining, 0);
@@ -53,7 +53,7 @@ on_every_backend! {
         store.say("Alice", "BOB").await;
         store.say("carol", "Bob").await;
         store.say("dave", "robert").await;
-        let lease = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+        let lease = store.leased("bob", 10).await;
         let senders: Vec<_> = lease.hellos.iter().map(|hello| hello.from.as_str()).collect();
         assert_eq!(senders, ["Alice", "carol"], "the sender's spelling is kept");
     }
@@ -62,9 +62,9 @@ on_every_backend! {
     async fn a_leased_hello_is_hidden_from_other_readers() {
         let store = open(limits()).await;
         store.say("alice", "bob").await;
-        let first = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+        let first = store.leased("bob", 10).await;
         assert_eq!(first.hellos.len(), 1);
-        let second = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+        let second = store.leased("bob", 10).await;
         assert!(second.hellos.is_empty());
         assert_eq!(second.remaining, 0);
     }
@@ -83,19 +83,19 @@ on_every_backend! {
         // lease must still hold when the second is taken, however slow the machine is at
         // that moment: it lasts 2 s, not the 200 ms the other expiry tests use.
         let expiring = store.store.lease(&name("bob"), take(3, 2_000)).await.unwrap();
-        let holding = store.store.lease(&name("bob"), take(3, LONG_LEASE)).await.unwrap();
+        let holding = store.leased("bob", 3).await;
         assert_eq!(ids(&holding), sent[3..6]);
         assert_eq!(holding.remaining, 4);
         tokio::time::sleep(Duration::from_millis(2_200)).await;
 
         // 0-2 are visible again, ahead of 3-5 (leased) and 6-9.
-        let next = store.store.lease(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
+        let next = store.leased("bob", 2).await;
         assert_eq!(ids(&next), sent[..2]);
         assert_eq!(next.remaining, 5, "hello 2 and hellos 6-9; not the 3 still leased");
         assert_eq!(expiring.hellos.len(), 3);
 
         store.acknowledge(&holding).await;
-        let rest = store.store.lease(&name("bob"), take(100, LONG_LEASE)).await.unwrap();
+        let rest = store.leased("bob", 100).await;
         let expected: Vec<String> = std::iter::once(sent[2].clone()).chain(sent[6..].iter().cloned()).collect();
         assert_eq!(ids(&rest), expected);
         assert_eq!(rest.remaining, 0);
@@ -109,7 +109,7 @@ on_every_backend! {
         assert_eq!((lost.hellos.len(), lost.redelivered), (1, 0), "a first delivery");
         let later = store.say("carol", "bob").await;
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let again = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+        let again = store.leased("bob", 10).await;
         let again_ids: Vec<&str> = again.hellos.iter().map(|hello| hello.id.as_str()).collect();
         assert_eq!(again_ids, [sent.id.as_str(), later.id.as_str()]);
         assert_eq!(again.redelivered, 1, "alice's hello goes out again, carol's for the first time");
@@ -123,7 +123,7 @@ on_every_backend! {
             store.say(from, "bob").await;
         }
         assert_eq!(store.store.stored_hellos().await.unwrap(), 3);
-        let read = store.store.lease(&name("bob"), take(2, LONG_LEASE)).await.unwrap();
+        let read = store.leased("bob", 2).await;
         assert_eq!(store.store.stored_hellos().await.unwrap(), 3, "leased hellos are still held");
         store.acknowledge(&read).await;
         assert_eq!(store.store.stored_hellos().await.unwrap(), 1);
@@ -135,7 +135,7 @@ on_every_backend! {
         store.say("alice", "bob").await;
         let late = store.store.lease(&name("bob"), take(10, 200)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let current = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+        let current = store.leased("bob", 10).await;
         assert_eq!(current.hellos.len(), 1);
         let deleted = store.acknowledge(&late).await;
         assert_eq!(deleted, 0, "the first reader's lease had ended");
@@ -147,7 +147,7 @@ on_every_backend! {
     async fn acknowledging_twice_or_an_unknown_lease_deletes_nothing() {
         let store = open(limits()).await;
         store.say("alice", "bob").await;
-        let lease = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+        let lease = store.leased("bob", 10).await;
         let id = lease.lease_id.unwrap();
         assert_eq!(store.store.acknowledge(std::slice::from_ref(&id)).await.unwrap(), 1);
         assert_eq!(store.store.acknowledge(std::slice::from_ref(&id)).await.unwrap(), 0);
@@ -163,18 +163,18 @@ on_every_backend! {
         }
         let mut ids = Vec::new();
         for to in ["ann", "ben"] {
-            ids.push(store.store.lease(&name(to), take(10, LONG_LEASE)).await.unwrap().lease_id.unwrap());
+            ids.push(store.leased(to, 10).await.lease_id.unwrap());
         }
         // A lease of cal's inbox that is not named stays leased, and an unknown id is ignored.
-        let cal = store.store.lease(&name("cal"), take(1, LONG_LEASE)).await.unwrap();
+        let cal = store.leased("cal", 1).await;
         ids.push("no-such-lease".to_owned());
         assert_eq!(store.store.acknowledge(&ids).await.unwrap(), 4);
         assert_eq!(store.store.acknowledge(&ids).await.unwrap(), 0, "acknowledging again deletes nothing");
         for to in ["ann", "ben"] {
-            let after = store.store.lease(&name(to), take(10, LONG_LEASE)).await.unwrap();
+            let after = store.leased(to, 10).await;
             assert!(after.hellos.is_empty(), "{to}: {after:?}");
         }
-        let rest = store.store.lease(&name("cal"), take(10, LONG_LEASE)).await.unwrap();
+        let rest = store.leased("cal", 10).await;
         assert_eq!(rest.hellos.len(), 1, "cal's first hello is still leased to its lease: {rest:?}");
         assert_ne!(rest.hellos[0].id, cal.hellos[0].id);
     }
@@ -187,13 +187,13 @@ on_every_backend! {
         assert_eq!(first, repeat);
         let other = store.store.send(hello("alice", "bob", Some("key-2"))).await.unwrap();
         assert_ne!(first.id, other.id);
-        let lease = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+        let lease = store.leased("bob", 10).await;
         assert_eq!(lease.hellos.len(), 2);
         store.acknowledge(&lease).await;
         // Still remembered after delivery: a late retry must not deliver it twice.
         let late = store.store.send(hello("alice", "bob", Some("key-1"))).await.unwrap();
         assert_eq!(late, first);
-        let lease = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+        let lease = store.leased("bob", 10).await;
         assert!(lease.hellos.is_empty());
     }
 
@@ -205,7 +205,7 @@ on_every_backend! {
         assert!(matches!(error, StoreError::IdempotencyKeyReused), "{error}");
         let message = error.to_string();
         assert!(!message.contains("bob") && !message.contains("alice"), "names nothing: {message}");
-        let lease = store.store.lease(&name("carol"), take(10, LONG_LEASE)).await.unwrap();
+        let lease = store.leased("carol", 10).await;
         assert!(lease.hellos.is_empty(), "nothing stored for the refused send");
     }
 
@@ -222,7 +222,7 @@ on_every_backend! {
         assert!(matches!(other_recipient, Err(StoreError::IdempotencyKeyReused)), "mallory's own key");
         // Each sender's retry still answers their own first hello (case-insensitively).
         assert_eq!(store.store.send(hello("Alice", "bob", Some("guessable"))).await.unwrap().id, alices.id);
-        let lease = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+        let lease = store.leased("bob", 10).await;
         assert_eq!(lease.hellos.len(), 2);
     }
 
@@ -231,7 +231,7 @@ on_every_backend! {
         let store = open(limits()).await;
         let sent = store.say("alice", "bob").await;
         let store = store.reopen().await;
-        let lease = store.store.lease(&name("bob"), take(10, LONG_LEASE)).await.unwrap();
+        let lease = store.leased("bob", 10).await;
         assert_eq!(lease.hellos.len(), 1);
         assert_eq!(lease.hellos[0].id, sent.id);
     }

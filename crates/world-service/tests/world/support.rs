@@ -121,6 +121,14 @@ impl TestStore {
             .expect("lease")
     }
 
+    /// Leases up to `limit` hellos of `to` for [`LONG_LEASE`] and expects a lease.
+    pub async fn leased(&self, to: &str, limit: u32) -> Lease {
+        self.store
+            .lease(&name(to), take(limit, LONG_LEASE))
+            .await
+            .unwrap_or_else(|error| panic!("lease of {to} failed: {error}"))
+    }
+
     /// Claims `name` with a new token and expects success; the token.
     pub async fn claim(&self, name: &str) -> hello_common::token::Token {
         let token = hello_common::token::Token::generate();
