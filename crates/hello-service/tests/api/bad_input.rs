@@ -3,7 +3,7 @@
 
 use reqwest::{Method, header::HeaderValue};
 
-use crate::support::{expect_problem, spawn_app};
+use crate::support::{content_type, expect_problem, spawn_app};
 
 struct Case {
     what: &'static str,
@@ -227,12 +227,7 @@ async fn every_bad_request_is_a_4xx_problem_and_stores_nothing() {
         }
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type = content_type(&response);
         let body = response.text().await.unwrap_or_default();
         println!("bad input: {:<32} -> {status} {body}", case.what);
         if status != case.status

@@ -1,7 +1,6 @@
 use hello_common::testing::free_port;
-use serde_json::Value;
 
-use crate::support::{Options, expect_problem, spawn_app, spawn_hello};
+use crate::support::{Options, expect_problem, get_json, spawn_app, spawn_hello};
 
 #[tokio::test]
 async fn every_answer_names_the_serving_pod() {
@@ -129,15 +128,7 @@ async fn when_world_takes_the_request_but_does_not_answer_in_time_the_outcome_is
 #[tokio::test]
 async fn openapi_describes_the_public_api_in_version_3_1() {
     let app = spawn_app().await;
-    let document: Value = app
-        .client
-        .get(format!("{}/openapi.json", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = get_json(&app.client, &format!("{}/openapi.json", app.url)).await;
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
     let hello = &document["paths"]["/hello/{name}"];
     assert!(hello["post"]["responses"]["201"].is_object());

@@ -23,7 +23,9 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::support::{Options, TestApp, spawn_app_with, spawn_hello, spawn_stand_in_world};
+use crate::support::{
+    Options, TestApp, get_json, spawn_app_with, spawn_hello, spawn_stand_in_world,
+};
 
 const LEASE_MS: u64 = 1_500;
 const SETTLE_MS: u64 = 500;
@@ -162,14 +164,7 @@ async fn a_client_that_sends_another_request_and_closes_gets_each_hello_once() {
 async fn a_pooled_http_client_dropped_after_the_answer_gets_each_hello_once() {
     let app = app_with_one_hello("pooled").await;
     let client = reqwest::Client::new();
-    let inbox: serde_json::Value = client
-        .get(format!("{}/hello/pooled", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let inbox = get_json(&client, &format!("{}/hello/pooled", app.url)).await;
     assert_eq!(inbox["hellos"][0]["from"], "alice", "{inbox}");
     drop(client);
     assert_read_once(&app, "pooled").await;

@@ -181,16 +181,26 @@ impl TestApp {
     }
 }
 
-/// Asserts a problem+json answer with `status`; returns the problem.
-pub async fn expect_problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status, "status of {}", response.url());
-    let content_type = response
+/// The answer's `Content-Type`, or "" when it has none.
+pub fn content_type(response: &reqwest::Response) -> String {
+    response
         .headers()
         .get("content-type")
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
-        .to_owned();
-    assert_eq!(content_type, "application/problem+json");
+        .to_owned()
+}
+
+/// GETs `url` and reads its JSON body.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    let response = client.get(url).send().await.expect("GET");
+    response.json().await.expect("a JSON body")
+}
+
+/// Asserts a problem+json answer with `status`; returns the problem.
+pub async fn expect_problem(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status, "status of {}", response.url());
+    assert_eq!(content_type(&response), "application/problem+json");
     let problem: Value = response.json().await.expect("problem JSON");
     assert_eq!(problem["status"], status);
     for member in ["type", "title", "detail"] {
