@@ -199,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn anything_else_at_the_path_is_left_alone() {
+    fn anything_else_at_the_path_is_left_untouched() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("world.sock");
         std::fs::write(&path, "not a socket").unwrap();

@@ -107,7 +107,7 @@ fn help_prints_the_usage_and_an_unknown_argument_stops_instead_of_serving() {
 }
 
 #[test]
-fn the_embedded_store_is_its_owners_alone_whatever_the_umask() {
+fn only_its_owner_may_open_the_embedded_store_whatever_the_umask() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
