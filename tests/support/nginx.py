@@ -15,10 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK_SCRIPT = ROOT / "scripts" / "nginx-loopback.sh"
 
 
-def loopback_conf(listen: str, hello: str, release_root: Path = ROOT) -> str:
-    """`release_root`'s deploy/nginx/nginx.conf, listening on `listen` and proxying to `hello`
-    (both address:port)."""
-    conf = release_root / "deploy" / "nginx" / "nginx.conf"
+def loopback_conf(listen: str, hello: str, conf: Path = ROOT / "deploy" / "nginx" / "nginx.conf") -> str:
+    """The pod's nginx.conf (`conf`), listening on `listen` and proxying to `hello` (both
+    address:port)."""
     result = subprocess.run([str(LOOPBACK_SCRIPT), listen, hello, str(conf)], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(result.stderr.strip())
@@ -26,10 +25,10 @@ def loopback_conf(listen: str, hello: str, release_root: Path = ROOT) -> str:
 
 
 def prepare(prefix: Path, listen: str, hello: str, release_root: Path = ROOT,
-            includes: dict[str, str | Path] | None = None) -> None:
-    """An nginx prefix as the pod's image lays it out: nginx.conf (rewritten for loopback) with its
-    included files beside it, `includes` replacing those of the same names (text, or a file to
-    copy), the page in html/ and a writable tmp/. Files are written afresh; copies, not links:
+            includes: dict[str, str | Path] | None = None, conf: Path | None = None) -> None:
+    """An nginx prefix as the pod's image lays it out: `release_root`'s nginx.conf (or `conf`),
+    rewritten for loopback, with its included files beside it, `includes` replacing those of the
+    same names (text, or a file to copy), the page in html/ and a writable tmp/. Files are written afresh; copies, not links:
     nginx's workers run as an unprivileged user when the master is root, and may not be allowed
     into the folder the repository was cloned to."""
     (prefix / "tmp").mkdir(parents=True, exist_ok=True)
@@ -45,7 +44,8 @@ def prepare(prefix: Path, listen: str, hello: str, release_root: Path = ROOT,
             (prefix / name).write_text(content)
     shutil.rmtree(prefix / "html", ignore_errors=True)
     shutil.copytree(release_root / "frontend", prefix / "html")
-    (prefix / "nginx.conf").write_text(loopback_conf(listen, hello, release_root))
+    conf = conf or release_root / "deploy" / "nginx" / "nginx.conf"
+    (prefix / "nginx.conf").write_text(loopback_conf(listen, hello, conf))
 
 
 def command(prefix: Path) -> list[str]:

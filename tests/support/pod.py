@@ -72,7 +72,7 @@ class Pod:
                  world_port: int | None = None, store: MongoStore | None = None, database: str = "hello",
                  env: dict[str, str] | None = None, hello_env: dict[str, str] | None = None,
                  world_env: dict[str, str] | None = None, nginx_includes: dict[str, str | Path] | None = None,
-                 logs: Path | None = None):
+                 nginx_conf: Path | None = None, logs: Path | None = None):
         self.work, self.name, self.address = work, name, address
         self.release = release or this_checkout()
         self.nginx_port, self.hello_port = nginx_port, hello_port
@@ -80,6 +80,8 @@ class Pod:
         self.store, self.database = store, database
         self.env, self.hello_env, self.world_env = env or {}, hello_env or {}, world_env or {}
         self.nginx_includes = nginx_includes or {}
+        # Another nginx.conf than the release's (bench/profile.py compares configurations).
+        self.nginx_conf = nginx_conf
         self.logs = logs or work / "logs"
         self.config_dir = work / "config"
         self.immutable_dir = work / "config-immutable"
@@ -141,7 +143,8 @@ class Pod:
         return Process(f"{self.name}-hello", [str((bin_dir or self.release.bin_dir) / "hello-service")],
                        {**env, **self.hello_env, **overrides}, self.logs)
 
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
+        """Writes the pod's files (its folders, nginx's prefix); start() does it first."""
         self.logs.mkdir(parents=True, exist_ok=True)
         for folder in (self.config_dir, self.immutable_dir, self.secret_dir):
             folder.mkdir(parents=True, exist_ok=True)
@@ -149,13 +152,14 @@ class Pod:
             # nginx's workers run as an unprivileged user when the master is root: let them in.
             self.work.chmod(0o755)
             nginx.prepare(self.work / "nginx", f"{self.address}:{self.nginx_port}",
-                          f"{self.address}:{self.hello_port}", self.release.root, self.nginx_includes)
+                          f"{self.address}:{self.hello_port}", self.release.root, self.nginx_includes,
+                          self.nginx_conf)
 
     # ---- starting and stopping -----------------------------------------------------------
     def start(self, timeout: float = 30) -> Pod:
         """Starts what is not running (world first, as the probes would have it) and waits until
         the pod is ready."""
-        self._prepare()
+        self.prepare()
         for process in (self.world, self.hello, self.nginx):
             if process is not None and not process.running:
                 process.start()
@@ -209,7 +213,7 @@ class Pod:
         assert not is_listening(self.address, port), f"{self.address}:{port} is in use: stop what uses it"
         prefix = self.work / name
         nginx.prepare(prefix, f"{self.address}:{port}", hello or f"{self.address}:{self.hello_port}",
-                      self.release.root, includes)
+                      self.release.root, includes, self.nginx_conf)
         process = Process(name, nginx.command(prefix), {}, self.logs).start()
         self.extras.append(process)
         wait_until(lambda: is_listening(self.address, port), 15, f"{name} to listen")
