@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Scale and survive: N pods behind a balancer on one shared MongoDB-protocol store, under load,
 while processes are killed and restarted. Prints one row per scenario:
 
