@@ -34,7 +34,6 @@ from tests.support.store import MongoStore
 ROOT = Path(__file__).resolve().parents[2]
 # The binaries the suites run: scripts/test.sh builds them (debug) first.
 BIN_DIR = Path(os.environ.get("BIN_DIR", ROOT / "target" / "debug"))
-CONTAINERS = ("world", "hello", "nginx")
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,10 @@ def http_status(url: str, timeout: float = 1.0) -> int | None:
 
 
 class Pod:
+    """One pod in `work` (its folder), on `address`: nginx on `nginx_port` (None: no nginx), hello
+    on `hello_port`, world on its socket (and on `world_port` when given). Settings go on top of
+    the wiring: `env` for both services, then `hello_env` or `world_env`."""
+
     def __init__(self, work: Path, *, name: str = "pod", address: str = "127.0.0.1",
                  release: Release | None = None, nginx_port: int | None = 8080, hello_port: int = 8081,
                  world_port: int | None = None, store: MongoStore | None = None, database: str = "hello",
