@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Is a change faster? Two builds (or settings) of the services, alternated through the pod's POST
 and GET rows, with each process's peak RSS and CPU per request.
 
@@ -16,7 +15,7 @@ own CPU per request moved by 40% from one run to the next), where req/s does not
 With --reliable, each round also fills 10,000 inboxes 20 deep through world-service and runs
 bench/run.py's reliable-read row (?limit=1, then the confirmation), counted in pairs per second.
 
-Run: python3 bench/compare.py BEFORE_DIR AFTER_DIR [--rounds N] [--seconds N] [--reliable]
+Run: python3 -m bench.compare BEFORE_DIR AFTER_DIR [--rounds N] [--seconds N] [--reliable]
                                [--before-env NAME=VALUE ...] [--after-env NAME=VALUE ...]
   (each DIR holds hello-service and world-service, e.g. a copy of target/release taken before
   the change; the same DIR twice with different --*-env compares settings; loopback only; about
@@ -25,15 +24,13 @@ Run: python3 bench/compare.py BEFORE_DIR AFTER_DIR [--rounds N] [--seconds N] [-
 
 import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (  # noqa: E402
-    POD, PORTS, RELIABLE_DEPTH, ROOT, Bench, cpu_seconds_by_name, fail, free, rss_kib, say, wait_ready,
-)
-from wrk import LUA_GET, LUA_POST, LUA_RELIABLE, lua  # noqa: E402
+from bench.harness import POD, PORTS, RELIABLE_DEPTH, Bench
+from bench.measure import cpu_seconds_by_name, fail, rss_kib, say
+from bench.wrk import LUA_GET, LUA_POST, LUA_RELIABLE, lua
+from tests.support.ports import is_listening
 
 # Half of bench/run.py's 20,000 inboxes, to fill faster each round: 200,000 hellos, twice what
 # one 10 s row confirms here.
@@ -62,7 +59,7 @@ def main() -> None:
         for binary in ("hello-service", "world-service"):
             if not (build / binary).is_file():
                 fail(f"{build / binary} is missing: give directories that hold both services' binaries")
-    busy = [port for port in PORTS if not free(port)]
+    busy = [port for port in PORTS if is_listening("127.0.0.1", port)]
     if busy:
         fail(f"ports {busy} on 127.0.0.1 are in use: stop what uses them and retry")
 
@@ -74,16 +71,11 @@ def main() -> None:
     # (build, kind) -> per round: CPU per request of hello, world and the pod, each / nginx's.
     cpu: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     try:
-        (work / "nginx" / "tmp").mkdir(parents=True)
-        (work / "nginx" / "html").symlink_to(ROOT / "frontend")
-        nginx = bench.processes.start(["nginx", "-p", f"{work / 'nginx'}/", "-c",
-                                       str(ROOT / "deploy" / "nginx" / "nginx.conf"),
-                                       "-e", "stderr", "-g", "daemon off;"], {}, work / "nginx.log")
-        wait_ready(f"{POD}/nginx-healthz")
+        bench.start_nginx()
 
         def measure(build: str, kind: str, round_: int, script: Path) -> None:
             """One wrk row, and the CPU it cost each process (relative to nginx's)."""
-            processes = bench.pod_pids(nginx.pid)
+            processes = bench.pod_pids()
             before = cpu_seconds_by_name(processes)
             label = {"post": "POST", "get": "GET", "reliable": "reliable read + confirm"}[kind]
             bench.measure(f"{build}_{kind}_{round_}", f"{label}, {build}, round {round_}", POD, script)
@@ -110,9 +102,9 @@ def main() -> None:
                     measure(build, "reliable", round_,
                             lua(work, f"{build}_reliable_{round_}", LUA_RELIABLE, reliable,
                                 NAMES=RELIABLE_NAMES, QUERY="?limit=1"))
-                peaks[build].append((rss_kib(bench.hello.pid, "VmHWM"), rss_kib(bench.world.pid, "VmHWM")))
+                peaks[build].append((rss_kib(bench.pid("hello"), "VmHWM"), rss_kib(bench.pid("world"), "VmHWM")))
     finally:
-        bench.processes.stop_all()
+        bench.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     results = bench.results

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Where the CPU of one request goes, per process: the pod (nginx, hello, world) under one wrk row.
 
 For each path (pod POST, pod GET, reliable read + confirm), it runs wrk against the pod as
@@ -13,7 +12,7 @@ work, and kinds of user code; perf.data files are kept in --out for flamegraphs
 calls each process made per request (perf stat on the kernel's syscall tracepoints): a `write`
 or `futex` in hello or world is mostly one thread waking another.
 
-Run: python3 bench/profile.py [--seconds N] [--perf] [--syscalls] [--binaries DIR] [--out DIR]
+Run: python3 -m bench.profile [--seconds N] [--perf] [--syscalls] [--binaries DIR] [--out DIR]
   DIR defaults to target/release; for readable stacks build with symbols:
   CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \\
     CARGO_TARGET_DIR=target/profiling cargo build --release -p hello-service -p world-service
@@ -23,16 +22,13 @@ Run: python3 bench/profile.py [--seconds N] [--perf] [--syscalls] [--binaries DI
 import argparse
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (  # noqa: E402
-    POD, PORTS, RELEASE, RELIABLE_DEPTH, RELIABLE_NAMES, ROOT, WORLD, Bench, cpu_seconds_by_name, fail, free,
-    say, wait_ready,
-)
-from wrk import LUA_GET, LUA_POST, LUA_RELIABLE, lua  # noqa: E402
+from bench.harness import POD, PORTS, RELEASE, RELIABLE_DEPTH, RELIABLE_NAMES, ROOT, WORLD, Bench
+from bench.measure import cpu_seconds_by_name, fail, say
+from bench.wrk import LUA_GET, LUA_POST, LUA_RELIABLE, lua
+from tests.support.ports import is_listening
 
 # The system calls --syscalls counts: the sockets, waiting and waking, and the store's file.
 SYSCALLS = ["recvfrom", "sendto", "read", "write", "readv", "writev", "epoll_wait", "epoll_ctl", "futex",
@@ -104,21 +100,17 @@ def main() -> None:
     args = parser.parse_args()
     if (args.perf or args.syscalls) and not shutil.which("perf"):
         fail("perf is missing (Debian: apt-get install -y linux-perf)")
-    busy = [port for port in PORTS if not free(port)]
+    busy = [port for port in PORTS if is_listening("127.0.0.1", port)]
     if busy:
         fail(f"ports {busy} on 127.0.0.1 are in use: stop what uses them and retry")
     args.out.mkdir(parents=True, exist_ok=True)
 
     work = Path(tempfile.mkdtemp(prefix="hello-profile-"))
     work.chmod(0o755)
-    bench = Bench(work, args.seconds)
+    bench = Bench(work, args.seconds, nginx_conf=args.nginx_conf.resolve())
     report: list[str] = []
     try:
-        (work / "nginx" / "tmp").mkdir(parents=True)
-        (work / "nginx" / "html").symlink_to(ROOT / "frontend")
-        nginx = bench.processes.start(["nginx", "-p", f"{work / 'nginx'}/", "-c", str(args.nginx_conf.resolve()),
-                                       "-e", "stderr", "-g", "daemon off;"], {}, work / "nginx.log")
-        wait_ready(f"{POD}/nginx-healthz")
+        bench.start_nginx()
         bench.start_world(args.binaries)
         bench.start_hello(args.binaries, world=WORLD if args.tcp else None)
         body = '{"from":"bench"}'
@@ -139,7 +131,7 @@ def main() -> None:
             bench.fill("reliable", "r", RELIABLE_NAMES, RELIABLE_NAMES * RELIABLE_DEPTH)
         for path in wanted:
             label, script = scripts[path]
-            processes = bench.pod_pids(nginx.pid)
+            processes = bench.pod_pids()
             before = cpu_seconds_by_name(processes)
             recorders = []
             if args.perf:
@@ -187,7 +179,7 @@ def main() -> None:
                         thread, kind = key.split(" | ")
                         report.append(f"| {thread} | {kind} | {share:.0%} |")
     finally:
-        bench.processes.stop_all()
+        bench.stop()
         shutil.rmtree(work, ignore_errors=True)
     print("\n".join(report))
     say("Profile done" + (f": perf data in {args.out}" if args.perf else ""))

@@ -28,9 +28,11 @@ def parse_wrk(output: str) -> dict:
     socket_errors = re.search(r"Socket errors: (.*)", output)
     seconds = re.search(r"requests in ([\d.]+)(ms|s|m)", output)
     confirmed = re.search(r"^confirmed (\d+)$", output, re.M)  # printed by LUA_RELIABLE
+    refused = re.search(r"^refused (\d+)$", output, re.M)  # printed by the scripts of world's batches
     duration = float(seconds.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[seconds.group(2)] if seconds else float("nan")
     return {
         "pairs_per_s": int(confirmed.group(1)) / duration if confirmed else None,
+        "refused": int(refused.group(1)) if refused else None,
         "rps": rps,
         "requests": requests,
         "p50": latency_ms("50"),
@@ -114,21 +116,26 @@ end
 """
 # Requests that walk names PREFIX0 .. PREFIX(NAMES-1) in turn, threads interleaved, each thread
 # stopping after its share of COUNT answers: exact fills and reads, not a duration. Run by
-# wrk_counted, which ends wrk once every thread has left its marker in DONE.
+# wrk_counted, which ends wrk once every thread has left its marker in DONE. With BATCH set (the
+# path is one of world's batch routes), each 200 whose outcome is "refused" is counted, and
+# "refused N" printed at the end: a batch is answered 200 whatever became of its calls.
 LUA_COUNTED = """
-local threads = 0
+local count = 0
+local threads = {}
 function setup(thread)
-  thread:set("id", threads)
-  threads = threads + 1
+  thread:set("id", count)
+  count = count + 1
+  table.insert(threads, thread)
 end
 local sent, answered = 0, 0
+refused = 0
 request = function()
   local name = (id + sent * THREADS) % NAMES
   sent = sent + 1
   if METHOD == "POST" then
-    -- BODY_FORMAT, when set, makes each body from the name's number, or from its entry in
-    -- HASHES when that is set (claims, each with its own token's hash).
-    local value = HASHES and HASHES[name + 1] or name
+    -- BODY_FORMAT, when set, makes each body from the name's entry in HASHES when that is set
+    -- (claims, each with its own token's hash), else from the name itself (PREFIX and number).
+    local value = HASHES and HASHES[name + 1] or (PREFIX .. name)
     local body = BODY_FORMAT and string.format(BODY_FORMAT, value) or BODY
     return wrk.format("POST", string.format(PATH, PREFIX, name), {["Content-Type"] = "application/json"}, body)
   end
@@ -136,11 +143,49 @@ request = function()
 end
 response = function(status, headers, body)
   answered = answered + 1
+  if BATCH and status == 200 and string.find(body, '"refused"', 1, true) then
+    refused = refused + 1
+  end
   if answered == math.ceil(COUNT / THREADS) then
     -- wrk itself runs for its whole duration: tell bench/run.py this thread is done.
     io.open(string.format("%s/done-%d", DONE, id), "w"):close()
     wrk.thread:stop()
   end
+end
+function done(summary, latency, requests)
+  if BATCH then
+    local total = 0
+    for _, thread in ipairs(threads) do
+      total = total + thread:get("refused")
+    end
+    io.write(string.format("refused %d\\n", total))
+  end
+end
+"""
+# world-service alone: its batch send with one hello per batch (what hello sends for a lone
+# request), to a random name PREFIXn; prints "refused N", the sends world refused in a 200.
+LUA_WORLD_SEND = """
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+end
+refused = 0
+request = function()
+  local body = string.format('{"calls":[{"to":"%s%d","from":"bench","request_id":"bench"}]}',
+                             PREFIX, math.random(1, 100000))
+  return wrk.format("POST", "/v1/hellos", {["Content-Type"] = "application/json"}, body)
+end
+response = function(status, headers, body)
+  if status == 200 and string.find(body, '"refused"', 1, true) then
+    refused = refused + 1
+  end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get("refused")
+  end
+  io.write(string.format("refused %d\\n", total))
 end
 """
 
@@ -180,6 +225,8 @@ def lua(directory: Path, name: str, template: str, prefix: str, body: str = "", 
         if isinstance(value, str):
             # A Lua long string: no escapes, and quotes inside (a JSON body) stay as they are.
             header += f"{key} = [[{value}]]\n"
+        elif isinstance(value, bool):
+            header += f"{key} = {'true' if value else 'false'}\n"
         elif isinstance(value, list):
             # A table of strings (hex digests: nothing to escape).
             header += f"{key} = {{" + ",".join(f'"{item}"' for item in value) + "}\n"

@@ -64,13 +64,13 @@ mkdir -p "$data/world" "$data/config" "$data/config-immutable" "$data/secret" "$
 chmod 700 "$data/secret" && chmod 600 "$data/secret/api-token"
 ln -sfn "$root/frontend" "$data/nginx/html"
 # The pod's nginx.conf listens on every address of the pod (0.0.0.0:8080); here it listens on
-# loopback only. Its included files sit beside the copy, as they do beside the original.
+# loopback only (scripts/nginx-loopback.sh, which the test harness uses too). Its included files
+# sit beside the copy, as they do beside the original.
 for included in "$root"/deploy/nginx/*.conf; do
   [ "$(basename "$included")" = nginx.conf ] || ln -sfn "$included" "$data/nginx/$(basename "$included")"
 done
-grep -q '^        listen 8080;$' "$root/deploy/nginx/nginx.conf" \
-  || fail "deploy/nginx/nginx.conf no longer says 'listen 8080;': update the loopback rewrite in $0"
-sed 's/^        listen 8080;$/        listen 127.0.0.1:8080;/' "$root/deploy/nginx/nginx.conf" > "$data/nginx/nginx.conf"
+"$root/scripts/nginx-loopback.sh" 127.0.0.1:8080 127.0.0.1:8081 > "$data/nginx/nginx.conf" \
+  || fail "could not rewrite deploy/nginx/nginx.conf for loopback (above)"
 
 pids=()
 # shellcheck disable=SC2317  # called from the traps below

@@ -16,8 +16,6 @@ import axe_playwright_python
 import pytest
 from playwright.sync_api import expect
 
-from conftest import BASE_URL
-
 AXE = Path(axe_playwright_python.__file__).parent / "axe.min.js"
 RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 WIDTHS = {"desktop": {"width": 1200, "height": 900}, "phone": {"width": 390, "height": 844}}
@@ -49,7 +47,7 @@ def page_at(browser, width: str):
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_page_has_no_axe_violations(pod, browser, width):
     with page_at(browser, width) as page:
-        page.goto(BASE_URL + "/")
+        page.goto(pod.url + "/")
         found = {"loaded": violations(page)}
 
         recipient = f"ada{uuid.uuid4().hex[:6]}"

@@ -11,20 +11,20 @@ import uuid
 
 from playwright.sync_api import expect
 
-from conftest import BASE_URL, HELLO_URL, LEASE_MS, PLANTED_SECRET, POD_NAME, ROOT, get, request
+from tests.support.pod import ROOT
 
 
-def post(path: str, body: dict, headers: dict[str, str] | None = None):
-    return request("POST", path, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})})
+def post(pod, path: str, body: dict, headers: dict[str, str] | None = None):
+    return pod.request("POST", path, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})})
 
 
-def test_a_hello_sent_from_the_page_shows_in_the_inbox_once(page, screenshots):
+def test_a_hello_sent_from_the_page_shows_in_the_inbox_once(pod, page, screenshots):
     recipient = f"bob{uuid.uuid4().hex[:6]}"
     page.get_by_label("From", exact=True).fill("alice")
     page.get_by_label("To", exact=True).fill(recipient)
     page.get_by_role("button", name="Send hello").click()
     expect(page.locator("#send-result")).to_contain_text(f"Hello from alice to {recipient} stored")
-    expect(page.locator("#send-result")).to_contain_text(POD_NAME)
+    expect(page.locator("#send-result")).to_contain_text(pod.name)
 
     page.get_by_label("Name", exact=True).fill(recipient)
     page.get_by_role("button", name="Check inbox").click()
@@ -32,7 +32,7 @@ def test_a_hello_sent_from_the_page_shows_in_the_inbox_once(page, screenshots):
     expect(inbox).to_contain_text(f"1 new hello for {recipient}")
     expect(inbox.locator("li")).to_have_count(1)
     expect(inbox.locator("li").first).to_contain_text("alice")
-    expect(page.locator("#pod-counts")).to_contain_text(POD_NAME)
+    expect(page.locator("#pod-counts")).to_contain_text(pod.name)
     expect(page.locator("#info-config")).to_contain_text("HELLO_LISTEN")
     page.screenshot(path=str(screenshots / "inbox.png"), full_page=True)
 
@@ -40,11 +40,11 @@ def test_a_hello_sent_from_the_page_shows_in_the_inbox_once(page, screenshots):
     expect(inbox).to_contain_text(f"Nothing new for {recipient}")
 
 
-def test_hellos_the_page_could_not_confirm_come_back_instead_of_being_lost(pod, page):
+def test_hellos_the_page_could_not_confirm_come_back_instead_of_being_lost(pod, page, lease_seconds):
     """The page reads reliably: it confirms only after showing the hellos. Here the network
     drops every confirmation, as a lost connection or a reload at the wrong moment would."""
     recipient = f"cleo{uuid.uuid4().hex[:6]}"
-    assert post(f"/hello/{recipient}", {"from": "alice"})[0] == 201
+    assert post(pod, f"/hello/{recipient}", {"from": "alice"})[0] == 201
 
     def drop_confirmations(route):
         if route.request.method == "DELETE":
@@ -60,7 +60,7 @@ def test_hellos_the_page_could_not_confirm_come_back_instead_of_being_lost(pod, 
     expect(inbox).to_contain_text("nothing is lost")
     page.unroute("**/reads/*")
 
-    time.sleep(LEASE_MS / 1000 + 1)  # the unconfirmed read's lease runs out
+    time.sleep(lease_seconds + 1)  # the unconfirmed read's lease runs out
     page.get_by_role("button", name="Check inbox").click()
     expect(inbox).to_contain_text(f"1 new hello for {recipient}")
     expect(inbox.locator("li").first).to_contain_text("alice")
@@ -69,10 +69,10 @@ def test_hellos_the_page_could_not_confirm_come_back_instead_of_being_lost(pod, 
     expect(inbox).to_contain_text(f"Nothing new for {recipient}")
 
 
-def test_a_confirmation_that_failed_once_is_repeated_and_nothing_shows_twice(pod, page):
+def test_a_confirmation_that_failed_once_is_repeated_and_nothing_shows_twice(pod, page, lease_seconds):
     """Confirming twice is safe, so the page repeats a confirmation the network dropped."""
     recipient = f"dora{uuid.uuid4().hex[:6]}"
-    assert post(f"/hello/{recipient}", {"from": "alice"})[0] == 201
+    assert post(pod, f"/hello/{recipient}", {"from": "alice"})[0] == 201
     dropped = []
 
     def drop_the_first_confirmation(route):
@@ -93,7 +93,7 @@ def test_a_confirmation_that_failed_once_is_repeated_and_nothing_shows_twice(pod
     expect(inbox.locator("li")).to_have_count(1)
     expect(inbox).not_to_contain_text("nothing is lost")
     page.unroute("**/reads/*")
-    time.sleep(LEASE_MS / 1000 + 1)  # had it not been confirmed, it would be back by now
+    time.sleep(lease_seconds + 1)  # had it not been confirmed, it would be back by now
     page.get_by_role("button", name="Check inbox").click()
     expect(inbox).to_contain_text(f"Nothing new for {recipient}")
 
@@ -118,13 +118,13 @@ def test_a_value_written_to_the_mounted_config_shows_without_a_restart(pod, page
     row = page.locator("#info-config tr", has_text="greeting-colour").first
     expect(row).to_contain_text(value)
     expect(row).to_contain_text("mounted file")
-    assert pod.pids() == pids_before and all(process.poll() is None for process in pod.processes)
+    assert pod.pids() == pids_before and all(process.running for process in pod.containers())
 
 
 def test_the_page_is_usable_with_the_keyboard_and_on_a_phone(pod, browser, screenshots):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
-    page.goto(BASE_URL + "/")
+    page.goto(pod.url + "/")
     page.keyboard.press("Tab")  # skip link
     page.keyboard.press("Tab")
     page.keyboard.type("carol")
@@ -148,12 +148,12 @@ def test_the_page_is_usable_with_the_keyboard_and_on_a_phone(pod, browser, scree
 
 
 def test_the_api_answers_through_nginx_with_request_ids(pod):
-    status, headers, body = post("/hello/erin", {"from": "frank"}, {"X-Request-Id": "trace-me-42"})
+    status, headers, body = post(pod, "/hello/erin", {"from": "frank"}, {"X-Request-Id": "trace-me-42"})
     assert status == 201, body
     assert headers["X-Request-Id"] == "trace-me-42"
-    assert headers["X-Pod-Name"] == POD_NAME
+    assert headers["X-Pod-Name"] == pod.name
     assert json.loads(body)["to"] == "erin"
-    status, headers, body = get("/hello/erin")
+    status, headers, body = pod.get("/hello/erin")
     assert status == 200 and json.loads(body)["hellos"][0]["from"] == "frank"
     assert re.fullmatch(r"[0-9a-f]{32}", headers["X-Request-Id"]), "nginx makes an id when none is sent"
     # The id reaches both services' logs.
@@ -161,14 +161,14 @@ def test_the_api_answers_through_nginx_with_request_ids(pod):
     logs = pod.log_text()
     assert logs.count("trace-me-42") >= 2, "the request id should appear in hello's and world's logs"
 
-    status, _, body = get("/info")
+    status, _, body = pod.get("/info")
     info = json.loads(body)
-    assert status == 200 and info["pod"]["name"] == POD_NAME and info["pod"]["node"] == "test-node"
+    assert status == 200 and info["pod"]["name"] == pod.name and info["pod"]["node"] == "test-node"
     assert info["world"]["store"] == "embedded"
 
-    status, headers, _ = get("/metrics")
+    status, headers, _ = pod.get("/metrics")
     assert status == 404 and headers["Content-Type"] == "application/problem+json", "nginx does not serve /metrics"
-    with urllib.request.urlopen(HELLO_URL + "/metrics", timeout=10) as response:
+    with urllib.request.urlopen(pod.hello_url + "/metrics", timeout=10) as response:
         status, headers, body = response.status, response.headers, response.read().decode()
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     assert "hello_http_requests_total" in body and "world_http_requests_total" in body
@@ -181,21 +181,21 @@ def test_the_api_answers_through_nginx_with_request_ids(pod):
     assert len(families) == len(set(families)), "a metric family appears twice in one scrape"
 
     for header in ("Content-Security-Policy", "X-Content-Type-Options", "X-Pod-Name"):
-        assert header in get("/")[1], f"{header} missing on the page"
-    status, headers, body = get("/no-such-page")
+        assert header in pod.get("/")[1], f"{header} missing on the page"
+    status, headers, body = pod.get("/no-such-page")
     assert status == 404 and headers["Content-Type"] == "application/problem+json"
     assert headers["X-Pod-Name"], "nginx's own answers name the pod too"
 
 
-def test_a_secret_value_never_shows_in_info_or_logs(pod):
-    status, _, body = get("/info")
+def test_a_secret_value_never_shows_in_info_or_logs(pod, planted_secret):
+    status, _, body = pod.get("/info")
     assert status == 200
     info = json.loads(body)
     keys = {entry["key"]: entry for entry in info["secrets"]}
     assert "api-token" in keys and set(keys["api-token"]) == {"key", "source"}, "key names only"
-    assert PLANTED_SECRET not in body, "/info leaked a secret value"
+    assert planted_secret not in body, "/info leaked a secret value"
     time.sleep(0.2)
-    assert PLANTED_SECRET not in pod.log_text(), "a log leaked a secret value"
+    assert planted_secret not in pod.log_text(), "a log leaked a secret value"
 
 
 def curl(*arguments: str) -> str:
@@ -204,18 +204,18 @@ def curl(*arguments: str) -> str:
                           check=True, capture_output=True, text=True).stdout
 
 
-def test_plain_curl_reads_each_hello_once_straight_to_hello_service_and_through_nginx(pod):
-    names = {HELLO_URL: f"direct{uuid.uuid4().hex[:6]}", BASE_URL: f"proxied{uuid.uuid4().hex[:6]}"}
+def test_plain_curl_reads_each_hello_once_straight_to_hello_service_and_through_nginx(pod, lease_seconds):
+    names = {pod.hello_url: f"direct{uuid.uuid4().hex[:6]}", pod.url: f"proxied{uuid.uuid4().hex[:6]}"}
     for base, name in names.items():
-        assert post(f"/hello/{name}", {"from": "alice"})[0] == 201
+        assert post(pod, f"/hello/{name}", {"from": "alice"})[0] == 201
         inbox = json.loads(curl(f"{base}/hello/{name}"))
         assert [hello["from"] for hello in inbox["hellos"]] == ["alice"], inbox
         # HTTP/1.0, and a keep-alive client that closes by itself, the same.
-        assert post(f"/hello/{name}", {"from": "bea"})[0] == 201
+        assert post(pod, f"/hello/{name}", {"from": "bea"})[0] == 201
         inbox = json.loads(curl("--http1.0", f"{base}/hello/{name}"))
         assert [hello["from"] for hello in inbox["hellos"]] == ["bea"], inbox
     # Once the lease has run out, an answer that was not delivered would come back: none does.
-    time.sleep(LEASE_MS / 1000 + 1)
+    time.sleep(lease_seconds + 1)
     for base, name in names.items():
         # (text mode turns curl's CRLF line ends into LF)
         head, _, body = curl("--include", f"{base}/hello/{name}").partition("\n\n")
@@ -226,12 +226,12 @@ def test_plain_curl_reads_each_hello_once_straight_to_hello_service_and_through_
 def test_every_api_answer_through_nginx_says_not_to_cache_it(pod):
     """hello-service's answers, and the problems Nginx makes itself (404, 405, 413, 414)."""
     answers = {
-        "GET /hello/bob": get("/hello/bob"),
-        "GET /hello/$bad": get("/hello/$bad"),
-        "GET /nowhere": get("/nowhere"),
-        "PUT /hello/bob": request("PUT", "/hello/bob"),
-        "POST 20 KiB": request("POST", "/hello/bob", b"x" * 20_000, {"Content-Type": "application/json"}),
-        "GET 9 KiB address": get("/hello/" + "a" * 9000),
+        "GET /hello/bob": pod.get("/hello/bob"),
+        "GET /hello/$bad": pod.get("/hello/$bad"),
+        "GET /nowhere": pod.get("/nowhere"),
+        "PUT /hello/bob": pod.request("PUT", "/hello/bob"),
+        "POST 20 KiB": pod.request("POST", "/hello/bob", b"x" * 20_000, {"Content-Type": "application/json"}),
+        "GET 9 KiB address": pod.get("/hello/" + "a" * 9000),
     }
     for what, (status, headers, _) in answers.items():
         assert headers.get("Cache-Control") == "no-store", f"{what}: {status} {dict(headers)}"
@@ -240,7 +240,7 @@ def test_every_api_answer_through_nginx_says_not_to_cache_it(pod):
 def test_the_smoke_test_passes_against_the_pod_and_fails_with_the_fix_without_one(pod):
     """scripts/smoke.sh, what a user runs against a deployment, through the pod's real nginx."""
     smoke = str(ROOT / "scripts" / "smoke.sh")
-    passed = subprocess.run([smoke, BASE_URL], capture_output=True, text=True, timeout=120)
+    passed = subprocess.run([smoke, pod.url], capture_output=True, text=True, timeout=120)
     last = passed.stdout.strip().splitlines()[-1]
     assert passed.returncode == 0 and last.startswith("smoke: OK"), passed.stdout + passed.stderr
     nobody = subprocess.run([smoke, "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60)
@@ -248,19 +248,19 @@ def test_the_smoke_test_passes_against_the_pod_and_fails_with_the_fix_without_on
     assert nobody.returncode == 1 and last.startswith("smoke: FAILED") and "reachable" in last, nobody.stdout
 
 
-def test_the_public_setup_hides_info_from_the_public_but_not_from_operators(public_nginx, browser):
+def test_the_public_setup_hides_info_from_the_public_but_not_from_operators(pod, public_nginx, browser):
     """nginx with the `public` component's hidden-paths.conf answers /info with its 404 problem;
     hello-service's own port (what an operator port-forwards to) still answers it, and the page
     served through the public nginx drops its "This pod" panel while the rest works."""
-    with urllib.request.urlopen(HELLO_URL + "/info", timeout=5) as answer:
-        assert answer.status == 200 and json.load(answer)["pod"]["name"] == POD_NAME
+    with urllib.request.urlopen(pod.hello_url + "/info", timeout=5) as answer:
+        assert answer.status == 200 and json.load(answer)["pod"]["name"] == pod.name
     try:
         urllib.request.urlopen(public_nginx + "/info", timeout=5)
         raise AssertionError("the public nginx served /info")
     except urllib.error.HTTPError as error:
         assert error.code == 404
         assert error.headers["Content-Type"].startswith("application/problem+json")
-        assert POD_NAME not in error.read().decode()
+        assert pod.name not in error.read().decode()
     with urllib.request.urlopen(public_nginx + "/readyz", timeout=5) as answer:
         assert answer.status == 200, "the rest of the API is served as before"
 
@@ -270,7 +270,7 @@ def test_the_public_setup_hides_info_from_the_public_but_not_from_operators(publ
         page.goto(public_nginx + "/")
         expect(page.locator("#info-title")).to_be_hidden()
         expect(page.get_by_role("button", name="Send hello")).to_be_visible()
-        page.goto(BASE_URL + "/")
+        page.goto(pod.url + "/")
         expect(page.locator("#info-title")).to_be_visible()
     finally:
         context.close()

@@ -101,5 +101,5 @@ for entry in "${images[@]}"; do
   fi
 done
 
-"$deploy_python" tests/containers/rendered_pod.py minikube public --tag local || fail "the rendered pod (above)"
+"$deploy_python" -m tests.containers.rendered_pod minikube public --tag local || fail "the rendered pod (above)"
 say "Container tests passed: four images build and run as non-root; the rendered Job and pod run as written, probes, smoke test and graceful stop included"

@@ -1,14 +1,11 @@
 """Deployment files, checked without a cluster: every overlay renders, validates strictly against
 Kubernetes' schemas and passes checkov; skaffold.yaml validates against Skaffold's schema; the
-Dockerfiles pass hadolint; the scripts pass shellcheck; and the minikube script does the right
-thing against stub docker/minikube/kubectl commands that record what they are asked."""
+Dockerfiles pass hadolint; the scripts pass shellcheck. (The Pod Security Standard:
+test_pod_security.py; the minikube script: test_minikube_script.py.)"""
 
 import json
 import re
-import os
 import shutil
-import socket
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -17,38 +14,15 @@ import jsonschema
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.manifests import OVERLAYS, ROOT, objects, render, run
+
 VENV_BIN = Path(sys.executable).parent
-OVERLAYS = ["minikube", "multinode", "dev", "public", "replica-set", "gateway", "monitoring", "monitoring-operator",
-            "tracing", "load"]
 # Custom resources, validated against their CustomResourceDefinition's schema (schemas/README.md).
 CRD_DIR = ROOT / "tests" / "deploy" / "schemas" / "crds"
 CRDS = {("gateway.networking.k8s.io/v1", "HTTPRoute"): CRD_DIR / "gateway.networking.k8s.io_httproutes.yaml",
         ("monitoring.coreos.com/v1", "PodMonitor"): CRD_DIR / "monitoring.coreos.com_podmonitors.yaml",
         ("monitoring.coreos.com/v1", "PrometheusRule"): CRD_DIR / "monitoring.coreos.com_prometheusrules.yaml"}
 SKAFFOLD_SCHEMA = ROOT / "tests" / "deploy" / "schemas" / "skaffold-v4beta14.json"  # see schemas/README.md
-
-
-def run(command, **kwargs):
-    return subprocess.run(command, capture_output=True, text=True, **kwargs)
-
-
-def render(overlay: str) -> str:
-    """Plain `kubectl kustomize`, default load rules: what `kubectl apply -k` accepts."""
-    result = run(["kubectl", "kustomize", str(ROOT / "deploy" / "overlays" / overlay)])
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("rendered")
-    files = {}
-    for overlay in OVERLAYS:
-        path = directory / f"{overlay}.yaml"
-        path.write_text(render(overlay))
-        files[overlay] = path
-    return files
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -165,126 +139,6 @@ def test_scripts_pass_shellcheck():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# --- docker-build-upload-minikube.sh against stubs -------------------------------------------
-
-STUB = r"""#!/usr/bin/env bash
-# Stub {name}: records its arguments, answers like the real command would.
-echo "{name} $*" >> "$STUB_LOG"
-state="$STUB_STATE"
-case "{name} $1 $2" in
-  "docker info"*|"docker build"*|"docker push"*) exit 0 ;;
-  "minikube status"*)
-    if [ -e "$state/stopped" ]; then echo Stopped; exit 7; fi
-    echo Running ;;
-  "minikube image load") exit 0 ;;
-  "minikube addons list")
-    if [ -e "$state/registry-enabled" ]; then status=enabled; else status=disabled; fi
-    echo "| registry                    | minikube | $status    | Google |" ;;
-  "minikube addons enable") touch "$state/registry-enabled" ;;
-  "kubectl port-forward"*)
-    # Serve a registry's /v2/ on the forwarded port, as the real port-forward would.
-    port="${{5%%:*}}"
-    exec python3 -c 'import http.server,sys
-class R(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200 if self.path == "/v2/" else 404); self.end_headers(); self.wfile.write(b"{{}}")
-    def log_message(self, *a): pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), R).serve_forever()' "$port" ;;
-  *) echo "stub {name}: unexpected: $*" >&2; exit 3 ;;
-esac
-"""
-
-
-@pytest.fixture()
-def stubs(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name in ("docker", "minikube", "kubectl"):
-        path = bin_dir / name
-        path.write_text(STUB.format(name=name))
-        path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    state = tmp_path / "state"
-    state.mkdir()
-    log = tmp_path / "calls.log"
-    log.touch()
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_LOG": str(log), "STUB_STATE": str(state)}
-
-    def script(*args):
-        result = run([str(ROOT / "docker-build-upload-minikube.sh"), *args], env=env, timeout=60)
-        calls = log.read_text().splitlines()
-        log.write_text("")
-        return result, calls
-
-    script.state = state
-    return script
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_single_node_mode_builds_and_loads_the_three_images(stubs):
-    result, calls = stubs()
-    assert result.returncode == 0, result.stderr
-    assert [call for call in calls if not call.startswith(("docker info", "minikube status"))] == [
-        "docker build -f deploy/nginx/Dockerfile -t hello-nginx:local .",
-        "minikube image load hello-nginx:local",
-        "docker build -f Dockerfile.hello -t hello-service:local .",
-        "minikube image load hello-service:local",
-        "docker build -f Dockerfile.world -t world-service:local .",
-        "minikube image load world-service:local",
-        "docker build -f deploy/tools/Dockerfile -t hello-tools:local .",
-        "minikube image load hello-tools:local",
-    ]
-    assert "Done:" in result.stdout
-
-
-def test_registry_mode_enables_the_addon_forwards_and_pushes_and_is_safe_to_repeat(stubs):
-    port = free_port()
-    result, calls = stubs("--registry", "--registry-port", str(port))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "minikube addons enable registry" in calls
-    assert f"kubectl port-forward --namespace kube-system service/registry {port}:80" in calls
-    for name, dockerfile in [("hello-nginx", "deploy/nginx/Dockerfile"), ("hello-service", "Dockerfile.hello"),
-                             ("world-service", "Dockerfile.world"), ("hello-tools", "deploy/tools/Dockerfile")]:
-        image = f"localhost:{port}/{name}:dev"
-        assert f"docker build -f {dockerfile} -t {image} ." in calls
-        assert f"docker push {image}" in calls
-    assert "Done:" in result.stdout
-
-    again, calls = stubs("--registry", "--registry-port", str(port))
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "minikube addons enable registry" not in calls, "the addon is already enabled"
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", port)) != 0, "the port-forward was stopped afterwards"
-
-
-def test_it_stops_with_the_fix_when_minikube_is_not_running(stubs):
-    (stubs.state / "stopped").touch()
-    result, calls = stubs()
-    assert result.returncode != 0
-    assert "minikube start" in result.stderr
-    assert not [call for call in calls if call.startswith("docker build")]
-
-
-def test_it_names_another_port_when_5000_is_taken_by_something_else(stubs):
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        port = squatter.getsockname()[1]
-        result, _ = stubs("--registry", "--registry-port", str(port))
-    assert result.returncode != 0
-    assert "--registry-port" in result.stderr
-
-
-def test_unknown_options_print_usage_and_fail(stubs):
-    result, calls = stubs("--frobnicate")
-    assert result.returncode != 0 and "unknown option" in result.stderr and "--registry" in result.stderr
-    assert calls == []
-
-
 def referenced_secrets(document) -> set:
     """Names of the Secrets an object's pods (or an Ingress) use."""
     names = set()
@@ -345,10 +199,6 @@ def test_the_mongodb_scripts_are_valid_javascript():
         assert result.returncode == 0, f"{script}: {result.stderr}"
 
 
-def objects(rendered, overlay):
-    return [d for d in yaml.safe_load_all(rendered[overlay].read_text()) if d]
-
-
 def env_config(documents, prefix="hello-env") -> dict:
     return next(d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith(prefix))["data"]
 
@@ -380,94 +230,6 @@ def test_the_ingress_serves_https_only_with_the_certificate_made_at_deploy_time(
     nginx = next(d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "hello")["spec"]["template"]["spec"]["containers"][0]
     assert any(m["mountPath"] == "/etc/nginx/pod/trusted-proxies.conf" for m in nginx["volumeMounts"]), \
         "behind the Ingress, nginx must trust the controller to name the client"
-
-
-RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected",
-                      "secret"}
-
-
-def restricted_violations(name: str, spec: dict) -> list[str]:
-    """What the "restricted" Pod Security Standard (which the namespace enforces) would refuse in
-    one pod spec: the rules of Kubernetes' pod-security admission, baseline ones included."""
-    problems = []
-    pod_context = spec.get("securityContext", {})
-    for flag in ("hostNetwork", "hostPID", "hostIPC"):
-        if spec.get(flag):
-            problems.append(f"{name}: {flag}")
-    for volume in spec.get("volumes", []):
-        kinds = set(volume) - {"name"}
-        if not kinds <= RESTRICTED_VOLUMES:
-            problems.append(f"{name}: volume {volume['name']} of type {kinds - RESTRICTED_VOLUMES}")
-    for container in spec.get("initContainers", []) + spec.get("containers", []):
-        where = f"{name}/{container['name']}"
-        context = container.get("securityContext", {})
-        if context.get("privileged"):
-            problems.append(f"{where}: privileged")
-        if context.get("allowPrivilegeEscalation") is not False:
-            problems.append(f"{where}: allowPrivilegeEscalation must be false")
-        if "ALL" not in context.get("capabilities", {}).get("drop", []):
-            problems.append(f"{where}: capabilities must drop ALL")
-        if set(context.get("capabilities", {}).get("add", [])) - {"NET_BIND_SERVICE"}:
-            problems.append(f"{where}: adds capabilities")
-        if not context.get("runAsNonRoot", pod_context.get("runAsNonRoot")):
-            problems.append(f"{where}: runAsNonRoot must be true")
-        if context.get("runAsUser", pod_context.get("runAsUser")) == 0:
-            problems.append(f"{where}: runAsUser 0")
-        seccomp = context.get("seccompProfile", pod_context.get("seccompProfile", {})).get("type")
-        if seccomp not in ("RuntimeDefault", "Localhost"):
-            problems.append(f"{where}: seccompProfile must be RuntimeDefault or Localhost")
-        if any(port.get("hostPort") for port in container.get("ports", [])):
-            problems.append(f"{where}: hostPort")
-    return problems
-
-
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_pod_meets_the_restricted_pod_security_standard(rendered, overlay):
-    documents = objects(rendered, overlay)
-    namespace = next(d for d in documents if d["kind"] == "Namespace")
-    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    problems, pods = [], 0
-    for document in documents:
-        spec = document.get("spec", {})
-        template = spec.get("jobTemplate", {}).get("spec", spec).get("template")
-        if template:
-            pods += 1
-            problems += restricted_violations(f"{document['kind']} {document['metadata']['name']}", template["spec"])
-    assert pods >= 3
-    assert not problems, "\n".join(problems)
-    print(f"{overlay}: {pods} pod templates meet the restricted standard")
-
-
-def test_the_restricted_check_finds_what_the_standard_refuses():
-    spec = {"containers": [{"name": "c", "securityContext": {"capabilities": {"drop": ["ALL"]}}}],
-            "volumes": [{"name": "h", "hostPath": {"path": "/"}}], "hostNetwork": True}
-    found = "\n".join(restricted_violations("pod", spec))
-    for rule in ("hostNetwork", "hostPath", "allowPrivilegeEscalation", "runAsNonRoot", "seccompProfile"):
-        assert rule in found, rule
-
-
-def inline_scripts(documents) -> list[tuple[str, str]]:
-    """(where, script) for every `sh -c` script of every container in the manifests."""
-    found = []
-    for document in documents:
-        spec = document.get("spec", {}).get("template", {}).get("spec", {})
-        for container in spec.get("initContainers", []) + spec.get("containers", []):
-            command = container.get("command", [])
-            if command[:2] in (["sh", "-c"], ["bash", "-c"]):
-                found.append((f"{document['metadata']['name']}/{container['name']}", command[2]))
-    return found
-
-
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_inline_shell_script_passes_shellcheck(rendered, overlay, tmp_path):
-    scripts = inline_scripts(objects(rendered, overlay))
-    assert scripts, "the MongoDB containers carry inline scripts"
-    for index, (where, script) in enumerate(scripts):
-        path = tmp_path / f"{index}.sh"
-        path.write_text("#!/bin/sh\n" + script)
-        result = run(["shellcheck", "--shell=sh", str(path)])
-        assert result.returncode == 0, f"{where}:\n{result.stdout}"
-    print(f"{overlay}: {len(scripts)} inline scripts pass shellcheck")
 
 
 def test_the_replica_set_has_three_members_a_key_made_at_deploy_time_and_an_initiation_job(rendered):

@@ -5,15 +5,12 @@ Secrets kept the way the API server keeps them)."""
 
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-import kube_api  # noqa: E402
-from kube_api import TOKEN  # noqa: E402
+from tests.support import kube_api
+from tests.support.kube_api import TOKEN
+from tests.support.manifests import ROOT
 
 SCRIPT = ROOT / "deploy" / "tools" / "make-secrets.sh"
 

@@ -1,34 +1,29 @@
 """Real client addresses behind an Ingress, on loopback: a second, real nginx stands in for the
 Ingress controller. Like ingress-nginx it appends the client to X-Forwarded-For and connects to the
-pod from its own address (TRUSTED_PROXY, via proxy_bind), which pod-2's nginx trusts, as the
+pod from its own address (the trusted proxy, via proxy_bind), which pod-2's nginx trusts, as the
 Ingress component's trusted-proxies.conf trusts the controller's range. Through it, each client
 keeps its own rate limit, and a client cannot pick its address by forging the header."""
 
 import http.client
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from cluster import proxy_nginx_head
-from conftest import TRUSTED_PROXY
+from tests.support import nginx
+from tests.support.ports import is_listening
+from tests.support.processes import Process, wait_until
 
 INGRESS_ADDRESS = "127.0.3.250"
 
 
-def ingress_conf(upstream: str) -> str:
-    return proxy_nginx_head("A stand-in for an Ingress controller (tests/hostile/test_ingress_standin.py).", 256) + f"""\
+def ingress_conf(upstream: str, proxy: str) -> str:
+    return nginx.proxy_conf_head("A stand-in for an Ingress controller (tests/hostile/test_ingress_standin.py).", 256) + f"""\
     server {{
         listen {INGRESS_ADDRESS}:8080;
         location / {{
             proxy_pass http://{upstream};
-            proxy_bind {TRUSTED_PROXY};
+            proxy_bind {proxy};
             proxy_set_header Host $host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Real-IP $remote_addr;
@@ -39,32 +34,22 @@ def ingress_conf(upstream: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def ingress(rate_limited_pod):
+def ingress(rate_limited_pod, trusted_proxy):
     pod, _ = rate_limited_pod
-    work = Path(tempfile.mkdtemp(prefix="ingress-standin-"))
-    os.chmod(work, 0o755)
-    (work / "tmp").mkdir()
-    os.chmod(work / "tmp", 0o777)
-    (work / "nginx.conf").write_text(ingress_conf(f"{pod.address}:8080"))
-    log = open(work / "nginx.log", "wb")
-    process = subprocess.Popen(["nginx", "-p", f"{work}/", "-c", str(work / "nginx.conf"), "-e", "stderr",
-                                "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection((INGRESS_ADDRESS, 8080), 0.5).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the ingress stand-in did not start: {(work / 'nginx.log').read_text()}")
-                time.sleep(0.05)
-        yield INGRESS_ADDRESS
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(15)
-        log.close()
-        shutil.rmtree(work, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="ingress-standin-") as work:
+        work = Path(work)
+        work.chmod(0o755)
+        (work / "tmp").mkdir()
+        (work / "tmp").chmod(0o777)
+        (work / "nginx.conf").write_text(ingress_conf(f"{pod.address}:{pod.nginx_port}", trusted_proxy))
+        process = Process("ingress-standin", nginx.command(work), {}, work).start()
+        try:
+            wait_until(lambda: is_listening(INGRESS_ADDRESS, 8080) or not process.running, 15,
+                       "the ingress stand-in to listen")
+            assert process.running, f"the ingress stand-in did not start: {process.log_path.read_text()}"
+            yield INGRESS_ADDRESS
+        finally:
+            process.stop()
 
 
 def through(ingress: str, source: str, forged: str | None = None) -> int:

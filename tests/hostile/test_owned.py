@@ -13,13 +13,10 @@ import string
 import time
 import urllib.parse
 import uuid
-from pathlib import Path
-
 import pytest
 
-from test_corpus import ALICE, JSON, send
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.clients import ALICE, JSON, hello_metrics, send
+from tests.support.pod import ROOT
 
 # Upper and lower case of names in scripts with case (Unicode 16.0 or earlier): each pair is one
 # inbox, so it must be one name for its claim.
@@ -100,12 +97,7 @@ def test_a_release_clears_every_look_alike_inbox(pod, helper):
 
 def metric_labels(pod) -> dict[str, set[str]]:
     """Every method and route label of both services' request metrics, from hello's own port."""
-    connection = http.client.HTTPConnection(pod.address, 8081, timeout=20)
-    try:
-        connection.request("GET", "/metrics")
-        text = connection.getresponse().read().decode()
-    finally:
-        connection.close()
+    text = hello_metrics(pod)
     labels = {"method": set(), "route": set()}
     for line in text.splitlines():
         if re.match(r"(hello|world)_http_request", line):
@@ -117,7 +109,7 @@ def metric_labels(pod) -> dict[str, set[str]]:
 
 
 def raw_request(pod, request: bytes, source: str) -> bytes:
-    with socket.create_connection((pod.address, 8080), timeout=20, source_address=(source, 0)) as connection:
+    with socket.create_connection((pod.address, pod.nginx_port), timeout=20, source_address=(source, 0)) as connection:
         connection.sendall(request)
         answer = b""
         while chunk := connection.recv(65536):
@@ -146,7 +138,7 @@ def test_a_thousand_invented_methods_and_paths_add_no_metric_series(pod):
 
 
 def test_nginx_answers_methods_the_api_does_not_use_within_a_per_client_budget(pod):
-    connection = http.client.HTTPConnection(pod.address, 8080, timeout=20, source_address=("127.0.3.1", 0))
+    connection = http.client.HTTPConnection(pod.address, pod.nginx_port, timeout=20, source_address=("127.0.3.1", 0))
     statuses = []
     try:
         # Until the budget (bursts of 200, 50 a second) runs out, however fast this machine is;
@@ -179,7 +171,7 @@ def test_one_client_cannot_hold_every_connection_and_another_is_still_served(hel
     try:
         # Requests in progress: each sends its headers and holds back its body.
         for _ in range(limit):
-            connection = socket.create_connection((pod.address, 8080), timeout=20, source_address=("127.0.3.10", 0))
+            connection = socket.create_connection((pod.address, pod.nginx_port), timeout=20, source_address=("127.0.3.10", 0))
             connection.sendall(b"POST /hello/bob HTTP/1.1\r\nHost: pod\r\nContent-Type: application/json\r\n"
                                b"Content-Length: 100\r\n\r\n")
             held.append(connection)

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from test_corpus import ALICE, JSON, assert_clear_4xx, send
+from tests.support.clients import ALICE, JSON, assert_clear_4xx, send
 
 
 def quote(name: str) -> str:

@@ -11,7 +11,7 @@ SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 def test_schemathesis_finds_no_failure(cluster):
     pod = cluster.pods[1]  # the pod without a per-client limit: schemathesis is one client
-    base = f"http://{pod.address}:8080"
+    base = pod.url
     result = subprocess.run(
         [str(SCHEMATHESIS), "run", f"{base}/openapi.json", "--url", base, "--checks", "all",
          "--max-examples", "150", "--seed", os.environ.get("SCHEMATHESIS_SEED", "20261124"),

@@ -16,9 +16,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -30,10 +28,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-from ports import free_port  # noqa: E402
-BIN_DIR = Path(os.environ.get("BIN_DIR", ROOT / "target" / "debug"))
+from tests.support.pod import ROOT, Pod
+from tests.support.ports import free_port
+from tests.support.processes import Process
+
 MONITORING = ROOT / "deploy" / "components" / "monitoring"
 RULES = MONITORING / "prometheus" / "alerts.yml"
 DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
@@ -53,33 +51,6 @@ def wait_for(predicate, seconds: float, what: str) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
-
-
-class Processes:
-    """Processes started here, stopped by their PID."""
-
-    def __init__(self, work: Path):
-        self.work = work
-        self.started: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
-        log = open(self.work / f"{name}.log", "ab")
-        self.started[name] = subprocess.Popen(command, env={**os.environ, **env}, stdout=log,
-                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-
-    def stop(self, name: str) -> None:
-        process = self.started.pop(name)
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def stop_all(self) -> None:
-        for name in list(self.started):
-            self.stop(name)
 
 
 def request(url: str, method: str = "GET", body: dict | None = None, headers: dict | None = None,
@@ -109,59 +80,50 @@ class Monitored:
 
 @pytest.fixture(scope="module")
 def monitored():
-    """A pod (hello + world, embedded store) under a bounded load, scraped by a real Prometheus
-    with the component's rules. Yields Prometheus's base URL."""
-    for binary in ("hello-service", "world-service"):
-        assert (BIN_DIR / binary).exists(), f"{BIN_DIR / binary} is missing: run cargo build --workspace first"
+    """A pod without nginx (tests/support/pod.py: hello on a free port, world on its Unix socket,
+    embedded store) under a bounded load, scraped by a real Prometheus with the component's
+    rules. Yields Prometheus's base URL and hello's."""
     assert shutil.which("prometheus"), "prometheus is missing: apt-get install -y prometheus (scripts/test.sh does this)"
-    work = Path(tempfile.mkdtemp(prefix="hello-monitoring-"))
-    processes = Processes(work)
-    hello_port, world_port, prometheus_port = free_port(), free_port(), free_port()
-    hello = f"http://127.0.0.1:{hello_port}"
-    world_env = {"WORLD_LISTEN": f"127.0.0.1:{world_port}", "WORLD_DATA_DIR": str(work / "data"),
-                 "WORLD_SHUTDOWN_DRAIN_MS": "0", "WORLD_LEASE_MS": "1000", "POD_NAME": POD, "RUST_LOG": "warn"}
-
-    def start_world():
-        processes.start("world", [str(BIN_DIR / "world-service")], world_env)
-        wait_for(lambda: request(f"http://127.0.0.1:{world_port}/readyz")[0] == 200, 30, "world-service")
-
-    try:
-        start_world()
-        processes.start("hello", [str(BIN_DIR / "hello-service")], {
-            "HELLO_LISTEN": f"127.0.0.1:{hello_port}", "HELLO_WORLD_URL": f"http://127.0.0.1:{world_port}",
-            "HELLO_SHUTDOWN_DRAIN_MS": "0", "HELLO_RATE_LIMIT_PER_SECOND": "5", "HELLO_RATE_LIMIT_BURST": "10",
-            "POD_NAME": POD, "RUST_LOG": "warn"})
-        wait_for(lambda: request(f"{hello}/readyz")[0] == 200, 30, "hello-service")
-
+    with tempfile.TemporaryDirectory(prefix="hello-monitoring-") as work:
+        work = Path(work)
+        pod = Pod(work, name=POD, nginx_port=None, hello_port=free_port(), env={"RUST_LOG": "warn"},
+                  world_env={"WORLD_SHUTDOWN_DRAIN_MS": "0", "WORLD_LEASE_MS": "1000"},
+                  hello_env={"HELLO_SHUTDOWN_DRAIN_MS": "0", "HELLO_RATE_LIMIT_PER_SECOND": "5",
+                             "HELLO_RATE_LIMIT_BURST": "10"})
+        prometheus_port = free_port()
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(RULES)],
             "scrape_configs": [{
                 "job_name": "hello-pods",
-                "static_configs": [{"targets": [f"127.0.0.1:{hello_port}"],
+                "static_configs": [{"targets": [f"127.0.0.1:{pod.hello_port}"],
                                     "labels": {"pod": POD, "namespace": "scalable-hello"}}],
             }],
         }
         (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-        processes.start("prometheus", ["prometheus", f"--config.file={work / 'prometheus.yml'}",
-                                       f"--storage.tsdb.path={work / 'tsdb'}",
-                                       f"--web.listen-address=127.0.0.1:{prometheus_port}"], {})
-        prometheus = f"http://127.0.0.1:{prometheus_port}"
-        wait_for(lambda: request(f"{prometheus}/-/ready")[0] == 200, 60, "Prometheus")
+        prometheus_process = Process("prometheus", ["prometheus", f"--config.file={work / 'prometheus.yml'}",
+                                                    f"--storage.tsdb.path={work / 'tsdb'}",
+                                                    f"--web.listen-address=127.0.0.1:{prometheus_port}"], {}, work)
+        try:
+            pod.start()
+            prometheus_process.start()
+            prometheus = f"http://127.0.0.1:{prometheus_port}"
+            wait_for(lambda: request(f"{prometheus}/-/ready")[0] == 200, 60, "Prometheus")
 
-        run_load(hello, start_world, processes)
-        # Enough scrapes after the load for every rate() window to hold two samples or more.
-        wait_for(lambda: scalar(prometheus, 'count_over_time(up{job="hello-pods"}[1m])') >= 5
-                 and scalar(prometheus, "hello:ready_replicas") == 1, 60, "scrapes after the load")
-        time.sleep(3)
-        yield Monitored(prometheus, hello)
-    finally:
-        processes.stop_all()
-        shutil.rmtree(work, ignore_errors=True)
+            run_load(pod)
+            # Enough scrapes after the load for every rate() window to hold two samples or more.
+            wait_for(lambda: scalar(prometheus, 'count_over_time(up{job="hello-pods"}[1m])') >= 5
+                     and scalar(prometheus, "hello:ready_replicas") == 1, 60, "scrapes after the load")
+            time.sleep(3)
+            yield Monitored(prometheus, pod.hello_url)
+        finally:
+            prometheus_process.stop()
+            pod.stop()
 
 
-def run_load(hello: str, start_world, processes: Processes) -> None:
+def run_load(pod: Pod) -> None:
     """A small, bounded load with every kind of event the dashboards show."""
+    hello = pod.hello_url
     run = uuid.uuid4().hex[:6]
     sources = iter(f"127.0.4.{n}" for n in range(1, 250))
     for index in range(20):  # sends and GETs, each from its own client address
@@ -181,10 +143,10 @@ def run_load(hello: str, start_world, processes: Processes) -> None:
     assert request(f"{hello}/hello/%24bad", "POST", {"from": "x"}, source=next(sources))[0] == 400
     statuses = [request(f"{hello}/hello/erin{run}", source="127.0.5.1")[0] for _ in range(30)]
     assert 429 in statuses, f"the burst of 10 was not enforced: {statuses}"
-    processes.stop("world")  # world-service away for a moment: 503s
+    pod.world.stop()  # world-service away for a moment: 503s
     assert request(f"{hello}/hello/frank{run}", "POST", {"from": "x"}, source=next(sources))[0] == 503
     time.sleep(2)  # scraped while away: hello_world_metrics_up 0
-    start_world()
+    pod.start()  # world again; ready once hello answers /readyz through it
     for index in range(5):
         request(f"{hello}/hello/gina{run}", "POST", {"from": f"h{index}"}, source=next(sources))
     # The load generator (deploy/tools/load.sh), briefly: claims, sends, reliable reads, confirms.

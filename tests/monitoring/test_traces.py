@@ -6,67 +6,19 @@ world's span for that call in its batch under it (the context crossed the hop in
 the path every request takes), and world's store span under that."""
 
 import http.client
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest, ExportTraceServiceResponse)
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-from ports import free_port  # noqa: E402
-BIN_DIR = Path(os.environ.get("BIN_DIR", ROOT / "target" / "debug"))
+from tests.support.otlp import Receiver
+from tests.support.pod import Pod
+from tests.support.ports import free_port
+
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
-
-
-class Receiver(ThreadingHTTPServer):
-    """An OTLP/HTTP trace receiver: keeps every span with its service's name."""
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.spans: list[tuple[str, Span]] = []
-        self.lock = threading.Lock()
-
-    def spans_of(self, trace_id: str) -> list[tuple[str, Span]]:
-        with self.lock:
-            return [(service, span) for service, span in self.spans if span.trace_id.hex() == trace_id]
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_POST(self):
-        receiver: Receiver = self.server
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.path != "/v1/traces" or self.headers.get("Content-Type") != "application/x-protobuf":
-            self.send_response(404)
-            self.end_headers()
-            return
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(body)
-        with receiver.lock:
-            for resource_spans in request.resource_spans:
-                attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
-                for scope in resource_spans.scope_spans:
-                    receiver.spans.extend((attributes.get("service.name", "?"), span) for span in scope.spans)
-        answer = ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args):
-        pass
 
 
 def call(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> int:
@@ -82,44 +34,20 @@ def call(port: int, method: str, path: str, body: bytes | None = None, headers: 
 
 @pytest.fixture(scope="module")
 def traced_pod():
-    """world (embedded store) and hello on loopback, exporting traces to a receiver."""
-    receiver = Receiver()
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    work = Path(tempfile.mkdtemp(prefix="hello-traces-"))
-    hello_port, world_port = free_port(), free_port()
-    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_port}",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_BSP_SCHEDULE_DELAY": "100",
-            "RUST_LOG": "warn"}
-    processes = []
-    try:
-        for name, env in [
-            ("world", {"WORLD_LISTEN": f"127.0.0.1:{world_port}", "WORLD_DATA_DIR": str(work / "data"),
-                       "WORLD_SHUTDOWN_DRAIN_MS": "0"}),
-            ("hello", {"HELLO_LISTEN": f"127.0.0.1:{hello_port}", "HELLO_WORLD_URL": f"http://127.0.0.1:{world_port}",
-                       "HELLO_SHUTDOWN_DRAIN_MS": "0"}),
-        ]:
-            log = open(work / f"{name}.log", "wb")
-            processes.append(subprocess.Popen([str(BIN_DIR / f"{name}-service")], env={**os.environ, **otel, **env},
-                                              stdout=log, stderr=subprocess.STDOUT))
-            log.close()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if call(hello_port, "GET", "/readyz") == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the pod did not start:\n" + "\n".join(
-                path.read_text() for path in work.glob("*.log"))
-            time.sleep(0.1)
-        yield hello_port, receiver
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-            process.wait(20)
-        receiver.shutdown()
-        receiver.server_close()
-        shutil.rmtree(work, ignore_errors=True)
+    """A pod without nginx (tests/support/pod.py: world on its Unix socket, embedded store),
+    both services exporting traces to a receiver that keeps every span."""
+    receiver = Receiver(keep=True).start()
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_BSP_SCHEDULE_DELAY": "100", "RUST_LOG": "warn"}
+    with tempfile.TemporaryDirectory(prefix="hello-traces-") as work:
+        pod = Pod(Path(work), name="traces-test-pod", nginx_port=None, hello_port=free_port(), env=otel,
+                  world_env={"WORLD_SHUTDOWN_DRAIN_MS": "0"}, hello_env={"HELLO_SHUTDOWN_DRAIN_MS": "0"})
+        try:
+            pod.start()
+            yield pod.hello_port, receiver
+        finally:
+            pod.stop()
+            receiver.stop()
 
 
 def wait_for_spans(receiver: Receiver, trace_id: str, wanted: set[str]) -> dict[str, tuple[str, Span]]:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Scale and survive: N pods behind a balancer on one shared MongoDB-protocol store, under load,
 while processes are killed and restarted. Prints one row per scenario:
 
@@ -23,33 +22,28 @@ reader-vanishes adds readers that never confirm and GETs that reset their connec
 - failed requests: answers other than 2xx, and requests that got no answer at all;
 - 5xx: of those, answers 500-599 (each 503 must carry Retry-After).
 
-Usage: tests/scale/run.py [--quick] [--pods N] [--seconds S] [--only a,b] [--bin-dir DIR] [--markdown FILE]
+Usage: python3 -m tests.scale.run [--quick] [--pods N] [--seconds S] [--only a,b] [--bin-dir DIR] [--markdown FILE]
 Exit status 0 only when every scenario holds its expectations.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import http.client
-import json
 import os
-import random
 import shutil
-import socket
 import sys
 import tempfile
-import threading
 import time
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import ROOT, Cluster, Release, wait_until  # noqa: E402
-from load import (GET_READERS, LEASE_MS, PROBE_INBOXES, READERS, RECIPIENTS, SENDERS, LeaseProbe,  # noqa: E402
-                  Ledger, Load, call)
-from previous import PREVIOUS_VERSION, previous_release  # noqa: E402
+from tests.scale.load import GET_READERS, LEASE_MS, PROBE_INBOXES, READERS, SENDERS, LeaseProbe, Ledger, Load
+from tests.scale.previous import PREVIOUS_VERSION, previous_release
+from tests.scale.scenarios import GET_READERS_IN, SCENARIOS, switch_to
+from tests.support.cluster import Cluster
+from tests.support.pod import ROOT, this_checkout
+from tests.support.store import NX
 
 
 @dataclass
@@ -74,7 +68,7 @@ def get_hellos_answered(cluster: Cluster) -> float:
     scraped on its own port as Prometheus would: nginx does not serve /metrics)."""
     total = 0.0
     for pod in cluster.pods:
-        status, _, body = call_at(pod.address, 8081, "GET", "/metrics")
+        status, _, body = call_at(pod.address, pod.hello_port, "GET", "/metrics")
         assert status == 200, f"{pod.name} /metrics: {status}"
         for line in body.decode().splitlines():
             if line.startswith('hello_hellos_delivered_total{read="get"}'):
@@ -154,163 +148,6 @@ def run_scenario(cluster: Cluster, name: str, seconds: float, action, get_reader
                ledger.failed, ledger.server_errors, notes, not failures)
 
 
-# ---- the disturbances ------------------------------------------------------------------------
-def steady(cluster, ledger, seconds, notes, expectations):
-    def check(ledger: Ledger):
-        clean = ledger.failed == 0 and ledger.duplicates == 0 and ledger.out_of_order == 0
-        return clean, f"steady load had {ledger.failed} failed requests or duplicates or disorder"
-    return check
-
-
-def kill_container(which: str, pod_index: int):
-    def action(cluster: Cluster, ledger, seconds, notes, expectations):
-        time.sleep(seconds / 3)
-        pod = cluster.pods[pod_index % len(cluster.pods)]
-        container = {"world": pod.world, "hello": pod.hello, "nginx": pod.nginx}[which]
-        container.kill()
-        notes.append(f"kill -9 {pod.name} {which}; restarted after 1 s")
-        cluster.restart_container(container, delay=1.0)
-        wait_until(lambda: pod in cluster.ready_pods(), 60, f"{pod.name} to be ready again")
-        return None
-    return action
-
-
-def kill_store(cluster: Cluster, ledger, seconds, notes, expectations):
-    time.sleep(seconds / 3)
-    cluster.kill_store()
-    down_at = time.monotonic()
-    time.sleep(2)
-    cluster.start_store()
-    notes.append("kill -9 the store; restarted after 2 s on the same file")
-    return recovered_after(down_at)
-
-
-def store_down(cluster: Cluster, ledger, seconds, notes, expectations):
-    time.sleep(seconds / 4)
-    cluster.stop_store()
-    down_at = time.monotonic()
-    time.sleep(max(4.0, seconds / 3))
-    cluster.start_store()
-    notes.append(f"store stopped for {time.monotonic() - down_at:.0f} s, then started again")
-
-    def check(ledger: Ledger):
-        # 503 for what never reached the store; 504 (outcome unknown) only for writes in flight
-        # when it stopped, whose answers were lost. Never a 500.
-        five_hundreds = {s: n for s, n in ledger.statuses.items() if isinstance(s, int) and s >= 500}
-        honest = set(five_hundreds) <= {503, 504} and five_hundreds.get(503, 0) > 0
-        recovered, message = recovered_after(down_at)(ledger)
-        return (honest and recovered,
-                f"5xx were {five_hundreds} (want 503s, and 504 at most for writes in flight); {message}")
-    return check
-
-
-def recovered_after(moment: float):
-    def check(ledger: Ledger):
-        later = sum(1 for at in ledger.acknowledged_at.values() if at > moment + 0.5)
-        return later > 0, f"{later} hellos acknowledged after the store came back"
-    return check
-
-
-def reader_vanishes(cluster: Cluster, ledger, seconds, notes, expectations):
-    """Readers that die at the worst moment, beside the normal ones: reliable readers that take a
-    lease and never confirm, and GET readers (straight to a pod's hello-service, as a client of
-    the pod would be) that reset the connection without reading their answer. Their hellos must
-    come back after the lease and reach the other readers: 0 lost."""
-    stop = threading.Event()
-    taken = collections.Counter()
-    rng = random.Random(7)
-    recipients = [f"reader-vanishes.r{j}" if j % 4 else f"reader-vanishes.zoë{j}" for j in range(RECIPIENTS)]
-
-    def vanish():
-        while not stop.is_set():
-            to = urllib.parse.quote(rng.choice(recipients), safe="")
-            status, _, body = call(cluster.lb_port, "POST", f"/hello/{to}/reads?limit=5")
-            if status == 201:
-                taken["leased, never confirmed"] += len(json.loads(body)["hellos"])
-            pod = rng.choice(cluster.pods)
-            try:
-                with socket.create_connection((pod.address, 8081), timeout=5) as raw:
-                    raw.sendall(f"GET /hello/{to}?limit=5 HTTP/1.1\r\nHost: pod\r\n\r\n".encode())
-                    raw.settimeout(5)
-                    if raw.recv(1, socket.MSG_PEEK):
-                        taken["reset before reading"] += 1  # answers, not hellos: unread
-                    # Closing with the answer unread resets the connection.
-            except OSError:
-                pass
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=vanish, daemon=True)
-    thread.start()
-    time.sleep(seconds * 0.8)
-    stop.set()
-    thread.join(timeout=30)
-    notes.append(f"{taken['leased, never confirmed']} hellos leased by readers that never confirmed; "
-                 f"{taken['reset before reading']} GET answers reset unread")
-
-    def check(ledger: Ledger):
-        return (taken["leased, never confirmed"] > 0 and taken["reset before reading"] > 0,
-                f"the vanishing readers took nothing ({dict(taken)}): the scenario tested nothing")
-    return check
-
-
-def rolling_restart(cluster: Cluster, ledger, seconds, notes, expectations):
-    time.sleep(1)
-    for pod in cluster.pods:
-        cluster.terminate_pod(pod)
-        cluster.start_pod(pod)
-        wait_until(lambda: pod in cluster.ready_pods(), 60, f"{pod.name} back in the balancer")
-    notes.append(f"every pod: out of the Service, preStop, SIGTERM, exit, start ({len(cluster.pods)} pods)")
-
-    def check(ledger: Ledger):
-        return (ledger.failed == 0 and ledger.duplicates == 0,
-                f"rolling restart had {ledger.failed} failed requests ({dict(ledger.statuses)}), "
-                f"{ledger.duplicates} duplicates")
-    return check
-
-
-def rolling_update(cluster: Cluster, ledger, seconds, notes, expectations):
-    """The pods run the previous release (set up before the load); one by one, each is replaced by
-    a pod of this checkout while the load runs: both releases serve, on one MongoDB."""
-    time.sleep(1)
-    for pod in list(cluster.pods):
-        new = cluster.replace_pod(pod, cluster.release)
-        wait_until(lambda: new in cluster.ready_pods(), 60, f"{new.name} ({new.release.name}) in the balancer")
-    notes.append(f"every pod: {PREVIOUS_VERSION} out of the Service, preStop, SIGTERM, exit; "
-                 f"{cluster.release.name} started in its place ({len(cluster.pods)} pods)")
-
-    def check(ledger: Ledger):
-        return (ledger.failed == 0 and ledger.duplicates == 0,
-                f"rolling update had {ledger.failed} failed requests ({dict(ledger.statuses)}), "
-                f"{ledger.duplicates} duplicates")
-    return check
-
-
-def switch_to(cluster: Cluster, release: Release) -> None:
-    """A scenario's setup, without load: every pod replaced by one of `release`."""
-    for pod in list(cluster.pods):
-        if pod.release != release:
-            new = cluster.replace_pod(pod, release)
-            wait_until(lambda: new in cluster.ready_pods(), 60, f"{new.name} ({release.name}) in the balancer")
-    cluster.wait_all_ready(timeout=60)
-
-
-SCENARIOS = {
-    "steady": steady,
-    "kill-world": kill_container("world", 1),
-    "kill-hello": kill_container("hello", 2),
-    "kill-nginx": kill_container("nginx", 0),  # with plain GET readers too (GET_READERS_IN)
-    "kill-store": kill_store,
-    "reader-vanishes": reader_vanishes,
-    "rolling-restart": rolling_restart,
-    "rolling-update": rolling_update,  # from the previous release (PREVIOUS_VERSION)
-    "store-down": store_down,
-}
-
-
-# Scenarios whose load also runs plain GET readers.
-GET_READERS_IN = {"kill-nginx", "rolling-update"}
-
-
 def table(rows: list[Row]) -> str:
     header = ["scenario", "sent", "acknowledged", "delivered", "confirmed", "lost", "lost past hello-service",
               "duplicates", "overdue leases", "failed requests", "5xx"]
@@ -329,7 +166,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, help="load per scenario (default 6 with --quick, else 30)")
     parser.add_argument("--only", help="comma-separated scenarios: " + ",".join(SCENARIOS))
     parser.add_argument("--bin-dir", default=os.environ.get("BIN_DIR", str(ROOT / "target" / "release")))
-    parser.add_argument("--nx", default=str(ROOT / ".venv" / "bin" / "nx-27017"))
+    parser.add_argument("--nx", default=str(NX))
     parser.add_argument("--markdown", help="also write the table and notes to this file")
     args = parser.parse_args()
     seconds = args.seconds or (6.0 if args.quick else 30.0)
@@ -353,7 +190,7 @@ def main() -> int:
 
     rows: list[Row] = []
     work = Path(tempfile.mkdtemp(prefix="scale-"))
-    cluster = Cluster(work=work, release=Release("this checkout", ROOT, bin_dir), nx=Path(args.nx),
+    cluster = Cluster(work=work, release=this_checkout(bin_dir), nx=Path(args.nx),
                       pod_count=args.pods,
                       hello_env={
                           # Every client arrives through the balancer from one address: lift the
@@ -393,7 +230,7 @@ def main() -> int:
     print("\n" + output + "\n\n" + notes)
     if args.markdown:
         Path(args.markdown).write_text(
-            f"Command: `{' '.join(['tests/scale/run.py'] + sys.argv[1:])}` ({args.pods} pods, {seconds:.0f} s of load "
+            f"Command: `{' '.join(['python3 -m tests.scale.run'] + sys.argv[1:])}` ({args.pods} pods, {seconds:.0f} s of load "
             f"per scenario, {SENDERS} senders, {READERS} reliable readers, and {GET_READERS} GET readers in "
             f"{', '.join(sorted(GET_READERS_IN))})\n\n{output}\n\n{notes}\n")
     elapsed = time.monotonic() - started

@@ -1,0 +1,258 @@
+"""bench/run.py's report: its tables, issue 17's goals beside the figures, the charts, and
+docs/benchmarks.md."""
+
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+from bench.harness import (ALTERNATING_ROUNDS, CLAIMED_NAMES, DEPTH_READS, DEPTHS, OWNERS_EMPTY_STORE, ROOT,
+                           STATIC_BYTES, STORED_HELLOS, STORED_NAMES)
+from bench.measure import image_sizes
+from bench.wrk import CONNECTIONS, THREADS
+
+HEADER = ["| target | req/s | p50 ms | p99 ms | requests |", "|---|---:|---:|---:|---:|"]
+PART0 = ["bare_static", "static", "one_hop", "two_hop", "bare"]
+PART1 = ["pod_post", "pod_get", "pod_reliable", "owner_post", "owner_get", "hello_post", "hello_get", "world_post"]
+# Part 5's variants, in the order they alternate: (key, name in the tables).
+TRACES = [("default", "traces off"), ("traces-on", "traces on"), ("no-traces", "no traces compiled in")]
+
+
+def table_row(result: dict) -> str:
+    return (f"| {result['label']} | {result['rps']:,.0f} | {result['p50']:.2f} | {result['p99']:.2f} | "
+            f"{result['requests']:,} |")
+
+
+def goal_table(results: dict, peak: dict, big_store: bool) -> list[str]:
+    """Issue 17's goals: each measured value beside its goal, and whether it is met. Ratios have
+    three decimals, so that one just below its goal does not print as the goal itself."""
+    bare = results["bare_static"]["rps"]
+    rows: list[tuple[str, str, str, bool | None]] = []
+    for key, what in (("static", "pod's nginx, static file"), ("one_hop", "one hop (nginx -> hello)"),
+                      ("two_hop", "two hops (nginx -> hello -> world, no store)")):
+        rows.append((f"ceiling: {what} / bare nginx", f"{results[key]['rps'] / bare:.3f}", "", None))
+    for key, what in (("pod_get", "pod GET"), ("pod_post", "pod durable POST")):
+        value = results[key]["rps"] / bare
+        rows.append((f"{what} / bare nginx", f"{value:.3f}", "≥ 0.25", value >= 0.25))
+    pairs = results["pod_reliable"]["pairs_per_s"]
+    rows.append((f"reliable read + confirm pairs ({pairs:,.0f}/s) / bare nginx", f"{pairs / bare:.3f}", "≥ 0.15",
+                 pairs / bare >= 0.15))
+    for key in ("pod_get", "pod_post", "owner_get", "owner_post"):
+        p99 = results[key]["p99"]
+        rows.append((f"p99, {results[key]['label'][3:]}", f"{p99:.2f} ms", "≤ 10 ms", p99 <= 10))
+    for service in ("hello", "world"):
+        mib = peak[service] / 1024
+        rows.append((f"{service}-service RSS peak under load", f"{mib:.1f} MiB", "< 16 MiB", mib < 16))
+    if big_store:
+        for key in ("pod_post", "pod_get", "owner_post", "owner_get"):
+            value = results[f"big_{key}"]["p99"] / results[key]["p99"]
+            rows.append((f"p99 with {STORED_HELLOS:,} stored and {CLAIMED_NAMES:,} claimed / empty store, "
+                         f"{results[key]['label'][3:]}", f"{value:.2f}x", "≤ 1.5x", value <= 1.5))
+    verdict = {True: "met", False: "**not met**", None: ""}
+    return ["| measure | value | goal | |", "|---|---:|---:|---|",
+            *[f"| {what} | {value} | {goal} | {verdict[met]} |" for what, value, goal, met in rows]]
+
+
+def svg_chart(title: str, rows: list[tuple[str, float]], path: Path, unit: str = "") -> None:
+    width, bar_height, gap, label_width = 860, 24, 8, 390
+    top = 40
+    height = top + len(rows) * (bar_height + gap) + 20
+    biggest = max(value for _, value in rows) or 1
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="13">',
+        '<rect width="100%" height="100%" fill="#ffffff"/>',
+        f'<text x="12" y="24" font-size="15" font-weight="bold" fill="#1b1f33">{title}</text>',
+    ]
+    for index, (label, value) in enumerate(rows):
+        y = top + index * (bar_height + gap)
+        bar = (width - label_width - 110) * value / biggest
+        text = f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+        parts.append(f'<text x="12" y="{y + 17}" fill="#1b1f33">{label}</text>')
+        parts.append(f'<rect x="{label_width}" y="{y}" width="{bar:.1f}" height="{bar_height}" rx="4" fill="#4f46e5"/>')
+        parts.append(f'<text x="{label_width + bar + 8:.1f}" y="{y + 17}" fill="#1b1f33">{text}{unit}</text>')
+    parts.append("</svg>")
+    path.write_text("\n".join(parts) + "\n")
+
+
+def summary(results: dict, peak: dict, big_store: bool) -> list[str]:
+    """Parts 0 and 1, and the goals: what --quick prints."""
+    return [*HEADER, *[table_row(results[key]) for key in PART0 + PART1], "",
+            *goal_table(results, peak, big_store)]
+
+
+def runs(results: dict, part: str, variant: str, kind: str, field: str = "rps") -> list[float]:
+    return [results[f"{part}_{variant}_{kind}_{r}"][field] for r in range(1, ALTERNATING_ROUNDS + 1)]
+
+
+def alternated_rows(results: dict, part: str, variants: list[str]) -> list[str]:
+    """Every row of a part that alternated `variants`, round by round."""
+    return [*HEADER, *[table_row(results[f"{part}_{variant}_{kind}_{r}"]) for r in range(1, ALTERNATING_ROUNDS + 1)
+                       for variant in variants for kind in ("post", "get")]]
+
+
+def comparison(results: dict, part: str, new: tuple[str, str], old: tuple[str, str]) -> list[str]:
+    """How variant `new` compares with `old` (each (key, name)), medians of the rounds, beside each
+    one's run-to-run spread: a difference is measurable only if it is larger than those."""
+    (new_key, a), (old_key, b) = new, old
+
+    def median(variant: str, kind: str, field: str = "rps") -> float:
+        return statistics.median(runs(results, part, variant, kind, field))
+
+    def spread(variant: str, kind: str) -> float:
+        values = runs(results, part, variant, kind)
+        return (max(values) - min(values)) / statistics.median(values)
+
+    return [
+        f"| path | {a} / {b} (req/s, medians of {ALTERNATING_ROUNDS}) | p99 {a} / {b} (medians) | "
+        f"run-to-run spread, {a} | run-to-run spread, {b} |",
+        "|---|---:|---:|---:|---:|",
+        *[f"| pod {kind.upper()} | {median(new_key, kind) / median(old_key, kind):.1%} | "
+          f"{median(new_key, kind, 'p99') / median(old_key, kind, 'p99'):.2f}x | "
+          f"{spread(new_key, kind):.1%} | {spread(old_key, kind):.1%} |" for kind in ("post", "get")],
+    ]
+
+
+def write(results: dict, peak: dict, idle: dict, ready: dict, big_world_peak: int, seconds: int,
+          exports: int) -> None:
+    """docs/benchmarks.md and its two charts, from a full run; prints the document."""
+    def ratio(a: str, b: str) -> float:
+        return results[a]["rps"] / results[b]["rps"]
+
+    sizes = image_sizes()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    row = table_row
+    header = HEADER
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Made by `python3 -m bench.run` on {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores ({cpu}), "
+        f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, {platform.system()} {platform.release()}. "
+        f"wrk, {THREADS} threads, {CONNECTIONS} connections, {seconds} s per timed row, client and servers sharing the cores, "
+        "all on 127.0.0.1. Every row below had 0 non-2xx answers and 0 socket errors (the command fails otherwise). "
+        "POSTs are durable (synced to disk before the 201; the embedded store commits concurrent sends together) "
+        "and spread over 100,000 names; each GET row then reads the names its POST row filled, so reads "
+        "drain real inboxes (lease, answer, acknowledgement) until they run dry, and later ones find them empty. "
+        f"The owners' rows send as, and read the inboxes of, {OWNERS_EMPTY_STORE:,} claimed names with their tokens. "
+        "The rows of world-service alone call its internal API as hello-service does: `POST /v1/hellos`, "
+        "a batch holding one hello.",
+        "",
+        "Every ratio is against the first row: a bare nginx (2 workers, no access log) serving a "
+        f"{STATIC_BYTES:,}-byte static file, what nginx itself can do on this machine. The pod's own nginx "
+        "configuration writes a JSON access log line per request; the one- and two-hop rows are the "
+        "architecture's ceilings (the two-hop row's world is a stand-in answering a constant: no store work). "
+        "Where the CPU of a request goes, what was changed for it, and what limits each figure now: "
+        "[performance.md](performance.md).",
+        "",
+        "![Requests per second](benchmarks.svg)",
+        "",
+        *summary(results, peak, big_store=True),
+        "",
+        "| process | RSS idle | RSS peak under the load of part 1 | ready after start |",
+        "|---|---:|---:|---:|",
+        f"| hello-service | {idle['hello'] / 1024:.1f} MiB | {peak['hello'] / 1024:.1f} MiB | {ready['hello'] * 1000:.1f} ms |",
+        f"| world-service | {idle['world'] / 1024:.1f} MiB | {peak['world'] / 1024:.1f} MiB | {ready['world'] * 1000:.1f} ms |",
+        "",
+        "Ready times are measured from spawning the process to the first 200 from `/readyz`, polling every millisecond "
+        "(hello's includes asking world).",
+        "",
+        f"## With {STORED_HELLOS:,} hellos stored and {CLAIMED_NAMES:,} names claimed",
+        "",
+        f"A fresh world-service is filled through its own API with {STORED_HELLOS:,} durable hellos, "
+        f"{STORED_HELLOS // STORED_NAMES} in each of {STORED_NAMES:,} inboxes, and {CLAIMED_NAMES:,} names are claimed "
+        "(each with its own token); then the pod's rows of part 1 run again, the owners' rows as those claimed names. "
+        "Every send asks the store who owns its sender's name, and every read who owns the inbox.",
+        "",
+        "![Latency](benchmarks-latency.svg)",
+        "",
+        *header,
+        *[row(results[key]) for pair in (("pod_post", "big_pod_post"), ("pod_get", "big_pod_get"),
+                                         ("owner_post", "big_owner_post"), ("owner_get", "big_owner_get"))
+          for key in pair],
+        "",
+        f"world-service's RSS peaked at {big_world_peak / 1024:.1f} MiB on this store (its page cache is "
+        "capped by `WORLD_STORE_CACHE_MB`, 4 by default; the operating system caches the file).",
+        "",
+        "## GET against the number waiting",
+        "",
+        f"On the same store, inboxes are filled with 1, 100 and 1000 hellos ({', '.join(f'{n:,} of depth {d:,}' for d, n in DEPTHS.items())}); "
+        f"then {DEPTH_READS:,} reads with `?limit=1` walk them in turn, so every read takes one hello while "
+        "the inbox still holds at least 90% of its depth (each depth-1 inbox is read once). Every answer is one "
+        "hello and the count still waiting.",
+        "",
+        *header,
+        *[row(results[f"depth{depth}"]) for depth in DEPTHS],
+        "",
+        "## Syncing off",
+        "",
+        "The same path on a fresh world-service started with `WORLD_STORE_SYNC=false`: sends are committed "
+        "but answered before any fsync (synced only when the writer is idle or at shutdown). Only for "
+        "this measurement: it gives up the durability guarantee.",
+        "",
+        *header,
+        row(results["pod_post"]),
+        row(results["nosync_pod_post"]),
+        row(results["world_post"]),
+        row(results["nosync_world_post"]),
+        "",
+        "| durable / syncing off | req/s |",
+        "|---|---:|",
+        f"| pod POST | {ratio('pod_post', 'nosync_pod_post'):.1%} |",
+        f"| world-service send | {ratio('world_post', 'nosync_world_post'):.1%} |",
+    ]
+    off, on, absent = TRACES
+    lines += [
+        "",
+        "## Traces off: what it costs to have them compiled in",
+        "",
+        "The default build can export OpenTelemetry traces; with no `OTEL_*` variable set (as in every other "
+        "row) it exports none. Three variants alternate on fresh stores, "
+        f"{ALTERNATING_ROUNDS} rounds each: that build with traces off; the same build with traces on (next "
+        "section); and a build without the `traces` feature (`--no-default-features`: no exporter, no "
+        "propagation code at all). A difference is measurable only if it is larger than the spread between "
+        "runs of the same variant.",
+        "",
+        *alternated_rows(results, "traces", [key for key, _ in TRACES]),
+        "",
+        *comparison(results, "traces", off, absent),
+        "",
+        "## Traces on: what exporting them costs",
+        "",
+        "The default build with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at an OTLP/HTTP receiver on loopback "
+        "(in the benchmark's own process, sharing the cores) that reads every export and discards it, as a "
+        "collector that keeps up would; every request is sampled, as by default. Against the same build with "
+        f"traces off, in the rounds above. The receiver took {exports:,} exports during the traces-on rows.",
+        "",
+        *comparison(results, "traces", on, off),
+        "",
+        "## hello to world: Unix socket against loopback TCP",
+        "",
+        "In the pod, hello-service calls world-service over a Unix socket in a volume both mount "
+        "(`WORLD_LISTEN_SOCKET`, `HELLO_WORLD_URL=unix:...`); world listens on TCP only where `WORLD_LISTEN` "
+        "asks it to (never in the pod). The same binaries with hello pointed at world's TCP port instead, on "
+        f"fresh stores, alternating, {ALTERNATING_ROUNDS} rounds each.",
+        "",
+        *alternated_rows(results, "transport", ["tcp", "socket"]),
+        "",
+        *comparison(results, "transport", ("socket", "socket"), ("tcp", "TCP")),
+    ]
+    if sizes:
+        lines += ["", "## Images", "", "| image | size |", "|---|---:|"] + [
+            f"| {name}-service | {size:.1f} MB |" for name, size in sizes.items()]
+    else:
+        lines += ["", "Image sizes: not measured (build the images first: `tests/containers/run.sh`)."]
+    (ROOT / "docs").mkdir(exist_ok=True)
+    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines) + "\n")
+    svg_chart(f"Requests per second, {CONNECTIONS} connections (higher is better)",
+              [(results[key]["label"], results[key]["rps"]) for key in [*PART0, *PART1, "nosync_pod_post",
+                                                                        "nosync_world_post"]],
+              ROOT / "docs" / "benchmarks.svg")
+    latency_rows = []
+    for key, label in [("pod_post", "POST, empty store"), ("big_pod_post", "POST, big store"),
+                       ("pod_get", "GET, empty store"), ("big_pod_get", "GET, big store"),
+                       *[(f"depth{depth}", f"GET ?limit=1, {depth} waiting") for depth in DEPTHS]]:
+        latency_rows += [(f"{label}: p50", results[key]["p50"]), (f"{label}: p99", results[key]["p99"])]
+    svg_chart(f"Pod latency in ms, {CONNECTIONS} connections (lower is better)", latency_rows,
+              ROOT / "docs" / "benchmarks-latency.svg", " ms")
+    print("\n".join(lines[8:]))
