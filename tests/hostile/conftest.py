@@ -59,6 +59,12 @@ def trusted_proxy() -> str:
 
 
 @pytest.fixture(scope="module")
+def pod(cluster):
+    """pod-0: the pod the hostile requests go to."""
+    return cluster.pods[0]
+
+
+@pytest.fixture(scope="module")
 def nothing_stored(cluster):
     """Fails the module if any of its requests stored a hello on pod-0."""
     before = hellos_stored(cluster.pods[0])

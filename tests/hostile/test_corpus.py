@@ -136,11 +136,6 @@ def assert_the_page(status, headers, text, what):
     assert "<title>Scalable Hello World</title>" in text, f"{what}: {text[:200]}"
 
 
-@pytest.fixture(scope="module")
-def pod(cluster):
-    return cluster.pods[0]
-
-
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=lambda n: ascii(n)[:40])
 def test_hostile_names_are_refused(pod, name):
     path = raw_path(name)

@@ -14,11 +14,6 @@ from tests.support.clients import JSON, assert_clear_4xx, next_source, send
 pytestmark = pytest.mark.usefixtures("nothing_stored")
 
 
-@pytest.fixture(scope="module")
-def pod(cluster):
-    return cluster.pods[0]
-
-
 def test_a_ten_megabyte_body_is_refused_early(pod):
     body = b'{"from": "' + b"a" * (10 * 1024 * 1024) + b'"}'
     started = time.monotonic()

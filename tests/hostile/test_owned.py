@@ -11,11 +11,10 @@ import re
 import socket
 import string
 import time
-import urllib.parse
 import uuid
 import pytest
 
-from tests.support.clients import ALICE, JSON, hello_metrics, send
+from tests.support.clients import ALICE, JSON, hello_metrics, quote_name, send
 from tests.support.pod import ROOT
 
 # Upper and lower case of names in scripts with case (Unicode 16.0 or earlier): each pair is one
@@ -32,15 +31,6 @@ BERIA_ERFE = ("\U00016ea6\U00016ea7\U00016ea8", "\U00016ec1\U00016ec2\U00016ec3"
 METHOD_LABELS = {"GET", "HEAD", "POST", "DELETE", "OPTIONS", "other"}
 
 
-def quote(name: str) -> str:
-    return urllib.parse.quote(name, safe="")
-
-
-@pytest.fixture(scope="module")
-def pod(cluster):
-    return cluster.pods[0]
-
-
 @pytest.fixture(scope="module")
 def helper(cluster):
     """pod-1: no request limit of hello-service's, for the claims and hellos a test sets up."""
@@ -48,7 +38,7 @@ def helper(cluster):
 
 
 def claim(pod, name: str) -> str:
-    status, _, text = send(pod, "POST", f"/names/{quote(name)}")
+    status, _, text = send(pod, "POST", f"/names/{quote_name(name)}")
     assert status == 201, f"claim {name!r}: {status} {text}"
     return json.loads(text)["token"]
 
@@ -63,21 +53,21 @@ def test_a_case_variant_of_a_claimed_name_reads_claims_and_sends_as_nothing(pod,
     suffix = str(random.randrange(10_000, 100_000))
     upper, lower = f"{upper}{suffix}", f"{lower}{suffix}"
     token = claim(helper, lower)
-    assert send(helper, "POST", f"/hello/{quote(lower)}", ALICE, JSON)[0] == 201
-    status, headers, text = send(pod, "GET", f"/hello/{quote(upper)}")
+    assert send(helper, "POST", f"/hello/{quote_name(lower)}", ALICE, JSON)[0] == 201
+    status, headers, text = send(pod, "GET", f"/hello/{quote_name(upper)}")
     assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer"), f"read {upper!r}: {text}"
-    assert send(pod, "POST", f"/names/{quote(upper)}")[0] == 409, f"claim {upper!r}"
+    assert send(pod, "POST", f"/names/{quote_name(upper)}")[0] == 409, f"claim {upper!r}"
     sender = json.dumps({"from": upper}).encode()
     assert send(pod, "POST", "/hello/dave", sender, JSON)[0] == 403, f"send as {upper!r}"
     # The owner reads the name's inbox (STRASSE is a look-alike of straße, not its inbox).
-    status, _, text = send(pod, "GET", f"/hello/{quote(lower)}", None, bearer(token))
+    status, _, text = send(pod, "GET", f"/hello/{quote_name(lower)}", None, bearer(token))
     assert status == 200 and len(json.loads(text)["hellos"]) == 1, text
-    assert send(pod, "GET", f"/hello/{quote(upper)}", None, bearer(token))[0] == 200
+    assert send(pod, "GET", f"/hello/{quote_name(upper)}", None, bearer(token))[0] == 200
 
 
 def test_names_a_library_cannot_judge_are_refused(pod):
     for name in BERIA_ERFE:
-        for method, path in (("POST", f"/names/{quote(name)}"), ("GET", f"/hello/{quote(name)}")):
+        for method, path in (("POST", f"/names/{quote_name(name)}"), ("GET", f"/hello/{quote_name(name)}")):
             status, _, text = send(pod, method, path)
             assert status == 400, f"{method} {name!r}: {status} {text}"
             assert json.loads(text)["type"] == "/problems/invalid-name", text
@@ -88,10 +78,10 @@ def test_a_release_clears_every_look_alike_inbox(pod, helper):
     name = f"carol{uuid.uuid4().hex[:6]}"
     fullwidth = "".join(chr(ord(c) + 0xFEE0) for c in name)
     token = claim(helper, name)
-    assert send(helper, "POST", f"/hello/{quote(fullwidth)}", ALICE, JSON)[0] == 201
-    assert send(pod, "GET", f"/hello/{quote(fullwidth)}")[0] == 401
+    assert send(helper, "POST", f"/hello/{quote_name(fullwidth)}", ALICE, JSON)[0] == 201
+    assert send(pod, "GET", f"/hello/{quote_name(fullwidth)}")[0] == 401
     assert send(helper, "DELETE", f"/names/{name}", None, bearer(token))[0] == 204
-    status, _, text = send(pod, "GET", f"/hello/{quote(fullwidth)}")
+    status, _, text = send(pod, "GET", f"/hello/{quote_name(fullwidth)}")
     assert status == 200 and json.loads(text)["hellos"] == [], f"a released name's look-alike: {text}"
 
 
@@ -192,7 +182,7 @@ def test_no_token_reaches_any_log_line(pod, helper, cluster):
     # A 413 with a token in the query (nginx's error log recorded its request line), a token in
     # the path, percent-encoded, and in a key.
     big = b"x" * 300_000
-    for path in (f"/hello/{name}?access_token={token}", f"/hello/{name}?x={quote(token).replace('_', '%5F')}",
+    for path in (f"/hello/{name}?access_token={token}", f"/hello/{name}?x={quote_name(token).replace('_', '%5F')}",
                  f"/hello/{token}", f"/hello/{token}/reads", f"/hello/{name}?{token}=1"):
         status, _, text = send(pod, "POST", path, big if "access" in path else None, JSON)
         assert status == 400 and json.loads(text)["type"] == "/problems/token-in-query", f"{path[:40]}: {text}"

@@ -5,21 +5,11 @@ hands. The claimed name and its hello are made through pod-1 (all pods share the
 corpus's pod-0 can still show that it stored nothing."""
 
 import json
-import urllib.parse
 import uuid
 
 import pytest
 
-from tests.support.clients import ALICE, JSON, assert_clear_4xx, send
-
-
-def quote(name: str) -> str:
-    return urllib.parse.quote(name, safe="")
-
-
-@pytest.fixture(scope="module")
-def pod(cluster):
-    return cluster.pods[0]
+from tests.support.clients import ALICE, JSON, assert_clear_4xx, quote_name, send
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +65,7 @@ def test_tokens_in_query_strings_are_refused_everywhere(pod, owned):
                          ("POST", f"/names/{name}/token"), ("DELETE", f"/names/{name}"),
                          ("POST", "/hello/somebody"), ("GET", "/info")]:
         for query in (f"access_token={token}", f"ACCESS_TOKEN={token}", f"limit=1&t={token}",
-                      f"x={quote(token)}", "access_token="):
+                      f"x={quote_name(token)}", "access_token="):
             status, headers, text = send(pod, method, f"{path}?{query}")
             assert_clear_4xx(status, headers, text, f"{method} {path}?{query[:30]}")
             assert json.loads(text)["type"] == "/problems/token-in-query", text
@@ -87,21 +77,21 @@ def test_lookalikes_of_a_claimed_name_are_covered_in_every_position(pod, owned):
     fullwidth = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in name)
     bold = "".join(chr(0x1D41A + ord(c) - ord("a")) if "a" <= c <= "z" else c for c in name)
     for lookalike in (name.upper(), fullwidth, bold):
-        path = f"/hello/{quote(lookalike)}"
-        assert send(pod, "POST", f"/names/{quote(lookalike)}")[0] == 409, lookalike
+        path = f"/hello/{quote_name(lookalike)}"
+        assert send(pod, "POST", f"/names/{quote_name(lookalike)}")[0] == 409, lookalike
         status, headers, text = send(pod, "GET", path)
         assert_clear_4xx(status, headers, text, f"read {lookalike!r}")
         assert status == 401
         status, headers, text = send(pod, "POST", "/hello/somebody", json.dumps({"from": lookalike}).encode(), JSON)
         assert_clear_4xx(status, headers, text, f"send as {lookalike!r}")
         assert status == 403
-        status, headers, text = send(pod, "POST", f"/hello/somebody?from={quote(lookalike)}")
+        status, headers, text = send(pod, "POST", f"/hello/somebody?from={quote_name(lookalike)}")
         assert status == 403, text
         if lookalike != name.upper():
             # Another inbox that only looks like the name: it cannot be released or rotated as
             # if it were the name, even with the owner's token.
             for method, suffix in (("DELETE", ""), ("POST", "/token")):
-                status, headers, text = send(pod, method, f"/names/{quote(lookalike)}{suffix}", None,
+                status, headers, text = send(pod, method, f"/names/{quote_name(lookalike)}{suffix}", None,
                                              {"Authorization": f"Bearer {token}"})
                 assert_clear_4xx(status, headers, text, f"{method} names/{lookalike!r}{suffix}")
                 assert status == 404, text

@@ -30,7 +30,7 @@ import yaml
 
 from tests.support.pod import ROOT, Pod
 from tests.support.ports import free_port
-from tests.support.processes import Process
+from tests.support.processes import Process, wait_until
 
 MONITORING = ROOT / "deploy" / "components" / "monitoring"
 RULES = MONITORING / "prometheus" / "alerts.yml"
@@ -39,18 +39,6 @@ DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
 CLUSTER_ONLY = re.compile(r"\bcontainer_\w+")
 POD = "monitoring-test-pod"
 LOAD = ROOT / "deploy" / "tools" / "load.sh"
-
-
-def wait_for(predicate, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
 def request(url: str, method: str = "GET", body: dict | None = None, headers: dict | None = None,
@@ -108,11 +96,11 @@ def monitored():
             pod.start()
             prometheus_process.start()
             prometheus = f"http://127.0.0.1:{prometheus_port}"
-            wait_for(lambda: request(f"{prometheus}/-/ready")[0] == 200, 60, "Prometheus")
+            wait_until(lambda: request(f"{prometheus}/-/ready")[0] == 200, 60, "Prometheus")
 
             run_load(pod)
             # Enough scrapes after the load for every rate() window to hold two samples or more.
-            wait_for(lambda: scalar(prometheus, 'count_over_time(up{job="hello-pods"}[1m])') >= 5
+            wait_until(lambda: scalar(prometheus, 'count_over_time(up{job="hello-pods"}[1m])') >= 5
                      and scalar(prometheus, "hello:ready_replicas") == 1, 60, "scrapes after the load")
             time.sleep(3)
             yield Monitored(prometheus, pod.hello_url)

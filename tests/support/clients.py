@@ -40,8 +40,13 @@ def send(pod, method: str, path: str, body: bytes | None = None, headers: dict |
         connection.close()
 
 
+def quote_name(name: str) -> str:
+    """A name as one percent-encoded path segment."""
+    return urllib.parse.quote(name, safe="")
+
+
 def raw_path(name: str) -> str:
-    return "/hello/" + urllib.parse.quote(name, safe="")
+    return "/hello/" + quote_name(name)
 
 
 def assert_clear_4xx(status, headers, text, what, allow_429=False):
