@@ -1,4 +1,4 @@
-"""bench/run.py's report: its tables, issue 17's goals beside the figures, the charts, and
+"""bench/run.py's report: its tables, round two's goals beside the figures, the charts, and
 docs/benchmarks.md."""
 
 import os

@@ -36,6 +36,7 @@ use prometheus::IntCounter;
 use tokio::{sync::Notify, time::Instant};
 
 use crate::{
+    batching::Batcher,
     connection::{self, ConnectionState},
     world_client::WorldClient,
 };
@@ -85,7 +86,8 @@ pub struct Settlements {
 
 #[derive(Debug)]
 struct Inner {
-    world: WorldClient,
+    /// Acknowledgements on their way to world, in batches ([`crate::batching`]).
+    acknowledgements: Batcher<String, ()>,
     /// How long after the answer was written a reset still counts against it.
     settle: Duration,
     queue: Mutex<VecDeque<Written>>,
@@ -103,7 +105,7 @@ impl Settlements {
     pub fn start(world: WorldClient, settle: Duration, not_acknowledged: IntCounter) -> Self {
         let settlements = Self {
             inner: Arc::new(Inner {
-                world,
+                acknowledgements: world.acknowledgements(),
                 settle,
                 queue: Mutex::default(),
                 arrived: Notify::new(),
@@ -207,7 +209,7 @@ impl Settlements {
         let settlements = self.clone();
         tokio::spawn(async move {
             let leases = delivered.len();
-            settlements.inner.world.acknowledge(delivered).await;
+            settlements.inner.acknowledgements.call_all(delivered).await;
             settlements.done(leases);
         });
     }

@@ -1,7 +1,7 @@
 //! world-service: the sidecar that owns the hellos.
 //!
 //! It is the only code that talks to the store. hello-service, in the same pod, calls its small
-//! internal HTTP API over localhost (see [`routes`]). Layout:
+//! internal HTTP API over world's Unix socket (see [`routes`]). Layout:
 //! - [`config`]: `WORLD_*` settings;
 //! - [`startup`]: the [`startup::Application`] that binds its listener and serves;
 //! - [`routes`]: the internal API and probes;

@@ -3,8 +3,9 @@
 //! again; world's routes are listed in `world_service::routes`. The public bodies that
 //! hello-service answers with reuse [`DeliveredHello`] and [`StoredHello`].
 //!
-//! Sends, leases and confirmations always go in batches ([`Batch`], see [`batches`]); claims,
-//! token rotations, releases and acknowledgements go one request each.
+//! Sends, leases and confirmations always go in batches ([`Batch`], see [`batches`]);
+//! acknowledgements name many leases in one request ([`Acknowledgements`]); claims, token
+//! rotations and releases go one request each.
 //!
 //! Taking hellos is two steps so that none is lost when a process dies in between: a
 //! [`Lease`] hides the oldest waiting hellos from other readers for a while; acknowledging it

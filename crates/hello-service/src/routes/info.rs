@@ -28,7 +28,7 @@ pub struct Info {
     pub config: Vec<ConfigEntry>,
     /// Secrets by key name only; never a value nor anything derived from it.
     pub secrets: Vec<SecretEntry>,
-    /// world-service's view of itself, fetched over localhost (or `{"error": ...}`).
+    /// world-service's view of itself, fetched over its Unix socket (or `{"error": ...}`).
     #[schema(value_type = Object)]
     pub world: serde_json::Value,
 }

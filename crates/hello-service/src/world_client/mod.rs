@@ -1,10 +1,12 @@
 //! The pod's world-service, over its Unix socket: what hello-service asks of it.
 //!
-//! Sends, leases, confirmations and acknowledgements go through [`crate::batching`], always:
-//! each is one call of a batch, with the calls of its kind that arrive with it. With traces on,
-//! each send, lease and confirmation is a client span, and its call carries that span's
-//! `traceparent`, which world continues: a trace shows the path every request takes. Claims,
-//! token rotations and releases go one request each, with the trace context in their headers.
+//! Sends, leases and confirmations go through [`crate::batching`], always: each is one call of a
+//! batch, with the calls of its kind that arrive with it, queued per HTTP worker (each has its
+//! own client). Acknowledgements are batched too, by one batcher for the whole process
+//! ([`WorldClient::acknowledgements`]). With traces on, each send, lease and confirmation is a
+//! client span, and its call carries that span's `traceparent`, which world continues: a trace
+//! shows the path every request takes. Claims, token rotations and releases go one request each,
+//! with the trace context in their headers.
 //!
 //! Nothing here retries a lease: a retried lease could take a second page of hellos while the
 //! first is still leased. Acknowledgements are retried: acknowledging a lease twice is harmless.
@@ -29,7 +31,7 @@ use reqwest::Method;
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::Instrument;
 
-pub use self::{http::UNIX_SCHEME, outcomes::PassedLease};
+pub use self::{http::UNIX_SCHEME, outcomes::RawLease};
 use self::{
     http::{WorldHttp, decode, encode, no_content},
     outcomes::{confirmed, leased, stored},
@@ -90,9 +92,8 @@ pub struct WorldClient {
     /// take before its outcome is unknown.
     timeout: Duration,
     sends: Batcher<BatchedSend, StoredHello>,
-    leases: Batcher<BatchedLease, PassedLease>,
+    leases: Batcher<BatchedLease, RawLease>,
     confirmations: Batcher<BatchedConfirmation, ()>,
-    acknowledgements: Batcher<String, ()>,
 }
 
 /// A batcher whose batches go to `path`, each call's outcome read by `outcome`.
@@ -137,15 +138,6 @@ impl WorldClient {
     /// A client for `world_url` (`unix:<path>`, or an HTTP URL) with a per-request `timeout`.
     pub fn new(world_url: &str, timeout: Duration) -> anyhow::Result<Self> {
         let http = WorldHttp::new(world_url, timeout)?;
-        let world = http.clone();
-        let acknowledgements = Batcher::new(
-            ACKNOWLEDGEMENT_BATCHES,
-            ACKNOWLEDGEMENTS_IN_FLIGHT,
-            Box::new(move |leases| {
-                let world = world.clone();
-                Box::pin(async move { world.acknowledge(paths::ACKNOWLEDGE, leases).await })
-            }),
-        );
         let sends = batcher(
             &http,
             paths::SEND_BATCH,
@@ -173,7 +165,6 @@ impl WorldClient {
             sends,
             leases,
             confirmations,
-            acknowledgements,
         })
     }
 
@@ -209,7 +200,7 @@ impl WorldClient {
         lease_ms: Option<u64>,
         caller: &Caller,
         request_id: &RequestId,
-    ) -> Result<PassedLease, WorldError> {
+    ) -> Result<RawLease, WorldError> {
         async {
             let lease = BatchedLease {
                 name: name.as_str().to_owned(),
@@ -248,12 +239,20 @@ impl WorldClient {
         .await
     }
 
-    /// Acknowledges leases whose answers settled; returns once each was acknowledged or given
-    /// up on (a few tries: giving up costs duplicates, not losses, as the leases run out and
-    /// their hellos are delivered again). How many were acknowledged.
-    pub async fn acknowledge(&self, lease_ids: Vec<String>) -> usize {
-        let outcomes = self.acknowledgements.call_all(lease_ids).await;
-        outcomes.iter().filter(|outcome| outcome.is_ok()).count()
+    /// A batcher of acknowledgements over this client's connections: one for the whole process
+    /// ([`crate::settling::Settlements`] owns it). Each batch is one request naming up to
+    /// [`MAX_ACKNOWLEDGEMENTS`] leases, retried a few times: giving up costs duplicates, not
+    /// losses, as the leases run out and their hellos are delivered again.
+    pub fn acknowledgements(&self) -> Batcher<String, ()> {
+        let world = self.http.clone();
+        Batcher::new(
+            ACKNOWLEDGEMENT_BATCHES,
+            ACKNOWLEDGEMENTS_IN_FLIGHT,
+            Box::new(move |leases| {
+                let world = world.clone();
+                Box::pin(async move { world.acknowledge(paths::ACKNOWLEDGE, leases).await })
+            }),
+        )
     }
 
     /// Claims `name` for the token whose hash is `token`.

@@ -15,7 +15,7 @@ use crate::world_error::WorldError;
 /// both services use), so they are passed on as they are, not parsed and written again: on a
 /// read of 100 hellos that was most of hello-service's own work.
 #[derive(Debug, Deserialize)]
-pub struct PassedLease {
+pub struct RawLease {
     /// Acknowledge with this id; `None` when nothing was taken.
     pub lease_id: Option<String>,
     /// A JSON array of hellos, oldest first.
@@ -30,7 +30,7 @@ pub struct PassedLease {
     pub count: usize,
 }
 
-impl PassedLease {
+impl RawLease {
     /// Counts its hellos (and so checks that they are an array).
     fn counted(mut self) -> Result<Self, WorldError> {
         self.count = serde_json::from_str::<Vec<IgnoredAny>>(self.hellos.get())
@@ -44,8 +44,8 @@ impl PassedLease {
 /// passed on as they came.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum PassedLeaseOutcome {
-    Leased(PassedLease),
+pub enum RawLeaseOutcome {
+    Leased(RawLease),
     Refused(Problem),
 }
 
@@ -56,10 +56,10 @@ pub fn stored(outcome: SendOutcome) -> Result<StoredHello, WorldError> {
     }
 }
 
-pub fn leased(outcome: PassedLeaseOutcome) -> Result<PassedLease, WorldError> {
+pub fn leased(outcome: RawLeaseOutcome) -> Result<RawLease, WorldError> {
     match outcome {
-        PassedLeaseOutcome::Leased(lease) => lease.counted(),
-        PassedLeaseOutcome::Refused(problem) => Err(refused(problem)),
+        RawLeaseOutcome::Leased(lease) => lease.counted(),
+        RawLeaseOutcome::Refused(problem) => Err(refused(problem)),
     }
 }
 

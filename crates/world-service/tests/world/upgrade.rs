@@ -1,4 +1,4 @@
-//! Guarantee 9, upgradable: a store written by release 0.1.0 opens and works with this code.
+//! Upgradable (docs/guarantees.md): a store written by release 0.1.0 opens and works with this code.
 //!
 //! The fixtures in `tests/fixtures/0.1.0/` were written by the 0.1.0 world-service (their README
 //! names the commit): the same history in an embedded store and in MongoDB documents, with two
