@@ -185,9 +185,12 @@ impl<T, R> Queue<T, R> {
         Arc::clone(&self.batches).try_acquire_owned().ok()
     }
 
-    /// Takes the oldest waiting calls, within the limits, for one batch.
+    /// Takes the oldest waiting calls, within the limits, for one batch. A call whose caller has
+    /// stopped waiting (answered 504, or gone) is dropped instead of carried: its client was told
+    /// the outcome is unknown, and a lease nobody reads would only hide hellos.
     fn take(&self) -> Vec<Waiting<T, R>> {
         let mut waiting = self.lock();
+        waiting.retain(|call| !call.outcome.is_closed());
         let mut weight = 0;
         let taken = waiting
             .iter()
@@ -260,15 +263,28 @@ mod tests {
         };
         let batcher = Batcher::new(limits, CALLS_IN_FLIGHT, never_carried());
         let queue = &batcher.queue;
-        for weight in [500, 10, 20, 30, 40, 90, 5] {
-            drop(queue.push(weight));
-        }
+        let _waiting: Vec<_> = [500, 10, 20, 30, 40, 90, 5]
+            .into_iter()
+            .map(|weight| queue.push(weight))
+            .collect();
         let taken = || -> Vec<usize> { queue.take().into_iter().map(|call| call.item).collect() };
         assert_eq!(taken(), [500], "too heavy, so alone");
         assert_eq!(taken(), [10, 20, 30], "at most 3");
         assert_eq!(taken(), [40], "40 + 90 is over 100");
         assert_eq!(taken(), [90, 5]);
         assert!(taken().is_empty());
+    }
+
+    #[test]
+    fn a_call_whose_caller_stopped_waiting_is_not_carried() {
+        let batcher = Batcher::new(BatchLimits::at_most(8), CALLS_IN_FLIGHT, never_carried());
+        let queue = &batcher.queue;
+        let waiting = queue.push(1);
+        drop(queue.push(2));
+        let also_waiting = queue.push(3);
+        let taken: Vec<usize> = queue.take().into_iter().map(|call| call.item).collect();
+        assert_eq!(taken, [1, 3]);
+        drop((waiting, also_waiting));
     }
 
     #[tokio::test]

@@ -9,24 +9,30 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Lease, MAX_LEASE_ID_LENGTH, MAX_PAGE, StoredHello};
-use crate::Problem;
+use crate::{Problem, idempotency::MAX_IDEMPOTENCY_KEY_LEN};
 
 /// The longest `request_id` hello-service passes on (it takes 1 to 128 printable ASCII
 /// characters from `X-Request-Id`, [`crate::observability`]).
 const MAX_REQUEST_ID: usize = 128;
-/// A name's longest spelling in bytes: 64 characters of up to 4 bytes.
+/// Printable ASCII written as JSON: `"` and `\` take two bytes each.
+const fn escaped(ascii: usize) -> usize {
+    2 * ascii
+}
+/// A name's longest spelling in bytes: 64 characters of up to 4 bytes (a name holds no character
+/// JSON escapes).
 const MAX_NAME_BYTES: usize = 64 * 4;
 /// What any call adds besides its terms: a request id, a `traceparent` (55 characters in W3C's
 /// version 00; 128 leaves room for a later version), a token hash, the fields' names and the
 /// JSON around them.
-const PER_CALL: usize = MAX_REQUEST_ID + 128 + 64 + 128;
+const PER_CALL: usize = escaped(MAX_REQUEST_ID) + 128 + 64 + 128;
 
 /// The most sends one [`Batch`] of sends may carry.
 pub const MAX_SENDS_PER_BATCH: usize = 128;
 /// The largest body of a [`Batch`] of sends: [`MAX_SENDS_PER_BATCH`] of the largest send (two
-/// names and an idempotency key of 128). Independent of `WORLD_MAX_BODY_BYTES`.
+/// names and an idempotency key). Independent of `WORLD_MAX_BODY_BYTES`. A batch hello makes can
+/// never be larger, whatever its calls hold: world refusing one would refuse every call in it.
 pub const SEND_BATCH_BODY_LIMIT: usize =
-    64 + MAX_SENDS_PER_BATCH * (PER_CALL + 2 * MAX_NAME_BYTES + 128);
+    64 + MAX_SENDS_PER_BATCH * (PER_CALL + 2 * MAX_NAME_BYTES + escaped(MAX_IDEMPOTENCY_KEY_LEN));
 
 /// The most leases one [`Batch`] of leases may carry.
 pub const MAX_LEASES_PER_BATCH: usize = 128;
@@ -235,15 +241,16 @@ mod tests {
         serde_json::to_vec(&Batch { calls }).unwrap().len()
     }
 
+    /// Every field at its longest, and ASCII fields of the characters JSON writes in two bytes.
     #[test]
     fn the_largest_batch_of_each_kind_fits_its_body_limit() {
         let traceparent = Some(format!("00-{}-{}-01", "a".repeat(32), "b".repeat(16)));
         let send = BatchedSend {
             to: longest(MAX_NAME_BYTES),
             from: Some(longest(MAX_NAME_BYTES)),
-            idempotency_key: Some("k".repeat(128)),
+            idempotency_key: Some("\"".repeat(MAX_IDEMPOTENCY_KEY_LEN)),
             token_sha256: Some("f".repeat(64)),
-            request_id: "r".repeat(MAX_REQUEST_ID),
+            request_id: "\\".repeat(MAX_REQUEST_ID),
             traceparent: traceparent.clone(),
         };
         assert!(body_of(send, MAX_SENDS_PER_BATCH) <= SEND_BATCH_BODY_LIMIT);
@@ -252,7 +259,7 @@ mod tests {
             limit: MAX_PAGE,
             lease_ms: Some(u64::MAX),
             token_sha256: Some("f".repeat(64)),
-            request_id: "r".repeat(MAX_REQUEST_ID),
+            request_id: "\\".repeat(MAX_REQUEST_ID),
             traceparent: traceparent.clone(),
         };
         assert!(body_of(lease, MAX_LEASES_PER_BATCH) <= LEASE_BATCH_BODY_LIMIT);
@@ -260,7 +267,7 @@ mod tests {
             name: longest(MAX_NAME_BYTES),
             lease: "l".repeat(MAX_LEASE_ID_LENGTH),
             token_sha256: Some("f".repeat(64)),
-            request_id: "r".repeat(MAX_REQUEST_ID),
+            request_id: "\\".repeat(MAX_REQUEST_ID),
             traceparent,
         };
         assert!(body_of(confirmation, MAX_CONFIRMATIONS_PER_BATCH) <= CONFIRM_BATCH_BODY_LIMIT);

@@ -99,7 +99,22 @@ impl WorldHttp {
         let request = self
             .request(Method::POST, path, &RequestId::generate())
             .json(&Batch { calls });
-        let answer: Outcomes<O> = decode(request.send().await).await?;
+        // A batch refused as a whole carried nothing out, and its calls are not at fault: the
+        // client's own terms are judged call by call. So no caller gets world's refusal (a 413 of
+        // a batch made too large by other clients' calls would be theirs); each gets a 503.
+        let answer: Outcomes<O> =
+            decode(request.send().await)
+                .await
+                .map_err(|error| match error {
+                    WorldError::Answered(problem) => {
+                        tracing::error!(path, status = problem.status, detail = %problem.detail, "world refused a whole batch");
+                        WorldError::Unreachable(format!(
+                            "world refused the batch: {} {}",
+                            problem.status, problem.detail
+                        ))
+                    }
+                    other => other,
+                })?;
         if answer.outcomes.len() != count {
             return Err(WorldError::NoAnswer(format!(
                 "world-service answered {} outcomes for {count} calls",

@@ -307,3 +307,37 @@ async fn confirmations_arriving_together_go_in_few_calls_each_with_its_own_outco
     stop.stop(false).await;
     assert_went_together(&world, CONFIRMATIONS, 1, CALLS_IN_FLIGHT);
 }
+
+/// A batch world refuses as a whole (here a 413, as for a batch too large) carried nothing out,
+/// and the client is not at fault: it gets a 503 saying nothing changed, never world's refusal.
+#[tokio::test]
+async fn a_batch_refused_as_a_whole_is_a_503_for_each_of_its_calls_not_worlds_refusal() {
+    async fn too_large() -> HttpResponse {
+        HttpResponse::PayloadTooLarge()
+            .content_type("application/problem+json")
+            .json(
+                json!({"type": "/problems/body-too-large", "title": "Body too large",
+                         "status": 413, "detail": "the body has 146701 bytes", "field": "body"}),
+            )
+    }
+    let (world_url, stop) = spawn_stand_in_world(|routes| {
+        routes.route(paths::SEND_BATCH, web::post().to(too_large));
+    });
+    let app = spawn_hello(world_url, &Options::default());
+    let response = app
+        .client
+        .post(format!("{}/hello/bob", app.url))
+        .json(&json!({"from": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(response, 503).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was changed"),
+        "{problem}"
+    );
+    stop.stop(false).await;
+}
