@@ -16,6 +16,10 @@
 //! carries it and the outcome stay on the worker's thread, with no wake-up of another thread on
 //! the way. So those limits are per worker.
 //!
+//! A queue holds at most one call per request in progress on its worker (actix-web's 25,000
+//! connections per worker at most, nginx's 128 in progress per client), and a call whose caller
+//! stopped waiting is dropped, not carried.
+//!
 //! This module knows nothing of HTTP: a batcher is given the function that carries a batch.
 
 use std::{
