@@ -82,7 +82,7 @@ def check_users(runner: PodRunner) -> None:
         print(f"    {container['name']:6} runs as uid {', '.join(sorted(users))}", flush=True)
 
 
-def check_world_answers_hello_alone(runner: PodRunner) -> None:
+def check_only_hello_reaches_world(runner: PodRunner) -> None:
     """world listens on no TCP port of the pod, and its socket opens for hello's user only."""
     world = next(c for c in runner.spec["containers"] if c["name"] == "world")
     nginx = next(c for c in runner.spec["containers"] if c["name"] == "nginx")

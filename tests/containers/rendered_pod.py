@@ -36,7 +36,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.containers.pod_checks import (check_probes_and_hooks, check_users, check_world_answers_hello_alone,
+from tests.containers.pod_checks import (check_probes_and_hooks, check_users, check_only_hello_reaches_world,
                                          stop_gracefully)
 from tests.containers.pod_spec import PodRunner
 from tests.containers.podman import Images, Rendered, fail, podman, say, substitution
@@ -134,7 +134,7 @@ def run_overlay(overlay: str, tag: str) -> None:
         say(f"{overlay}: every probe and hook of every container")
         checked = check_probes_and_hooks(runner, prober)
         check_users(runner)
-        check_world_answers_hello_alone(runner)
+        check_only_hello_reaches_world(runner)
 
         say(f"{overlay}: scripts/smoke.sh (the hello-tools image) through the published port 127.0.0.1:{port}")
         smoke = subprocess.run(["podman", "run", "--rm", "--network", "host", "--entrypoint",

@@ -326,7 +326,7 @@ def test_the_crd_check_refuses_a_rule_group_without_a_name():
     assert list(jsonschema.Draft7Validator(schema).iter_errors(broken))
 
 
-def test_prometheus_alone_may_scrape_the_app_and_runs_with_least_privilege(rendered):
+def test_only_prometheus_may_scrape_the_app_and_it_runs_with_least_privilege(rendered):
     documents = objects(rendered, "monitoring")
     prometheus = next(d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "prometheus")
     assert prometheus["spec"]["template"]["metadata"]["labels"]["scalable-hello/monitoring"] == "true"

@@ -38,11 +38,7 @@ on_every_backend! {
                 .unwrap()
                 .is_none()
         );
-        let found = store
-            .store
-            .claim_by_token(&token.hash())
-            .await
-            .unwrap()
+        let found = store.claim_by_token(&token.hash()).await
             .unwrap();
         assert_eq!(found.name, "Bob");
         assert!(
@@ -107,19 +103,11 @@ on_every_backend! {
             .unwrap();
         assert!(claim.token.matches(&new.hash()) && !claim.token.matches(&old.hash()));
         assert!(
-            store
-                .store
-                .claim_by_token(&old.hash())
-                .await
-                .unwrap()
+            store.claim_by_token(&old.hash()).await
                 .is_none()
         );
         assert_eq!(
-            store
-                .store
-                .claim_by_token(&new.hash())
-                .await
-                .unwrap()
+            store.claim_by_token(&new.hash()).await
                 .unwrap()
                 .name,
             "dora"
@@ -189,11 +177,7 @@ on_every_backend! {
                 .is_none()
         );
         assert!(
-            store
-                .store
-                .claim_by_token(&token.hash())
-                .await
-                .unwrap()
+            store.claim_by_token(&token.hash()).await
                 .is_none()
         );
         assert_eq!(

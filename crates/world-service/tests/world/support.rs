@@ -129,6 +129,17 @@ impl TestStore {
             .unwrap_or_else(|error| panic!("lease of {to} failed: {error}"))
     }
 
+    /// The claim whose token hashes to `token`, if any; expects the lookup to succeed.
+    pub async fn claim_by_token(
+        &self,
+        token: &hello_common::token::TokenHash,
+    ) -> Option<world_service::store::Claim> {
+        self.store
+            .claim_by_token(token)
+            .await
+            .unwrap_or_else(|error| panic!("claim lookup failed: {error}"))
+    }
+
     /// Claims `name` with a new token and expects success; the token.
     pub async fn claim(&self, name: &str) -> hello_common::token::Token {
         let token = hello_common::token::Token::generate();
