@@ -177,19 +177,15 @@ impl WorldClient {
         caller: &Caller,
         request_id: &RequestId,
     ) -> Result<StoredHello, WorldError> {
-        async {
-            let send = BatchedSend {
-                to: to.as_str().to_owned(),
-                from: from.map(|from| from.as_str().to_owned()),
-                idempotency_key: idempotency_key.map(|key| key.as_str().to_owned()),
-                token_sha256: caller.token_hex(),
-                request_id: request_id.0.clone(),
-                traceparent: telemetry::current_traceparent(),
-            };
-            self.sends.call(send, self.timeout).await
-        }
-        .instrument(call_span("send"))
-        .await
+        let send = |traceparent| BatchedSend {
+            to: to.as_str().to_owned(),
+            from: from.map(|from| from.as_str().to_owned()),
+            idempotency_key: idempotency_key.map(|key| key.as_str().to_owned()),
+            token_sha256: caller.token_hex(),
+            request_id: request_id.0.clone(),
+            traceparent,
+        };
+        self.batched(&self.sends, "send", send).await
     }
 
     /// Leases up to `limit` of the oldest hellos of `name`. Never retried.
@@ -201,19 +197,15 @@ impl WorldClient {
         caller: &Caller,
         request_id: &RequestId,
     ) -> Result<RawLease, WorldError> {
-        async {
-            let lease = BatchedLease {
-                name: name.as_str().to_owned(),
-                limit,
-                lease_ms,
-                token_sha256: caller.token_hex(),
-                request_id: request_id.0.clone(),
-                traceparent: telemetry::current_traceparent(),
-            };
-            self.leases.call(lease, self.timeout).await
-        }
-        .instrument(call_span("lease"))
-        .await
+        let lease = |traceparent| BatchedLease {
+            name: name.as_str().to_owned(),
+            limit,
+            lease_ms,
+            token_sha256: caller.token_hex(),
+            request_id: request_id.0.clone(),
+            traceparent,
+        };
+        self.batched(&self.leases, "lease", lease).await
     }
 
     /// Confirms a reliable read's lease: `Ok` once its hellos are gone for good (now or
@@ -225,17 +217,35 @@ impl WorldClient {
         caller: &Caller,
         request_id: &RequestId,
     ) -> Result<(), WorldError> {
+        let confirmation = |traceparent| BatchedConfirmation {
+            name: name.as_str().to_owned(),
+            lease: receipt.to_owned(),
+            token_sha256: caller.token_hex(),
+            request_id: request_id.0.clone(),
+            traceparent,
+        };
+        self.batched(&self.confirmations, "confirm", confirmation)
+            .await
+    }
+
+    /// One call through `batcher`, in a client span named for `operation` when traces are on;
+    /// `call` makes the call with that span's `traceparent` (none when traces are off).
+    async fn batched<T, R>(
+        &self,
+        batcher: &Batcher<T, R>,
+        operation: &'static str,
+        call: impl FnOnce(Option<String>) -> T,
+    ) -> Result<R, WorldError>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+    {
         async {
-            let confirmation = BatchedConfirmation {
-                name: name.as_str().to_owned(),
-                lease: receipt.to_owned(),
-                token_sha256: caller.token_hex(),
-                request_id: request_id.0.clone(),
-                traceparent: telemetry::current_traceparent(),
-            };
-            self.confirmations.call(confirmation, self.timeout).await
+            batcher
+                .call(call(telemetry::current_traceparent()), self.timeout)
+                .await
         }
-        .instrument(call_span("confirm"))
+        .instrument(call_span(operation))
         .await
     }
 
