@@ -8,6 +8,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 seconds="${1:-30}"
 fuzz_dir="$root/crates/hello-common/fuzz"
+# Build output goes under the workspace's target/, beside every other build, never into crates/
+# (which the images' build context copies).
+target_dir="$root/target/fuzz"
 say() { printf '%s\n' "$*"; }
 fail() { printf 'fuzz: FAILED: %s\n' "$*" >&2; exit 1; }
 
@@ -22,12 +25,12 @@ fi
 
 cd "$fuzz_dir"
 say "Building the fuzz targets (nightly, AddressSanitizer)"
-cargo +nightly fuzz build 2>&1 | tail -2
+cargo +nightly fuzz build --target-dir "$target_dir" 2>&1 | tail -2
 for target in name request; do
   say "Fuzzing $target for ${seconds}s (seeds: fuzz/regressions/$target)"
   mkdir -p "corpus/$target"
   log="$(mktemp)"
-  if ! cargo +nightly fuzz run "$target" "corpus/$target" "regressions/$target" -- \
+  if ! cargo +nightly fuzz run --target-dir "$target_dir" "$target" "corpus/$target" "regressions/$target" -- \
       -max_total_time="$seconds" -rss_limit_mb=1024 >"$log" 2>&1; then
     tail -30 "$log" >&2
     for crash in artifacts/"$target"/*; do

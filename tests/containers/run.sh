@@ -79,6 +79,24 @@ standin() {
 standin nginx docker.io/library/nginx:1.27-alpine
 standin nx localhost/hello-test/nx:standin
 
+# The build context is what .dockerignore lets in; every build copies it. Build output or a fuzz
+# corpus let in by mistake costs gigabytes in each image build, so it is measured first, by podman.
+context_limit_mb=${CONTEXT_LIMIT_MB:-32}
+say "Measuring the build context that .dockerignore lets in (limit ${context_limit_mb} MB)"
+printf 'FROM docker.io/library/debian:bookworm-slim\nCOPY . /context/\n' >"$work/Containerfile.context"
+podman build --quiet --layers=false -f "$work/Containerfile.context" -t localhost/hello-test/context:probe . \
+  >"$work/build-context.log" 2>&1 || { tail -20 "$work/build-context.log"; fail "copying the build context failed"; }
+context_kb=$(podman run --rm --network none localhost/hello-test/context:probe du -sk /context | cut -f1)
+largest=$(podman run --rm --network none localhost/hello-test/context:probe \
+  sh -c 'cd /context && du -sk crates/*/* frontend deploy 2>/dev/null | sort -rn | head -5')
+podman rmi --force localhost/hello-test/context:probe >/dev/null
+printf '  build context: %s KB\n' "$context_kb"
+if [ "$context_kb" -gt $((context_limit_mb * 1024)) ]; then
+  printf '  largest parts (KB):\n'
+  printf '%s\n' "$largest" | sed 's/^/    /'
+  fail "the build context is ${context_kb} KB: exclude build output and test material in .dockerignore"
+fi
+
 # image name:Dockerfile, as docker-build-upload-minikube.sh builds them.
 images=(hello-nginx:deploy/nginx/Dockerfile hello-service:Dockerfile.hello world-service:Dockerfile.world
   hello-tools:deploy/tools/Dockerfile)
