@@ -11,6 +11,8 @@
 #   --profile NAME      minikube profile (default: minikube's current one)
 #   -h, --help          this help
 # Safe to run twice: builds are cached, an existing port-forward or enabled addon is reused.
+# Each image's CycloneDX SBOM (made in its build, kept in it at /usr/share/sbom/) is written out to
+# target/sbom/ (or $SBOM_DIR).
 # Then: kubectl apply -k deploy/overlays/minikube     (deploy/overlays/multinode after --registry)
 set -euo pipefail
 
@@ -23,8 +25,19 @@ profile_args=()
 images=(hello-nginx:deploy/nginx/Dockerfile hello-service:Dockerfile.hello world-service:Dockerfile.world
   hello-tools:deploy/tools/Dockerfile)
 
+sbom_dir=${SBOM_DIR:-target/sbom}
 say() { printf '==> %s\n' "$*"; }
 fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
+
+# write_sbom IMAGE NAME: copies the SBOM the image carries out of it, into $sbom_dir.
+write_sbom() {
+  local container
+  mkdir -p "$sbom_dir"
+  container=$(docker create "$1") || fail "docker create $1 failed (above)"
+  docker cp "$container:/usr/share/sbom/$2.cdx.json" "$sbom_dir/$2.cdx.json" \
+    || { docker rm "$container" >/dev/null; fail "$1 carries no SBOM at /usr/share/sbom/$2.cdx.json"; }
+  docker rm "$container" >/dev/null
+}
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
@@ -52,10 +65,11 @@ if [ "$mode" = load ]; then
     name=${entry%%:*} dockerfile=${entry#*:}
     say "Building $name:$tag from $dockerfile"
     docker build -f "$dockerfile" -t "$name:$tag" . || fail "docker build of $name failed (above)"
+    write_sbom "$name:$tag" "$name"
     say "Loading $name:$tag into minikube"
     minikube "${profile_args[@]}" image load "$name:$tag" || fail "minikube image load of $name failed (above)"
   done
-  say "Done: hello-nginx, hello-service, world-service and hello-tools (tag local) are in minikube. Deploy: kubectl apply -k deploy/overlays/minikube (or: skaffold run)"
+  say "Done: hello-nginx, hello-service, world-service and hello-tools (tag local) are in minikube; their SBOMs in $sbom_dir. Deploy: kubectl apply -k deploy/overlays/minikube (or: skaffold run)"
   exit 0
 fi
 
@@ -99,7 +113,8 @@ for entry in "${images[@]}"; do
   image="$registry/$name:dev"
   say "Building $image from $dockerfile"
   docker build -f "$dockerfile" -t "$image" . || fail "docker build of $name failed (above)"
+  write_sbom "$image" "$name"
   say "Pushing $image"
   docker push "$image" || fail "docker push of $image failed (above)"
 done
-say "Done: images pushed to the registry addon (nodes pull localhost:5000/hello-nginx:dev, hello-service:dev, world-service:dev, hello-tools:dev). Deploy: kubectl apply -k deploy/overlays/multinode"
+say "Done: images pushed to the registry addon (nodes pull localhost:5000/hello-nginx:dev, hello-service:dev, world-service:dev, hello-tools:dev); their SBOMs in $sbom_dir. Deploy: kubectl apply -k deploy/overlays/multinode"

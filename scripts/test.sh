@@ -29,7 +29,7 @@ describe() {
     scale) echo "3 pods behind a balancer on nx-27017: kill -9 of each part, readers that vanish, a rolling restart, a rolling update from 0.1.0 (built from its commit), the store down (tests/scale --quick)" ;;
     deploy) echo "kustomize overlays, kubernetes-validate --strict, checkov, Skaffold schema, hadolint, shellcheck, the minikube script against stubs (tests/deploy)" ;;
     monitoring) echo "Debian's Prometheus scrapes a real pod under a bounded load: every dashboard query returns data; promtool checks and unit-tests the alert rules and checks the config; one request's trace through both services to an OTLP receiver (tests/monitoring)" ;;
-    containers) echo "the four images built with podman from the repo's Dockerfiles; the rendered Job and app pod run as written (tests/containers)" ;;
+    containers) echo "the four images built with podman from the repo's Dockerfiles; the crates inside their binaries audited (cargo audit bin); their SBOMs checked against CycloneDX 1.5; the rendered Job and app pod run as written (tests/containers)" ;;
     *) return 1 ;;
   esac
 }
@@ -104,6 +104,53 @@ need_cargo_deny() {
   cargo install --locked --quiet cargo-deny || problem "cargo install cargo-deny failed" || return 1
 }
 
+# The RustSec advisory database, once per run, for cargo-deny (deny) and cargo-audit
+# (containers): sets advisory_db (the database's folder), advisory_config (deny.toml pointing at
+# it), advisory_description and advisory_newest.
+need_advisory_db() {
+  [ -n "${ready[advisories]:-}" ] && return 0
+  need_cargo_deny || return 1
+  local work="$scratch/advisories"
+  rm -rf "$work" && mkdir -p "$work"
+  advisory_config="$root/deny.toml"
+  if [ -n "${ADVISORY_DB_SNAPSHOT:-}" ]; then
+    # A copy of the database: checked as cargo-deny would check its own clone, without fetching.
+    [ -d "$ADVISORY_DB_SNAPSHOT/crates" ] || problem "ADVISORY_DB_SNAPSHOT=$ADVISORY_DB_SNAPSHOT does not hold an advisory database (no crates/ folder in it)" || return 1
+    advisory_db="$work/advisory-dbs/advisory-db-3157b0e258782691"
+    mkdir -p "$advisory_db" && cp -R "$ADVISORY_DB_SNAPSHOT/." "$advisory_db/"
+    (cd "$advisory_db" && git init -q && git add -A && git -c user.name=test.sh -c user.email=test.sh@localhost commit -qm snapshot) \
+      || problem "cannot prepare the advisory snapshot" || return 1
+    awk -v path="$work/advisory-dbs" '{print} /^\[advisories\]/{print "db-path = \"" path "\""}' deny.toml > "$work/deny.toml"
+    advisory_config="$work/deny.toml"
+    advisory_description="the snapshot in ADVISORY_DB_SNAPSHOT=$ADVISORY_DB_SNAPSHOT"
+    [ -f "$ADVISORY_DB_SNAPSHOT/SNAPSHOT" ] && advisory_description="$advisory_description ($(head -1 "$ADVISORY_DB_SNAPSHOT/SNAPSHOT" | sed 's/,$//'))"
+  else
+    # The live database, fetched (or updated) into cargo's home by cargo-deny itself; the checks
+    # use that copy rather than fetching it again.
+    if ! cargo deny --log-level error check advisories >"$work/fetch.log" 2>&1 \
+        && grep -q "failed to fetch" "$work/fetch.log"; then
+      cat "$work/fetch.log"
+      problem "the RustSec advisory database cannot be fetched from this machine (is GitHub reachable?). Point ADVISORY_DB_SNAPSHOT at a copy of it (plain files of github.com/rustsec/advisory-db) and run again" || return 1
+    fi
+    advisory_db=$(find "${CARGO_HOME:-$HOME/.cargo}/advisory-dbs" -maxdepth 1 -mindepth 1 -type d -name 'advisory-db-*' 2>/dev/null | head -1)
+    advisory_description="the live RustSec database, fetched into $advisory_db (last commit $(git -C "$advisory_db" log -1 --format=%cs 2>/dev/null || echo unknown))"
+  fi
+  advisory_newest=$(grep -rhoE '^date = "[0-9]{4}-[0-9]{2}-[0-9]{2}"' "$advisory_db/crates" 2>/dev/null | cut -d'"' -f2 | sort | tail -1)
+  ready[advisories]=1
+}
+
+# cargo-auditable (the fixture binary the containers stage builds) and cargo-audit (reads the
+# crate list inside binaries): installed once into cargo's home, like cargo-deny.
+need_cargo_audit() {
+  local tool installed
+  installed=$(cargo install --list)
+  for tool in cargo-auditable@0.7.7 cargo-audit@0.22.2; do
+    grep -q "^${tool%@*} v${tool#*@}:" <<<"$installed" && continue
+    say "Installing $tool (a few minutes, once)"
+    cargo install --locked --quiet "$tool" || problem "cargo install $tool failed" || return 1
+  done
+}
+
 need_binaries() {
   [ -n "${ready[binaries]:-}" ] && return 0
   say "Building both services (debug) for the tests that run them"
@@ -128,43 +175,17 @@ stage_deny() {
   cargo deny --log-level error check bans licenses sources || problem "cargo deny (above)" || return 1
 
   say "cargo deny check advisories"
-  local work="$scratch/deny" config="$root/deny.toml" db database
-  rm -rf "$work" && mkdir -p "$work"
-  local deny=(cargo deny)
-  if [ -n "${ADVISORY_DB_SNAPSHOT:-}" ]; then
-    # A copy of the database: checked as cargo-deny would check its own clone, without fetching.
-    [ -d "$ADVISORY_DB_SNAPSHOT/crates" ] || problem "ADVISORY_DB_SNAPSHOT=$ADVISORY_DB_SNAPSHOT does not hold an advisory database (no crates/ folder in it)" || return 1
-    db="$work/advisory-dbs/advisory-db-3157b0e258782691"
-    mkdir -p "$db" && cp -R "$ADVISORY_DB_SNAPSHOT/." "$db/"
-    (cd "$db" && git init -q && git add -A && git -c user.name=test.sh -c user.email=test.sh@localhost commit -qm snapshot) \
-      || problem "cannot prepare the advisory snapshot" || return 1
-    awk -v path="$work/advisory-dbs" '{print} /^\[advisories\]/{print "db-path = \"" path "\""}' deny.toml > "$work/deny.toml"
-    config="$work/deny.toml"
-    deny=(cargo deny --offline)
-    database="the snapshot in ADVISORY_DB_SNAPSHOT=$ADVISORY_DB_SNAPSHOT"
-    [ -f "$ADVISORY_DB_SNAPSHOT/SNAPSHOT" ] && database="$database ($(head -1 "$ADVISORY_DB_SNAPSHOT/SNAPSHOT" | sed 's/,$//'))"
-  else
-    # The live database, fetched (or updated) into cargo's home by cargo-deny itself.
-    if ! cargo deny --log-level error check advisories >"$work/fetch.log" 2>&1 \
-        && grep -q "failed to fetch" "$work/fetch.log"; then
-      cat "$work/fetch.log"
-      problem "the RustSec advisory database cannot be fetched from this machine (is GitHub reachable?). Point ADVISORY_DB_SNAPSHOT at a copy of it (plain files of github.com/rustsec/advisory-db) and run again" || return 1
-    fi
-    # Fetched once: the checks below use that copy rather than fetching it again.
-    deny=(cargo deny --offline)
-    db=$(find "${CARGO_HOME:-$HOME/.cargo}/advisory-dbs" -maxdepth 1 -mindepth 1 -type d -name 'advisory-db-*' 2>/dev/null | head -1)
-    database="the live RustSec database, fetched into $db (last commit $(git -C "$db" log -1 --format=%cs 2>/dev/null || echo unknown))"
-  fi
-  local newest
-  newest=$(grep -rhoE '^date = "[0-9]{4}-[0-9]{2}-[0-9]{2}"' "$db/crates" 2>/dev/null | cut -d'"' -f2 | sort | tail -1)
-  echo "advisory database: $database; newest advisory dated ${newest:-unknown}"
+  need_advisory_db || return 1
+  local config="$advisory_config" deny=(cargo deny --offline)
+  echo "advisory database: $advisory_description; newest advisory dated ${advisory_newest:-unknown}"
 
   "${deny[@]}" --log-level error --config "$config" check advisories \
     || problem "cargo deny found advisories (above): update the crate, or ignore the advisory in deny.toml with a reason" || return 1
   echo "advisories ok: no advisory that deny.toml does not ignore"
 
   # The check must be able to fail: a crate whose lockfile pins time 0.1.43 (RUSTSEC-2020-0071).
-  local vulnerable=tests/advisories/known-vulnerable/Cargo.toml
+  local vulnerable=tests/advisories/known-vulnerable/Cargo.toml work="$scratch/deny"
+  mkdir -p "$work"
   cargo fetch --quiet --locked --manifest-path "$vulnerable" || problem "cannot fetch the crates of $vulnerable" || return 1
   if "${deny[@]}" --log-level error --config "$config" --manifest-path "$vulnerable" check advisories >"$work/vulnerable.log" 2>&1; then
     cat "$work/vulnerable.log"
@@ -173,7 +194,7 @@ stage_deny() {
   grep -q "RUSTSEC-2020-0071" "$work/vulnerable.log" \
     || { cat "$work/vulnerable.log"; problem "the advisory check failed on $vulnerable, but not for RUSTSEC-2020-0071 (above)"; } || return 1
   echo "advisories can fail: $vulnerable is refused for RUSTSEC-2020-0071, as it must be"
-  detail="advisories up to ${newest:-?}"
+  detail="advisories up to ${advisory_newest:-?}"
 }
 
 stage_rust() {
@@ -248,7 +269,8 @@ stage_monitoring() {
 stage_containers() {
   need_python_tools && need_debian podman:podman runc:runc debootstrap:debootstrap && need_deploy_tools || return 1
   say "Container tests: the four images built with podman from the repo's Dockerfiles; the rendered hello-secrets Job and app pod (minikube and public overlays) run as written, probes, smoke test and graceful stop included (tests/containers)"
-  DEPLOY_PYTHON="$deploy_venv/bin/python" tests/containers/run.sh || problem "container tests (above)" || return 1
+  need_rust && need_advisory_db && need_cargo_audit || return 1
+  ADVISORY_DB="$advisory_db" DEPLOY_PYTHON="$deploy_venv/bin/python" tests/containers/run.sh || problem "container tests (above)" || return 1
   detail="4 images, 2 rendered pods"
 }
 

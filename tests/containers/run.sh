@@ -2,13 +2,16 @@
 # Container tests with podman (no Docker engine or Kubernetes on the test machines):
 #  1. builds the four images from the repo's Dockerfiles (hello-nginx, hello-service,
 #     world-service, hello-tools), prints their sizes and checks that they run as non-root users;
+#     takes the Rust binaries out and audits the crates they embed (cargo audit bin), and checks
+#     the SBOM each image carries against CycloneDX 1.5;
 #  2. runs the rendered manifests for real (rendered_pod.py): the hello-secrets Job against a
 #     stand-in Kubernetes API, then the app Deployment's pod spec exactly as rendered, as one pod,
 #     with its probes, hooks, the smoke test and a graceful stop.
-# Base images that cannot be pulled here are made once as stand-ins under their official names
-# (docker.io/library/debian:bookworm-slim from debootstrap, docker.io/library/rust:1-slim-bookworm
-# from debootstrap plus this machine's Rust toolchain, docker.io/library/nginx:1.27-alpine from
-# Debian's nginx), so the Dockerfiles build unchanged.
+# Base images cannot be pulled here: stand-ins are made once under localhost/hello-test/ names
+# (Debian from debootstrap; Rust from debootstrap plus this machine's toolchain, the version
+# rust-toolchain.toml names; nginx from Debian's nginx) and handed to the Dockerfiles through the
+# same build arguments (RUST_IMAGE, NGINX_IMAGE, DEBIAN_IMAGE) whose defaults name the exact
+# official releases.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -40,15 +43,19 @@ rootfs() { # rootfs DIR [extra packages]
   rm -rf "$dir/var/cache/apt/archives/"*.deb "$dir/var/lib/apt/lists/"*
 }
 
-if ! podman image exists docker.io/library/debian:bookworm-slim; then
-  say "Making a stand-in docker.io/library/debian:bookworm-slim (debootstrap, about 30 s)"
+debian_standin=localhost/hello-test/debian:standin
+rust_standin=localhost/hello-test/rust:standin
+nginx_standin=localhost/hello-test/nginx:standin
+
+if ! podman image exists "$debian_standin"; then
+  say "Making the stand-in $debian_standin for Debian (debootstrap, about 30 s)"
   rootfs "$work/debian"
-  tar -C "$work/debian" -c . | podman import --quiet --change 'CMD ["bash"]' - docker.io/library/debian:bookworm-slim >/dev/null
+  tar -C "$work/debian" -c . | podman import --quiet --change 'CMD ["bash"]' - "$debian_standin" >/dev/null
   rm -rf "$work/debian"
 fi
 
-if ! podman image exists docker.io/library/rust:1-slim-bookworm; then
-  say "Making a stand-in docker.io/library/rust:1-slim-bookworm (debootstrap + this machine's toolchain)"
+if ! podman image exists "$rust_standin"; then
+  say "Making the stand-in $rust_standin for Rust (debootstrap + this machine's toolchain)"
   rootfs "$work/rust" gcc,libc6-dev,ca-certificates
   [ -f "$ca_bundle" ] && install -D -m 0644 "$ca_bundle" "$work/rust$ca_bundle"
   sysroot=$(readlink -f "$(rustc --print sysroot)")
@@ -61,7 +68,7 @@ if ! podman image exists docker.io/library/rust:1-slim-bookworm; then
   tar -C "$work/rust" -c . | podman import --quiet \
     --change 'ENV RUSTUP_HOME=/usr/local/rustup' --change 'ENV CARGO_HOME=/usr/local/cargo' \
     --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    - docker.io/library/rust:1-slim-bookworm >/dev/null
+    - "$rust_standin" >/dev/null
   rm -rf "$work/rust"
 fi
 
@@ -73,17 +80,17 @@ standin() {
   mkdir -p "$context"
   cp "tests/containers/$name.Containerfile" "$context/Containerfile"
   cp "$ca_bundle" "$context/host-ca.crt"
-  podman build --quiet -f "$context/Containerfile" -t "$tag" "$context" >"$work/standin-$name.log" 2>&1 \
+  podman build --quiet --build-arg DEBIAN_IMAGE="$debian_standin" -f "$context/Containerfile" -t "$tag" "$context" >"$work/standin-$name.log" 2>&1 \
     || { tail -20 "$work/standin-$name.log"; fail "building the $name stand-in failed"; }
 }
-standin nginx docker.io/library/nginx:1.27-alpine
+standin nginx "$nginx_standin"
 standin nx localhost/hello-test/nx:standin
 
 # The build context is what .dockerignore lets in; every build copies it. Build output or a fuzz
 # corpus let in by mistake costs gigabytes in each image build, so it is measured first, by podman.
 context_limit_mb=${CONTEXT_LIMIT_MB:-32}
 say "Measuring the build context that .dockerignore lets in (limit ${context_limit_mb} MB)"
-printf 'FROM docker.io/library/debian:bookworm-slim\nCOPY . /context/\n' >"$work/Containerfile.context"
+printf 'FROM %s\nCOPY . /context/\n' "$debian_standin" >"$work/Containerfile.context"
 podman build --quiet --layers=false -f "$work/Containerfile.context" -t localhost/hello-test/context:probe . \
   >"$work/build-context.log" 2>&1 || { tail -20 "$work/build-context.log"; fail "copying the build context failed"; }
 context_kb=$(podman run --rm --network none localhost/hello-test/context:probe du -sk /context | cut -f1)
@@ -97,13 +104,21 @@ if [ "$context_kb" -gt $((context_limit_mb * 1024)) ]; then
   fail "the build context is ${context_kb} KB: exclude build output and test material in .dockerignore"
 fi
 
-# image name:Dockerfile, as docker-build-upload-minikube.sh builds them.
+# image name:Dockerfile, as docker-build-upload-minikube.sh builds them, and the stand-in each one's
+# base argument takes.
 images=(hello-nginx:deploy/nginx/Dockerfile hello-service:Dockerfile.hello world-service:Dockerfile.world
   hello-tools:deploy/tools/Dockerfile)
+base_argument() {
+  case $1 in
+    hello-nginx) echo "NGINX_IMAGE=$nginx_standin" ;;
+    hello-service | world-service) echo "RUST_IMAGE=$rust_standin" ;;
+    hello-tools) echo "DEBIAN_IMAGE=$debian_standin" ;;
+  esac
+}
 for entry in "${images[@]}"; do
   name=${entry%%:*} dockerfile=${entry#*:}
-  say "Building $name from $dockerfile"
-  podman build --layers -f "$dockerfile" -t "localhost/$name:local" . >"$work/build-$name.log" 2>&1 \
+  say "Building $name from $dockerfile (--build-arg $(base_argument "$name"))"
+  podman build --layers --build-arg "$(base_argument "$name")" -f "$dockerfile" -t "localhost/$name:local" . >"$work/build-$name.log" 2>&1 \
     || { tail -40 "$work/build-$name.log"; fail "podman build of $dockerfile failed"; }
 done
 
@@ -119,5 +134,41 @@ for entry in "${images[@]}"; do
   fi
 done
 
+# What is inside: the Rust binaries carry their crate list (cargo-auditable), which scanners and
+# `cargo audit bin` read. Checked on the binaries taken out of the built images, offline, against
+# the database the deny stage uses; and the check must be able to fail: a binary built the same
+# way from tests/advisories/known-vulnerable (time 0.1.43, RUSTSEC-2020-0071) must be refused.
+[ -n "${ADVISORY_DB:-}" ] || fail "ADVISORY_DB is not set: run this through ./scripts/test.sh containers, which prepares the RustSec database"
+say "What the Rust binaries are built from (cargo-auditable's embedded list; cargo audit bin, database $ADVISORY_DB)"
+mkdir -p "$work/binaries"
+for name in hello-service world-service; do
+  container=$(podman create "localhost/$name:local")
+  podman cp "$container:/usr/local/bin/$name" "$work/binaries/$name" && podman rm "$container" >/dev/null
+done
+"$deploy_python" -m tests.containers.crates_inside "$work/binaries/hello-service" "$work/binaries/world-service" \
+  || fail "an image's binary carries no crate list (above)"
+cargo audit --db "$ADVISORY_DB" --no-fetch bin "$work/binaries/hello-service" "$work/binaries/world-service" \
+  >"$work/audit.log" 2>&1 || { cat "$work/audit.log"; fail "cargo audit bin found advisories in an image's binary (above): update the crate"; }
+grep -E 'Loaded|Found' "$work/audit.log" | sed 's/^ */  /'
+cargo auditable build --quiet --release --locked --manifest-path tests/advisories/known-vulnerable/Cargo.toml \
+  --target-dir "$root/target/advisories" || fail "cargo auditable could not build tests/advisories/known-vulnerable"
+vulnerable="$root/target/advisories/release/known-vulnerable"
+if cargo audit --db "$ADVISORY_DB" --no-fetch bin "$vulnerable" >"$work/vulnerable.log" 2>&1; then
+  cat "$work/vulnerable.log"; fail "cargo audit bin passed a binary built with time 0.1.43: it checks nothing"
+fi
+grep -q "RUSTSEC-2020-0071" "$work/vulnerable.log" || { cat "$work/vulnerable.log"; fail "cargo audit bin refused the known-vulnerable binary, but not for RUSTSEC-2020-0071"; }
+echo "  cargo audit bin refuses a binary built with time 0.1.43 (RUSTSEC-2020-0071), as it must"
+
+say "The SBOM each image carries (/usr/share/sbom/NAME.cdx.json, made in its build), against CycloneDX 1.5"
+mkdir -p "$work/sbom"
+for entry in "${images[@]}"; do
+  name=${entry%%:*}
+  container=$(podman create "localhost/$name:local")
+  podman cp "$container:/usr/share/sbom/$name.cdx.json" "$work/sbom/$name.cdx.json" \
+    || { podman rm "$container" >/dev/null; fail "localhost/$name:local carries no SBOM at /usr/share/sbom/$name.cdx.json"; }
+  podman rm "$container" >/dev/null
+done
+"$deploy_python" -m tests.containers.sboms "$work/sbom" || fail "an image's SBOM (above)"
+
 "$deploy_python" -m tests.containers.rendered_pod minikube public --tag local || fail "the rendered pod (above)"
-say "Container tests passed: four images build and run as non-root; the rendered Job and pod run as written, probes, smoke test and graceful stop included"
+say "Container tests passed: four images build and run as non-root, their Rust binaries list their crates and carry no known advisory, each carries a valid SBOM; the rendered Job and pod run as written, probes, smoke test and graceful stop included"

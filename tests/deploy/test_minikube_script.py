@@ -16,7 +16,9 @@ STUB = r"""#!/usr/bin/env bash
 echo "{name} $*" >> "$STUB_LOG"
 state="$STUB_STATE"
 case "{name} $1 $2" in
-  "docker info"*|"docker build"*|"docker push"*) exit 0 ;;
+  "docker info"*|"docker build"*|"docker push"*|"docker rm"*) exit 0 ;;
+  "docker create"*) echo stub-container ;;
+  "docker cp"*) echo '{{"bomFormat": "CycloneDX"}}' > "$3" ;;
   "minikube status"*)
     if [ -e "$state/stopped" ]; then echo Stopped; exit 7; fi
     echo Running ;;
@@ -51,7 +53,8 @@ def stubs(tmp_path):
     state.mkdir()
     log = tmp_path / "calls.log"
     log.touch()
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_LOG": str(log), "STUB_STATE": str(state)}
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_LOG": str(log), "STUB_STATE": str(state),
+           "SBOM_DIR": str(tmp_path / "sbom")}
 
     def script(*args):
         result = run([str(ROOT / "docker-build-upload-minikube.sh"), *args], env=env, timeout=60)
@@ -60,22 +63,24 @@ def stubs(tmp_path):
         return result, calls
 
     script.state = state
+    script.sboms = tmp_path / "sbom"
     return script
 
 
-def test_single_node_mode_builds_and_loads_the_three_images(stubs):
+def test_single_node_mode_builds_and_loads_the_four_images_and_writes_their_sboms(stubs):
     result, calls = stubs()
     assert result.returncode == 0, result.stderr
-    assert [call for call in calls if not call.startswith(("docker info", "minikube status"))] == [
-        "docker build -f deploy/nginx/Dockerfile -t hello-nginx:local .",
-        "minikube image load hello-nginx:local",
-        "docker build -f Dockerfile.hello -t hello-service:local .",
-        "minikube image load hello-service:local",
-        "docker build -f Dockerfile.world -t world-service:local .",
-        "minikube image load world-service:local",
-        "docker build -f deploy/tools/Dockerfile -t hello-tools:local .",
-        "minikube image load hello-tools:local",
-    ]
+    expected = []
+    for name, dockerfile in [("hello-nginx", "deploy/nginx/Dockerfile"), ("hello-service", "Dockerfile.hello"),
+                             ("world-service", "Dockerfile.world"), ("hello-tools", "deploy/tools/Dockerfile")]:
+        expected += [f"docker build -f {dockerfile} -t {name}:local .",
+                     f"docker create {name}:local",
+                     f"docker cp stub-container:/usr/share/sbom/{name}.cdx.json {stubs.sboms}/{name}.cdx.json",
+                     "docker rm stub-container",
+                     f"minikube image load {name}:local"]
+    assert [call for call in calls if not call.startswith(("docker info", "minikube status"))] == expected
+    assert sorted(path.name for path in stubs.sboms.iterdir()) == [
+        "hello-nginx.cdx.json", "hello-service.cdx.json", "hello-tools.cdx.json", "world-service.cdx.json"]
     assert "Done:" in result.stdout
 
 
