@@ -1,7 +1,8 @@
-"""The release pipeline, checked without running it (no registry here): the `released` overlay as
-committed (the four app images, no release named yet), and the overlay that
+"""The release pipeline, checked without running it (no runner, no registry here): the `released`
+overlay as committed (the four app images, no release named yet), the overlay that
 scripts/release-overlay.sh writes for a release (each app image by registry and digest, nothing
-else changed)."""
+else changed), and the workflows' shape: which images are built from which Dockerfile, with which
+build arguments, and that only the jobs that need them may write."""
 
 import hashlib
 import shutil
@@ -18,6 +19,7 @@ RELEASED = ROOT / "deploy" / "overlays" / "released" / "kustomization.yaml"
 # Stand-ins for one release: a registry under a reserved name (RFC 2606), digests made up here.
 PREFIX = "registry.invalid/someone"
 DIGESTS = {name: "sha256:" + hashlib.sha256(name.encode()).hexdigest() for name in APP_IMAGES}
+WORKFLOWS = ROOT / ".github" / "workflows"
 
 
 def pod_images(docs) -> list[str]:
@@ -99,3 +101,42 @@ def test_the_release_script_refuses_what_is_not_a_release_and_leaves_the_overlay
     result = release_overlay(tmp_path, *arguments)
     assert result.returncode == 2 and complaint in result.stderr, result.stderr
     assert (tmp_path / "deploy" / "overlays" / "released" / "kustomization.yaml").read_text() == RELEASED.read_text()
+
+
+def workflow(name: str) -> dict:
+    document = yaml.safe_load((WORKFLOWS / name).read_text())
+    document["on"] = document.pop(True, document.get("on"))  # YAML 1.1 reads the key `on` as true
+    return document
+
+
+def test_the_release_workflow_builds_the_four_images_and_only_its_jobs_that_need_to_may_write():
+    release = workflow("release.yml")
+    assert release["on"] == {"push": {"tags": ["v*"]}}
+    assert release["permissions"] == {"contents": "read"}
+    jobs = release["jobs"]
+    assert {name: job["permissions"] for name, job in jobs.items()} == {
+        "prepare": {"contents": "read"},
+        "images": {"contents": "read", "packages": "write", "id-token": "write", "attestations": "write"},
+        "overlay": {"contents": "write", "pull-requests": "write"},
+    }
+    built = {entry["image"]: entry["dockerfile"] for entry in jobs["images"]["strategy"]["matrix"]["include"]}
+    assert built == APP_IMAGES
+    assert all((ROOT / dockerfile).is_file() for dockerfile in built.values())
+    build = next(step for step in jobs["images"]["steps"] if step.get("uses", "").startswith("docker/build-push-action@"))
+    assert build["with"]["context"] == "." and build["with"]["platforms"] == "linux/amd64,linux/arm64"
+    assert build["with"]["sbom"] is True and build["with"]["provenance"] == "mode=max"
+    arguments = dict(line.strip().split("=", 1) for line in build["with"]["build-args"].splitlines() if line.strip())
+    assert set(arguments) == {"VERSION", "SOURCE_URL"}
+    steps = "\n".join(step.get("run", "") for step in jobs["overlay"]["steps"])
+    assert "scripts/release-overlay.sh" in steps
+    assert all(name in steps for name in APP_IMAGES)
+
+
+def test_ci_runs_stages_that_test_sh_has_and_may_only_read():
+    ci = workflow("ci.yml")
+    assert ci["permissions"] == {"contents": "read"}
+    assert all("permissions" not in job for job in ci["jobs"].values())
+    listed = run([str(ROOT / "scripts" / "test.sh"), "--list"]).stdout.split("\n")
+    stages = [line.split()[0] for line in listed if line.strip()]
+    run_here = ci["jobs"]["stage"]["strategy"]["matrix"]["stage"]
+    assert set(run_here) <= set(stages) and set(stages) - set(run_here) == {"containers"}, run_here
