@@ -230,7 +230,7 @@ stage_scale() {
 }
 
 stage_deploy() {
-  need_debian shellcheck:shellcheck && need_deploy_tools || return 1
+  need_debian shellcheck:shellcheck node:nodejs curl:curl openssl:openssl && need_deploy_tools || return 1
   say "Deployment checks: kustomize overlays, kubernetes-validate --strict, checkov, skaffold schema, hadolint, shellcheck, the minikube script against stubs (tests/deploy)"
   run_pytest deploy tests/deploy "$deploy_venv/bin/python" -v || problem "deployment checks (above)" || return 1
 }
