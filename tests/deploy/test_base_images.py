@@ -97,3 +97,9 @@ def test_the_source_label_comes_from_a_build_argument(dockerfile):
     text = dockerfile.read_text()
     assert 'ARG SOURCE_URL=""' in text, f"{dockerfile.name}: ARG SOURCE_URL=\"\" (set by whoever publishes the image)"
     assert 'org.opencontainers.image.source="${SOURCE_URL}"' in text, f"{dockerfile.name}: the source label must be ${{SOURCE_URL}}"
+
+
+def test_ci_runs_in_the_image_the_dockerfiles_build_with():
+    rust_image = base_images((ROOT / "Dockerfile.hello").read_text())["RUST_IMAGE"]
+    containers = re.findall(r"^\s+container: (\S+)$", (ROOT / ".github" / "workflows" / "ci.yml").read_text(), re.MULTILINE)
+    assert containers and set(containers) == {rust_image}, f"ci.yml's jobs run in {set(containers)}, the Dockerfiles build with {rust_image}"

@@ -9,7 +9,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ["minikube", "multinode", "dev", "public", "replica-set", "gateway", "monitoring", "monitoring-operator",
-            "tracing", "load"]
+            "tracing", "load", "released"]
 
 
 def run(command, **kwargs) -> subprocess.CompletedProcess:
