@@ -44,7 +44,7 @@ written=$(mktemp "$overlay.XXXXXX")
 trap 'rm -f "$written"' EXIT
 {
   cat <<EOF
-# Released images of Scalable Hello World $version (docs/deploy.md, "Released images"): the
+# Released images of Scalable Hello World $version (docs/images.md, "Released images"): the
 # minikube overlay (one node, an Ingress, 2 replicas) with hello-nginx, hello-service,
 # world-service and hello-tools pulled by digest from $prefix.
 # Written by scripts/release-overlay.sh in the release workflow (.github/workflows/release.yml)

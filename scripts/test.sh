@@ -279,8 +279,8 @@ stage_scale() {
 }
 
 stage_deploy() {
-  need_debian shellcheck:shellcheck node:nodejs curl:curl openssl:openssl && need_deploy_tools || return 1
-  say "Deployment checks: kustomize overlays, kubernetes-validate --strict, checkov, skaffold schema, hadolint, shellcheck, the minikube script against stubs (tests/deploy)"
+  need_debian shellcheck:shellcheck node:nodejs curl:curl openssl:openssl busybox:busybox && need_deploy_tools || return 1
+  say "Deployment checks: kustomize overlays, kubernetes-validate --strict, checkov, skaffold schema, hadolint, shellcheck, exact base images, the SBOM script (dash and busybox), the release overlay and workflows, the minikube script against stubs (tests/deploy)"
   run_pytest deploy tests/deploy "$deploy_venv/bin/python" -v || problem "deployment checks (above)" || return 1
 }
 
@@ -296,7 +296,7 @@ stage_monitoring() {
 
 stage_containers() {
   need_python_tools && need_debian podman:podman runc:runc debootstrap:debootstrap && need_deploy_tools || return 1
-  say "Container tests: the four images built with podman from the repo's Dockerfiles; the rendered hello-secrets Job and app pod (minikube and public overlays) run as written, probes, smoke test and graceful stop included (tests/containers)"
+  say "Container tests: the four images built with podman from the repo's Dockerfiles; the crates inside their binaries audited (cargo audit bin) and their SBOMs validated; the rendered hello-secrets Job and app pod (minikube and public overlays) run as written, probes, smoke test and graceful stop included (tests/containers)"
   need_rust && need_advisory_db && need_cargo_audit || return 1
   ADVISORY_DB="$advisory_db" DEPLOY_PYTHON="$deploy_venv/bin/python" tests/containers/run.sh || problem "container tests (above)" || return 1
   detail="4 images, 2 rendered pods"

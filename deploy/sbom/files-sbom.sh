@@ -30,9 +30,18 @@ safe() {
 }
 safe "$name" "$version" "$base"
 
-# BASE: registry/path/name:tag -> its name and tag (a port's colon is followed by a slash).
-base_tag=${base##*:}
-case $base_tag in */* | "$base") base_name=$base base_tag="" ;; *) base_name=${base%:*} ;; esac
+# BASE: registry/path/name:tag@sha256:digest -> its name, tag and digest (each part optional; a
+# port's colon is followed by a slash).
+base_image=${base%%@*} base_digest=""
+case $base in *@sha256:*) base_digest=${base#*@sha256:} ;; esac
+base_tag=${base_image##*:}
+case $base_tag in */* | "$base_image") base_name=$base_image base_tag="" ;; *) base_name=${base_image%:*} ;; esac
+base_hashes=""
+if [ -n "$base_digest" ]; then
+  case $base_digest in *[!0-9a-f]*) fail "refusing the digest of '$base': not lowercase hex" ;; esac
+  [ ${#base_digest} -eq 64 ] || fail "refusing the digest of '$base': not 64 hex digits"
+  base_hashes=", \"hashes\": [{\"alg\": \"SHA-256\", \"content\": \"$base_digest\"}]"
+fi
 
 image_ref="image:$name@$version"
 base_ref="base:$base"
@@ -41,7 +50,7 @@ depends="\"$base_ref\""
 add() { components="${components:+$components,
 }    $1"; }
 
-add "{\"type\": \"container\", \"bom-ref\": \"$base_ref\", \"name\": \"$base_name\"${base_tag:+, \"version\": \"$base_tag\"}, \"description\": \"the base image: scan it for its own packages\"}"
+add "{\"type\": \"container\", \"bom-ref\": \"$base_ref\", \"name\": \"$base_name\"${base_tag:+, \"version\": \"$base_tag\"}$base_hashes, \"description\": \"the base image: scan it for its own packages\"}"
 
 file_list=$(mktemp)
 trap 'rm -f "$file_list"' EXIT

@@ -43,7 +43,10 @@ def base_images(dockerfile_text: str) -> dict[str, str]:
 
 
 def exact_release(reference: str) -> re.Match:
-    """The tag's match if `reference` names an exact release of a known image; else AssertionError."""
+    """The tag's match if `reference` names an exact release of a known image (with or without the
+    digest Renovate pins beside the tag); else AssertionError."""
+    reference, _, digest = reference.partition("@")
+    assert not digest or re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"{reference}: '{digest}' is not a sha256 digest"
     name, _, tag = reference.rpartition(":")
     assert name in EXACT_TAGS, f"{reference}: not one of the bases this project knows ({', '.join(EXACT_TAGS)})"
     match = EXACT_TAGS[name].match(tag)
@@ -85,6 +88,25 @@ def test_tools_pinned_in_a_dockerfile_are_exact_versions():
 def test_a_floating_or_unknown_base_is_refused(floating):
     with pytest.raises(AssertionError):
         exact_release(floating)
+
+
+def test_a_digest_pinned_beside_the_tag_is_accepted():
+    assert exact_release("docker.io/library/nginx:1.30.2-alpine@sha256:" + "a" * 64)["version"] == "1.30.2"
+    with pytest.raises(AssertionError):
+        exact_release("docker.io/library/nginx:1.30.2-alpine@sha256:short")
+
+
+def test_the_images_version_is_the_workspace_version():
+    version = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
+    for dockerfile in DOCKERFILES:
+        assert f"ARG VERSION={version}\n" in dockerfile.read_text(), f"{dockerfile.name}: ARG VERSION must be {version}, as Cargo.toml"
+
+
+def test_cargo_auditable_is_the_same_version_in_the_images_and_the_suite():
+    suite = (ROOT / "scripts" / "test.sh").read_text()
+    for dockerfile in (ROOT / "Dockerfile.hello", ROOT / "Dockerfile.world"):
+        version = re.search(r"^ARG CARGO_AUDITABLE_VERSION=(\S+)$", dockerfile.read_text(), re.MULTILINE)[1]
+        assert f"cargo-auditable@{version}" in suite, f"{dockerfile.name} builds with cargo-auditable {version}; scripts/test.sh installs another"
 
 
 def test_a_base_written_into_from_is_refused():
