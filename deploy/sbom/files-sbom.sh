@@ -71,7 +71,9 @@ EOF
 if [ -n "$debian" ]; then
   distribution="debian-$(cat /etc/debian_version)"
   safe "$distribution"
-  packages=$(dpkg-query --show --showformat '${Package}\t${Version}\t${Architecture}\n') || fail "dpkg-query failed"
+  # Installed packages only: a package removed but for its configuration files is not there.
+  packages=$(dpkg-query --show --showformat '${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n' \
+    | sed -n 's/^ii *\t//p') || fail "dpkg-query failed"
   tab=$(printf '\t')
   while IFS=$tab read -r package package_version architecture; do
     safe "$package" "$package_version" "$architecture"

@@ -147,13 +147,19 @@ for name in hello-service world-service; do
 done
 "$deploy_python" -m tests.containers.crates_inside "$work/binaries/hello-service" "$work/binaries/world-service" \
   || fail "an image's binary carries no crate list (above)"
-cargo audit --db "$ADVISORY_DB" --no-fetch bin "$work/binaries/hello-service" "$work/binaries/world-service" \
+# As strict as the deny stage (cargo-deny refuses unmaintained and unsound crates too), and with
+# no audit.toml of its own that could ignore an advisory unseen.
+for config in .cargo/audit.toml "${CARGO_HOME:-$HOME/.cargo}/audit.toml"; do
+  [ ! -e "$config" ] || fail "$config exists: cargo audit would take its ignore list; ignore advisories in deny.toml, with a reason"
+done
+audit=(cargo audit --db "$ADVISORY_DB" --no-fetch --deny unsound --deny unmaintained)
+"${audit[@]}" bin "$work/binaries/hello-service" "$work/binaries/world-service" \
   >"$work/audit.log" 2>&1 || { cat "$work/audit.log"; fail "cargo audit bin found advisories in an image's binary (above): update the crate"; }
 grep -E 'Loaded|Found' "$work/audit.log" | sed 's/^ */  /'
 cargo auditable build --quiet --release --locked --manifest-path tests/advisories/known-vulnerable/Cargo.toml \
   --target-dir "$root/target/advisories" || fail "cargo auditable could not build tests/advisories/known-vulnerable"
 vulnerable="$root/target/advisories/release/known-vulnerable"
-if cargo audit --db "$ADVISORY_DB" --no-fetch bin "$vulnerable" >"$work/vulnerable.log" 2>&1; then
+if "${audit[@]}" bin "$vulnerable" >"$work/vulnerable.log" 2>&1; then
   cat "$work/vulnerable.log"; fail "cargo audit bin passed a binary built with time 0.1.43: it checks nothing"
 fi
 grep -q "RUSTSEC-2020-0071" "$work/vulnerable.log" || { cat "$work/vulnerable.log"; fail "cargo audit bin refused the known-vulnerable binary, but not for RUSTSEC-2020-0071"; }

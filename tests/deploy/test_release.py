@@ -5,6 +5,7 @@ else changed), and the workflows' shape: which images are built from which Docke
 build arguments, and that only the jobs that need them may write."""
 
 import hashlib
+import os
 import shutil
 import subprocess
 
@@ -103,6 +104,56 @@ def test_the_release_script_refuses_what_is_not_a_release_and_leaves_the_overlay
     assert (tmp_path / "deploy" / "overlays" / "released" / "kustomization.yaml").read_text() == RELEASED.read_text()
 
 
+REPOSITORY_URL = "https://git.invalid/someone/hello"
+COSIGN_STUB = """#!/bin/sh
+echo "cosign $*" >> "$COSIGN_LOG"
+case "$2" in *"$COSIGN_REFUSE"*) [ -n "$COSIGN_REFUSE" ] && exit 1 ;; esac
+exit 0
+"""
+
+
+def verify_release(tmp_path, refuse="", prefix=PREFIX, tag="v0.2.0"):
+    """scripts/verify-release.sh in the copy, against a stub cosign that records its calls and
+    refuses the images whose reference holds `refuse`."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir(exist_ok=True)
+    (stubs / "cosign").write_text(COSIGN_STUB)
+    (stubs / "cosign").chmod(0o755)
+    log = tmp_path / "cosign.log"
+    log.write_text("")
+    environment = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "COSIGN_LOG": str(log), "COSIGN_REFUSE": refuse}
+    result = run([str(tmp_path / "scripts" / "verify-release.sh"), prefix, REPOSITORY_URL, tag], env=environment)
+    return result, log.read_text().splitlines()
+
+
+def test_verify_release_checks_each_app_image_by_digest_and_its_signature_at_that_tag(tmp_path):
+    assert release_overlay(tmp_path, PREFIX, "0.2.0", *(f"{n}={d}" for n, d in DIGESTS.items())).returncode == 0
+    result, calls = verify_release(tmp_path)
+    assert result.returncode == 0, result.stderr
+    identity = f"{REPOSITORY_URL}/.github/workflows/release.yml@refs/tags/v0.2.0"
+    assert sorted(calls) == sorted(
+        f"cosign verify {PREFIX}/{name}@{digest} --certificate-identity {identity} "
+        "--certificate-oidc-issuer https://token.actions.githubusercontent.com" for name, digest in DIGESTS.items())
+    assert "OK" in result.stdout
+
+
+def test_verify_release_refuses_an_image_swapped_for_a_tag_or_another_registry_or_unsigned(tmp_path):
+    assert release_overlay(tmp_path, PREFIX, "0.2.0", *(f"{n}={d}" for n, d in DIGESTS.items())).returncode == 0
+    overlay = tmp_path / "deploy" / "overlays" / "released" / "kustomization.yaml"
+    written = overlay.read_text()
+    unsigned, _ = verify_release(tmp_path, refuse="world-service")
+    assert unsigned.returncode != 0 and "world-service" in unsigned.stderr and "signature" in unsigned.stderr
+    elsewhere, _ = verify_release(tmp_path, prefix="registry.invalid/another")
+    assert elsewhere.returncode != 0 and "not registry.invalid/another/hello" in elsewhere.stderr
+    overlay.write_text(written.replace(f"    digest: {DIGESTS['hello-service']}", '    newTag: "1"'))
+    by_tag, calls = verify_release(tmp_path)
+    assert by_tag.returncode != 0 and "hello-service" in by_tag.stderr and "by digest" in by_tag.stderr
+    assert not any("hello-service" in call for call in calls), "nothing unchecked is verified as if it were fine"
+    overlay.write_text(written)
+    old_tag, _ = verify_release(tmp_path, tag="0.2.0")
+    assert old_tag.returncode != 0 and "release tag" in old_tag.stderr
+
+
 def workflow(name: str) -> dict:
     document = yaml.safe_load((WORKFLOWS / name).read_text())
     document["on"] = document.pop(True, document.get("on"))  # YAML 1.1 reads the key `on` as true
@@ -116,9 +167,19 @@ def test_the_release_workflow_builds_the_four_images_and_only_its_jobs_that_need
     jobs = release["jobs"]
     assert {name: job["permissions"] for name, job in jobs.items()} == {
         "prepare": {"contents": "read"},
-        "images": {"contents": "read", "packages": "write", "id-token": "write", "attestations": "write"},
+        "images": {"contents": "read", "packages": "write"},
+        "sign": {"contents": "read", "packages": "write", "id-token": "write", "attestations": "write"},
         "overlay": {"contents": "write", "pull-requests": "write"},
     }
+    # The OIDC token only where no build tooling runs.
+    assert not any(step.get("uses", "").startswith(("docker/setup-", "docker/build-push-action"))
+                   for step in jobs["sign"]["steps"])
+    assert jobs["prepare"]["environment"] == "release"
+    checks = next(step["run"] for step in jobs["prepare"]["steps"] if step.get("name") == "Check what is released")
+    assert "merge-base --is-ancestor" in checks and "@[0-9a-f]{40}" in checks
+    assert any("imagetools inspect" in step.get("run", "") for step in jobs["images"]["steps"])
+    assert all(step["with"].get("persist-credentials") is False
+               for job in jobs.values() for step in job["steps"] if step.get("uses", "").startswith("actions/checkout@"))
     built = {entry["image"]: entry["dockerfile"] for entry in jobs["images"]["strategy"]["matrix"]["include"]}
     assert built == APP_IMAGES
     assert all((ROOT / dockerfile).is_file() for dockerfile in built.values())

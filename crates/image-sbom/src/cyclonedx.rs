@@ -17,9 +17,21 @@ pub struct ImageFile {
     pub owner: Option<DebianPackage>,
 }
 
+/// A package URL's version: `+` (build metadata in a SemVer) must be percent-encoded.
+fn purl_version(version: &str) -> String {
+    version
+        .replace('%', "%25")
+        .replace('+', "%2B")
+        .replace(':', "%3A")
+}
+
 fn crate_reference(package: &Package) -> String {
     if package.source == "crates.io" {
-        format!("pkg:cargo/{}@{}", package.name, package.version)
+        format!(
+            "pkg:cargo/{}@{}",
+            package.name,
+            purl_version(&package.version)
+        )
     } else {
         format!(
             "crate:{}@{}({})",
@@ -32,7 +44,7 @@ fn debian_reference(package: &DebianPackage, distribution: &str) -> String {
     format!(
         "pkg:deb/debian/{}@{}?arch={}&distro={distribution}",
         package.name,
-        package.version.replace('+', "%2B").replace(':', "%3A"),
+        purl_version(&package.version),
         package.architecture
     )
 }
@@ -58,9 +70,11 @@ pub fn document(
         .ok_or_else(|| anyhow::anyhow!("the crate list names no root package"))?;
     let root_reference = crate_reference(root);
 
+    // A crate listed twice (same name, version and source) is one component: bom-refs are unique.
+    let mut seen = std::collections::HashSet::new();
     let mut components: Vec<Value> = crates
         .iter()
-        .filter(|package| !package.root)
+        .filter(|package| !package.root && seen.insert(crate_reference(package)))
         .map(|package| {
             let mut component = json!({
                 "type": "library",
@@ -99,8 +113,10 @@ pub fn document(
         }));
     }
 
+    let mut listed = std::collections::HashSet::new();
     let mut dependencies: Vec<Value> = crates
         .iter()
+        .filter(|package| listed.insert(crate_reference(package)))
         .map(|package| {
             let mut depends_on: Vec<String> = package
                 .dependencies
@@ -110,6 +126,8 @@ pub fn document(
             if package.root {
                 depends_on.extend(debian_references.iter().cloned());
             }
+            let mut once = std::collections::HashSet::new();
+            depends_on.retain(|reference| once.insert(reference.clone()));
             json!({"ref": crate_reference(package), "dependsOn": depends_on})
         })
         .collect();
@@ -202,6 +220,34 @@ mod tests {
         let root = &bom["dependencies"][0];
         assert_eq!(root["ref"], "crate:app@1.0.0(local)");
         assert_eq!(root["dependsOn"].as_array().unwrap().len(), 3, "{root}");
+    }
+
+    #[test]
+    fn a_crate_listed_twice_is_one_component_and_build_metadata_is_encoded() {
+        let mut metadata = package("git2", "crates.io", "runtime", vec![], false);
+        metadata.version = "0.20.0+1.9.0".to_owned();
+        let crates = [
+            package("app", "local", "runtime", vec![1, 2], true),
+            package("shared", "git", "runtime", vec![], false),
+            package("shared", "git", "runtime", vec![], false),
+            metadata,
+        ];
+        let bom = document(&crates, &[], "debian-12").unwrap();
+        let references: Vec<&str> = bom["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["bom-ref"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            references,
+            ["crate:shared@1.0.0(git)", "pkg:cargo/git2@0.20.0%2B1.9.0"]
+        );
+        assert_eq!(bom["dependencies"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            bom["dependencies"][0]["dependsOn"],
+            json!(["crate:shared@1.0.0(git)"])
+        );
     }
 
     #[test]
