@@ -122,6 +122,29 @@ for entry in "${images[@]}"; do
     || { tail -40 "$work/build-$name.log"; fail "podman build of $dockerfile failed"; }
 done
 
+# Every change to the code leaves the previous builds behind (a Rust build stage holds about 2 GB),
+# and a machine that runs this often fills its disk. What these Dockerfiles built and nothing uses
+# any more (dangling: no tag, no image built on it) goes once it is a day old (CONTAINER_TESTS_
+# PRUNE_AGE), found by its labels. CONTAINER_TESTS_PRUNE=all (CI's machines, which hold only this
+# project's images) removes every dangling image that old.
+prune_age=${CONTAINER_TESTS_PRUNE_AGE:-24h}
+if [ "${CONTAINER_TESTS_PRUNE:-}" = all ]; then
+  prune_labels=("")
+else
+  prune_labels=(scalable-hello.stage=build org.opencontainers.image.title=hello-nginx
+    org.opencontainers.image.title=hello-service org.opencontainers.image.title=world-service
+    org.opencontainers.image.title=hello-tools)
+fi
+pruned=0
+for label in "${prune_labels[@]}"; do
+  removed=$(podman image prune --force --filter "until=$prune_age" ${label:+--filter "label=$label"}) \
+    || fail "podman image prune failed (above)"
+  pruned=$((pruned + $(printf '%s' "$removed" | grep -c . || true)))
+done
+scope="labelled by these Dockerfiles"
+[ "${CONTAINER_TESTS_PRUNE:-}" != all ] || scope="any (CONTAINER_TESTS_PRUNE=all)"
+say "Removed $pruned stale images (dangling, older than $prune_age, $scope)"
+
 say "Image sizes and users"
 for entry in "${images[@]}"; do
   image="localhost/${entry%%:*}:local"
