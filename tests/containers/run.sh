@@ -157,6 +157,14 @@ for entry in "${images[@]}"; do
   fi
 done
 
+# copy_out IMAGE PATH DESTINATION: a file out of an image (a created, never started, container).
+copy_out() {
+  local container
+  container=$(podman create "$1") || fail "podman create $1 failed"
+  podman cp "$container:$2" "$3" || { podman rm "$container" >/dev/null; fail "$1 holds no $2"; }
+  podman rm "$container" >/dev/null
+}
+
 # What is inside: the Rust binaries carry their crate list (cargo-auditable), which scanners and
 # `cargo audit bin` read. Checked on the binaries taken out of the built images, offline, against
 # the database the deny stage uses; and the check must be able to fail: a binary built the same
@@ -165,8 +173,7 @@ done
 say "What the Rust binaries are built from (cargo-auditable's embedded list; cargo audit bin, database $ADVISORY_DB)"
 mkdir -p "$work/binaries"
 for name in hello-service world-service; do
-  container=$(podman create "localhost/$name:local")
-  podman cp "$container:/usr/local/bin/$name" "$work/binaries/$name" && podman rm "$container" >/dev/null
+  copy_out "localhost/$name:local" "/usr/local/bin/$name" "$work/binaries/$name"
 done
 "$deploy_python" -m tests.containers.crates_inside "$work/binaries/hello-service" "$work/binaries/world-service" \
   || fail "an image's binary carries no crate list (above)"
@@ -192,10 +199,7 @@ say "The SBOM each image carries (/usr/share/sbom/NAME.cdx.json, made in its bui
 mkdir -p "$work/sbom"
 for entry in "${images[@]}"; do
   name=${entry%%:*}
-  container=$(podman create "localhost/$name:local")
-  podman cp "$container:/usr/share/sbom/$name.cdx.json" "$work/sbom/$name.cdx.json" \
-    || { podman rm "$container" >/dev/null; fail "localhost/$name:local carries no SBOM at /usr/share/sbom/$name.cdx.json"; }
-  podman rm "$container" >/dev/null
+  copy_out "localhost/$name:local" "/usr/share/sbom/$name.cdx.json" "$work/sbom/$name.cdx.json"
 done
 "$deploy_python" -m tests.containers.sboms "$work/sbom" || fail "an image's SBOM (above)"
 
