@@ -18,12 +18,31 @@ use actix_web::dev::Server;
 use crate::Problem;
 
 /// Whether this process wants new work. Cloning shares the flag.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Lifecycle {
     draining: Arc<AtomicBool>,
+    /// Tells those who wait (waiting reads, held calls) that draining began.
+    began: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self {
+            draining: Arc::default(),
+            began: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
 }
 
 impl Lifecycle {
+    /// Resolves once shutdown has begun (at once if it already has): what a held request waits
+    /// on beside its own end, so that it is answered before the drain ends.
+    pub async fn draining(&self) {
+        let mut began = self.began.subscribe();
+        // Errs only if the sender is gone, which `self` holds.
+        let _ = began.wait_for(|began| *began).await;
+    }
+
     /// True once shutdown has begun: readiness must then answer 503.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
@@ -32,6 +51,7 @@ impl Lifecycle {
     /// Marks the process as shutting down.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+        self.began.send_replace(true);
     }
 
     /// For `/readyz`: a 503 problem once `service` is shutting down, so that traffic moves away

@@ -8,6 +8,7 @@
 //! - [`batched`]: how the calls of a batch are run, each on its own;
 //! - [`ownership`]: who may read an inbox and who may send as a name (policy, not routes);
 //! - [`store`]: the [`store::Store`] trait and its embedded and MongoDB backends;
+//! - [`watches`]: what world watches for hello's waiting readers, and how it wakes them;
 //! - [`error`]: store errors as problem+json;
 //! - [`admin`]: the `names` subcommand, for operators (lost tokens).
 
@@ -19,3 +20,4 @@ pub mod ownership;
 pub mod routes;
 pub mod startup;
 pub mod store;
+pub mod watches;

@@ -23,6 +23,7 @@ use crate::{
         mongo::MongoStore,
         traced::TracedStore,
     },
+    watches::{self, Watches},
 };
 
 /// What every request handler can reach.
@@ -39,6 +40,8 @@ pub struct AppState {
     pub store_latency: HistogramVec,
     /// What the store did: redeliveries, confirmations, hellos held, whether it answers.
     pub store_metrics: StoreMetrics,
+    /// What hello's waiting readers wait on, and their wakes.
+    pub watches: Arc<Watches>,
 }
 
 /// What the store did, for dashboards and alerts. Labels have a handful of values each: never
@@ -177,6 +180,18 @@ impl Application {
         )?;
         metrics.registry.register(Box::new(store_latency.clone()))?;
         let store_metrics = StoreMetrics::register(&metrics.registry)?;
+        metrics.registry.register(store.commands().collector())?;
+        let watched = IntGauge::new(
+            "watched_reads",
+            "Waiting readers world-service watches for its hello-service (one per inbox and token)",
+        )?;
+        metrics.registry.register(Box::new(watched.clone()))?;
+        let watches = Arc::new(Watches::new(settings.watch_cap, watched));
+        tokio::spawn(watches::run_checks(
+            Arc::downgrade(&watches),
+            Arc::downgrade(&store),
+            Duration::from_millis(settings.wake_interval_ms),
+        ));
         let metrics = web::Data::new(metrics);
         let state = web::Data::new(AppState {
             store: Arc::clone(&store),
@@ -186,6 +201,7 @@ impl Application {
             uptime: Uptime::default(),
             store_latency,
             store_metrics,
+            watches,
         });
         let max_body_bytes = settings.max_body_bytes;
         let shared_app = shared::shared(metrics, web::Data::new(lifecycle.clone()));

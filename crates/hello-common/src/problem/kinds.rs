@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 
 use super::Problem;
-use crate::wire::{LEASE_MS, MAX_PAGE};
+use crate::wire::{LEASE_MS, MAX_PAGE, MAX_WAIT_SECS};
 
 impl Problem {
     /// 400: a JSON body that is not what the endpoint takes.
@@ -147,6 +147,40 @@ impl Problem {
             ),
         )
         .with_field("lease_ms")
+    }
+
+    /// 400: a `wait` that is not a whole number of seconds from 0 to [`MAX_WAIT_SECS`].
+    pub fn invalid_wait(raw: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-wait",
+            "Invalid wait",
+            format!(
+                "wait must be a whole number of seconds from 0 to {MAX_WAIT_SECS} (how long to \
+                 wait for a hello when the inbox is empty); it was {raw:?}"
+            ),
+        )
+        .with_field("wait")
+    }
+
+    /// 400: a change to a watch session that world-service cannot take (internal API).
+    pub fn invalid_watch(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-watch",
+            "Invalid watch change",
+            detail,
+        )
+    }
+
+    /// 404: a watch session world-service does not know (internal API): send the whole set again.
+    pub fn unknown_watch(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown-watch",
+            "Unknown watch session",
+            detail,
+        )
     }
 
     /// 404: no such route.

@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub mod batches;
+pub mod watches;
 
 pub use batches::*;
+pub use watches::*;
 
 /// The version prefix of world-service's internal API.
 pub const WORLD_API_PREFIX: &str = "/v1";
@@ -47,10 +49,24 @@ pub mod paths {
     /// `POST`: replace a name's token ([`super::RotateToken`], the current one's hash in
     /// [`super::TOKEN_HASH_HEADER`]; 204).
     pub const NAME_TOKEN: &str = "/v1/names/{name}/token";
+    /// `PUT`: change what a session watches ([`super::WatchChange`]; 204).
+    pub const WATCH: &str = "/v1/watches/{session}";
+    /// `GET`: wait for a session's wakes ([`super::Wakes`]).
+    pub const WAKES: &str = "/v1/watches/{session}/wakes";
 
     /// The URL path of the claim on `name` (encoded).
     pub fn name(name: &str) -> String {
         format!("{WORLD_API_PREFIX}/names/{name}")
+    }
+
+    /// The URL path of a watch session.
+    pub fn watch(session: &str) -> String {
+        format!("{WORLD_API_PREFIX}/watches/{session}")
+    }
+
+    /// The URL path of a watch session's wakes.
+    pub fn wakes(session: &str) -> String {
+        format!("{WORLD_API_PREFIX}/watches/{session}/wakes")
     }
 
     /// The URL path that replaces the token of `name` (encoded).
@@ -64,6 +80,8 @@ pub mod paths {
         fn the_urls_match_their_route_patterns() {
             assert_eq!(super::name("{name}"), super::NAME);
             assert_eq!(super::name_token("{name}"), super::NAME_TOKEN);
+            assert_eq!(super::watch("{session}"), super::WATCH);
+            assert_eq!(super::wakes("{session}"), super::WAKES);
             assert!(super::ACKNOWLEDGE.starts_with(super::WORLD_API_PREFIX));
             assert!(super::SEND_BATCH.starts_with(super::WORLD_API_PREFIX));
             assert!(super::LEASE_BATCH.starts_with(super::WORLD_API_PREFIX));
@@ -75,6 +93,8 @@ pub mod paths {
 
 /// The most hellos one read may take (the `limit` of a GET and of a lease).
 pub const MAX_PAGE: u32 = 1000;
+/// The longest a read may wait for a hello (`wait`, in seconds; SQS's long-polling bound).
+pub const MAX_WAIT_SECS: u64 = 20;
 /// How many hellos a read takes when it does not say.
 pub const DEFAULT_PAGE: u32 = 100;
 /// The lengths a lease may have, in milliseconds (100 ms to one hour).

@@ -85,6 +85,17 @@ pub struct Settings {
     /// Longer than hello-service's, so that the pod's hello can finish its requests.
     #[serde(default = "default_shutdown_drain_ms")]
     pub shutdown_drain_ms: u64,
+    /// `WORLD_WAKE_INTERVAL_MS`: how often the store is asked, for every reader waiting on this
+    /// pod together, whether any of them can be answered (a hello sent through another replica,
+    /// a lease that ran out, a claim rotated or released). A hello sent through this pod wakes
+    /// its readers at once; this bounds the wait for everything else.
+    #[serde(default = "default_wake_interval_ms")]
+    pub wake_interval_ms: u64,
+    /// `WORLD_WATCH_CAP`: most waiting readers world watches for its hello-service at once (one
+    /// per inbox and token); beyond it, hello's readers wait for the interval's other wakes or
+    /// their end. At least hello's `HELLO_WAIT_PER_POD`.
+    #[serde(default = "default_watch_cap")]
+    pub watch_cap: usize,
     /// `WORLD_CONFIG_DIR`, `WORLD_IMMUTABLE_CONFIG_DIR`, `WORLD_SECRET_DIR`: the pod's
     /// mounted ConfigMaps and Secret, shown in `/info`.
     #[serde(flatten)]
@@ -135,6 +146,12 @@ fn default_idempotency_ttl_secs() -> u64 {
 }
 fn default_max_body_bytes() -> usize {
     4096
+}
+fn default_wake_interval_ms() -> u64 {
+    250
+}
+fn default_watch_cap() -> usize {
+    20_000
 }
 fn default_shutdown_drain_ms() -> u64 {
     2000
@@ -247,6 +264,16 @@ impl Settings {
             "WORLD_MAX_BODY_BYTES",
             "must be at least 64",
         )?;
+        ensure(
+            (10..=10_000).contains(&self.wake_interval_ms),
+            "WORLD_WAKE_INTERVAL_MS",
+            "must be between 10 and 10000",
+        )?;
+        ensure(
+            (1..=1_000_000).contains(&self.watch_cap),
+            "WORLD_WATCH_CAP",
+            "must be between 1 and 1000000",
+        )?;
         if let Some(uri) = &self.mongodb_uri {
             ensure(
                 uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://"),
@@ -305,6 +332,8 @@ impl Settings {
             idempotency_ttl_secs: default_idempotency_ttl_secs(),
             max_body_bytes: default_max_body_bytes(),
             require_claim: false,
+            wake_interval_ms: default_wake_interval_ms(),
+            watch_cap: default_watch_cap(),
             shutdown_drain_ms: 0,
             mounted: MountedDirs::default(),
         }

@@ -47,7 +47,8 @@ async fn store(state: &AppState, send: BatchedSend) -> Result<StoredHello, Probl
         .map_err(Problem::invalid_idempotency_key)?;
     let _timer = state.time_store("send");
     let (from, verified) = check_sender(state.store.as_ref(), from, presented).await?;
-    Ok(state
+    let inbox = to.key().to_owned();
+    let stored = state
         .store
         .send(NewHello {
             to,
@@ -55,5 +56,8 @@ async fn store(state: &AppState, send: BatchedSend) -> Result<StoredHello, Probl
             idempotency_key,
             verified,
         })
-        .await?)
+        .await?;
+    // Durable: its readers waiting on this pod may take it now.
+    state.watches.wake_inbox(&inbox);
+    Ok(stored)
 }

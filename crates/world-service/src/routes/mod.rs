@@ -10,6 +10,8 @@
 //! | POST | `/v1/names/{name}` | claim a name (`{"token_sha256"}`): 201; 409 it or a look-alike is claimed |
 //! | POST | `/v1/names/{name}/token` | replace its token (`{"new_token_sha256"}`, the current one's hash in `x-token-sha256`): 204; 401; 404 |
 //! | DELETE | `/v1/names/{name}` | release it and delete its waiting hellos (token hash in `x-token-sha256`): 204; 401; 404 |
+//! | PUT | `/v1/watches/{session}` | change what hello's waiting readers wait on (`{"reset", "add", "remove"}`, inboxes with token hashes): 204; 404 unknown session; 503 past `WORLD_WATCH_CAP` |
+//! | GET | `/v1/watches/{session}/wakes?wait_ms=N` | the watched inboxes woken since the last answer, held until there are some (or `wait_ms`, or shutdown): `{"inboxes": [...]}` |
 //! | GET | `/v1/info` | version, store, uptime, configuration and its sources, secret key names |
 //! | GET | `/healthz`, `/readyz` | alive (shared: [`hello_common::startup::healthz`]); ready (store answers, not shutting down) |
 //! | GET | `/metrics` | Prometheus text format |
@@ -25,13 +27,14 @@ mod hellos;
 mod info;
 mod leases;
 mod names;
+mod watches;
 
 use actix_web::web;
 use hello_common::{
     problem::extractors::{json_config, resource},
     wire::{
         ACKNOWLEDGEMENTS_BODY_LIMIT, CONFIRM_BATCH_BODY_LIMIT, LEASE_BATCH_BODY_LIMIT,
-        SEND_BATCH_BODY_LIMIT, paths,
+        SEND_BATCH_BODY_LIMIT, WATCH_CHANGE_BODY_LIMIT, paths,
     },
 };
 
@@ -66,5 +69,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
             resource(paths::ACKNOWLEDGE, "POST")
                 .app_data(json_config(ACKNOWLEDGEMENTS_BODY_LIMIT))
                 .route(web::post().to(leases::acknowledge)),
-        );
+        )
+        .service(
+            resource(paths::WATCH, "PUT")
+                .app_data(json_config(WATCH_CHANGE_BODY_LIMIT))
+                .route(web::put().to(watches::change)),
+        )
+        .service(resource(paths::WAKES, "GET").route(web::get().to(watches::wakes)));
 }

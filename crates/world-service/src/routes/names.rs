@@ -58,6 +58,8 @@ pub async fn claim(
     let token = parse_hash(&body.token_sha256, "token_sha256")?;
     let _timer = state.time_store("claim");
     state.store.claim_name(&name, token).await?;
+    // Readers of the inboxes it covers now need its token.
+    state.watches.wake_lookalike(name.lookalike_key());
     Ok(HttpResponse::Created().json(Claimed {
         name: name.to_string(),
     }))
@@ -74,7 +76,10 @@ pub async fn rotate(
     let current = current_token(&request, &name)?;
     let new = parse_hash(&body.new_token_sha256, "new_token_sha256")?;
     let _timer = state.time_store("rotate");
-    answer(state.store.rotate_token(&name, &current, new).await?, &name)
+    let change = state.store.rotate_token(&name, &current, new).await?;
+    // Readers waiting with the old token are answered 401 now.
+    state.watches.wake_lookalike(name.lookalike_key());
+    answer(change, &name)
 }
 
 /// `DELETE /v1/names/{name}`: frees the name (its token presented) and deletes its waiting
@@ -87,5 +92,8 @@ pub async fn release(
     let name = parse_claimed_name(&name)?;
     let current = current_token(&request, &name)?;
     let _timer = state.time_store("release");
-    answer(state.store.release_name(&name, &current).await?, &name)
+    let change = state.store.release_name(&name, &current).await?;
+    // Readers waiting with its token are answered 401 now.
+    state.watches.wake_lookalike(name.lookalike_key());
+    answer(change, &name)
 }

@@ -14,6 +14,7 @@
 //! (the redb tables `claims` and `claims_by_inbox`, the field `claim` of a hello in both
 //! backends), so that a store written by an earlier release opens and works with this one.
 
+pub mod commands;
 pub mod embedded;
 pub mod mongo;
 pub mod rekey;
@@ -51,6 +52,30 @@ pub struct LeaseRequest {
     /// embedded store needs no such check (its writer runs a release and the sends around it one
     /// after the other) and ignores it.
     pub covering_claim: Option<i64>,
+}
+
+/// A reader waiting on an inbox, as [`Store::wakeable`] needs it.
+#[derive(Debug, Clone)]
+pub struct WatchedRead {
+    /// The inbox key ([`Name::key`]).
+    pub inbox: String,
+    /// Its look-alike key ([`Name::lookalike_key`]): where the claim covering it is stored.
+    pub lookalike: String,
+    /// The hash of the token its reader presented, and was let in with, if any.
+    pub token: Option<TokenHash>,
+}
+
+impl WatchedRead {
+    /// Whether a reader let in with this read's token would be judged differently now that
+    /// `claim_token` (the token of the claim covering the inbox, if any) holds: a token rotated,
+    /// a claim released or made since. Compared in constant time.
+    pub fn ownership_changed(&self, claim_token: Option<&TokenHash>) -> bool {
+        match (claim_token, &self.token) {
+            (Some(claim), Some(presented)) => !claim.matches(presented),
+            (None, None) => false,
+            _ => true,
+        }
+    }
 }
 
 /// What confirming a lease found; see [`Store::confirm`].
@@ -219,6 +244,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn release_name(&self, name: &Name, token: &TokenHash)
     -> Result<ClaimChange, StoreError>;
 
+    /// Of these waiting reads, the inboxes where a wait could end now: one holding a hello a
+    /// lease of its reader could take (a new one, or one whose lease ran out), or whose covering
+    /// claim no longer lets its reader in as it did ([`WatchedRead::ownership_changed`]). Asked
+    /// once per interval for every reader waiting on the pod together, never once per reader:
+    /// a fixed number of commands whatever their number (MongoDB: one `find` of the claims, one
+    /// `aggregate` of the hellos; embedded: read transactions).
+    async fn wakeable(
+        &self,
+        watched: &[WatchedRead],
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
+
     /// Succeeds when the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -234,6 +270,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// `embedded` or `mongodb`, for logs, `/info` and metrics.
     fn backend(&self) -> &'static str;
+
+    /// The commands this store has issued, by kind (see [`commands`]).
+    fn commands(&self) -> &commands::StoreCommands;
 }
 
 /// Where a sender's idempotency key is stored: keys are scoped to their sender (the inbox key of

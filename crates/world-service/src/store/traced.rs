@@ -99,6 +99,14 @@ impl<S: Store> Store for TracedStore<S> {
             .await
     }
 
+    async fn wakeable(
+        &self,
+        watched: &[super::WatchedRead],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        // Asked every interval, outside any request: not worth a trace of its own.
+        self.0.wakeable(watched).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.0.ping().instrument(self.span("ping")).await
     }
@@ -114,5 +122,9 @@ impl<S: Store> Store for TracedStore<S> {
 
     fn backend(&self) -> &'static str {
         self.0.backend()
+    }
+
+    fn commands(&self) -> &super::commands::StoreCommands {
+        self.0.commands()
     }
 }

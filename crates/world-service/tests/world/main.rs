@@ -17,7 +17,8 @@
 //! - `release`: a release on MongoDB against sends racing it and hellos of earlier releases;
 //! - `settings`: the binary's settings, start-up refusals, file modes and world's own policy;
 //! - `rekey`: claims stored under older look-alike keys move to today's keys on open;
-//! - `upgrade`: stores written by release 0.1.0, opened and used by this code.
+//! - `upgrade`: stores written by release 0.1.0, opened and used by this code;
+//! - `waiting_suite`: the waiting reads' check on every backend (as `store_suite`).
 
 // In tests a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -41,3 +42,4 @@ mod settings;
 mod store_suite;
 mod support;
 mod upgrade;
+mod waiting_suite;

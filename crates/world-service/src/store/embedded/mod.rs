@@ -28,6 +28,7 @@ mod operations;
 mod reads;
 mod sends;
 mod tables;
+mod watch;
 mod writer;
 
 use std::{
@@ -53,6 +54,7 @@ use self::{
 };
 use super::{
     Claim, ClaimChange, Confirmation, LeaseRequest, NewHello, Store, StoreError, StoreLimits,
+    commands::StoreCommands,
 };
 
 /// The file inside the data directory.
@@ -93,6 +95,8 @@ pub struct EmbeddedStore {
     live: Arc<Mutex<live::LiveLeases>>,
     /// For the cap on lease records, which reads check without the writer.
     lease_record_cap: u64,
+    /// Transactions committed (by the writer) and read (by the waiting reads' check).
+    commands: StoreCommands,
 }
 
 impl EmbeddedStore {
@@ -132,7 +136,9 @@ impl EmbeddedStore {
         let database = Arc::new(database);
         let live = Arc::new(Mutex::new(live::LiveLeases::default()));
         let (jobs, queue) = mpsc::sync_channel(4 * MAX_BATCH);
+        let commands = StoreCommands::embedded();
         let writer = Writer {
+            commands: commands.clone(),
             database: Arc::clone(&database),
             limits,
             sync_sends: options.sync_sends,
@@ -147,6 +153,7 @@ impl EmbeddedStore {
             database,
             live,
             lease_record_cap: limits.lease_record_cap,
+            commands,
         })
     }
 
@@ -362,6 +369,27 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn wakeable(
+        &self,
+        watched: &[super::WatchedRead],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        // Thousands of lookups: on a blocking thread, not on the worker that serves requests.
+        let (database, live, watched) = (
+            Arc::clone(&self.database),
+            Arc::clone(&self.live),
+            watched.to_vec(),
+        );
+        let (wake, transactions) =
+            tokio::task::spawn_blocking(move || watch::wakeable(&database, &live, &watched))
+                .await
+                .map_err(StoreError::unavailable)?
+                .map_err(StoreError::unavailable)?;
+        for _ in 0..transactions {
+            self.commands.count("read");
+        }
+        Ok(wake)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.submit(Job::Ping).await
     }
@@ -383,5 +411,9 @@ impl Store for EmbeddedStore {
 
     fn backend(&self) -> &'static str {
         "embedded"
+    }
+
+    fn commands(&self) -> &StoreCommands {
+        &self.commands
     }
 }

@@ -13,6 +13,27 @@ use super::live::{LiveLeases, Run};
 use super::tables::{HELLOS, HelloRecord, LEASES_BY_INBOX, Storage, hellos_of, inbox_size};
 use crate::store::{LeaseRequest, new_lease_id};
 
+/// How many hellos of `inbox` running leases hide at `now`: they are neither leasable nor
+/// remaining. Written leases (written at a graceful stop, or by an earlier release) are indexed
+/// by inbox; those that ran out stay in the index until they are forgotten, and are skipped.
+pub(super) fn leased(
+    transaction: &ReadTransaction,
+    live: &LiveLeases,
+    inbox: &str,
+    now: i64,
+) -> Storage<u64> {
+    let mut leased = live.leased(inbox, now);
+    let by_inbox = transaction.open_table(LEASES_BY_INBOX)?;
+    // Lease ids are UUIDs (hex digits and '-'): every one sorts below "~".
+    for entry in by_inbox.range((inbox, "")..(inbox, "~"))? {
+        let (lease_until, count) = entry?.1.value();
+        if lease_until > now {
+            leased += count;
+        }
+    }
+    Ok(leased)
+}
+
 /// Leases the oldest visible hellos of `name`, up to `request.limit`, in a snapshot taken while
 /// holding the lock on `live` (see [`super::live`]). The lease is kept in `live`: nothing is
 /// written until it is done with.
@@ -46,18 +67,7 @@ pub(super) fn lease(
         });
     }
 
-    // Hellos leased to running leases of this inbox: they are neither taken nor remaining.
-    // Written leases (written at a graceful stop, or by an earlier release) are indexed by
-    // inbox; those that ran out stay in the index until they are forgotten, and are skipped.
-    let mut leased = live.leased(name.key(), now.0);
-    let by_inbox = transaction.open_table(LEASES_BY_INBOX)?;
-    // Lease ids are UUIDs (hex digits and '-'): every one sorts below "~".
-    for entry in by_inbox.range((name.key(), "")..(name.key(), "~"))? {
-        let (lease_until, count) = entry?.1.value();
-        if lease_until > now.0 {
-            leased += count;
-        }
-    }
+    let leased = leased(transaction, live, name.key(), now.0)?;
 
     // The oldest visible hellos: skip those leased (they sit near the head, since reads take
     // the oldest first) and stop at `limit`, so a read costs the same with 10 or 10,000 waiting.

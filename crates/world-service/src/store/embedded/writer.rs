@@ -15,7 +15,9 @@ use super::{
     names, operations, sends,
     tables::{Storage, ttl_millis},
 };
-use crate::store::{ClaimChange, Confirmation, NewHello, StoreError, StoreLimits};
+use crate::store::{
+    ClaimChange, Confirmation, NewHello, StoreError, StoreLimits, commands::StoreCommands,
+};
 
 /// How many queued requests one transaction takes at most.
 pub(super) const MAX_BATCH: usize = 512;
@@ -73,6 +75,8 @@ pub(super) struct Writer {
     /// Leases not written to the file (see [`super::live`]), shared with the reads that take
     /// them.
     pub live: Arc<Mutex<LiveLeases>>,
+    /// Counts each commit.
+    pub commands: StoreCommands,
 }
 
 /// Which leases in memory housekeeping writes to the file.
@@ -212,6 +216,8 @@ impl Writer {
                 sends.close()?;
             }
             transaction.commit()?;
+            self.commands
+                .count(if durable { "synced_commit" } else { "commit" });
             Ok(())
         })();
         match result {
@@ -330,6 +336,7 @@ impl Writer {
         }
         transaction.set_durability(Durability::Immediate)?;
         transaction.commit()?;
+        self.commands.count("synced_commit");
         // On the file now: hidden and answered from there.
         lock(&self.live).after_commit(
             to_write

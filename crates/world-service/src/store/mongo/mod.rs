@@ -41,6 +41,7 @@ mod documents;
 mod leases;
 mod names;
 mod sends;
+mod watch;
 
 use std::{
     sync::{Arc, Mutex},
@@ -58,6 +59,7 @@ use mongodb::{
     Client, Collection, IndexModel,
     bson::doc,
     error::{ErrorKind, WriteFailure},
+    event::{EventHandler, command::CommandEvent},
     options::{Acknowledgment, ClientOptions, CollectionOptions, IndexOptions, WriteConcern},
 };
 
@@ -67,7 +69,7 @@ use self::{
 };
 use super::{
     Claim, ClaimChange, Confirmation, LeaseRequest, NewHello, Operation, Store, StoreError,
-    StoreLimits,
+    StoreLimits, commands::StoreCommands,
 };
 
 /// MongoDB's code for a duplicate key.
@@ -87,6 +89,8 @@ pub struct MongoStore {
     limits: StoreLimits,
     /// What this process last counted of the store, for its caps; see [`sends`].
     counts: Arc<Mutex<Option<Counts>>>,
+    /// Every command the driver starts, by name.
+    commands: StoreCommands,
 }
 
 /// Hellos and idempotency keys in the store, as counted at `at` (and kept up to date with this
@@ -116,6 +120,13 @@ impl MongoStore {
         options
             .connect_timeout
             .get_or_insert(Duration::from_secs(2));
+        let commands = StoreCommands::mongodb();
+        let counted = commands.clone();
+        options.command_event_handler = Some(EventHandler::callback(move |event| {
+            if let CommandEvent::Started(started) = event {
+                counted.count_mongodb(&started.command_name);
+            }
+        }));
         let client = Client::with_options(options)?;
         let durable = CollectionOptions::builder()
             .write_concern(
@@ -135,6 +146,7 @@ impl MongoStore {
             client,
             limits,
             counts: Arc::default(),
+            commands,
         };
         store.create_indexes().await?;
         store
@@ -345,6 +357,17 @@ impl Store for MongoStore {
 
     fn backend(&self) -> &'static str {
         "mongodb"
+    }
+
+    async fn wakeable(
+        &self,
+        watched: &[super::WatchedRead],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.wakeable_inboxes(watched).await
+    }
+
+    fn commands(&self) -> &StoreCommands {
+        &self.commands
     }
 }
 

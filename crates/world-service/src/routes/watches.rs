@@ -1,0 +1,91 @@
+//! `PUT /v1/watches/{session}` and `GET /v1/watches/{session}/wakes`: what hello-service's
+//! waiting readers wait on (the protocol: [`hello_common::wire::watches`]; the state:
+//! [`crate::watches`]).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use hello_common::{
+    Problem,
+    lifecycle::Lifecycle,
+    wire::{MAX_SESSION_LENGTH, MAX_WAKES_WAIT_MS, MAX_WATCH_CHANGES, Wakes, WatchChange},
+};
+use serde::Deserialize;
+
+use crate::{startup::AppState, watches::WatchError};
+
+/// How long world waits before answering "nothing happened" when the caller asks for longer.
+const RETRY_WHEN_FULL: Duration = Duration::from_secs(1);
+
+impl From<WatchError> for Problem {
+    fn from(error: WatchError) -> Self {
+        match error {
+            WatchError::UnknownSession => Problem::unknown_watch(error.to_string()),
+            WatchError::Full { .. } => Problem::unavailable(error.to_string(), RETRY_WHEN_FULL),
+            WatchError::Invalid(detail) => Problem::invalid_watch(detail),
+        }
+    }
+}
+
+/// A session id: 1 to [`MAX_SESSION_LENGTH`] letters, digits or '-'.
+fn session(raw: &str) -> Result<&str, Problem> {
+    let valid = (1..=MAX_SESSION_LENGTH).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-');
+    if valid {
+        Ok(raw)
+    } else {
+        Err(Problem::invalid_path(format!(
+            "a watch session is 1 to {MAX_SESSION_LENGTH} letters, digits or '-'"
+        )))
+    }
+}
+
+/// `PUT /v1/watches/{session}`: 204 once applied; 404 an unknown session (without `reset`);
+/// 503 past `WORLD_WATCH_CAP` (nothing applied).
+pub async fn change(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<WatchChange>,
+) -> Result<HttpResponse, Problem> {
+    let session = session(&path)?;
+    let change = body.into_inner();
+    if change.add.len() > MAX_WATCH_CHANGES || change.remove.len() > MAX_WATCH_CHANGES {
+        return Err(Problem::invalid_watch(format!(
+            "add and remove at most {MAX_WATCH_CHANGES} inboxes each per change"
+        )));
+    }
+    state.watches.change(session, change)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WakesQuery {
+    wait_ms: Option<u64>,
+}
+
+/// `GET /v1/watches/{session}/wakes?wait_ms=N`: the inboxes woken since the last answer, as
+/// soon as there are any; none after `wait_ms` or once this process begins to stop.
+pub async fn wakes(
+    state: web::Data<AppState>,
+    lifecycle: web::Data<Lifecycle>,
+    path: web::Path<String>,
+    query: web::Query<WakesQuery>,
+) -> Result<HttpResponse, Problem> {
+    let session = session(&path)?;
+    let wait = match query.wait_ms {
+        None => 0,
+        Some(wait) if wait <= MAX_WAKES_WAIT_MS => wait,
+        Some(wait) => {
+            return Err(Problem::invalid_query(format!(
+                "wait_ms must be at most {MAX_WAKES_WAIT_MS}; it was {wait}"
+            )));
+        }
+    };
+    let inboxes = state
+        .watches
+        .wakes(session, Duration::from_millis(wait), lifecycle.draining())
+        .await?;
+    Ok(HttpResponse::Ok().json(Wakes { inboxes }))
+}

@@ -1,0 +1,94 @@
+//! The waiting reads' check on MongoDB ([`crate::store::Store::wakeable`]): two commands for
+//! every reader waiting on the pod together, whatever their number. Change streams would need a
+//! replica set, and the MongoDB this project deploys is a standalone member: this works on both.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use futures::TryStreamExt;
+use hello_common::{timestamp::Millis, token::TokenHash};
+use mongodb::bson::{Bson, Document, doc};
+
+use super::MongoStore;
+use crate::store::{StoreError, WatchedRead};
+
+/// A stored instant in ms, however the server typed it (an Int64 may come back as an Int32 or a
+/// double from some servers; a claim's `claimed_at` is a date).
+fn millis(value: &Bson) -> Option<i64> {
+    match value {
+        Bson::Int64(value) => Some(*value),
+        Bson::Int32(value) => Some(i64::from(*value)),
+        Bson::Double(value) => Some(*value as i64),
+        Bson::DateTime(value) => Some(value.timestamp_millis()),
+        _ => None,
+    }
+}
+
+impl MongoStore {
+    /// See [`crate::store::Store::wakeable`].
+    pub(super) async fn wakeable_inboxes(
+        &self,
+        watched: &[WatchedRead],
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut wake = HashSet::new();
+        if watched.is_empty() {
+            return Ok(wake);
+        }
+        let lookalikes: BTreeSet<&str> =
+            watched.iter().map(|read| read.lookalike.as_str()).collect();
+        let inboxes: BTreeSet<&str> = watched.iter().map(|read| read.inbox.as_str()).collect();
+
+        // The claims covering the watched inboxes: their tokens, and which claim they are.
+        let mut claims: HashMap<String, (Option<TokenHash>, Option<i64>)> = HashMap::new();
+        let mut found = self
+            .names
+            .clone_with_type::<Document>()
+            .find(doc! { "_id": { "$in": lookalikes.iter().copied().collect::<Vec<_>>() } })
+            .projection(doc! { "token": 1, "claimed_at": 1 })
+            .await
+            .map_err(StoreError::unavailable)?;
+        while let Some(claim) = found.try_next().await.map_err(StoreError::unavailable)? {
+            let Ok(lookalike) = claim.get_str("_id") else {
+                continue;
+            };
+            let token = claim.get_str("token").ok().and_then(TokenHash::from_hex);
+            let claimed_at = claim.get("claimed_at").and_then(millis);
+            claims.insert(lookalike.to_owned(), (token, claimed_at));
+        }
+
+        // The watched inboxes holding a hello no running lease hides and a lease of their
+        // readers may take: one sent under no claim, or under a claim that covers a watched
+        // inbox now (`covered_by`; a hello sent while a claim since released covered it is for
+        // nobody else). `$group` by a plain field: every server we test against groups by one.
+        let claimed_at: Vec<i64> = claims.values().filter_map(|(_, at)| *at).collect();
+        let pipeline = [
+            doc! { "$match": {
+                "to": { "$in": inboxes.iter().copied().collect::<Vec<_>>() },
+                "lease_until": { "$lt": Millis::now().0 },
+                "$or": [ { "covered_by": null }, { "covered_by": { "$in": claimed_at } } ],
+            } },
+            doc! { "$group": { "_id": "$to" } },
+        ];
+        let mut leasable: HashSet<String> = HashSet::new();
+        let mut groups = self
+            .hellos
+            .clone_with_type::<Document>()
+            .aggregate(pipeline)
+            .await
+            .map_err(StoreError::unavailable)?;
+        while let Some(group) = groups.try_next().await.map_err(StoreError::unavailable)? {
+            if let Ok(inbox) = group.get_str("_id") {
+                leasable.insert(inbox.to_owned());
+            }
+        }
+
+        for read in watched {
+            let claim_token = claims
+                .get(&read.lookalike)
+                .and_then(|(token, _)| token.as_ref());
+            if leasable.contains(&read.inbox) || read.ownership_changed(claim_token) {
+                wake.insert(read.inbox.clone());
+            }
+        }
+        Ok(wake)
+    }
+}

@@ -1,0 +1,343 @@
+//! What world-service watches for the readers waiting in its hello-service, and how it wakes
+//! them (the protocol: [`hello_common::wire::watches`]).
+//!
+//! hello holds the waiting readers; world holds one *session* per hello process: the inboxes
+//! its readers wait on, each with the token hashes they were let in with. A session's inbox is
+//! woken, and its wakes call answered, when
+//! - this process commits something a reader of it may want: a hello sent to it (through this
+//!   pod), a claim, rotation or release of the name covering it ([`Watches::wake_inbox`],
+//!   [`Watches::wake_lookalike`]);
+//! - the check finds it, every `WORLD_WAKE_INTERVAL_MS` ([`run_checks`]): one
+//!   [`Store::wakeable`] for every watched inbox of every session together, which finds what no
+//!   commit here announced (a hello sent through another replica, a lease that ran out, a claim
+//!   changed elsewhere, a send that came between a reader's empty lease and its watch).
+//!
+//! Memory is bounded by `WORLD_WATCH_CAP` watched reads in all; a session nobody asked for its
+//! wakes for [`SESSION_IDLE_MS`] (its hello died) is forgotten.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
+    time::{Duration, Instant},
+};
+
+use hello_common::{
+    Name, lookalike_key_of_inbox,
+    token::TokenHash,
+    wire::{SESSION_IDLE_MS, WatchChange, WatchedInbox},
+};
+use prometheus::IntGauge;
+use tokio::sync::Notify;
+
+use crate::store::{Store, WatchedRead};
+
+/// Why a change to a session, or a wakes call, was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(
+        "world-service does not know this watch session (it restarted, or forgot an idle one): send the whole set again with reset"
+    )]
+    UnknownSession,
+    #[error(
+        "world-service watches {cap} waiting reads already (WORLD_WATCH_CAP); nothing of this change was applied"
+    )]
+    Full { cap: usize },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One watched inbox of a session.
+#[derive(Debug)]
+struct Watched {
+    lookalike: String,
+    /// The token hashes its readers were let in with (usually one: a claimed inbox's token, or
+    /// none), each with how many times the session added it.
+    tokens: Vec<(Option<TokenHash>, u32)>,
+}
+
+/// One hello-service process's watch.
+#[derive(Debug)]
+struct Session {
+    inboxes: HashMap<String, Watched>,
+    /// Watched reads: pairs of inbox and token.
+    reads: usize,
+    /// Inboxes woken since the last answer.
+    woken: HashSet<String>,
+    /// Wakes the held call (a permit is kept when none is held, so no wake is missed).
+    notify: Arc<Notify>,
+    /// When a wakes call last came or ended.
+    seen: Instant,
+}
+
+impl Session {
+    fn new() -> Self {
+        Self {
+            inboxes: HashMap::new(),
+            reads: 0,
+            woken: HashSet::new(),
+            notify: Arc::new(Notify::new()),
+            seen: Instant::now(),
+        }
+    }
+
+    fn wake(&mut self, inbox: &str) {
+        if self.inboxes.contains_key(inbox) && self.woken.insert(inbox.to_owned()) {
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// Every session of this process, and the cap on what they watch together.
+#[derive(Debug)]
+pub struct Watches {
+    sessions: Mutex<HashMap<String, Session>>,
+    cap: usize,
+    /// `world_watched_reads`: watched reads of every session.
+    gauge: IntGauge,
+}
+
+/// What a [`WatchedInbox`] says, checked: the inbox key of a valid name, and a token hash.
+fn parse(watched: &WatchedInbox) -> Result<(String, Option<TokenHash>), WatchError> {
+    let inbox = Name::parse(&watched.inbox)
+        .ok()
+        .filter(|name| name.key() == watched.inbox)
+        .ok_or_else(|| {
+            WatchError::Invalid("an inbox of the change is not the inbox key of a name".into())
+        })?;
+    let token = match &watched.token_sha256 {
+        None => None,
+        Some(hex) => Some(TokenHash::from_hex(hex).ok_or_else(|| {
+            WatchError::Invalid("a token_sha256 of the change is not 64 hex digits".into())
+        })?),
+    };
+    Ok((inbox.key().to_owned(), token))
+}
+
+/// Whether two optional token hashes are the same (in constant time when both are present).
+fn same_token(a: &Option<TokenHash>, b: &Option<TokenHash>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.matches(b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+impl Watches {
+    /// No session yet; at most `cap` watched reads in all; `gauge` follows their number.
+    pub fn new(cap: usize, gauge: IntGauge) -> Self {
+        Self {
+            sessions: Mutex::default(),
+            cap,
+            gauge,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `change` to `session`, all of it or (refused) none of it.
+    pub fn change(&self, session: &str, change: WatchChange) -> Result<(), WatchError> {
+        let add = change
+            .add
+            .iter()
+            .map(parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        let remove = change
+            .remove
+            .iter()
+            .map(parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut sessions = self.lock();
+        let others: usize = sessions
+            .iter()
+            .filter(|(id, _)| id.as_str() != session)
+            .map(|(_, watching)| watching.reads)
+            .sum();
+        let current = match sessions.get(session) {
+            Some(watching) if !change.reset => watching.reads,
+            Some(_) => 0,
+            None if change.reset => 0,
+            None => return Err(WatchError::UnknownSession),
+        };
+        // Counted as if every add were new and no remove found: a bound, never exceeded.
+        if others + current + add.len() > self.cap {
+            return Err(WatchError::Full { cap: self.cap });
+        }
+        let watching = sessions
+            .entry(session.to_owned())
+            .or_insert_with(Session::new);
+        if change.reset {
+            watching.inboxes.clear();
+            watching.reads = 0;
+        }
+        for (inbox, token) in remove {
+            let Some(watched) = watching.inboxes.get_mut(&inbox) else {
+                continue;
+            };
+            if let Some(at) = watched
+                .tokens
+                .iter()
+                .position(|(t, _)| same_token(t, &token))
+            {
+                watched.tokens[at].1 -= 1;
+                if watched.tokens[at].1 == 0 {
+                    watched.tokens.swap_remove(at);
+                    watching.reads -= 1;
+                }
+            }
+            if watched.tokens.is_empty() {
+                watching.inboxes.remove(&inbox);
+                watching.woken.remove(&inbox);
+            }
+        }
+        for (inbox, token) in add {
+            let watched = watching
+                .inboxes
+                .entry(inbox)
+                .or_insert_with_key(|inbox| Watched {
+                    lookalike: lookalike_key_of_inbox(inbox),
+                    tokens: Vec::new(),
+                });
+            match watched
+                .tokens
+                .iter_mut()
+                .find(|(t, _)| same_token(t, &token))
+            {
+                Some((_, count)) => *count += 1,
+                None => {
+                    watched.tokens.push((token, 1));
+                    watching.reads += 1;
+                }
+            }
+        }
+        self.gauge.set((others + watching.reads) as i64);
+        Ok(())
+    }
+
+    /// The inboxes of `session` woken since its last answer, as soon as there are any, or none
+    /// once `wait` has passed or `stopping` resolves.
+    pub async fn wakes(
+        &self,
+        session: &str,
+        wait: Duration,
+        stopping: impl std::future::Future<Output = ()>,
+    ) -> Result<Vec<String>, WatchError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        tokio::pin!(stopping);
+        loop {
+            let notify = {
+                let mut sessions = self.lock();
+                let watching = sessions
+                    .get_mut(session)
+                    .ok_or(WatchError::UnknownSession)?;
+                watching.seen = Instant::now();
+                if !watching.woken.is_empty() {
+                    return Ok(watching.woken.drain().collect());
+                }
+                Arc::clone(&watching.notify)
+            };
+            tokio::select! {
+                () = notify.notified() => {}
+                () = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
+                () = &mut stopping => return Ok(Vec::new()),
+            }
+        }
+    }
+
+    /// Wakes the readers of `inbox` in every session (a hello was sent to it here).
+    pub fn wake_inbox(&self, inbox: &str) {
+        for watching in self.lock().values_mut() {
+            watching.wake(inbox);
+        }
+    }
+
+    /// Wakes the readers of every inbox the claim on `lookalike` covers or covered (it was made,
+    /// rotated or released here). Rare, so a scan.
+    pub fn wake_lookalike(&self, lookalike: &str) {
+        for watching in self.lock().values_mut() {
+            let covered: Vec<String> = watching
+                .inboxes
+                .iter()
+                .filter(|(_, watched)| watched.lookalike == lookalike)
+                .map(|(inbox, _)| inbox.clone())
+                .collect();
+            for inbox in covered {
+                watching.wake(&inbox);
+            }
+        }
+    }
+
+    /// Wakes these inboxes in every session that watches them.
+    pub fn wake_inboxes(&self, inboxes: &HashSet<String>) {
+        for watching in self.lock().values_mut() {
+            for inbox in inboxes {
+                watching.wake(inbox);
+            }
+        }
+    }
+
+    /// Every watched read of every session, for the check; forgets idle sessions first.
+    pub fn watched(&self) -> Vec<WatchedRead> {
+        let mut sessions = self.lock();
+        let idle = Duration::from_millis(SESSION_IDLE_MS);
+        sessions.retain(|_, watching| watching.seen.elapsed() < idle);
+        let reads = sessions
+            .values()
+            .map(|watching| watching.reads)
+            .sum::<usize>();
+        self.gauge.set(reads as i64);
+        let mut watched = Vec::with_capacity(reads);
+        for watching in sessions.values() {
+            for (inbox, entry) in &watching.inboxes {
+                for (token, _) in &entry.tokens {
+                    watched.push(WatchedRead {
+                        inbox: inbox.clone(),
+                        lookalike: entry.lookalike.clone(),
+                        token: *token,
+                    });
+                }
+            }
+        }
+        watched
+    }
+}
+
+/// Every `interval`, asks the store which watched inboxes can be answered and wakes them, for
+/// as long as the service holds `watches` and `store` (it lets go of both when it stops, and the
+/// embedded store's file with them). A failed check is logged once until one succeeds again (the
+/// readers' waits still end on time).
+pub async fn run_checks(watches: Weak<Watches>, store: Weak<dyn Store>, interval: Duration) {
+    let mut every = tokio::time::interval(interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        every.tick().await;
+        let (Some(watches), Some(store)) = (watches.upgrade(), store.upgrade()) else {
+            return;
+        };
+        let watched = watches.watched();
+        if watched.is_empty() {
+            continue;
+        }
+        match store.wakeable(&watched).await {
+            Ok(inboxes) => {
+                failing = false;
+                if !inboxes.is_empty() {
+                    watches.wake_inboxes(&inboxes);
+                }
+            }
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "cannot check the store for waiting readers; their waits end on time"
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
