@@ -29,6 +29,13 @@ impl Millis {
             .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_owned())
     }
 
+    /// Parses what [`Millis::to_rfc3339`] made; `None` for anything else.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let instant = time::PrimitiveDateTime::parse(text, RFC3339_MILLIS).ok()?;
+        let nanos = instant.assume_utc().unix_timestamp_nanos();
+        i64::try_from(nanos / 1_000_000).ok().map(Self)
+    }
+
     /// This instant moved forward by `millis`.
     pub fn plus_millis(self, millis: u64) -> Self {
         Self(
@@ -49,5 +56,16 @@ mod tests {
             Millis(1_795_000_000_123).to_rfc3339(),
             "2026-11-18T11:06:40.123Z"
         );
+    }
+
+    #[test]
+    fn parses_what_it_formats() {
+        for millis in [0, 1_795_000_000_123] {
+            assert_eq!(
+                Millis::parse_rfc3339(&Millis(millis).to_rfc3339()),
+                Some(Millis(millis))
+            );
+        }
+        assert_eq!(Millis::parse_rfc3339("yesterday"), None);
     }
 }

@@ -61,6 +61,14 @@ pub struct Settings {
     /// ample for the pod's Nginx, whose reset arrives within microseconds of its death.
     #[serde(default = "default_settle_ms")]
     pub settle_ms: u64,
+    /// `HELLO_WAIT_PER_CLIENT`: most reads one client may have waiting (`wait`) at once; more
+    /// are 429. Below nginx's connections per client (`limit_conn`, 128).
+    #[serde(default = "default_wait_per_client")]
+    pub wait_per_client: u32,
+    /// `HELLO_WAIT_PER_POD`: most reads waiting at once in this process; more are 503. The
+    /// default fits the manifests' memory limits with room to spare (`bench/waiting.py`).
+    #[serde(default = "default_wait_per_pod")]
+    pub wait_per_pod: u32,
     /// `HELLO_CONFIG_DIR`, `HELLO_IMMUTABLE_CONFIG_DIR`, `HELLO_SECRET_DIR`: the pod's
     /// mounted ConfigMaps and Secret, shown in `/info`.
     #[serde(flatten)]
@@ -102,6 +110,12 @@ fn default_rate_limit_burst() -> u32 {
 }
 fn default_shutdown_drain_ms() -> u64 {
     1000
+}
+fn default_wait_per_client() -> u32 {
+    64
+}
+fn default_wait_per_pod() -> u32 {
+    10_000
 }
 fn default_settle_ms() -> u64 {
     200
@@ -147,11 +161,29 @@ impl Settings {
             "must be between 1 and 5000",
         )?;
         ensure(
+            (1..=1_000_000).contains(&self.wait_per_pod),
+            "HELLO_WAIT_PER_POD",
+            "must be between 1 and 1000000",
+        )?;
+        ensure(
+            (1..=self.wait_per_pod).contains(&self.wait_per_client),
+            "HELLO_WAIT_PER_CLIENT",
+            "must be between 1 and HELLO_WAIT_PER_POD",
+        )?;
+        ensure(
             self.rate_limit_per_second == 0 || self.rate_limit_burst >= 1,
             "HELLO_RATE_LIMIT_BURST",
             "must be at least 1 when rate limiting is on",
         )?;
         Ok(())
+    }
+
+    /// The limits on waiting readers.
+    pub fn wait_limits(&self) -> crate::waiting::WaitLimits {
+        crate::waiting::WaitLimits {
+            per_client: self.wait_per_client,
+            per_pod: self.wait_per_pod,
+        }
     }
 
     /// How long to wait for world-service.
@@ -179,6 +211,8 @@ impl Settings {
             claim_burst: default_claim_burst(),
             shutdown_drain_ms: 0,
             settle_ms: default_settle_ms(),
+            wait_per_client: default_wait_per_client(),
+            wait_per_pod: default_wait_per_pod(),
             mounted: MountedDirs::default(),
             http_workers: None,
         }

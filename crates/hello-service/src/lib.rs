@@ -13,7 +13,9 @@
 //! - [`auth`]: bearer tokens at the edge: parsed once, refused in query strings, failures charged;
 //! - [`server`]: the HTTP server, with every connection a [`connection::WatchedStream`];
 //! - [`connection`]: what is seen of each connection: resets, writes the peer has not taken;
-//! - [`settling`]: when a GET's answer is delivered, so that its lease is acknowledged.
+//! - [`settling`]: when a GET's answer is delivered, so that its lease is acknowledged;
+//! - [`waiting`]: reads that wait for a hello (`wait`), and the one watch with world-service
+//!   that wakes them.
 
 pub mod auth;
 pub mod batching;
@@ -24,5 +26,6 @@ pub mod routes;
 pub mod server;
 pub mod settling;
 pub mod startup;
+pub mod waiting;
 pub mod world_client;
 pub mod world_error;

@@ -90,7 +90,9 @@ impl ClientRateLimit {
     }
 }
 
-fn client_address(request: &HttpRequest) -> IpAddr {
+/// The client of a request, as nginx determined it (the address it passes on from its trusted
+/// peers), or the TCP peer when no loopback proxy stands in front.
+pub fn client_address(request: &HttpRequest) -> IpAddr {
     let peer = request
         .peer_addr()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |address| address.ip());

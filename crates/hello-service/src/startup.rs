@@ -8,15 +8,16 @@ use actix_web::{
     middleware::{DefaultHeaders, from_fn},
     web,
 };
+use hello_common::timestamp::Millis;
 use hello_common::{
     Problem,
     info::Uptime,
     lifecycle::Lifecycle,
-    observability::{self, Metrics},
+    observability::{self, Metrics, RequestId},
     problem::extractors,
     startup::{self as shared, BoundService},
 };
-use prometheus::{IntCounter, IntCounterVec, Opts};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 
 use crate::{
     auth::{self, Credential},
@@ -24,7 +25,8 @@ use crate::{
     rate_limit::ClientRateLimit,
     routes, server,
     settling::Settlements,
-    world_client::{Caller, WorldClient},
+    waiting::{Waiting, run_watch},
+    world_client::{Caller, RawLease, WorldClient},
 };
 
 /// The response header that names the serving pod.
@@ -55,6 +57,12 @@ pub struct AppState {
     pub hellos_delivered_reliably: IntCounter,
     /// Acknowledges reads' leases once their answers have settled.
     pub settlements: Settlements,
+    /// The readers waiting for a hello (`wait`), and the watch that wakes them.
+    pub waiting: Waiting,
+    /// Whether this process is stopping: waiting readers are answered at once then.
+    pub lifecycle: Lifecycle,
+    /// `hello_wait_wake_seconds`: from a hello being stored to its waiting reader's answer.
+    pub wake_latency: Histogram,
 }
 
 impl AppState {
@@ -86,6 +94,26 @@ impl AppState {
             ));
         }
         Ok(self.caller(credential))
+    }
+
+    /// Records how long a woken reader's first hello waited for it: from being stored (its
+    /// `at`, a moment before its sender's 201) to now.
+    pub fn observe_wake(&self, lease: &RawLease) {
+        #[derive(serde::Deserialize)]
+        struct Stored<'a> {
+            #[serde(borrow)]
+            at: std::borrow::Cow<'a, str>,
+        }
+        let Ok(hellos) = serde_json::from_str::<Vec<Stored<'_>>>(lease.hellos.get()) else {
+            return;
+        };
+        if let Some(at) = hellos
+            .first()
+            .and_then(|hello| Millis::parse_rfc3339(&hello.at))
+        {
+            let waited = Millis::now().0.saturating_sub(at.0).max(0);
+            self.wake_latency.observe(waited as f64 / 1000.0);
+        }
     }
 
     /// Passes a problem on; a failed attempt to use a name (401, 403) costs the client extra
@@ -147,8 +175,31 @@ impl Application {
         metrics
             .registry
             .register(Box::new(not_acknowledged.clone()))?;
+        let waiting_readers = IntGauge::new(
+            "waiting_readers",
+            "Reads waiting for a hello (wait) in this process",
+        )?;
+        metrics
+            .registry
+            .register(Box::new(waiting_readers.clone()))?;
+        let wake_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "wait_wake_seconds",
+                "From a hello being stored to the answer of the reader that waited for it",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+        )?;
+        metrics.registry.register(Box::new(wake_latency.clone()))?;
         let metrics = web::Data::new(metrics);
         let lifecycle = Lifecycle::default();
+        let waiting = Waiting::new(settings.wait_limits(), waiting_readers);
+        tokio::spawn(run_watch(
+            waiting.clone(),
+            world.clone(),
+            RequestId::generate().0,
+        ));
         let settlements = Settlements::start(world.clone(), settings.settle(), not_acknowledged);
         let pod = PodIdentity::from_env();
         let pod_header = pod.name.clone();
@@ -166,6 +217,9 @@ impl Application {
             hellos_delivered_by_get: hellos_delivered.with_label_values(&["get"]),
             hellos_delivered_reliably: hellos_delivered.with_label_values(&["reliable"]),
             settlements: settlements.clone(),
+            waiting,
+            lifecycle: lifecycle.clone(),
+            wake_latency,
         };
         let shared_app = shared::shared(metrics, web::Data::new(lifecycle.clone()));
         let address = listener.local_addr()?;

@@ -10,7 +10,9 @@
 //! - `settling`: a GET's answer is delivered once written in full without a reset: every kind
 //!   of client sees each hello once;
 //! - `reliable`: reliable reads and their receipts, every status;
-//! - `names`: claims, bearer tokens, verified senders, look-alikes, rotation and release.
+//! - `names`: claims, bearer tokens, verified senders, look-alikes, rotation and release;
+//! - `waiting`: reads that wait for a hello, on both backends: woken by a send here or through
+//!   another replica, ended by a rotation, bounded per client and per pod.
 
 // In tests a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -25,3 +27,4 @@ mod operations;
 mod reliable;
 mod settling;
 mod support;
+mod waiting;

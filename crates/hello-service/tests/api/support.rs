@@ -33,6 +33,12 @@ pub struct Options {
     pub claim_rate: Option<(u32, u32)>,
     /// hello-service's HTTP workers; one per core when `None`.
     pub http_workers: Option<NonZeroUsize>,
+    /// `HELLO_WAIT_PER_CLIENT` and `HELLO_WAIT_PER_POD`; the defaults when `None`.
+    pub wait_limits: Option<(u32, u32)>,
+    /// world's MongoDB (URI, database) instead of an embedded store.
+    pub mongodb: Option<(String, String)>,
+    /// `WORLD_WAKE_INTERVAL_MS`; the default when `None`.
+    pub wake_interval_ms: Option<u64>,
 }
 
 impl Default for Options {
@@ -46,6 +52,9 @@ impl Default for Options {
             require_claim: false,
             claim_rate: None,
             http_workers: None,
+            wait_limits: None,
+            mongodb: None,
+            wake_interval_ms: None,
         }
     }
 }
@@ -63,6 +72,13 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     settings.inbox_cap = options.inbox_cap;
     settings.lease_ms = options.lease_ms;
     settings.require_claim = options.require_claim;
+    if let Some((uri, database)) = &options.mongodb {
+        settings.mongodb_uri = Some(uri.clone());
+        settings.mongodb_database = database.clone();
+    }
+    if let Some(interval) = options.wake_interval_ms {
+        settings.wake_interval_ms = interval;
+    }
     let socket = data.path().join("world.sock");
     settings.listen_socket = Some(socket.clone());
     let world = World::build(settings).await.expect("build world-service");
@@ -89,6 +105,10 @@ pub fn spawn_hello(world_url: String, options: &Options) -> TestApp {
     }
     settings.require_claim = options.require_claim;
     settings.http_workers = options.http_workers;
+    if let Some((per_client, per_pod)) = options.wait_limits {
+        settings.wait_per_client = per_client;
+        settings.wait_per_pod = per_pod;
+    }
     if let Some((per_minute, burst)) = options.claim_rate {
         settings.claim_rate_per_minute = per_minute;
         settings.claim_burst = burst;

@@ -15,13 +15,15 @@ use hello_common::{Name, Problem, observability::RequestId, wire::MAX_PAGE};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::schema::{Inbox, PersonName, ReadQuery};
+use super::{
+    schema::{Inbox, PersonName, ReadQuery},
+    waiting,
+};
 use crate::{
     auth::Credential,
     routes::openapi::TooManyRequests,
     settling::{Connection, Settlements},
     startup::AppState,
-    world_client::Call,
 };
 
 /// Who said hello to `name` since the last read.
@@ -36,10 +38,10 @@ use crate::{
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The hellos since the last read, oldest first; they are removed from the inbox", body = Inbox),
-        (status = 400, description = "Invalid name or limit; a malformed Authorization header; a token in the query string"),
+        (status = 400, description = "Invalid name, limit or wait; a malformed Authorization header; a token in the query string"),
         (status = 401, description = "The name is claimed (or looks like a claimed name) and no token, or not its token, came in Authorization; or HELLO_REQUIRE_CLAIM is on and the name is not claimed. WWW-Authenticate says which"),
         TooManyRequests,
-        (status = 503, description = "Store unavailable; nothing taken; see Retry-After"),
+        (status = 503, description = "Store unavailable, or (with wait) this pod holds as many waiting reads as it may; nothing taken; see Retry-After"),
         (status = 504, description = "Outcome unknown: hellos may have been leased to this read; they come back when the lease runs out"),
     )
 )]
@@ -54,12 +56,19 @@ pub async fn read(
     state.rate_limit.check(&request)?;
     let name = Name::parse(&name).map_err(|error| Problem::invalid_name("name", &error))?;
     let limit = page_limit(query.limit.as_deref(), state.default_limit)?;
+    let wait = waiting::wait_time(query.wait.as_deref())?;
     let reader = state.reader(&request, &name, credential)?;
-    let lease = state
-        .world
-        .lease(&name, limit, None, &reader, &request_id)
-        .await
-        .map_err(|error| state.charge_failures(&request, error.into_problem(Call::Lease)))?;
+    let lease = waiting::lease(
+        &state,
+        &request,
+        &name,
+        limit,
+        None,
+        &reader,
+        &request_id,
+        wait,
+    )
+    .await?;
     state.hellos_delivered_by_get.inc_by(lease.count as u64);
     // [`Inbox`], with world's hellos passed on as they are.
     let inbox = InboxAnswer {

@@ -17,6 +17,7 @@ use super::{
     body,
     read::page_limit,
     schema::{PersonName, ReliableRead, ReliableReadQuery},
+    waiting,
 };
 use crate::{
     auth::Credential, routes::openapi::TooManyRequests, startup::AppState, world_client::Call,
@@ -36,11 +37,11 @@ use crate::{
     responses(
         (status = 201, description = "The hellos, leased to this read until lease_expires_at; confirm with the receipt. An empty inbox answers hellos [], receipt null", body = ReliableRead,
             headers(("Location" = String, description = "The read to confirm: /hello/{name}/reads/{receipt} (absent when nothing was taken)"))),
-        (status = 400, description = "Invalid name, limit, lease_ms or body; a malformed Authorization header; a token in the query string"),
+        (status = 400, description = "Invalid name, limit, lease_ms, wait or body; a malformed Authorization header; a token in the query string"),
         (status = 401, description = "The name is claimed (or looks like a claimed name) and no token, or not its token, came in Authorization; or HELLO_REQUIRE_CLAIM is on and the name is not claimed"),
         (status = 413, description = "Body too large"),
         TooManyRequests,
-        (status = 503, description = "Store unavailable; nothing taken; see Retry-After"),
+        (status = 503, description = "Store unavailable, or (with wait) this pod holds as many waiting reads as it may; nothing taken; see Retry-After"),
         (status = 504, description = "Outcome unknown: hellos may have been leased to this read; they come back when the lease runs out"),
     )
 )]
@@ -71,17 +72,19 @@ pub async fn take(
     if let Some(body) = body::read(&request, payload, state.max_body_bytes).await? {
         body::empty_object(&body)?;
     }
-    let lease = state
-        .world
-        .lease(
-            &name,
-            limit,
-            lease_ms,
-            &state.reader(&request, &name, credential)?,
-            &request_id,
-        )
-        .await
-        .map_err(|error| state.charge_failures(&request, error.into_problem(Call::Lease)))?;
+    let wait = waiting::wait_time(query.wait.as_deref())?;
+    let reader = state.reader(&request, &name, credential)?;
+    let lease = waiting::lease(
+        &state,
+        &request,
+        &name,
+        limit,
+        lease_ms,
+        &reader,
+        &request_id,
+        wait,
+    )
+    .await?;
     state.hellos_delivered_reliably.inc_by(lease.count as u64);
     let mut response = HttpResponse::Created();
     if let Some(receipt) = &lease.lease_id {

@@ -86,6 +86,11 @@ pub struct ReadQuery {
     /// How many hellos to return at most, 1 to 1000 (default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
+    /// With an empty inbox, how long to wait for a hello, in seconds: 0 to 20 (default 0,
+    /// answer at once). The answer comes as soon as a hello can be taken, or with an empty list
+    /// when the time is up.
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 20)]
+    pub wait: Option<String>,
 }
 
 /// Query of `POST /hello/{name}/reads`. Unknown parameters are refused rather than ignored.
@@ -99,6 +104,11 @@ pub struct ReliableReadQuery {
     /// milliseconds: 100 to 3600000 (default: the service's lease, 30000).
     #[param(value_type = Option<u64>, minimum = 100, maximum = 3600000)]
     pub lease_ms: Option<String>,
+    /// With an empty inbox, how long to wait for a hello, in seconds: 0 to 20 (default 0,
+    /// answer at once). The answer comes as soon as a hello can be taken, or with no hellos
+    /// and no receipt when the time is up.
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 20)]
+    pub wait: Option<String>,
 }
 
 /// The answer to `POST /hello/{name}/reads`.

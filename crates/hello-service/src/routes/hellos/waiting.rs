@@ -1,0 +1,78 @@
+//! The lease of a read with `wait`: taken at once when there is something to take; otherwise the
+//! reader waits ([`crate::waiting`]) and leases again at each wake, its reader checked again by
+//! world each time (a token rotated, or a name released, ends the wait with 401), until it takes
+//! something or its time is up. A read arriving while the process stops, or waiting when it
+//! begins to, is answered at once with what it found: nothing, and nothing leased.
+
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use hello_common::{Name, Problem, observability::RequestId, wire::MAX_WAIT_SECS};
+
+use crate::{
+    rate_limit::client_address,
+    startup::AppState,
+    world_client::{Call, Caller, RawLease},
+};
+
+/// The `wait` of a read: 0 to [`MAX_WAIT_SECS`] seconds, 0 when not given.
+pub(super) fn wait_time(raw: Option<&str>) -> Result<Duration, Problem> {
+    match raw {
+        None => Ok(Duration::ZERO),
+        Some(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|secs| *secs <= MAX_WAIT_SECS)
+            .map(Duration::from_secs)
+            .ok_or_else(|| Problem::invalid_wait(raw)),
+    }
+}
+
+/// What a read leases of `name`, waiting up to `wait` for something to take.
+#[allow(clippy::too_many_arguments)] // each is one part of the read, as the routes parse them
+pub(super) async fn lease(
+    state: &AppState,
+    request: &HttpRequest,
+    name: &Name,
+    limit: u32,
+    lease_ms: Option<u64>,
+    reader: &Caller,
+    request_id: &RequestId,
+    wait: Duration,
+) -> Result<RawLease, Problem> {
+    let take = || async {
+        state
+            .world
+            .lease(name, limit, lease_ms, reader, request_id)
+            .await
+            .map_err(|error| state.charge_failures(request, error.into_problem(Call::Lease)))
+    };
+    let found = take().await?;
+    if found.count > 0 || wait.is_zero() || state.lifecycle.is_draining() {
+        return Ok(found);
+    }
+    let waiter = state
+        .waiting
+        .enter(client_address(request), name.key(), reader.token)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let stopping = state.lifecycle.draining();
+    tokio::pin!(stopping);
+    let mut woken = Box::pin(waiter.woken());
+    woken.as_mut().enable();
+    loop {
+        tokio::select! {
+            () = woken.as_mut() => {}
+            () = tokio::time::sleep_until(deadline) => return Ok(found),
+            () = &mut stopping => return Ok(found),
+        }
+        // Listening for the next wake before leasing: one that comes during the lease counts.
+        woken.set(waiter.woken());
+        woken.as_mut().enable();
+        let taken = take().await?;
+        if taken.count > 0 {
+            state.observe_wake(&taken);
+            return Ok(taken);
+        }
+    }
+}
