@@ -34,6 +34,21 @@ use crate::{
 /// (actix-web's `HttpServer::shutdown_timeout`).
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
+/// Raises this process's limit of open files to the most it may have (the hard limit), as
+/// servers do at start: each waiting reader holds a connection from nginx, and the soft limit is
+/// often 1,024. Returns the limit now in force (`u64::MAX`: unlimited).
+pub fn raise_open_files_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(error) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(%error, "cannot raise the limit of open files to its hard limit");
+        }
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
 /// Binds `address` (port 0 picks a free one, as the tests do); the error names the `variable`
 /// that set the address.
 pub fn bind(address: SocketAddr, variable: &str) -> anyhow::Result<TcpListener> {

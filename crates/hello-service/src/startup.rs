@@ -138,6 +138,16 @@ pub struct Application {
 impl Application {
     /// Binds `HELLO_LISTEN`; does not need world-service to be up yet.
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let open_files = shared::raise_open_files_limit();
+        // Each waiting reader holds a connection from nginx; twice that leaves room for the rest.
+        if open_files < 2 * u64::from(settings.wait_per_pod) {
+            tracing::warn!(
+                open_files,
+                wait_per_pod = settings.wait_per_pod,
+                "the limit of open files is below two per waiting reader (HELLO_WAIT_PER_POD): \
+                 raise the container's nofile limit or lower HELLO_WAIT_PER_POD"
+            );
+        }
         let listener = shared::bind(settings.listen, "HELLO_LISTEN")?;
         let world = WorldClient::new(&settings.world_url, settings.world_timeout())?;
         let rate_limit =

@@ -167,6 +167,18 @@ pub fn start_world_process(env: &[(&str, String)]) -> ChildService {
 }
 
 impl TestApp {
+    /// A hello-service already running at `url` (a child process).
+    pub fn at(url: String) -> Self {
+        Self {
+            url,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            _data: None,
+        }
+    }
+
     /// world-service's Unix socket, when [`spawn_app`] started one.
     pub fn world_socket(&self) -> Option<PathBuf> {
         self._data

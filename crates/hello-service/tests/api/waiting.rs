@@ -234,3 +234,110 @@ async fn waiting_readers_are_bounded_per_client_and_per_pod() {
     }
     assert_eq!(second.await.unwrap().0.status(), 200);
 }
+
+#[tokio::test]
+async fn sigterm_answers_every_waiting_reader_at_once_with_nothing() {
+    use hello_common::testing::{ChildService, free_port};
+    let data = tempfile::tempdir().unwrap();
+    let world = crate::support::start_world_process(&[(
+        "WORLD_DATA_DIR",
+        data.path().display().to_string(),
+    )]);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut hello = ChildService::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_hello-service")),
+        &[
+            ("HELLO_LISTEN", address.to_string()),
+            ("HELLO_WORLD_URL", world.url()),
+            // Long enough to tell "answered at once" from "answered when the drain ended".
+            ("HELLO_SHUTDOWN_DRAIN_MS", "5000".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ],
+        address,
+    );
+    let app = TestApp::at(hello.url());
+    let reads: Vec<_> = [
+        "/hello/ivan?wait=20",
+        "/hello/ivan/reads?wait=20",
+        "/hello/judy?wait=20",
+    ]
+    .into_iter()
+    .map(|path| start(&app, path, None))
+    .collect();
+    still_waiting(&reads[0]).await;
+    hello.send_sigterm();
+    let stopping = Instant::now();
+    for read in reads {
+        let (answer, answered) = read.await.unwrap();
+        assert!(answer.status().is_success(), "{}", answer.status());
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["hellos"], json!([]), "{body}");
+        assert!(
+            body.get("receipt").is_none_or(Value::is_null),
+            "nothing leased: {body}"
+        );
+        assert!(
+            answered - stopping < Duration::from_secs(4),
+            "answered before the drain ended"
+        );
+    }
+    assert!(
+        !hello.has_exited(),
+        "still draining when the readers were answered"
+    );
+    assert!(hello.terminate(Duration::from_secs(15)));
+    world.kill();
+}
+
+async fn a_lease_that_runs_out_wakes_a_waiting_reader(backend: &str) {
+    let app = spawn_app_with(on(backend)).await;
+    assert_eq!(app.say("alice", "kim").await.status(), 201);
+    // A reliable read takes the hello for 500 ms and never confirms.
+    let taken = call(&app, Method::POST, "/hello/kim/reads?lease_ms=500", None).await;
+    let taken: Value = taken.json().await.unwrap();
+    assert_eq!(taken["hellos"][0]["from"], "alice", "{taken}");
+    // A waiting read gets it when the lease runs out, with no new send.
+    let (answer, _) = start(&app, "/hello/kim?wait=20", None).await.unwrap();
+    let inbox: Value = answer.json().await.unwrap();
+    assert_eq!(
+        inbox["hellos"][0]["id"], taken["hellos"][0]["id"],
+        "{inbox}"
+    );
+}
+
+#[tokio::test]
+async fn embedded_a_lease_that_runs_out_wakes_a_waiting_reader() {
+    a_lease_that_runs_out_wakes_a_waiting_reader("embedded").await;
+}
+
+#[tokio::test]
+async fn mongodb_a_lease_that_runs_out_wakes_a_waiting_reader() {
+    a_lease_that_runs_out_wakes_a_waiting_reader("mongodb").await;
+}
+
+#[tokio::test]
+async fn a_restarted_world_learns_again_what_is_waited_on() {
+    use hello_common::testing::{ChildService, free_port};
+    let data = tempfile::tempdir().unwrap();
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let env = [
+        ("WORLD_LISTEN", address.to_string()),
+        ("WORLD_DATA_DIR", data.path().display().to_string()),
+        ("WORLD_SHUTDOWN_DRAIN_MS", "0".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    let world = ChildService::start(&crate::support::world_binary(), &env, address);
+    let app = crate::support::spawn_hello(world.url(), &Options::default());
+    let read = start(&app, "/hello/liam?wait=20", None);
+    still_waiting(&read).await;
+    world.kill();
+    let world = ChildService::start(&crate::support::world_binary(), &env, address);
+    // The restarted world knows no session: hello sends its set again, and the send wakes it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!read.is_finished());
+    assert_eq!(app.say("alice", "liam").await.status(), 201);
+    let (answer, _) = read.await.unwrap();
+    let inbox: Value = answer.json().await.unwrap();
+    assert_eq!(inbox["hellos"][0]["from"], "alice", "{inbox}");
+    world.kill();
+}
