@@ -58,6 +58,8 @@ class Cluster:
     pod_hello_env: dict[int, dict[str, str]] = field(default_factory=dict)
     # nginx include files that replace the repository's for single pods, by pod index.
     pod_nginx_includes: dict[int, dict[str, str]] = field(default_factory=dict)
+    # world's TCP port on each pod's address, for reading its /metrics (None: its socket only).
+    world_port: int | None = None
     pods: list[Pod] = field(default_factory=list)
     store: MongoStore | None = None
     lb_port: int = 0
@@ -87,7 +89,7 @@ class Cluster:
         """Pod `index` as `release` makes it, in its own folder (the mounted folders kept across
         replacements)."""
         return Pod(self.work / f"pod-{index}", name=f"pod-{index}", address=f"127.0.0.{index + 2}",
-                   release=release, store=self.store, database="scale",
+                   release=release, store=self.store, database="scale", world_port=self.world_port,
                    env={"NODE_NAME": "scale-node", "POD_NAMESPACE": "scale"},
                    hello_env={**self.hello_env, **self.pod_hello_env.get(index, {})}, world_env=self.world_env,
                    nginx_includes=self.pod_nginx_includes.get(index), logs=self.work / "logs")

@@ -49,7 +49,7 @@ pub enum WatchError {
 /// One watched inbox of a session.
 #[derive(Debug)]
 struct Watched {
-    lookalike: String,
+    lookalike: Arc<str>,
     /// The token hashes its readers were let in with (usually one: a claimed inbox's token, or
     /// none), each with how many times the session added it.
     tokens: Vec<(Option<TokenHash>, u32)>,
@@ -58,7 +58,7 @@ struct Watched {
 /// One hello-service process's watch.
 #[derive(Debug)]
 struct Session {
-    inboxes: HashMap<String, Watched>,
+    inboxes: HashMap<Arc<str>, Watched>,
     /// Watched reads: pairs of inbox and token.
     reads: usize,
     /// Inboxes woken since the last answer.
@@ -172,7 +172,7 @@ impl Watches {
             watching.reads = 0;
         }
         for (inbox, token) in remove {
-            let Some(watched) = watching.inboxes.get_mut(&inbox) else {
+            let Some(watched) = watching.inboxes.get_mut(inbox.as_str()) else {
                 continue;
             };
             if let Some(at) = watched
@@ -187,16 +187,16 @@ impl Watches {
                 }
             }
             if watched.tokens.is_empty() {
-                watching.inboxes.remove(&inbox);
+                watching.inboxes.remove(inbox.as_str());
                 watching.woken.remove(&inbox);
             }
         }
         for (inbox, token) in add {
             let watched = watching
                 .inboxes
-                .entry(inbox)
+                .entry(Arc::from(inbox))
                 .or_insert_with_key(|inbox| Watched {
-                    lookalike: lookalike_key_of_inbox(inbox),
+                    lookalike: Arc::from(lookalike_key_of_inbox(inbox)),
                     tokens: Vec::new(),
                 });
             match watched
@@ -259,8 +259,8 @@ impl Watches {
             let covered: Vec<String> = watching
                 .inboxes
                 .iter()
-                .filter(|(_, watched)| watched.lookalike == lookalike)
-                .map(|(inbox, _)| inbox.clone())
+                .filter(|(_, watched)| &*watched.lookalike == lookalike)
+                .map(|(inbox, _)| inbox.to_string())
                 .collect();
             for inbox in covered {
                 watching.wake(&inbox);
@@ -278,7 +278,7 @@ impl Watches {
     }
 
     /// Every watched read of every session, for the check; forgets idle sessions first.
-    pub fn watched(&self) -> Vec<WatchedRead> {
+    pub fn watched(&self) -> Arc<[WatchedRead]> {
         let mut sessions = self.lock();
         let idle = Duration::from_millis(SESSION_IDLE_MS);
         sessions.retain(|_, watching| watching.seen.elapsed() < idle);
@@ -292,14 +292,14 @@ impl Watches {
             for (inbox, entry) in &watching.inboxes {
                 for (token, _) in &entry.tokens {
                     watched.push(WatchedRead {
-                        inbox: inbox.clone(),
-                        lookalike: entry.lookalike.clone(),
+                        inbox: Arc::clone(inbox),
+                        lookalike: Arc::clone(&entry.lookalike),
                         token: *token,
                     });
                 }
             }
         }
-        watched
+        watched.into()
     }
 }
 
@@ -320,7 +320,7 @@ pub async fn run_checks(watches: Weak<Watches>, store: Weak<dyn Store>, interval
         if watched.is_empty() {
             continue;
         }
-        match store.wakeable(&watched).await {
+        match store.wakeable(watched).await {
             Ok(inboxes) => {
                 failing = false;
                 if !inboxes.is_empty() {

@@ -57,10 +57,10 @@ pub struct LeaseRequest {
 /// A reader waiting on an inbox, as [`Store::wakeable`] needs it.
 #[derive(Debug, Clone)]
 pub struct WatchedRead {
-    /// The inbox key ([`Name::key`]).
-    pub inbox: String,
+    /// The inbox key ([`Name::key`]); shared with the watch that holds it, not copied.
+    pub inbox: std::sync::Arc<str>,
     /// Its look-alike key ([`Name::lookalike_key`]): where the claim covering it is stored.
-    pub lookalike: String,
+    pub lookalike: std::sync::Arc<str>,
     /// The hash of the token its reader presented, and was let in with, if any.
     pub token: Option<TokenHash>,
 }
@@ -252,7 +252,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// `aggregate` of the hellos; embedded: read transactions).
     async fn wakeable(
         &self,
-        watched: &[WatchedRead],
+        watched: std::sync::Arc<[WatchedRead]>,
     ) -> Result<std::collections::HashSet<String>, StoreError>;
 
     /// Succeeds when the store answers.

@@ -145,10 +145,10 @@ async fn the_cap_refuses_a_whole_change_and_removes_free_room() {
     watches
         .change("s", add(false, &[inbox("carol", None)]))
         .unwrap();
-    let mut watched: Vec<_> = watches
+    let mut watched: Vec<String> = watches
         .watched()
-        .into_iter()
-        .map(|read| read.inbox)
+        .iter()
+        .map(|read| read.inbox.to_string())
         .collect();
     watched.sort();
     assert_eq!(watched, ["bob", "carol"]);

@@ -13,14 +13,14 @@ on_every_backend! {
     fn watching(inbox: &str, token: Option<TokenHash>) -> WatchedRead {
         let name = name(inbox);
         WatchedRead {
-            inbox: name.key().to_owned(),
-            lookalike: name.lookalike_key().to_owned(),
+            inbox: name.key().into(),
+            lookalike: name.lookalike_key().into(),
             token,
         }
     }
 
     async fn woken(store: &dyn Store, watched: &[WatchedRead]) -> HashSet<String> {
-        store.wakeable(watched).await.expect("the check answers")
+        store.wakeable(watched.to_vec().into()).await.expect("the check answers")
     }
 
     #[tokio::test]

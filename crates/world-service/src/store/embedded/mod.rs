@@ -371,14 +371,10 @@ impl Store for EmbeddedStore {
 
     async fn wakeable(
         &self,
-        watched: &[super::WatchedRead],
+        watched: Arc<[super::WatchedRead]>,
     ) -> Result<std::collections::HashSet<String>, StoreError> {
         // Thousands of lookups: on a blocking thread, not on the worker that serves requests.
-        let (database, live, watched) = (
-            Arc::clone(&self.database),
-            Arc::clone(&self.live),
-            watched.to_vec(),
-        );
+        let (database, live) = (Arc::clone(&self.database), Arc::clone(&self.live));
         let (wake, transactions) =
             tokio::task::spawn_blocking(move || watch::wakeable(&database, &live, &watched))
                 .await

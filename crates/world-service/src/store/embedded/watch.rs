@@ -36,10 +36,10 @@ pub(super) fn wakeable(
         let names = transaction.open_table(tables::NAMES)?;
         let hellos = transaction.open_table(tables::HELLOS)?;
         for read in watched {
-            if wake.contains(&read.inbox) {
+            if wake.contains(&*read.inbox) {
                 continue;
             }
-            let claim_token = match names.get(read.lookalike.as_str())? {
+            let claim_token = match names.get(&*read.lookalike)? {
                 Some(record) => {
                     let record: ClaimRecord = serde_json::from_slice(record.value())?;
                     TokenHash::from_hex(&record.token)
@@ -47,7 +47,7 @@ pub(super) fn wakeable(
                 None => None,
             };
             if read.ownership_changed(claim_token.as_ref()) {
-                wake.insert(read.inbox.clone());
+                wake.insert(read.inbox.to_string());
             } else if tables::inbox_size(&hellos, &read.inbox)? > 0 {
                 candidates.push(&read.inbox);
             }

@@ -361,9 +361,9 @@ impl Store for MongoStore {
 
     async fn wakeable(
         &self,
-        watched: &[super::WatchedRead],
+        watched: Arc<[super::WatchedRead]>,
     ) -> Result<std::collections::HashSet<String>, StoreError> {
-        self.wakeable_inboxes(watched).await
+        self.wakeable_inboxes(&watched).await
     }
 
     fn commands(&self) -> &StoreCommands {

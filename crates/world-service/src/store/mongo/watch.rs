@@ -33,9 +33,8 @@ impl MongoStore {
         if watched.is_empty() {
             return Ok(wake);
         }
-        let lookalikes: BTreeSet<&str> =
-            watched.iter().map(|read| read.lookalike.as_str()).collect();
-        let inboxes: BTreeSet<&str> = watched.iter().map(|read| read.inbox.as_str()).collect();
+        let lookalikes: BTreeSet<&str> = watched.iter().map(|read| &*read.lookalike).collect();
+        let inboxes: BTreeSet<&str> = watched.iter().map(|read| &*read.inbox).collect();
 
         // The claims covering the watched inboxes: their tokens, and which claim they are.
         let mut claims: HashMap<String, (Option<TokenHash>, Option<i64>)> = HashMap::new();
@@ -83,10 +82,10 @@ impl MongoStore {
 
         for read in watched {
             let claim_token = claims
-                .get(&read.lookalike)
+                .get(&*read.lookalike)
                 .and_then(|(token, _)| token.as_ref());
-            if leasable.contains(&read.inbox) || read.ownership_changed(claim_token) {
-                wake.insert(read.inbox.clone());
+            if leasable.contains(&*read.inbox) || read.ownership_changed(claim_token) {
+                wake.insert(read.inbox.to_string());
             }
         }
         Ok(wake)
