@@ -65,6 +65,7 @@ async def one_reader(host, port, name, source, received, counts, started, stop) 
             counts["answers"] += 1
             if status != 200:
                 counts[f"status {status}"] += 1
+                counts[f"status {status}: {body[:200].decode(errors='replace')}"] = 1
                 await asyncio.sleep(1)
                 continue
             for hello in json.loads(body)["hellos"]:

@@ -33,6 +33,11 @@ pub struct ConnectionState {
     write_blocked: AtomicBool,
     /// The stream has been dropped: the connection is over.
     closed: AtomicBool,
+    /// The peer will send nothing more: it closed its side, reset the connection, or the stream
+    /// is gone. A waiting read ends then ([`ConnectionState::peer_gone`]).
+    peer_left: AtomicBool,
+    /// Wakes whoever waits for `peer_left`.
+    left: tokio::sync::Notify,
 }
 
 impl ConnectionState {
@@ -54,6 +59,27 @@ impl ConnectionState {
     fn record<T>(&self, poll: &Poll<io::Result<T>>) {
         if let Poll::Ready(Err(_)) = poll {
             self.broken.store(true, Ordering::SeqCst);
+            self.leave();
+        }
+    }
+
+    fn leave(&self) {
+        self.peer_left.store(true, Ordering::SeqCst);
+        self.left.notify_waiters();
+    }
+
+    /// Resolves once the peer has left (closed its side or reset the connection): nobody is
+    /// there to take an answer. actix-web keeps reading a connection while its request is
+    /// served, so a client that gives up on a waiting read is seen at once.
+    pub async fn peer_gone(&self) {
+        loop {
+            let left = self.left.notified();
+            tokio::pin!(left);
+            left.as_mut().enable();
+            if self.peer_left.load(Ordering::SeqCst) {
+                return;
+            }
+            left.await;
         }
     }
 
@@ -97,6 +123,7 @@ pub fn state_of(request: &HttpRequest) -> Option<Arc<ConnectionState>> {
 impl Drop for WatchedStream {
     fn drop(&mut self) {
         self.state.closed.store(true, Ordering::SeqCst);
+        self.state.leave();
     }
 }
 
@@ -107,8 +134,13 @@ impl AsyncRead for WatchedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let (before, room) = (buf.filled().len(), buf.remaining());
         let poll = Pin::new(&mut this.io).poll_read(cx, buf);
         this.state.record(&poll);
+        if matches!(poll, Poll::Ready(Ok(()))) && room > 0 && buf.filled().len() == before {
+            // End of stream: the peer closed its side.
+            this.state.leave();
+        }
         poll
     }
 }

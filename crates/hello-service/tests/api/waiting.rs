@@ -341,3 +341,50 @@ async fn a_restarted_world_learns_again_what_is_waited_on() {
     assert_eq!(inbox["hellos"][0]["from"], "alice", "{inbox}");
     world.kill();
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_frees_its_waiting_slot() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(Options {
+        wait_limits: Some((1, 10)),
+        ..on("embedded")
+    })
+    .await;
+    let address = app.url.trim_start_matches("http://").to_owned();
+    let mut client = tokio::net::TcpStream::connect(&address).await.unwrap();
+    client
+        .write_all(b"GET /hello/mia?wait=20 HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let waiting = || async {
+        let metrics = app
+            .client
+            .get(format!("{}/metrics", app.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("hello_waiting_readers "))
+            .map(|value| value.trim().parse::<f64>().unwrap())
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while waiting().await < 1.0 {
+        assert!(Instant::now() < deadline, "the read never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The client gives up: its slot (the only one it may have) is free again at once.
+    drop(client);
+    while waiting().await > 0.0 {
+        assert!(Instant::now() < deadline, "the wait outlived its client");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let again = start(&app, "/hello/mia?wait=20", None);
+    still_waiting(&again).await;
+    assert_eq!(app.say("alice", "mia").await.status(), 201);
+    assert_eq!(again.await.unwrap().0.status(), 200);
+}

@@ -2,7 +2,8 @@
 //! reader waits ([`crate::waiting`]) and leases again at each wake, its reader checked again by
 //! world each time (a token rotated, or a name released, ends the wait with 401), until it takes
 //! something or its time is up. A read arriving while the process stops, or waiting when it
-//! begins to, is answered at once with what it found: nothing, and nothing leased.
+//! begins to, is answered at once with what it found: nothing, and nothing leased; a read whose
+//! client left ends as well.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use actix_web::HttpRequest;
 use hello_common::{Name, Problem, observability::RequestId, wire::MAX_WAIT_SECS};
 
 use crate::{
+    connection,
     rate_limit::client_address,
     startup::AppState,
     world_client::{Call, Caller, RawLease},
@@ -58,6 +60,15 @@ pub(super) async fn lease(
     let deadline = tokio::time::Instant::now() + wait;
     let stopping = state.lifecycle.draining();
     tokio::pin!(stopping);
+    // A client that leaves ends its wait at once: its slot is free for others.
+    let connection = connection::state_of(request);
+    let client_left = async {
+        match &connection {
+            Some(connection) => connection.peer_gone().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(client_left);
     let mut woken = Box::pin(waiter.woken());
     woken.as_mut().enable();
     loop {
@@ -65,6 +76,7 @@ pub(super) async fn lease(
             () = woken.as_mut() => {}
             () = tokio::time::sleep_until(deadline) => return Ok(found),
             () = &mut stopping => return Ok(found),
+            () = &mut client_left => return Ok(found),
         }
         // Listening for the next wake before leasing: one that comes during the lease counts.
         woken.set(waiter.woken());
