@@ -13,8 +13,8 @@ sends at NX_RATE a second through every pod to random readers of any pod: wake l
 WORLD_WAKE_INTERVAL_MS + 100 ms, and the store's commands a second of the three worlds together.
 
 Each goal is printed beside its figure. hello's per-client request rate limit is lifted (this is
-one machine playing thousands of clients); HELLO_WAIT_PER_POD and WORLD_WATCH_CAP are raised when
-READERS exceeds their defaults.
+one machine playing thousands of clients); HELLO_WAIT_PER_POD, WORLD_WATCH_CAP and nginx's
+worker_connections are raised when READERS exceeds their defaults, as docs/configuration.md says.
 
 Run: python3 -m bench.waiting [--readers N] [--rate R] [--seconds S] [--nx-rate R] [--skip-nx]
 (from the repository's root; builds release binaries first; loopback only; about 4 minutes)
@@ -125,6 +125,21 @@ def report_wakes(label: str, sent: dict, received: dict, seconds: float, goal_ms
           f"{missing} not yet received when the readers stopped", flush=True)
 
 
+def nginx_conf_for(work: Path, readers: int) -> Path:
+    """The pod's nginx.conf with worker_connections raised for `readers` (two connections each, on
+    either of its two workers), as docs/configuration.md tells an operator to do past the default."""
+    text = (ROOT / "deploy" / "nginx" / "nginx.conf").read_text()
+    connections = max(4096, 2 * readers + 2048)
+    for old, new in [("worker_connections 4096;", f"worker_connections {connections};"),
+                     ("worker_rlimit_nofile 16384;", f"worker_rlimit_nofile {2 * connections};")]:
+        if old not in text:
+            fail(f"deploy/nginx/nginx.conf no longer says '{old}': update bench/waiting.py")
+        text = text.replace(old, new)
+    path = work / "nginx-waiting.conf"
+    path.write_text(text)
+    return path
+
+
 def embedded_part(work: Path, readers: int, rate: float, seconds: float) -> None:
     say(f"Part 1: one pod on the embedded store; 100, then {readers:,} readers waiting")
     hello_env = {"HELLO_RATE_LIMIT_PER_SECOND": "0", "HELLO_WAIT_PER_CLIENT": str(READERS_PER_ADDRESS),
@@ -132,7 +147,8 @@ def embedded_part(work: Path, readers: int, rate: float, seconds: float) -> None
     world_env = {"WORLD_WATCH_CAP": str(max(2 * readers, 20_000)), "WORLD_SHUTDOWN_DRAIN_MS": "0",
                  "WORLD_WAKE_INTERVAL_MS": str(WAKE_INTERVAL_MS)}
     pod = Pod(work / "pod", name="waiting", release=Release("this checkout", ROOT, RELEASE), world_port=8082,
-              env={"RUST_LOG": "warn", **IMAGE_ENV}, hello_env=hello_env, world_env=world_env, logs=work)
+              env={"RUST_LOG": "warn", **IMAGE_ENV}, hello_env=hello_env, world_env=world_env, logs=work,
+              nginx_conf=nginx_conf_for(work, readers))
     hello_metrics, world_metrics = "http://127.0.0.1:8081/metrics", ["http://127.0.0.1:8082/metrics"]
     try:
         pod.start()

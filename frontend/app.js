@@ -1,5 +1,6 @@
 // Scalable Hello World: the page's behaviour. Plain JavaScript, no dependencies, no network
 // beyond this site's own API (the Content-Security-Policy allows nothing else).
+// names.js (names and tokens) and live.js (the live inbox) build on what is defined here.
 "use strict";
 
 const POD_HEADER = "X-Pod-Name";
@@ -10,11 +11,13 @@ function $(id) {
 }
 
 /**
- * Calls the API; resolves to {ok, status, body, pod}. A problem+json body is parsed too. A
- * token goes in the Authorization header, the only place the API accepts one.
+ * Calls the API; resolves to {ok, status, body, pod, retryAfter}. A problem+json body is parsed
+ * too. A token goes in the Authorization header, the only place the API accepts one. `signal`
+ * aborts the request (the live inbox's waiting read); `record: false` keeps the answer out of the
+ * pod log, which a read held open every 20 s would flood (and its live region with it).
  */
-async function api(method, path, body, token) {
-  const options = { method, headers: { Accept: "application/json" } };
+async function api(method, path, body, token, { signal, record = true } = {}) {
+  const options = { method, headers: { Accept: "application/json" }, signal };
   if (token) {
     options.headers.Authorization = `Bearer ${token}`;
   }
@@ -26,7 +29,7 @@ async function api(method, path, body, token) {
   try {
     response = await fetch(path, options);
   } catch (error) {
-    return { ok: false, status: 0, body: { detail: "The server could not be reached. Check your connection and retry." }, pod: null };
+    return { ok: false, status: 0, body: { detail: "The server could not be reached. Check your connection and retry." }, pod: null, retryAfter: null };
   }
   const pod = response.headers.get(POD_HEADER);
   let parsed = null;
@@ -37,10 +40,20 @@ async function api(method, path, body, token) {
       parsed = { detail: `The server answered ${response.status} without a readable body.` };
     }
   }
-  if (pod) {
+  if (pod && record) {
     recordPod(pod, `${method} ${path} → ${response.status}`);
   }
-  return { ok: response.ok, status: response.status, body: parsed, pod };
+  const retryAfter = retryAfterSeconds(response.headers.get("Retry-After"));
+  return { ok: response.ok, status: response.status, body: parsed, pod, retryAfter };
+}
+
+/** Retry-After in seconds (it may be a number of seconds or an HTTP date), or null. */
+function retryAfterSeconds(value) {
+  if (!value) {
+    return null;
+  }
+  const seconds = /^\d+$/.test(value.trim()) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
+  return Number.isFinite(seconds) ? Math.max(0, seconds) : null;
 }
 
 function recordPod(pod, what) {
@@ -110,6 +123,25 @@ function formatTime(iso) {
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
 }
 
+/** One hello as a list item: who, a badge when verified, when. Its id goes along (data-hello-id). */
+function helloItem(hello) {
+  const item = document.createElement("li");
+  item.dataset.helloId = hello.id;
+  const who = document.createElement("span");
+  who.textContent = hello.from;
+  if (hello.verified) {
+    const badge = document.createElement("span");
+    badge.className = "verified";
+    badge.textContent = "verified";
+    who.append(" ", badge);
+  }
+  const when = document.createElement("time");
+  when.dateTime = hello.at;
+  when.textContent = formatTime(hello.at);
+  item.append(who, when);
+  return item;
+}
+
 async function sendHello(event) {
   event.preventDefault();
   const form = event.currentTarget;
@@ -166,22 +198,7 @@ async function checkInbox(event) {
     heading.textContent = `${hellos.length} new hello${hellos.length === 1 ? "" : "s"} for ${result.body.name}, oldest first:`;
     const list = document.createElement("ul");
     list.className = "hellos";
-    for (const hello of hellos) {
-      const item = document.createElement("li");
-      const who = document.createElement("span");
-      who.textContent = hello.from;
-      if (hello.verified) {
-        const badge = document.createElement("span");
-        badge.className = "verified";
-        badge.textContent = "verified";
-        who.append(" ", badge);
-      }
-      const when = document.createElement("time");
-      when.dateTime = hello.at;
-      when.textContent = formatTime(hello.at);
-      item.append(who, when);
-      list.append(item);
-    }
+    list.append(...hellos.map(helloItem));
     output.append(heading, list);
     if (result.body.remaining > 0) {
       const more = document.createElement("p");

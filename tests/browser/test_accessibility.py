@@ -1,6 +1,7 @@
 """The page passes an axe-core scan (WCAG 2.0/2.1 A and AA, and axe's best practices) with no
 violations, at desktop and at phone width, in each state a person sees: as loaded, with an
-inbox shown, with a name claimed and its token shown, and with an error next to a field.
+inbox shown, with the live inbox on and a hello shown in it, with a name claimed and its token
+shown, and with an error next to a field.
 
 axe-core comes from the PyPI package axe-playwright-python (which ships axe.min.js); it is
 injected into the page with the page's Content-Security-Policy bypassed for this test only, since
@@ -59,6 +60,13 @@ def test_the_page_has_no_axe_violations(pod, browser, width):
         page.get_by_role("button", name="Check inbox").click()
         expect(page.locator("#inbox-result li")).to_have_count(1)
         found["inbox shown"] = violations(page)
+
+        page.get_by_label("Live inbox").check()
+        expect(page.locator("#live-status")).to_contain_text("Connected")
+        page.get_by_role("button", name="Send hello").click()  # grace to the recipient again
+        expect(page.locator("#live-hellos li")).to_have_count(1)
+        expect(page.locator("#live-announce")).to_contain_text("1 new hello")
+        found["live inbox on, a hello shown"] = violations(page)
 
         page.get_by_label("Name to claim").fill(f"own{uuid.uuid4().hex[:6]}")
         page.get_by_role("button", name="Claim name").click()

@@ -66,7 +66,9 @@ pub struct Settings {
     #[serde(default = "default_wait_per_client")]
     pub wait_per_client: u32,
     /// `HELLO_WAIT_PER_POD`: most reads waiting at once in this process; more are 503. The
-    /// default fits the manifests' memory limits with room to spare (`bench/waiting.py`).
+    /// default fits the manifests' memory limits with room to spare: each waiting reader costs
+    /// about 22 KiB here (actix-web's buffers of its connection) and 10 KiB in nginx
+    /// (`bench/waiting.py`).
     #[serde(default = "default_wait_per_pod")]
     pub wait_per_pod: u32,
     /// `HELLO_CONFIG_DIR`, `HELLO_IMMUTABLE_CONFIG_DIR`, `HELLO_SECRET_DIR`: the pod's
@@ -115,7 +117,7 @@ fn default_wait_per_client() -> u32 {
     64
 }
 fn default_wait_per_pod() -> u32 {
-    10_000
+    2_000
 }
 fn default_settle_ms() -> u64 {
     200

@@ -270,6 +270,9 @@ async fn sigterm_answers_every_waiting_reader_at_once_with_nothing() {
     for read in reads {
         let (answer, answered) = read.await.unwrap();
         assert!(answer.status().is_success(), "{}", answer.status());
+        // Come back in a second, on a new connection (to a pod that is not stopping).
+        assert_eq!(answer.headers()["retry-after"], "1");
+        assert_eq!(answer.headers()["connection"], "close");
         let body: Value = answer.json().await.unwrap();
         assert_eq!(body["hellos"], json!([]), "{body}");
         assert!(

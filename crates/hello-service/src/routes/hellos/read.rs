@@ -84,6 +84,7 @@ pub async fn read(
     );
     let mut response = HttpResponse::Ok();
     response.content_type("application/json");
+    waiting::tell_if_stopping(&state, wait, &mut response);
     Ok(match lease.lease_id {
         None => response.body(body),
         Some(lease_id) => response.body(SettlesWhenWritten {

@@ -87,6 +87,7 @@ pub async fn take(
     .await?;
     state.hellos_delivered_reliably.inc_by(lease.count as u64);
     let mut response = HttpResponse::Created();
+    waiting::tell_if_stopping(&state, wait, &mut response);
     if let Some(receipt) = &lease.lease_id {
         response.insert_header((
             header::LOCATION,

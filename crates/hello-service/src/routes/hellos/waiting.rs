@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use actix_web::HttpRequest;
+use actix_web::{HttpRequest, HttpResponseBuilder, http::header};
 use hello_common::{Name, Problem, observability::RequestId, wire::MAX_WAIT_SECS};
 
 use crate::{
@@ -16,6 +16,21 @@ use crate::{
     startup::AppState,
     world_client::{Call, Caller, RawLease},
 };
+
+/// A waiting read answered because this process is stopping says so to its client: come back
+/// in a second, on a new connection (which the Service sends to a pod that is not stopping).
+/// Without it a client reading in a loop would be answered at once, again and again, for the
+/// whole drain.
+pub(super) fn tell_if_stopping(
+    state: &AppState,
+    wait: Duration,
+    response: &mut HttpResponseBuilder,
+) {
+    if !wait.is_zero() && state.lifecycle.is_draining() {
+        response.force_close();
+        response.insert_header((header::RETRY_AFTER, "1"));
+    }
+}
 
 /// The `wait` of a read: 0 to [`MAX_WAIT_SECS`] seconds, 0 when not given.
 pub(super) fn wait_time(raw: Option<&str>) -> Result<Duration, Problem> {
