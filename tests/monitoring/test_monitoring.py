@@ -11,6 +11,7 @@ Also: promtool checks the rules and runs their unit tests (alerts_test.yml), and
 shipped Prometheus configuration (see test_the_shipped_prometheus_configuration_is_valid for
 what Debian's promtool cannot check)."""
 
+import concurrent.futures
 import http.client
 import json
 import os
@@ -137,6 +138,14 @@ def run_load(pod: Pod) -> None:
     pod.start()  # world again; ready once hello answers /readyz through it
     for index in range(5):
         request(f"{hello}/hello/gina{run}", "POST", {"from": f"h{index}"}, source=next(sources))
+    # A read waiting for a hello (and a reliable one), answered by a send: the waiting panels.
+    for path, method in [(f"/hello/ivy{run}?wait=10", "GET"), (f"/hello/ivy{run}/reads?wait=10", "POST")]:
+        waiting = concurrent.futures.ThreadPoolExecutor(1).submit(request, f"{hello}{path}", method,
+                                                                  source=next(sources))
+        time.sleep(0.5)
+        assert request(f"{hello}/hello/ivy{run}", "POST", {"from": "jo"}, source=next(sources))[0] == 201
+        status, answer = waiting.result(timeout=15)
+        assert status in (200, 201) and answer["hellos"], answer
     # The load generator (deploy/tools/load.sh), briefly: claims, sends, reliable reads, confirms.
     result = run_load_generator(hello, RATE="5", WORKERS="2", DURATION="3")
     assert result.returncode == 0 and "load: OK" in result.stdout, result.stdout + result.stderr
