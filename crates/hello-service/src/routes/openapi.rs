@@ -74,7 +74,7 @@ impl utoipa::Modify for ProblemAnswers {
 #[derive(Debug, utoipa::IntoResponses)]
 #[response(
     status = 429,
-    description = "Too many requests from this client; see Retry-After"
+    description = "Too many requests from this client (with wait: too many of its reads waiting already); see Retry-After"
 )]
 pub struct TooManyRequests;
 
@@ -92,7 +92,7 @@ pub enum OwnerRefusals {
     NotClaimed,
     #[response(
         status = 429,
-        description = "Too many requests from this client; see Retry-After"
+        description = "Too many requests from this client (with wait: too many of its reads waiting already); see Retry-After"
     )]
     TooMany,
     #[response(
