@@ -8,15 +8,19 @@ Part 1, one pod on the embedded store (127.0.0.1; nginx as deployed, deploy/ngin
   - the same with READERS readers: the memory each process (nginx, hello, world) adds per waiting
     reader, the wake latency (from a send's 201 to its reader's answer: p50, p99, max), the send
     rate held, the store's commands a second, idle and with the sends.
-Part 2, three pods on one nx-27017 (tests/support/cluster.py): 1,000 readers waiting on each pod,
-sends at NX_RATE a second through every pod to random readers of any pod: wake latency against
-WORLD_WAKE_INTERVAL_MS + 100 ms, and the store's commands a second of the three worlds together.
+Part 2, three pods on one nx-27017 (tests/support/cluster.py): NX_READERS readers waiting on each
+pod, sends at NX_RATE a second through every pod to random readers of any pod: wake latency
+against WORLD_WAKE_INTERVAL_MS + 100 ms, and the store's commands a second of the three worlds
+together. nx-27017 is a test server (SQLite underneath, about 1,600 single inserts a second, and
+it runs an aggregation with $in in Python): its rates are far below MongoDB's, so this part is
+sized to what it sustains; judge the design by the commands, not by nx's speed.
 
 Each goal is printed beside its figure. hello's per-client request rate limit is lifted (this is
 one machine playing thousands of clients); HELLO_WAIT_PER_POD, WORLD_WATCH_CAP and nginx's
 worker_connections are raised when READERS exceeds their defaults, as docs/configuration.md says.
 
-Run: python3 -m bench.waiting [--readers N] [--rate R] [--seconds S] [--nx-rate R] [--skip-nx]
+Run: python3 -m bench.waiting [--readers N] [--rate R] [--seconds S] [--nx-rate R] [--nx-readers N]
+     [--skip-nx] [--skip-embedded]
 (from the repository's root; builds release binaries first; loopback only; about 4 minutes)
 """
 
@@ -186,7 +190,7 @@ def embedded_part(work: Path, readers: int, rate: float, seconds: float) -> None
         pod.stop()
 
 
-def nx_part(work: Path, rate: float, seconds: float, per_pod: int = 1000) -> None:
+def nx_part(work: Path, rate: float, seconds: float, per_pod: int) -> None:
     say(f"Part 2: three pods on one nx-27017, {per_pod:,} readers waiting on each, {rate:.0f} sends/s")
     cluster = Cluster(work / "cluster", Release("this checkout", ROOT, RELEASE), world_port=8082,
                       hello_env={"HELLO_RATE_LIMIT_PER_SECOND": "0", "HELLO_WAIT_PER_CLIENT": str(READERS_PER_ADDRESS),
@@ -229,17 +233,20 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--nx-rate", type=float, default=30)
+    parser.add_argument("--nx-rate", type=float, default=20)
+    parser.add_argument("--nx-readers", type=int, default=100, help="readers waiting on each of the three pods")
     parser.add_argument("--skip-nx", action="store_true")
+    parser.add_argument("--skip-embedded", action="store_true")
     args = parser.parse_args()
     say("Building release binaries")
     subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "hello-service", "-p", "world-service"],
                    cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory(prefix="bench-waiting-") as temporary:
         work = Path(temporary)
-        embedded_part(work, args.readers, args.rate, args.seconds)
+        if not args.skip_embedded:
+            embedded_part(work, args.readers, args.rate, args.seconds)
         if not args.skip_nx:
-            nx_part(work, args.nx_rate, args.seconds)
+            nx_part(work, args.nx_rate, args.seconds, args.nx_readers)
     say("Benchmark of waiting reads done")
 
 
