@@ -28,7 +28,7 @@ CASE_PAIRS = [
 # Beria Erfe, new in Unicode 17.0: capitals and small letters, which `std` lower-cases and
 # `caseless` (Unicode 16.0) does not fold. Names may not use them.
 BERIA_ERFE = ("\U00016ea6\U00016ea7\U00016ea8", "\U00016ec1\U00016ec2\U00016ec3")
-METHOD_LABELS = {"GET", "HEAD", "POST", "DELETE", "OPTIONS", "other"}
+METHOD_LABELS = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "other"}
 
 
 @pytest.fixture(scope="module")

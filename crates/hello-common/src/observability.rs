@@ -190,9 +190,10 @@ pub async fn observe(
     Ok(response)
 }
 
-/// The methods the API and the operations endpoints use; every other method is `other` in labels
-/// and logs, so that no request can add a metric series (a method is any token a client sends).
-pub const METHOD_LABELS: [&str; 6] = ["GET", "HEAD", "POST", "DELETE", "OPTIONS", "other"];
+/// The methods the API, the operations endpoints and world's internal API (`PUT` of a watch)
+/// use; every other method is `other` in labels and logs, so that no request can add a metric
+/// series (a method is any token a client sends).
+pub const METHOD_LABELS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "other"];
 
 /// A request's method as a label: one of [`METHOD_LABELS`].
 pub fn method_label(method: &actix_web::http::Method) -> &'static str {
