@@ -70,6 +70,16 @@ impl TokenHash {
         self.0.ct_eq(&other.0).into()
     }
 
+    /// Whether two optional hashes are the same: both absent, or both present and equal (in
+    /// constant time). A waiting read is keyed by the token its reader presented, or none.
+    pub fn same(a: Option<&TokenHash>, b: Option<&TokenHash>) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) => a.matches(b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
     /// Lower-case hex, as stored.
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|byte| format!("{byte:02x}")).collect()

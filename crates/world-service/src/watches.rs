@@ -113,15 +113,6 @@ fn parse(watched: &WatchedInbox) -> Result<(String, Option<TokenHash>), WatchErr
     Ok((inbox.key().to_owned(), token))
 }
 
-/// Whether two optional token hashes are the same (in constant time when both are present).
-fn same_token(a: &Option<TokenHash>, b: &Option<TokenHash>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => a.matches(b),
-        (None, None) => true,
-        _ => false,
-    }
-}
-
 impl Watches {
     /// No session yet; at most `cap` watched reads in all; `gauge` follows their number.
     pub fn new(cap: usize, gauge: IntGauge) -> Self {
@@ -178,7 +169,7 @@ impl Watches {
             if let Some(at) = watched
                 .tokens
                 .iter()
-                .position(|(t, _)| same_token(t, &token))
+                .position(|(t, _)| TokenHash::same(t.as_ref(), token.as_ref()))
             {
                 watched.tokens[at].1 -= 1;
                 if watched.tokens[at].1 == 0 {
@@ -202,7 +193,7 @@ impl Watches {
             match watched
                 .tokens
                 .iter_mut()
-                .find(|(t, _)| same_token(t, &token))
+                .find(|(t, _)| TokenHash::same(t.as_ref(), token.as_ref()))
             {
                 Some((_, count)) => *count += 1,
                 None => {

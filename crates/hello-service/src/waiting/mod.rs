@@ -93,14 +93,6 @@ fn watched(inbox: &str, token: Option<&TokenHash>) -> WatchedInbox {
     }
 }
 
-fn same_token(a: Option<&TokenHash>, b: Option<&TokenHash>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => a.matches(b),
-        (None, None) => true,
-        _ => false,
-    }
-}
-
 impl Waiting {
     /// Nobody waiting yet; `gauge` follows how many wait.
     pub fn new(limits: WaitLimits, gauge: IntGauge) -> Self {
@@ -170,7 +162,7 @@ impl Waiting {
         let first = match entry
             .tokens
             .iter_mut()
-            .find(|(known, _)| same_token(known.as_ref(), token.as_ref()))
+            .find(|(known, _)| TokenHash::same(known.as_ref(), token.as_ref()))
         {
             Some((_, readers)) => {
                 *readers += 1;
@@ -216,7 +208,7 @@ impl Waiting {
             if let Some(at) = entry
                 .tokens
                 .iter()
-                .position(|(known, _)| same_token(known.as_ref(), waiter.token.as_ref()))
+                .position(|(known, _)| TokenHash::same(known.as_ref(), waiter.token.as_ref()))
             {
                 entry.tokens[at].1 -= 1;
                 if entry.tokens[at].1 == 0 {

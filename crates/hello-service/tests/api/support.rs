@@ -116,14 +116,7 @@ pub fn spawn_hello(world_url: String, options: &Options) -> TestApp {
     let hello = Hello::build(&settings).expect("build hello-service");
     let url = format!("http://127.0.0.1:{}", hello.port());
     tokio::spawn(hello.run_until_stopped());
-    TestApp {
-        url,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client"),
-        _data: None,
-    }
+    TestApp::at(url)
 }
 
 /// A stand-in world-service on a free port of 127.0.0.1 (one worker), serving what `routes`

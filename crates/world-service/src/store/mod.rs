@@ -70,11 +70,7 @@ impl WatchedRead {
     /// `claim_token` (the token of the claim covering the inbox, if any) holds: a token rotated,
     /// a claim released or made since. Compared in constant time.
     pub fn ownership_changed(&self, claim_token: Option<&TokenHash>) -> bool {
-        match (claim_token, &self.token) {
-            (Some(claim), Some(presented)) => !claim.matches(presented),
-            (None, None) => false,
-            _ => true,
-        }
+        !TokenHash::same(claim_token, self.token.as_ref())
     }
 }
 
