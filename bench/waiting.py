@@ -21,7 +21,7 @@ worker_connections are raised when READERS exceeds their defaults, as docs/confi
 
 Run: python3 -m bench.waiting [--readers N] [--rate R] [--seconds S] [--nx-rate R] [--nx-readers N]
      [--skip-nx] [--skip-embedded]
-(from the repository's root; builds release binaries first; loopback only; about 4 minutes)
+(from the repository's root; builds release binaries first; loopback only; about 5 minutes)
 """
 
 import argparse
@@ -40,7 +40,7 @@ from tests.support.pod import Pod, Release
 
 WAKE_INTERVAL_MS = 250
 # Loopback addresses the readers connect from, this many readers each: under nginx's 128
-# connections per client address (limit_conn) and hello's waiting reads per client.
+# connections per client address (limit_conn); hello's waiting reads per client are raised to it.
 READERS_PER_ADDRESS = 100
 
 

@@ -15,16 +15,21 @@ import yaml
 
 from tests.support.manifests import ROOT
 
-MAX_WAIT_SECS = 20
 NGINX_CONF = (ROOT / "deploy" / "nginx" / "nginx.conf").read_text()
 
 
-def rust_default(function: str) -> int:
-    """The value a `fn default_<x>() -> u..` in hello-service's config returns."""
-    config = (ROOT / "crates" / "hello-service" / "src" / "config.rs").read_text()
-    found = re.search(rf"fn {function}\(\) -> u\d+ {{\s*([\d_]+)\s*}}", config)
-    assert found, f"{function} not found in hello-service's config.rs"
+def rust_default(function: str, service: str = "hello-service", file: str = "config.rs") -> int:
+    """The value a `fn default_<x>() -> u..`/`usize` in a service's config returns."""
+    config = (ROOT / "crates" / service / "src" / file).read_text()
+    found = re.search(rf"fn {function}\(\) -> (?:u\d+|usize) {{\s*([\d_]+)\s*}}", config)
+    assert found, f"{function} not found in {service}'s {file}"
     return int(found.group(1).replace("_", ""))
+
+
+def max_wait_secs() -> int:
+    """The contract's longest wait, as hello-common declares it."""
+    wire = (ROOT / "crates" / "hello-common" / "src" / "wire" / "mod.rs").read_text()
+    return int(re.search(r"pub const MAX_WAIT_SECS: u64 = (\d+);", wire).group(1))
 
 
 def documented_default(variable: str) -> int:
@@ -48,7 +53,7 @@ def test_the_documented_defaults_are_the_codes():
 
 
 def test_every_proxy_waits_longer_than_the_longest_wait():
-    longest = MAX_WAIT_SECS + rust_default("default_world_timeout_ms") / 1000
+    longest = max_wait_secs() + rust_default("default_world_timeout_ms") / 1000
     pod_nginx = nginx_number("proxy_read_timeout")
     assert pod_nginx > longest, f"nginx's proxy_read_timeout {pod_nginx}s <= {longest}s"
     ingress = yaml.safe_load((ROOT / "deploy" / "components" / "ingress" / "ingress.yaml").read_text())
@@ -78,3 +83,9 @@ def test_the_podman_test_pods_open_enough_files():
     conf = (ROOT / "deploy" / "podman" / "containers.conf").read_text()
     soft, hard = map(int, re.search(r'"nofile=(\d+):(\d+)"', conf).groups())
     assert min(soft, hard) >= 2 * rust_default("default_wait_per_pod")
+
+
+def test_world_watches_at_least_twice_what_a_pod_may_wait_on():
+    """A restarted hello-service's old session is kept beside the new one until it is forgotten."""
+    watch_cap = rust_default("default_watch_cap", "world-service", "config/mod.rs")
+    assert watch_cap >= 2 * rust_default("default_wait_per_pod"), watch_cap

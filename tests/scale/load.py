@@ -45,6 +45,8 @@ class Ledger:
     old_release_answers: int = 0
     statuses: collections.Counter = field(default_factory=collections.Counter)
     problems: list[str] = field(default_factory=list)
+    # Inboxes of a scenario's own readers (waiting-readers) that the final drain empties too.
+    more_inboxes: list[str] = field(default_factory=list)
 
     @property
     def duplicates(self) -> int:
@@ -66,9 +68,10 @@ class Ledger:
                 self.balancer_503 += 1
 
 
-def call(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+def call(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+         host: str = "127.0.0.1", timeout: float = 30):
     """One request on a new connection: (status, headers, body) or (None, None, error text)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         connection.request(method, path, body=body, headers=headers or {})
         response = connection.getresponse()
@@ -235,7 +238,7 @@ class Load:
         while time.monotonic() < deadline:
             found = 0
             failed = False
-            for to in self.recipients:
+            for to in self.recipients + self.ledger.more_inboxes:
                 while True:
                     got, remaining = self.read_once(to)
                     if got < 0:
@@ -256,8 +259,9 @@ class LeaseProbe:
     them) it sends a hello, leases it and never confirms; when the lease has been over for as long
     again (2x the lease after it was taken), it reads again: the hello must be back. One that is
     still hidden is an overdue lease (the store did not return it in time). The check is made at
-    the first read that succeeds after that moment (a store that is down delays the check, it
-    does not count against it); after the check the hello is confirmed, so nothing is left."""
+    the first read that succeeds after that moment, a lease after any read that failed (a store
+    that is down delays the check, it does not count against it; a read that got no answer may
+    have leased the hello); after the check the hello is confirmed, so nothing is left."""
 
     def __init__(self, port: int, tag: str):
         self.port = port
@@ -327,7 +331,9 @@ class LeaseProbe:
                 while time.monotonic() < give_up:
                     answer = self._read(inbox)
                     if answer is None:
-                        time.sleep(0.2)
+                        # A read without an answer (a 504, a pod killed) may still have leased the
+                        # hello: look again once that lease, too, has run out.
+                        time.sleep(LEASE_MS / 1000 + 0.2)
                         continue
                     self.checked += 1
                     if not any(h["from"] == sender for h in answer["hellos"]):

@@ -41,6 +41,7 @@ from pathlib import Path
 from tests.scale.load import GET_READERS, LEASE_MS, PROBE_INBOXES, READERS, SENDERS, LeaseProbe, Ledger, Load
 from tests.scale.previous import PREVIOUS_VERSION, previous_release
 from tests.scale.scenarios import GET_READERS_IN, SCENARIOS, switch_to
+from tests.scale.waiting import WAKE_INTERVAL_MS
 from tests.support.cluster import Cluster
 from tests.support.pod import ROOT, this_checkout
 from tests.support.store import NX
@@ -198,7 +199,11 @@ def main() -> int:
                           "HELLO_RATE_LIMIT_PER_SECOND": "1000000",
                           "HELLO_RATE_LIMIT_BURST": "1000000",
                       },
-                      world_env={"WORLD_LEASE_MS": str(LEASE_MS)})
+                      # world's /metrics on <pod address>:8082, for waiting-readers' store commands.
+                      world_port=8082,
+                      world_env={"WORLD_LEASE_MS": str(LEASE_MS),
+                                 # What waiting-readers divides the store's commands by.
+                                 "WORLD_WAKE_INTERVAL_MS": str(WAKE_INTERVAL_MS)})
     print(f"==> Starting {args.pods} pods (nginx + hello + world on 127.0.0.2..), a balancer and nx-27017 "
           f"({bin_dir}); logs in {work / 'logs'}", flush=True)
     started = time.monotonic()

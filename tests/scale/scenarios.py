@@ -14,6 +14,7 @@ import urllib.parse
 
 from tests.scale.load import RECIPIENTS, Ledger, call
 from tests.scale.previous import PREVIOUS_VERSION
+from tests.scale.waiting import waiting_readers
 from tests.support.cluster import Cluster
 from tests.support.pod import Release
 from tests.support.processes import wait_until
@@ -165,6 +166,7 @@ SCENARIOS = {
     "kill-nginx": kill_container("nginx", 0),  # with plain GET readers too (GET_READERS_IN)
     "kill-store": kill_store,
     "reader-vanishes": reader_vanishes,
+    "waiting-readers": waiting_readers,  # tests/scale/waiting.py
     "rolling-restart": rolling_restart,
     "rolling-update": rolling_update,  # from the previous release (PREVIOUS_VERSION)
     "store-down": store_down,

@@ -122,15 +122,24 @@ impl Metrics {
         String::from_utf8(buffer).unwrap_or_default()
     }
 
-    fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    /// Counts an answer, and its time unless `seconds` is `None` (see [`Waited`]).
+    fn observe(&self, route: &str, method: &str, status: u16, seconds: Option<f64>) {
         self.requests
             .with_label_values(&[route, method, &status.to_string()])
             .inc();
-        self.latency
-            .with_label_values(&[route, method])
-            .observe(seconds);
+        if let Some(seconds) = seconds {
+            self.latency
+                .with_label_values(&[route, method])
+                .observe(seconds);
+        }
     }
 }
+
+/// Set in an answer's extensions by a read that waited for a hello (`wait`): its time is mostly
+/// the wait, up to 20 s, so it is counted but left out of the latency histogram (whose alert and
+/// panel would otherwise read the waits); `hello_wait_wake_seconds` measures those reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Waited;
 
 /// Middleware (`from_fn(observe)`): request id, span, access log line and HTTP metrics.
 /// Needs `web::Data<Metrics>` in the app data.
@@ -178,7 +187,13 @@ pub async fn observe(
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     if let Some(metrics) = metrics {
-        metrics.observe(&route, method, status, elapsed.as_secs_f64());
+        let waited = response.response().extensions().get::<Waited>().is_some();
+        metrics.observe(
+            &route,
+            method,
+            status,
+            (!waited).then_some(elapsed.as_secs_f64()),
+        );
     }
     span.in_scope(|| {
         tracing::info!(

@@ -1,5 +1,6 @@
-//! What hello-service sees of each client connection, for deciding when a GET's answer has been
-//! delivered (see [`crate::settling`]).
+//! What hello-service sees of each client connection: for deciding when a GET's answer has been
+//! delivered (see [`crate::settling`]), and whether the peer has left, which ends a waiting read
+//! at once ([`ConnectionState::peer_gone`]).
 //!
 //! Every accepted TCP stream is wrapped in a [`WatchedStream`] before actix-web's HTTP/1
 //! dispatcher gets it. The wrapper passes every byte through unchanged and records what the

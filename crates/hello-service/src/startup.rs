@@ -96,9 +96,10 @@ impl AppState {
         Ok(self.caller(credential))
     }
 
-    /// Records how long a woken reader's first hello waited for it: from being stored (its
-    /// `at`, a moment before its sender's 201) to now.
-    pub fn observe_wake(&self, lease: &RawLease) {
+    /// Records how long the first hello sent while a reader waited (since `since`) took to
+    /// reach it: from being stored (its `at`, a moment before its sender's 201) to now. A hello
+    /// stored before the wait began (one whose lease ran out) is not a wake's measure.
+    pub fn observe_wake(&self, lease: &RawLease, since: Millis) {
         #[derive(serde::Deserialize)]
         struct Stored<'a> {
             #[serde(borrow)]
@@ -107,10 +108,11 @@ impl AppState {
         let Ok(hellos) = serde_json::from_str::<Vec<Stored<'_>>>(lease.hellos.get()) else {
             return;
         };
-        if let Some(at) = hellos
-            .first()
-            .and_then(|hello| Millis::parse_rfc3339(&hello.at))
-        {
+        let sent_while_waiting = hellos
+            .iter()
+            .filter_map(|hello| Millis::parse_rfc3339(&hello.at))
+            .find(|at| *at >= since);
+        if let Some(at) = sent_while_waiting {
             let waited = Millis::now().0.saturating_sub(at.0).max(0);
             self.wake_latency.observe(waited as f64 / 1000.0);
         }
@@ -205,6 +207,7 @@ impl Application {
         let metrics = web::Data::new(metrics);
         let lifecycle = Lifecycle::default();
         let waiting = Waiting::new(settings.wait_limits(), waiting_readers);
+        // A new watch session at every start: a UUIDv7, as a request id is.
         tokio::spawn(run_watch(
             waiting.clone(),
             world.clone(),

@@ -39,7 +39,7 @@ pub enum WatchError {
     )]
     UnknownSession,
     #[error(
-        "world-service watches {cap} waiting reads already (WORLD_WATCH_CAP); nothing of this change was applied"
+        "world-service watches {cap} inboxes and tokens already (WORLD_WATCH_CAP); the change's removals were applied, its additions were not"
     )]
     Full { cap: usize },
     #[error("{0}")]
@@ -51,8 +51,8 @@ pub enum WatchError {
 struct Watched {
     lookalike: Arc<str>,
     /// The token hashes its readers were let in with (usually one: a claimed inbox's token, or
-    /// none), each with how many times the session added it.
-    tokens: Vec<(Option<TokenHash>, u32)>,
+    /// none). A set: adding one twice, or removing one that is not there, changes nothing.
+    tokens: Vec<Option<TokenHash>>,
 }
 
 /// One hello-service process's watch.
@@ -65,7 +65,7 @@ struct Session {
     woken: HashSet<String>,
     /// Wakes the held call (a permit is kept when none is held, so no wake is missed).
     notify: Arc<Notify>,
-    /// When a wakes call last came or ended.
+    /// When a wakes call last came, or was woken.
     seen: Instant,
 }
 
@@ -127,7 +127,9 @@ impl Watches {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Applies `change` to `session`, all of it or (refused) none of it.
+    /// Applies `change` to `session`: its removals, then its additions unless they would pass
+    /// the cap (then none of them, [`WatchError::Full`]). Both are set operations, so a change
+    /// sent twice (its first answer lost) does no harm.
     pub fn change(&self, session: &str, change: WatchChange) -> Result<(), WatchError> {
         let add = change
             .add
@@ -140,26 +142,20 @@ impl Watches {
             .map(parse)
             .collect::<Result<Vec<_>, _>>()?;
         let mut sessions = self.lock();
+        if !change.reset && !sessions.contains_key(session) {
+            return Err(WatchError::UnknownSession);
+        }
         let others: usize = sessions
             .iter()
             .filter(|(id, _)| id.as_str() != session)
             .map(|(_, watching)| watching.reads)
             .sum();
-        let current = match sessions.get(session) {
-            Some(watching) if !change.reset => watching.reads,
-            Some(_) => 0,
-            None if change.reset => 0,
-            None => return Err(WatchError::UnknownSession),
-        };
-        // Counted as if every add were new and no remove found: a bound, never exceeded.
-        if others + current + add.len() > self.cap {
-            return Err(WatchError::Full { cap: self.cap });
-        }
         let watching = sessions
             .entry(session.to_owned())
             .or_insert_with(Session::new);
         if change.reset {
             watching.inboxes.clear();
+            watching.woken.clear();
             watching.reads = 0;
         }
         for (inbox, token) in remove {
@@ -169,18 +165,20 @@ impl Watches {
             if let Some(at) = watched
                 .tokens
                 .iter()
-                .position(|(t, _)| TokenHash::same(t.as_ref(), token.as_ref()))
+                .position(|known| TokenHash::same(known.as_ref(), token.as_ref()))
             {
-                watched.tokens[at].1 -= 1;
-                if watched.tokens[at].1 == 0 {
-                    watched.tokens.swap_remove(at);
-                    watching.reads -= 1;
-                }
+                watched.tokens.swap_remove(at);
+                watching.reads -= 1;
             }
             if watched.tokens.is_empty() {
                 watching.inboxes.remove(inbox.as_str());
                 watching.woken.remove(&inbox);
             }
+        }
+        // Counted as if every addition were new: a bound, never exceeded.
+        if others + watching.reads + add.len() > self.cap {
+            self.gauge.set((others + watching.reads) as i64);
+            return Err(WatchError::Full { cap: self.cap });
         }
         for (inbox, token) in add {
             let watched = watching
@@ -190,16 +188,13 @@ impl Watches {
                     lookalike: Arc::from(lookalike_key_of_inbox(inbox)),
                     tokens: Vec::new(),
                 });
-            match watched
+            if !watched
                 .tokens
-                .iter_mut()
-                .find(|(t, _)| TokenHash::same(t.as_ref(), token.as_ref()))
+                .iter()
+                .any(|known| TokenHash::same(known.as_ref(), token.as_ref()))
             {
-                Some((_, count)) => *count += 1,
-                None => {
-                    watched.tokens.push((token, 1));
-                    watching.reads += 1;
-                }
+                watched.tokens.push(token);
+                watching.reads += 1;
             }
         }
         self.gauge.set((others + watching.reads) as i64);
@@ -281,7 +276,7 @@ impl Watches {
         let mut watched = Vec::with_capacity(reads);
         for watching in sessions.values() {
             for (inbox, entry) in &watching.inboxes {
-                for (token, _) in &entry.tokens {
+                for token in &entry.tokens {
                     watched.push(WatchedRead {
                         inbox: Arc::clone(inbox),
                         lookalike: Arc::clone(&entry.lookalike),

@@ -14,6 +14,15 @@
 //! A wake is a hint, never a delivery: the woken readers lease again, and whoever finds the inbox
 //! empty waits again. So a wake lost (a session forgotten, a call that failed) costs a reader its
 //! wait's remaining time at worst, never a hello.
+//!
+//! - Additions and removals are set operations: adding an inbox and token twice, or removing one
+//!   that is not there, changes nothing, so a change repeated after a lost answer does no harm.
+//!   hello sends the whole set again (`reset`) after any failure.
+//! - A change that would take world past `WORLD_WATCH_CAP` is 503: its removals are applied, its
+//!   additions are not.
+//! - hello chooses a new session id (a UUIDv7) at every start; world forgets a session nobody
+//!   asked for its wakes for [`SESSION_IDLE_MS`], and counts it against the cap until then.
+//! - While world stops, a held wakes call is answered at once, and a new one is 503.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +32,7 @@ pub const MAX_WATCH_CHANGES: usize = 2048;
 pub const MAX_WAKES_WAIT_MS: u64 = 30_000;
 /// How long world keeps a session that has not asked for its wakes.
 pub const SESSION_IDLE_MS: u64 = 90_000;
-/// The most bytes a session id may have (visible ASCII).
+/// The most bytes a session id may have (letters, digits and '-').
 pub const MAX_SESSION_LENGTH: usize = 64;
 
 /// One watched inbox, with the token its readers were let in with.

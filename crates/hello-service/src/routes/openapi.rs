@@ -74,9 +74,17 @@ impl utoipa::Modify for ProblemAnswers {
 #[derive(Debug, utoipa::IntoResponses)]
 #[response(
     status = 429,
-    description = "Too many requests from this client (with wait: too many of its reads waiting already); see Retry-After"
+    description = "Too many requests from this client; see Retry-After"
 )]
 pub struct TooManyRequests;
+
+/// 429, for the reads that may wait (GET and reliable reads).
+#[derive(Debug, utoipa::IntoResponses)]
+#[response(
+    status = 429,
+    description = "Too many requests from this client, or (with wait) too many of its reads waiting already (HELLO_WAIT_PER_CLIENT); see Retry-After"
+)]
+pub struct TooManyReads;
 
 /// What refuses a change to a claimed name made with its token (new token, release).
 #[derive(Debug, utoipa::IntoResponses)]
@@ -92,7 +100,7 @@ pub enum OwnerRefusals {
     NotClaimed,
     #[response(
         status = 429,
-        description = "Too many requests from this client (with wait: too many of its reads waiting already); see Retry-After"
+        description = "Too many requests from this client; see Retry-After"
     )]
     TooMany,
     #[response(

@@ -144,9 +144,6 @@ impl Waiting {
                  (HELLO_WAIT_PER_CLIENT); let one end before waiting again",
                 *of_client
             );
-            if *of_client == 0 {
-                state.per_client.remove(&client);
-            }
             return Err(Problem::too_many_requests(detail, RETRY_WHEN_FULL));
         }
         *of_client += 1;
@@ -284,21 +281,6 @@ impl Waiting {
             }
         }
         changes
-    }
-
-    /// Puts back changes world was not told (the call failed).
-    pub(crate) fn restore_changes(&self, changes: Changes) {
-        let mut state = self.lock();
-        if changes.reset {
-            state.resync = true;
-            return;
-        }
-        for key in changes.add {
-            *state.pending.entry(key).or_default() += 1;
-        }
-        for key in changes.remove {
-            *state.pending.entry(key).or_default() -= 1;
-        }
     }
 
     /// Resolves when there may be changes to send.

@@ -69,19 +69,26 @@ fn limits_per_client_and_per_pod_refuse_with_retry_after() {
 }
 
 #[test]
-fn a_resync_sends_the_whole_set_and_a_failed_change_is_kept() {
+fn a_resync_sends_the_whole_set_instead_of_what_was_pending() {
     let waiting = waiting(10, 100);
     waiting.take_changes();
     let _a = waiting.enter(client(1), "bob", None).unwrap();
-    let changes = waiting.take_changes();
-    assert_eq!(changes.add.len(), 1);
-    waiting.restore_changes(changes);
-    let _b = waiting.enter(client(1), "carol", None).unwrap();
-    assert_eq!(waiting.take_changes().add.len(), 2);
+    assert_eq!(waiting.take_changes().add.len(), 1);
+    let b = waiting.enter(client(1), "carol", None).unwrap();
+    let _c = waiting.enter(client(1), "dave", None).unwrap();
+    drop(b);
     waiting.resync();
     let changes = waiting.take_changes();
-    assert!(changes.reset);
-    assert_eq!(changes.add.len(), 2);
+    assert!(changes.reset && changes.remove.is_empty());
+    let mut added: Vec<_> = changes
+        .add
+        .into_iter()
+        .map(|watched| watched.inbox)
+        .collect();
+    added.sort();
+    assert_eq!(added, ["bob", "dave"]);
+    let after = waiting.take_changes();
+    assert!(!after.reset && after.add.is_empty() && after.remove.is_empty());
 }
 
 #[tokio::test]

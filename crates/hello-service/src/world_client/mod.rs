@@ -13,6 +13,7 @@
 
 mod http;
 mod outcomes;
+mod watch;
 
 use std::time::Duration;
 
@@ -24,15 +25,14 @@ use hello_common::{
     wire::{
         BatchedConfirmation, BatchedLease, BatchedSend, ClaimName, Claimed, MAX_ACKNOWLEDGEMENTS,
         MAX_CONFIRMATIONS_PER_BATCH, MAX_HELLOS_PER_LEASE_BATCH, MAX_LEASES_PER_BATCH,
-        MAX_SENDS_PER_BATCH, RotateToken, StoredHello, TOKEN_HASH_HEADER, Wakes, WatchChange,
-        paths,
+        MAX_SENDS_PER_BATCH, RotateToken, StoredHello, TOKEN_HASH_HEADER, paths,
     },
 };
 use reqwest::Method;
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::Instrument;
 
-pub use self::{http::UNIX_SCHEME, outcomes::RawLease};
+pub use self::{http::UNIX_SCHEME, outcomes::RawLease, watch::WatchCallError};
 use self::{
     http::{WorldHttp, decode, encode, no_content},
     outcomes::{confirmed, leased, stored},
@@ -61,31 +61,6 @@ const CONFIRM_BATCHES: BatchLimits<BatchedConfirmation> =
 
 /// Acknowledgements may name 256 leases in one request.
 const ACKNOWLEDGEMENT_BATCHES: BatchLimits<String> = BatchLimits::at_most(MAX_ACKNOWLEDGEMENTS);
-
-/// Why a call of the watch session failed.
-#[derive(Debug, thiserror::Error)]
-pub enum WatchCallError {
-    /// world does not know the session: send the whole set again.
-    #[error("world-service does not know this watch session")]
-    UnknownSession,
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// A watch call's answer when it succeeded.
-async fn watch_answer(
-    answer: Result<reqwest::Response, reqwest::Error>,
-) -> Result<reqwest::Response, WatchCallError> {
-    let response = answer.map_err(|error| WatchCallError::Failed(error.to_string()))?;
-    match response.status() {
-        status if status.is_success() => Ok(response),
-        reqwest::StatusCode::NOT_FOUND => Err(WatchCallError::UnknownSession),
-        status => Err(WatchCallError::Failed(format!(
-            "world-service answered {status}: {}",
-            response.text().await.unwrap_or_default()
-        ))),
-    }
-}
 
 /// Who is asking, as far as world-service needs to know: the hash of the token the request
 /// presented (never the token). world-service decides what that token may do, by its own rules.
@@ -344,35 +319,6 @@ impl WorldClient {
         }
         .instrument(call_span("release"))
         .await
-    }
-
-    /// Changes what this process's watch session watches (see [`crate::waiting`]).
-    pub async fn change_watch(
-        &self,
-        session: &str,
-        change: &WatchChange,
-    ) -> Result<(), WatchCallError> {
-        let request = self
-            .http
-            .request(Method::PUT, &paths::watch(session), &RequestId::generate())
-            .json(change);
-        watch_answer(request.send().await).await.map(drop)
-    }
-
-    /// The inboxes of this process's watch session woken since the last answer, held by world
-    /// until there are some or `wait` has passed.
-    pub async fn wakes(&self, session: &str, wait: Duration) -> Result<Wakes, WatchCallError> {
-        let path = format!("{}?wait_ms={}", paths::wakes(session), wait.as_millis());
-        let request = self
-            .http
-            .request(Method::GET, &path, &RequestId::generate())
-            // Held for `wait` by design; the usual timeout applies to what comes after.
-            .timeout(wait + self.timeout);
-        let answer = watch_answer(request.send().await).await?;
-        answer
-            .json::<Wakes>()
-            .await
-            .map_err(|error| WatchCallError::Failed(format!("an unreadable wakes answer: {error}")))
     }
 
     /// world-service's `/v1/info`.

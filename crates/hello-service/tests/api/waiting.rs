@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 use crate::support::{Options, TestApp, expect_problem, spawn_app_with};
 
-/// Options for an embedded store, or for a fresh database on the shared nx-27017.
+/// Options for an embedded store, or for a fresh database on the shared nx-27017. world's check
+/// runs every 10 s: what a test sees within a few seconds came from the wake at once, not from
+/// the check.
 fn on(backend: &str) -> Options {
     let mongodb = (backend == "mongodb").then(|| {
         let server = MongoTestServer::shared();
@@ -18,9 +20,14 @@ fn on(backend: &str) -> Options {
     });
     Options {
         mongodb,
+        wake_interval_ms: Some(10_000),
         ..Options::default()
     }
 }
+
+/// Far less than the 20 s a read waits and the 10 s between world's checks, far more than a
+/// wake takes on any machine.
+const SOON: Duration = Duration::from_secs(5);
 
 /// `METHOD path` with an optional bearer token.
 async fn call(app: &TestApp, method: Method, path: &str, token: Option<&str>) -> reqwest::Response {
@@ -73,8 +80,8 @@ async fn a_send_answers_a_waiting_read_with_its_hello(backend: &str) {
     assert_eq!(answer.status(), 200);
     let inbox: Value = answer.json().await.unwrap();
     assert_eq!(inbox["hellos"][0]["from"], "alice", "{inbox}");
-    // Not a timing assertion: the wait was 20 s, and the hello came long before its end.
-    assert!(answered - sent < Duration::from_secs(15));
+    // Woken by the send itself (not by world's check, 10 s away), long before the wait's end.
+    assert!(answered - sent < SOON, "{:?}", answered - sent);
     println!(
         "{backend}: answered {:?} after the send's 201",
         answered - sent
@@ -111,12 +118,14 @@ async fn a_rotation_ends_the_owners_wait_with_401(backend: &str) {
     let read = start(&app, "/hello/carol?wait=20", Some(&token));
     let reliable = start(&app, "/hello/carol/reads?wait=20", Some(&token));
     still_waiting(&read).await;
+    let rotating = Instant::now();
     let rotated = call(&app, Method::POST, "/names/carol/token", Some(&token)).await;
     assert_eq!(rotated.status(), 201);
     let new: Value = rotated.json().await.unwrap();
     let new = new["token"].as_str().unwrap().to_owned();
     for waiting in [read, reliable] {
-        let (answer, _) = waiting.await.unwrap();
+        let (answer, answered) = waiting.await.unwrap();
+        assert!(answered - rotating < SOON, "woken by the rotation itself");
         let problem = expect_problem(answer, 401).await;
         assert!(
             problem["detail"].as_str().unwrap().contains("token"),
@@ -162,6 +171,8 @@ async fn a_send_through_another_replica_wakes_the_reader_within_the_interval() {
     let (answer, answered) = read.await.unwrap();
     let inbox: Value = answer.json().await.unwrap();
     assert_eq!(inbox["hellos"][0]["from"], "alice", "{inbox}");
+    // By the other world's check (every 200 ms), long before the wait's end.
+    assert!(answered - sent < SOON, "{:?}", answered - sent);
     println!(
         "another replica's send answered {:?} after its 201",
         answered - sent
@@ -293,7 +304,12 @@ async fn sigterm_answers_every_waiting_reader_at_once_with_nothing() {
 }
 
 async fn a_lease_that_runs_out_wakes_a_waiting_reader(backend: &str) {
-    let app = spawn_app_with(on(backend)).await;
+    // No commit announces a lease running out: world's check finds it.
+    let app = spawn_app_with(Options {
+        wake_interval_ms: Some(200),
+        ..on(backend)
+    })
+    .await;
     assert_eq!(app.say("alice", "kim").await.status(), 201);
     // A reliable read takes the hello for 500 ms and never confirms.
     let taken = call(&app, Method::POST, "/hello/kim/reads?lease_ms=500", None).await;
@@ -390,4 +406,99 @@ async fn a_client_that_leaves_frees_its_waiting_slot() {
     still_waiting(&again).await;
     assert_eq!(app.say("alice", "mia").await.status(), 201);
     assert_eq!(again.await.unwrap().0.status(), 200);
+}
+
+/// `hello_http_request_duration_seconds_count` for `GET /hello/{name}` and its requests counted.
+async fn read_metrics(app: &TestApp) -> (f64, f64) {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sum = |prefix: &str| -> f64 {
+        text.lines()
+            .filter(|line| line.starts_with(prefix) && line.contains(r#"route="/hello/{name}""#))
+            .filter(|line| line.contains(r#"method="GET""#))
+            .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    (
+        sum("hello_http_request_duration_seconds_count"),
+        sum("hello_http_requests_total"),
+    )
+}
+
+#[tokio::test]
+async fn a_read_that_waited_is_counted_but_left_out_of_the_latency_histogram() {
+    let app = spawn_app_with(on("embedded")).await;
+    let (timed, counted) = read_metrics(&app).await;
+    assert_eq!(
+        call(&app, Method::GET, "/hello/nina?wait=1", None)
+            .await
+            .status(),
+        200
+    );
+    let (timed_after, counted_after) = read_metrics(&app).await;
+    assert_eq!(counted_after, counted + 1.0, "counted");
+    assert_eq!(
+        timed_after, timed,
+        "its time is the wait's: not in the latency histogram"
+    );
+    // A read with wait that found something at once is timed like any read.
+    assert_eq!(app.say("alice", "nina").await.status(), 201);
+    assert_eq!(
+        call(&app, Method::GET, "/hello/nina?wait=1", None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(read_metrics(&app).await.0, timed + 1.0);
+}
+
+#[tokio::test]
+async fn a_stopping_world_is_not_asked_for_wakes_again_and_again() {
+    use hello_common::testing::{ChildService, free_port};
+    let data = tempfile::tempdir().unwrap();
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let world = ChildService::start(
+        &crate::support::world_binary(),
+        &[
+            ("WORLD_LISTEN", address.to_string()),
+            ("WORLD_DATA_DIR", data.path().display().to_string()),
+            ("WORLD_SHUTDOWN_DRAIN_MS", "3000".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ],
+        address,
+    );
+    let _app = crate::support::spawn_hello(world.url(), &Options::default());
+    let wakes_calls = || async {
+        let text = reqwest::get(format!("{}/metrics", world.url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|line| {
+                line.starts_with("world_http_requests_total")
+                    && line.contains(r#"route="/v1/watches/{session}/wakes""#)
+            })
+            .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum::<f64>()
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = wakes_calls().await;
+    world.send_sigterm();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Still draining (3 s): it answers, and was asked a handful of times, not thousands.
+    let during = wakes_calls().await - before;
+    assert!(
+        during <= 10.0,
+        "{during} wakes calls in 2 s of world's drain"
+    );
+    assert!(world.terminate(Duration::from_secs(15)));
 }

@@ -91,9 +91,11 @@ pub struct Settings {
     /// its readers at once; this bounds the wait for everything else.
     #[serde(default = "default_wake_interval_ms")]
     pub wake_interval_ms: u64,
-    /// `WORLD_WATCH_CAP`: most waiting readers world watches for its hello-service at once (one
-    /// per inbox and token); beyond it, hello's readers wait for the interval's other wakes or
-    /// their end. At least hello's `HELLO_WAIT_PER_POD`.
+    /// `WORLD_WATCH_CAP`: most inboxes and tokens world watches for its hello-service's waiting
+    /// readers, in all its sessions; beyond it hello's additions are refused and those readers
+    /// are woken by nothing (they wait out their time). At least twice hello's
+    /// `HELLO_WAIT_PER_POD`: a restarted hello's old session is kept beside the new one until it
+    /// is forgotten.
     #[serde(default = "default_watch_cap")]
     pub watch_cap: usize,
     /// `WORLD_CONFIG_DIR`, `WORLD_IMMUTABLE_CONFIG_DIR`, `WORLD_SECRET_DIR`: the pod's

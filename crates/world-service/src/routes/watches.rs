@@ -14,14 +14,15 @@ use serde::Deserialize;
 
 use crate::{startup::AppState, watches::WatchError};
 
-/// How long world waits before answering "nothing happened" when the caller asks for longer.
-const RETRY_WHEN_FULL: Duration = Duration::from_secs(1);
+/// The `Retry-After` of a change refused at `WORLD_WATCH_CAP`, and of a wakes call while this
+/// process stops.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl From<WatchError> for Problem {
     fn from(error: WatchError) -> Self {
         match error {
             WatchError::UnknownSession => Problem::unknown_watch(error.to_string()),
-            WatchError::Full { .. } => Problem::unavailable(error.to_string(), RETRY_WHEN_FULL),
+            WatchError::Full { .. } => Problem::unavailable(error.to_string(), RETRY_AFTER),
             WatchError::Invalid(detail) => Problem::invalid_watch(detail),
         }
     }
@@ -66,7 +67,9 @@ pub struct WakesQuery {
 }
 
 /// `GET /v1/watches/{session}/wakes?wait_ms=N`: the inboxes woken since the last answer, as
-/// soon as there are any; none after `wait_ms` or once this process begins to stop.
+/// soon as there are any; none after `wait_ms`, or once this process begins to stop (a call held
+/// then is answered at once; one that arrives while it stops is 503 with `Retry-After`, so that
+/// hello does not ask again and again through the drain).
 pub async fn wakes(
     state: web::Data<AppState>,
     lifecycle: web::Data<Lifecycle>,
@@ -74,6 +77,12 @@ pub async fn wakes(
     query: web::Query<WakesQuery>,
 ) -> Result<HttpResponse, Problem> {
     let session = session(&path)?;
+    if lifecycle.is_draining() {
+        return Err(Problem::unavailable(
+            "world-service is stopping: ask for wakes again later",
+            RETRY_AFTER,
+        ));
+    }
     let wait = match query.wait_ms {
         None => 0,
         Some(wait) if wait <= MAX_WAKES_WAIT_MS => wait,

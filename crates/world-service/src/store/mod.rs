@@ -244,8 +244,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// lease of its reader could take (a new one, or one whose lease ran out), or whose covering
     /// claim no longer lets its reader in as it did ([`WatchedRead::ownership_changed`]). Asked
     /// once per interval for every reader waiting on the pod together, never once per reader:
-    /// a fixed number of commands whatever their number (MongoDB: one `find` of the claims, one
-    /// `aggregate` of the hellos; embedded: read transactions).
+    /// at most two commands whatever their number (MongoDB: one `find` of the claims and one
+    /// `aggregate` of the hellos, each answered in one batch; embedded: one read transaction, and
+    /// a second when a watched inbox holds anything).
     async fn wakeable(
         &self,
         watched: std::sync::Arc<[WatchedRead]>,

@@ -112,8 +112,18 @@ async fn a_claim_change_wakes_every_inbox_it_covers() {
     assert_eq!(woken, ["bob1", "bobl"]);
 }
 
+fn watched_inboxes(watches: &Watches) -> Vec<String> {
+    let mut watched: Vec<String> = watches
+        .watched()
+        .iter()
+        .map(|read| read.inbox.to_string())
+        .collect();
+    watched.sort();
+    watched
+}
+
 #[tokio::test]
-async fn the_cap_refuses_a_whole_change_and_removes_free_room() {
+async fn at_the_cap_additions_are_refused_and_removals_in_the_same_change_make_room() {
     let watches = watches(2);
     let token = TokenHash::of("hw_token");
     watches
@@ -128,35 +138,53 @@ async fn the_cap_refuses_a_whole_change_and_removes_free_room() {
         Err(WatchError::Full { cap: 2 })
     ));
     assert_eq!(
-        watches.watched().len(),
-        2,
-        "nothing of a refused change applies"
+        watched_inboxes(&watches),
+        ["bob", "bob"],
+        "no addition applied"
     );
+    // One out, one in, in one change: the removal is applied first.
     watches
         .change(
             "s",
             WatchChange {
                 reset: false,
-                add: Vec::new(),
+                add: vec![inbox("carol", None)],
                 remove: vec![inbox("bob", Some(&token))],
             },
         )
         .unwrap();
-    watches
-        .change("s", add(false, &[inbox("carol", None)]))
-        .unwrap();
-    let mut watched: Vec<String> = watches
-        .watched()
-        .iter()
-        .map(|read| read.inbox.to_string())
-        .collect();
-    watched.sort();
-    assert_eq!(watched, ["bob", "carol"]);
+    assert_eq!(watched_inboxes(&watches), ["bob", "carol"]);
     // Another session's reads count against the same cap.
     assert!(matches!(
         watches.change("t", add(true, &[inbox("dave", None)])),
         Err(WatchError::Full { cap: 2 })
     ));
+}
+
+#[tokio::test]
+async fn a_change_sent_twice_changes_nothing_more() {
+    let watches = watches(10);
+    let change = add(true, &[inbox("bob", None)]);
+    watches.change("s", change.clone()).unwrap();
+    watches
+        .change("s", add(false, &[inbox("bob", None)]))
+        .unwrap();
+    assert_eq!(
+        watched_inboxes(&watches),
+        ["bob"],
+        "an addition twice is one"
+    );
+    let removal = WatchChange {
+        reset: false,
+        add: Vec::new(),
+        remove: vec![inbox("bob", None)],
+    };
+    watches.change("s", removal.clone()).unwrap();
+    watches.change("s", removal).unwrap();
+    assert!(
+        watched_inboxes(&watches).is_empty(),
+        "one removal undoes it"
+    );
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     auth::Credential,
-    routes::openapi::TooManyRequests,
+    routes::openapi::TooManyReads,
     settling::{Connection, Settlements},
     startup::AppState,
 };
@@ -37,10 +37,10 @@ use crate::{
     ),
     security((), ("bearer" = [])),
     responses(
-        (status = 200, description = "The hellos since the last read, oldest first; they are removed from the inbox", body = Inbox),
+        (status = 200, description = "The hellos since the last read, oldest first; they are removed from the inbox. With wait, answered when a hello could be taken or the wait ran out (an empty list); a wait ended by the pod stopping carries Retry-After: 1", body = Inbox),
         (status = 400, description = "Invalid name, limit or wait; a malformed Authorization header; a token in the query string"),
-        (status = 401, description = "The name is claimed (or looks like a claimed name) and no token, or not its token, came in Authorization; or HELLO_REQUIRE_CLAIM is on and the name is not claimed. WWW-Authenticate says which"),
-        TooManyRequests,
+        (status = 401, description = "The name is claimed (or looks like a claimed name) and no token, or not its token, came in Authorization; or HELLO_REQUIRE_CLAIM is on and the name is not claimed; or (with wait) its token was replaced, or the name released, while the read waited. WWW-Authenticate says which"),
+        TooManyReads,
         (status = 503, description = "Store unavailable, or (with wait) this pod holds as many waiting reads as it may; nothing taken; see Retry-After"),
         (status = 504, description = "Outcome unknown: hellos may have been leased to this read; they come back when the lease runs out"),
     )
@@ -58,7 +58,7 @@ pub async fn read(
     let limit = page_limit(query.limit.as_deref(), state.default_limit)?;
     let wait = waiting::wait_time(query.wait.as_deref())?;
     let reader = state.reader(&request, &name, credential)?;
-    let lease = waiting::lease(
+    let taken = waiting::lease(
         &state,
         &request,
         &name,
@@ -69,6 +69,7 @@ pub async fn read(
         wait,
     )
     .await?;
+    let lease = &taken.lease;
     state.hellos_delivered_by_get.inc_by(lease.count as u64);
     // [`Inbox`], with world's hellos passed on as they are.
     let inbox = InboxAnswer {
@@ -84,8 +85,8 @@ pub async fn read(
     );
     let mut response = HttpResponse::Ok();
     response.content_type("application/json");
-    waiting::tell_if_stopping(&state, wait, &mut response);
-    Ok(match lease.lease_id {
+    taken.mark(&state, &mut response);
+    Ok(match taken.lease.lease_id {
         None => response.body(body),
         Some(lease_id) => response.body(SettlesWhenWritten {
             size: body.len() as u64,

@@ -20,7 +20,10 @@ use super::{
     waiting,
 };
 use crate::{
-    auth::Credential, routes::openapi::TooManyRequests, startup::AppState, world_client::Call,
+    auth::Credential,
+    routes::openapi::{TooManyReads, TooManyRequests},
+    startup::AppState,
+    world_client::Call,
 };
 
 /// Lease the oldest hellos of `name` until the reader confirms them.
@@ -35,12 +38,12 @@ use crate::{
     security((), ("bearer" = [])),
     request_body(content = Option<Object>, content_type = "application/json", description = "None needed; an empty body or {} is accepted"),
     responses(
-        (status = 201, description = "The hellos, leased to this read until lease_expires_at; confirm with the receipt. An empty inbox answers hellos [], receipt null", body = ReliableRead,
+        (status = 201, description = "The hellos, leased to this read until lease_expires_at; confirm with the receipt. An empty inbox answers hellos [], receipt null (with wait: once the wait ran out; a wait ended by the pod stopping carries Retry-After: 1)", body = ReliableRead,
             headers(("Location" = String, description = "The read to confirm: /hello/{name}/reads/{receipt} (absent when nothing was taken)"))),
         (status = 400, description = "Invalid name, limit, lease_ms, wait or body; a malformed Authorization header; a token in the query string"),
-        (status = 401, description = "The name is claimed (or looks like a claimed name) and no token, or not its token, came in Authorization; or HELLO_REQUIRE_CLAIM is on and the name is not claimed"),
+        (status = 401, description = "The name is claimed (or looks like a claimed name) and no token, or not its token, came in Authorization; or HELLO_REQUIRE_CLAIM is on and the name is not claimed; or (with wait) its token was replaced, or the name released, while the read waited"),
         (status = 413, description = "Body too large"),
-        TooManyRequests,
+        TooManyReads,
         (status = 503, description = "Store unavailable, or (with wait) this pod holds as many waiting reads as it may; nothing taken; see Retry-After"),
         (status = 504, description = "Outcome unknown: hellos may have been leased to this read; they come back when the lease runs out"),
     )
@@ -74,7 +77,7 @@ pub async fn take(
     }
     let wait = waiting::wait_time(query.wait.as_deref())?;
     let reader = state.reader(&request, &name, credential)?;
-    let lease = waiting::lease(
+    let taken = waiting::lease(
         &state,
         &request,
         &name,
@@ -85,9 +88,10 @@ pub async fn take(
         wait,
     )
     .await?;
+    let lease = &taken.lease;
     state.hellos_delivered_reliably.inc_by(lease.count as u64);
     let mut response = HttpResponse::Created();
-    waiting::tell_if_stopping(&state, wait, &mut response);
+    taken.mark(&state, &mut response);
     if let Some(receipt) = &lease.lease_id {
         response.insert_header((
             header::LOCATION,

@@ -8,7 +8,12 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponseBuilder, http::header};
-use hello_common::{Name, Problem, observability::RequestId, wire::MAX_WAIT_SECS};
+use hello_common::{
+    Name, Problem,
+    observability::{RequestId, Waited},
+    timestamp::Millis,
+    wire::MAX_WAIT_SECS,
+};
 
 use crate::{
     connection,
@@ -17,18 +22,28 @@ use crate::{
     world_client::{Call, Caller, RawLease},
 };
 
-/// A waiting read answered because this process is stopping says so to its client: come back
-/// in a second, on a new connection (which the Service sends to a pod that is not stopping).
-/// Without it a client reading in a loop would be answered at once, again and again, for the
-/// whole drain.
-pub(super) fn tell_if_stopping(
-    state: &AppState,
-    wait: Duration,
-    response: &mut HttpResponseBuilder,
-) {
-    if !wait.is_zero() && state.lifecycle.is_draining() {
-        response.force_close();
-        response.insert_header((header::RETRY_AFTER, "1"));
+/// What a read took, and whether it waited for it.
+#[derive(Debug)]
+pub(super) struct Taken {
+    pub lease: RawLease,
+    /// The read waited (its time is the wait's, not the service's: see [`Waited`]).
+    pub waited: bool,
+}
+
+impl Taken {
+    /// Marks the answer of a read that waited, for the metrics, and tells a client whose wait was
+    /// ended by this process stopping to come back in a second (`Retry-After: 1`): without it, a
+    /// client reading in a loop would be answered at once, again and again, for the whole drain.
+    /// The connection to nginx is closed too; nginx keeps the client's own connection open until
+    /// it stops itself, so a client may be answered so a few times before it reaches another pod.
+    pub(super) fn mark(&self, state: &AppState, response: &mut HttpResponseBuilder) {
+        if self.waited {
+            response.extensions_mut().insert(Waited);
+            if state.lifecycle.is_draining() {
+                response.force_close();
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+        }
     }
 }
 
@@ -57,7 +72,7 @@ pub(super) async fn lease(
     reader: &Caller,
     request_id: &RequestId,
     wait: Duration,
-) -> Result<RawLease, Problem> {
+) -> Result<Taken, Problem> {
     let take = || async {
         state
             .world
@@ -66,12 +81,17 @@ pub(super) async fn lease(
             .map_err(|error| state.charge_failures(request, error.into_problem(Call::Lease)))
     };
     let found = take().await?;
-    if found.count > 0 || wait.is_zero() || state.lifecycle.is_draining() {
-        return Ok(found);
+    let draining = state.lifecycle.is_draining();
+    if found.count > 0 || wait.is_zero() || draining {
+        return Ok(Taken {
+            lease: found,
+            waited: !wait.is_zero() && draining,
+        });
     }
     let waiter = state
         .waiting
         .enter(client_address(request), name.key(), reader.token)?;
+    let since = Millis::now();
     let deadline = tokio::time::Instant::now() + wait;
     let stopping = state.lifecycle.draining();
     tokio::pin!(stopping);
@@ -84,22 +104,31 @@ pub(super) async fn lease(
         }
     };
     tokio::pin!(client_left);
+    let nothing = |lease| {
+        Ok(Taken {
+            lease,
+            waited: true,
+        })
+    };
     let mut woken = Box::pin(waiter.woken());
     woken.as_mut().enable();
     loop {
         tokio::select! {
             () = woken.as_mut() => {}
-            () = tokio::time::sleep_until(deadline) => return Ok(found),
-            () = &mut stopping => return Ok(found),
-            () = &mut client_left => return Ok(found),
+            () = tokio::time::sleep_until(deadline) => return nothing(found),
+            () = &mut stopping => return nothing(found),
+            () = &mut client_left => return nothing(found),
         }
         // Listening for the next wake before leasing: one that comes during the lease counts.
         woken.set(waiter.woken());
         woken.as_mut().enable();
         let taken = take().await?;
         if taken.count > 0 {
-            state.observe_wake(&taken);
-            return Ok(taken);
+            state.observe_wake(&taken, since);
+            return Ok(Taken {
+                lease: taken,
+                waited: true,
+            });
         }
     }
 }

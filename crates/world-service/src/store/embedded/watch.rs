@@ -1,5 +1,5 @@
-//! The waiting reads' check on the embedded store ([`crate::store::Store::wakeable`]): two read
-//! transactions for every reader waiting on the process together. The writer wakes readers at
+//! The waiting reads' check on the embedded store ([`crate::store::Store::wakeable`]): at most two
+//! read transactions for every reader waiting on the process together. The writer wakes readers at
 //! once for what it commits; this check finds what no commit announces (a lease that ran out) and
 //! anything a reader may have missed between its empty read and its wait being registered.
 

@@ -1,5 +1,6 @@
-//! The waiting reads' check on MongoDB ([`crate::store::Store::wakeable`]): two commands for
-//! every reader waiting on the pod together, whatever their number. Change streams would need a
+//! The waiting reads' check on MongoDB ([`crate::store::Store::wakeable`]): two commands (a
+//! `find`, an `aggregate`, each answered in one batch) for every reader waiting on the pod
+//! together, whatever their number. Change streams would need a
 //! replica set, and the MongoDB this project deploys is a standalone member: this works on both.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -10,6 +11,11 @@ use mongodb::bson::{Bson, Document, doc};
 
 use super::MongoStore;
 use crate::store::{StoreError, WatchedRead};
+
+/// Every answer in its first batch (a server's default is 101 documents, then a `getMore` per
+/// batch): the check stays two commands however many readers wait (at most `WORLD_WATCH_CAP`
+/// claims or inboxes, far below a 16 MiB batch).
+const ONE_BATCH: u32 = 1_000_000;
 
 /// A stored instant in ms, however the server typed it (an Int64 may come back as an Int32 or a
 /// double from some servers; a claim's `claimed_at` is a date).
@@ -43,6 +49,7 @@ impl MongoStore {
             .clone_with_type::<Document>()
             .find(doc! { "_id": { "$in": lookalikes.iter().copied().collect::<Vec<_>>() } })
             .projection(doc! { "token": 1, "claimed_at": 1 })
+            .batch_size(ONE_BATCH)
             .await
             .map_err(StoreError::unavailable)?;
         while let Some(claim) = found.try_next().await.map_err(StoreError::unavailable)? {
@@ -72,6 +79,7 @@ impl MongoStore {
             .hellos
             .clone_with_type::<Document>()
             .aggregate(pipeline)
+            .batch_size(ONE_BATCH)
             .await
             .map_err(StoreError::unavailable)?;
         while let Some(group) = groups.try_next().await.map_err(StoreError::unavailable)? {
