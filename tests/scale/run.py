@@ -198,6 +198,7 @@ def main() -> int:
                           # per-client limit (tests/hostile checks it with the defaults).
                           "HELLO_RATE_LIMIT_PER_SECOND": "1000000",
                           "HELLO_RATE_LIMIT_BURST": "1000000",
+                          "HELLO_WAIT_PER_CLIENT": "1000",
                       },
                       # world's /metrics on <pod address>:8082, for waiting-readers' store commands.
                       world_port=8082,

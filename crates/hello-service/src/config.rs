@@ -114,7 +114,7 @@ fn default_shutdown_drain_ms() -> u64 {
     1000
 }
 fn default_wait_per_client() -> u32 {
-    64
+    16
 }
 fn default_wait_per_pod() -> u32 {
     2_000

@@ -69,6 +69,11 @@ impl ConnectionState {
         self.left.notify_waiters();
     }
 
+    /// True once the peer has left: closed its side, or reset the connection.
+    pub fn has_peer_left(&self) -> bool {
+        self.peer_left.load(Ordering::SeqCst)
+    }
+
     /// Resolves once the peer has left (closed its side or reset the connection): nobody is
     /// there to take an answer. actix-web keeps reading a connection while its request is
     /// served, so a client that gives up on a waiting read is seen at once.

@@ -6,8 +6,10 @@
 //! its connection. Whatever the client does
 //! next does not matter: a plain `curl` that reads and closes, a keep-alive client that closes by
 //! itself, an HTTP/1.0 client, one that sends another request or keeps the connection open all
-//! get each hello once. A client that resets the connection without reading the answer (closing
-//! a socket with unread data sends a reset), or a proxy killed with our answer unread in its
+//! get each hello once. A client that had closed its side before the answer was written (a FIN,
+//! seen by [`crate::connection::WatchedStream`]) never reads it: not delivered. A client that
+//! resets the connection without reading the answer (closing a socket with unread data sends a
+//! reset), or a proxy killed with our answer unread in its
 //! socket (the pod's Nginx, `kill -9`), makes the connection fail instead: the lease is left
 //! alone, runs out, and the hellos are delivered again. At worst a hello is then seen twice,
 //! never lost.
@@ -61,6 +63,8 @@ impl Connection {
 struct Written {
     due: Instant,
     connection: Connection,
+    /// The client had closed its side before the answer was written: it never reads it.
+    left_before: bool,
     lease_id: String,
     request_id: RequestId,
 }
@@ -121,8 +125,13 @@ impl Settlements {
     /// Called once the answer carrying `lease_id` has been handed to the connection.
     pub fn answer_written(&self, connection: Connection, lease_id: String, request_id: RequestId) {
         self.inner.pending.fetch_add(1, Ordering::SeqCst);
+        let left_before = connection
+            .state
+            .as_ref()
+            .is_some_and(|state| state.has_peer_left());
         self.enqueue(Written {
             due: Instant::now() + self.inner.settle,
+            left_before,
             connection,
             lease_id,
             request_id,
@@ -184,7 +193,7 @@ impl Settlements {
         let mut delivered = Vec::new();
         let mut lost = 0;
         for mut written in settled {
-            match verdict(&written.connection) {
+            match verdict(&written.connection, written.left_before) {
                 Verdict::Delivered => delivered.push(written.lease_id),
                 Verdict::Pending => {
                     written.due = now + self.inner.settle;
@@ -242,11 +251,11 @@ impl Settlements {
 }
 
 /// The rule of the module documentation, once the settle window after the write has passed.
-fn verdict(connection: &Connection) -> Verdict {
+fn verdict(connection: &Connection, left_before: bool) -> Verdict {
     let Some(state) = &connection.state else {
         return Verdict::Delivered; // not a watched connection (cannot happen in this server)
     };
-    if state.is_broken() {
+    if state.is_broken() || left_before {
         Verdict::Lost
     } else if !state.is_write_blocked() {
         Verdict::Delivered

@@ -17,19 +17,22 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use hello_common::{
-    Name, lookalike_key_of_inbox,
+    lookalike_key_of_inbox,
     token::TokenHash,
-    wire::{SESSION_IDLE_MS, WatchChange, WatchedInbox},
+    wire::{SESSION_IDLE_MS, Wakes, WatchChange, WatchedInbox},
 };
 use prometheus::IntGauge;
 use tokio::sync::Notify;
 
-use crate::store::{Store, WatchedRead};
+use crate::store::{Store, Wakeable, WatchedRead};
 
 /// Why a change to a session, or a wakes call, was refused.
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +41,6 @@ pub enum WatchError {
         "world-service does not know this watch session (it restarted, or forgot an idle one): send the whole set again with reset"
     )]
     UnknownSession,
-    #[error(
-        "world-service watches {cap} inboxes and tokens already (WORLD_WATCH_CAP); the change's removals were applied, its additions were not"
-    )]
-    Full { cap: usize },
     #[error("{0}")]
     Invalid(String),
 }
@@ -61,8 +60,10 @@ struct Session {
     inboxes: HashMap<Arc<str>, Watched>,
     /// Watched reads: pairs of inbox and token.
     reads: usize,
-    /// Inboxes woken since the last answer.
+    /// Inboxes woken since the last answer: something may be leasable.
     woken: HashSet<String>,
+    /// Inboxes whose covering claim changed since the last answer: every reader must look.
+    changed: HashSet<String>,
     /// Wakes the held call (a permit is kept when none is held, so no wake is missed).
     notify: Arc<Notify>,
     /// When a wakes call last came, or was woken.
@@ -75,6 +76,7 @@ impl Session {
             inboxes: HashMap::new(),
             reads: 0,
             woken: HashSet::new(),
+            changed: HashSet::new(),
             notify: Arc::new(Notify::new()),
             seen: Instant::now(),
         }
@@ -85,6 +87,12 @@ impl Session {
             self.notify.notify_one();
         }
     }
+
+    fn claim_changed(&mut self, inbox: &str) {
+        if self.inboxes.contains_key(inbox) && self.changed.insert(inbox.to_owned()) {
+            self.notify.notify_one();
+        }
+    }
 }
 
 /// Every session of this process, and the cap on what they watch together.
@@ -92,25 +100,31 @@ impl Session {
 pub struct Watches {
     sessions: Mutex<HashMap<String, Session>>,
     cap: usize,
+    /// The cap was reached and said so in the log.
+    warned_full: AtomicBool,
     /// `world_watched_reads`: watched reads of every session.
     gauge: IntGauge,
 }
 
-/// What a [`WatchedInbox`] says, checked: the inbox key of a valid name, and a token hash.
+/// The longest inbox key world watches, in bytes: a 64-character name whose every character
+/// case-folds to three (`İ` folds to `i̇`, two characters), at four bytes each.
+const MAX_INBOX_KEY_BYTES: usize = 64 * 3 * 4;
+
+/// What a [`WatchedInbox`] says, checked: an inbox key (hello-service computed it, by rules that
+/// may make it longer than the name; world only compares it), and a token hash.
 fn parse(watched: &WatchedInbox) -> Result<(String, Option<TokenHash>), WatchError> {
-    let inbox = Name::parse(&watched.inbox)
-        .ok()
-        .filter(|name| name.key() == watched.inbox)
-        .ok_or_else(|| {
-            WatchError::Invalid("an inbox of the change is not the inbox key of a name".into())
-        })?;
+    if watched.inbox.is_empty() || watched.inbox.len() > MAX_INBOX_KEY_BYTES {
+        return Err(WatchError::Invalid(format!(
+            "an inbox of the change is empty or longer than {MAX_INBOX_KEY_BYTES} bytes"
+        )));
+    }
     let token = match &watched.token_sha256 {
         None => None,
         Some(hex) => Some(TokenHash::from_hex(hex).ok_or_else(|| {
             WatchError::Invalid("a token_sha256 of the change is not 64 hex digits".into())
         })?),
     };
-    Ok((inbox.key().to_owned(), token))
+    Ok((watched.inbox.clone(), token))
 }
 
 impl Watches {
@@ -119,6 +133,7 @@ impl Watches {
         Self {
             sessions: Mutex::default(),
             cap,
+            warned_full: AtomicBool::new(false),
             gauge,
         }
     }
@@ -127,9 +142,9 @@ impl Watches {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Applies `change` to `session`: its removals, then its additions unless they would pass
-    /// the cap (then none of them, [`WatchError::Full`]). Both are set operations, so a change
-    /// sent twice (its first answer lost) does no harm.
+    /// Applies `change` to `session`: its removals, then its additions as far as the cap allows
+    /// (those beyond it are dropped, and logged once: their readers wait out their time). Both
+    /// are set operations, so a change sent twice (its first answer lost) does no harm.
     pub fn change(&self, session: &str, change: WatchChange) -> Result<(), WatchError> {
         let add = change
             .add
@@ -156,6 +171,7 @@ impl Watches {
         if change.reset {
             watching.inboxes.clear();
             watching.woken.clear();
+            watching.changed.clear();
             watching.reads = 0;
         }
         for (inbox, token) in remove {
@@ -173,14 +189,15 @@ impl Watches {
             if watched.tokens.is_empty() {
                 watching.inboxes.remove(inbox.as_str());
                 watching.woken.remove(&inbox);
+                watching.changed.remove(&inbox);
             }
         }
-        // Counted as if every addition were new: a bound, never exceeded.
-        if others + watching.reads + add.len() > self.cap {
-            self.gauge.set((others + watching.reads) as i64);
-            return Err(WatchError::Full { cap: self.cap });
-        }
+        let mut dropped = 0;
         for (inbox, token) in add {
+            if others + watching.reads >= self.cap {
+                dropped += 1;
+                continue;
+            }
             let watched = watching
                 .inboxes
                 .entry(Arc::from(inbox))
@@ -198,6 +215,16 @@ impl Watches {
             }
         }
         self.gauge.set((others + watching.reads) as i64);
+        drop(sessions);
+        if dropped > 0 && !self.warned_full.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                cap = self.cap,
+                dropped,
+                "world-service watches as many inboxes and tokens as it may (WORLD_WATCH_CAP): \
+                 readers beyond it are woken by nothing and wait out their time; raise it to at \
+                 least twice HELLO_WAIT_PER_POD"
+            );
+        }
         Ok(())
     }
 
@@ -208,7 +235,7 @@ impl Watches {
         session: &str,
         wait: Duration,
         stopping: impl std::future::Future<Output = ()>,
-    ) -> Result<Vec<String>, WatchError> {
+    ) -> Result<Wakes, WatchError> {
         let deadline = tokio::time::Instant::now() + wait;
         tokio::pin!(stopping);
         loop {
@@ -218,15 +245,18 @@ impl Watches {
                     .get_mut(session)
                     .ok_or(WatchError::UnknownSession)?;
                 watching.seen = Instant::now();
-                if !watching.woken.is_empty() {
-                    return Ok(watching.woken.drain().collect());
+                if !watching.woken.is_empty() || !watching.changed.is_empty() {
+                    return Ok(Wakes {
+                        inboxes: watching.woken.drain().collect(),
+                        changed: watching.changed.drain().collect(),
+                    });
                 }
                 Arc::clone(&watching.notify)
             };
             tokio::select! {
                 () = notify.notified() => {}
-                () = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
-                () = &mut stopping => return Ok(Vec::new()),
+                () = tokio::time::sleep_until(deadline) => return Ok(Wakes::default()),
+                () = &mut stopping => return Ok(Wakes::default()),
             }
         }
     }
@@ -249,16 +279,19 @@ impl Watches {
                 .map(|(inbox, _)| inbox.to_string())
                 .collect();
             for inbox in covered {
-                watching.wake(&inbox);
+                watching.claim_changed(&inbox);
             }
         }
     }
 
-    /// Wakes these inboxes in every session that watches them.
-    pub fn wake_inboxes(&self, inboxes: &HashSet<String>) {
+    /// Wakes what the check found in every session that watches it.
+    pub fn wake_found(&self, found: &Wakeable) {
         for watching in self.lock().values_mut() {
-            for inbox in inboxes {
+            for inbox in &found.leasable {
                 watching.wake(inbox);
+            }
+            for inbox in &found.changed {
+                watching.claim_changed(inbox);
             }
         }
     }
@@ -307,11 +340,9 @@ pub async fn run_checks(watches: Weak<Watches>, store: Weak<dyn Store>, interval
             continue;
         }
         match store.wakeable(watched).await {
-            Ok(inboxes) => {
+            Ok(found) => {
                 failing = false;
-                if !inboxes.is_empty() {
-                    watches.wake_inboxes(&inboxes);
-                }
+                watches.wake_found(&found);
             }
             Err(error) if !failing => {
                 failing = true;

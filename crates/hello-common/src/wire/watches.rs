@@ -7,9 +7,9 @@
 //!   A session world does not know (world restarted, or forgot a session idle for
 //!   [`SESSION_IDLE_MS`]) is 404 unless `reset`: hello then sends its whole set again.
 //! - `GET /v1/watches/{session}/wakes?wait_ms=N` ([`Wakes`]): answers as soon as any watched
-//!   inbox may have something for its readers (a hello sent, a lease run out, the claim covering
-//!   it changed), else after `wait_ms` (at most [`MAX_WAKES_WAIT_MS`]) with none, and at once
-//!   when world begins to stop. One such call is held at a time per session.
+//!   inbox may have something for its readers (a hello sent or a lease run out: one reader looks;
+//!   the claim covering it changed: every reader looks), else after `wait_ms` (at most
+//!   [`MAX_WAKES_WAIT_MS`]) with none. One such call is held at a time per session.
 //!
 //! A wake is a hint, never a delivery: the woken readers lease again, and whoever finds the inbox
 //! empty waits again. So a wake lost (a session forgotten, a call that failed) costs a reader its
@@ -18,8 +18,9 @@
 //! - Additions and removals are set operations: adding an inbox and token twice, or removing one
 //!   that is not there, changes nothing, so a change repeated after a lost answer does no harm.
 //!   hello sends the whole set again (`reset`) after any failure.
-//! - A change that would take world past `WORLD_WATCH_CAP` is 503: its removals are applied, its
-//!   additions are not.
+//! - Additions that would take world past `WORLD_WATCH_CAP` are dropped (world logs it once):
+//!   their readers are woken by nothing and wait out their time. An entry world cannot take (an
+//!   empty or overlong inbox key, a token hash that is not hex) makes the change a 400.
 //! - hello chooses a new session id (a UUIDv7) at every start; world forgets a session nobody
 //!   asked for its wakes for [`SESSION_IDLE_MS`], and counts it against the cap until then.
 //! - While world stops, a held wakes call is answered at once, and a new one is 503.
@@ -60,7 +61,13 @@ pub struct WatchChange {
 /// The inboxes woken since the last answer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Wakes {
+    /// A hello may be leasable there: one reader looks, and passes the wake on if more remain
+    /// (every reader looking would cost the store a lease per waiting reader).
     pub inboxes: Vec<String>,
+    /// The claim covering them changed (made, rotated, released): every reader looks, to be
+    /// answered 401 if it no longer may read.
+    #[serde(default)]
+    pub changed: Vec<String>,
 }
 
 /// The largest body of a [`WatchChange`]: [`MAX_WATCH_CHANGES`] entries of at most a 64-character

@@ -86,6 +86,18 @@ pub struct Waiting {
     shared: Arc<Shared>,
 }
 
+/// The client a waiting read counts against: its address, or for IPv6 its /64, which one host
+/// is usually given whole (counting each of its addresses apart would give it 2^64 limits).
+fn counted_as(client: IpAddr) -> IpAddr {
+    let IpAddr::V6(address) = client else {
+        return client;
+    };
+    if let Some(v4) = address.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
+    }
+    IpAddr::V6((u128::from(address) & !u128::from(u64::MAX)).into())
+}
+
 fn watched(inbox: &str, token: Option<&TokenHash>) -> WatchedInbox {
     WatchedInbox {
         inbox: inbox.to_owned(),
@@ -125,6 +137,7 @@ impl Waiting {
         inbox: &str,
         token: Option<TokenHash>,
     ) -> Result<Waiter, Problem> {
+        let client = counted_as(client);
         let mut state = self.lock();
         let limits = self.shared.limits;
         if state.total >= limits.per_pod {
@@ -228,8 +241,25 @@ impl Waiting {
         }
     }
 
-    /// Wakes every reader of these inboxes.
-    pub(crate) fn wake(&self, inboxes: &[String]) {
+    /// Wakes one reader of each of these inboxes (a hello may be there to take): it leases, and
+    /// wakes the next if more remain ([`Waiting::wake_one`]). Waking them all would cost the
+    /// store a lease per waiting reader for each hello.
+    pub(crate) fn wake_one_each(&self, inboxes: &[String]) {
+        for inbox in inboxes {
+            self.wake_one(inbox);
+        }
+    }
+
+    /// Wakes one reader of `inbox`.
+    pub fn wake_one(&self, inbox: &str) {
+        if let Some(entry) = self.lock().inboxes.get(inbox) {
+            entry.notify.notify_one();
+        }
+    }
+
+    /// Wakes every reader of these inboxes (the claim covering them changed: each must be
+    /// checked again).
+    pub(crate) fn wake_every(&self, inboxes: &[String]) {
         let state = self.lock();
         for inbox in inboxes {
             if let Some(entry) = state.inboxes.get(inbox) {

@@ -105,7 +105,7 @@ async fn a_wake_reaches_every_reader_of_the_inbox_and_no_other() {
     woken_bob.as_mut().enable();
     woken_bob_too.as_mut().enable();
     woken_carol.as_mut().enable();
-    waiting.wake(&["bob".to_owned()]);
+    waiting.wake_every(&["bob".to_owned()]);
     let soon = std::time::Duration::from_secs(1);
     tokio::time::timeout(soon, woken_bob).await.unwrap();
     tokio::time::timeout(soon, woken_bob_too).await.unwrap();
@@ -114,4 +114,45 @@ async fn a_wake_reaches_every_reader_of_the_inbox_and_no_other() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn a_hello_wakes_one_reader_of_its_inbox_and_a_claim_change_every_one() {
+    let waiting = waiting(10, 100);
+    let first = waiting.enter(client(1), "bob", None).unwrap();
+    let second = waiting.enter(client(2), "bob", None).unwrap();
+    let (mut one, mut two) = (Box::pin(first.woken()), Box::pin(second.woken()));
+    one.as_mut().enable();
+    two.as_mut().enable();
+    waiting.wake_one_each(&["bob".to_owned()]);
+    let soon = std::time::Duration::from_millis(200);
+    let woken_first = tokio::time::timeout(soon, one.as_mut()).await.is_ok();
+    let woken_second = tokio::time::timeout(soon, two.as_mut()).await.is_ok();
+    assert!(
+        woken_first ^ woken_second,
+        "exactly one looks: {woken_first} {woken_second}"
+    );
+    let (mut one, mut two) = (Box::pin(first.woken()), Box::pin(second.woken()));
+    one.as_mut().enable();
+    two.as_mut().enable();
+    waiting.wake_every(&["bob".to_owned()]);
+    tokio::time::timeout(soon, one).await.unwrap();
+    tokio::time::timeout(soon, two).await.unwrap();
+}
+
+#[test]
+fn an_ipv6_client_counts_as_its_64_and_a_mapped_ipv4_one_as_itself() {
+    let waiting = waiting(2, 100);
+    let host = |last: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 7, 0, 0, 0, last));
+    let _a = waiting.enter(host(1), "a", None).unwrap();
+    let _b = waiting.enter(host(2), "b", None).unwrap();
+    assert_eq!(waiting.enter(host(3), "c", None).unwrap_err().status, 429);
+    let other = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 8, 0, 0, 0, 1));
+    waiting.enter(other, "c", None).unwrap();
+    let mapped = "::ffff:192.0.2.1".parse::<IpAddr>().unwrap();
+    let _d = waiting.enter(mapped, "d", None).unwrap();
+    let _e = waiting
+        .enter("192.0.2.1".parse().unwrap(), "e", None)
+        .unwrap();
+    assert_eq!(waiting.enter(mapped, "f", None).unwrap_err().status, 429);
 }

@@ -105,8 +105,12 @@ async fn receive_wakes(waiting: &Waiting, world: &WorldClient, session: &str) {
                 if std::mem::take(&mut lost) {
                     waiting.wake_all();
                 }
-                waiting.wake(&wakes.inboxes);
-                if wakes.inboxes.is_empty() && asked.elapsed() < WAKES_WAIT / 2 {
+                waiting.wake_one_each(&wakes.inboxes);
+                waiting.wake_every(&wakes.changed);
+                if wakes.inboxes.is_empty()
+                    && wakes.changed.is_empty()
+                    && asked.elapsed() < WAKES_WAIT / 2
+                {
                     // Answered early with nothing: world is stopping.
                     tokio::time::sleep(AFTER_FAILURE).await;
                 }

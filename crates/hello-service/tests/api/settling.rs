@@ -105,6 +105,19 @@ async fn a_client_that_resets_without_reading_the_answer_gets_it_again() {
 }
 
 #[tokio::test]
+async fn a_client_that_closed_before_the_answer_came_gets_it_again() {
+    let app = app_with_one_hello("hasty").await;
+    // Asks and closes at once (a FIN, not a reset): it never reads the answer, which its kernel
+    // then refuses with a reset hello-service does not wait for.
+    let stream = raw_get(&app, "hasty", "HTTP/1.1", "").await;
+    drop(stream);
+
+    after_the_lease().await;
+    let inbox = app.inbox("hasty").await;
+    assert_eq!(inbox["hellos"][0]["from"], "alice", "{inbox}");
+}
+
+#[tokio::test]
 async fn a_keep_alive_client_that_reads_and_closes_by_itself_gets_each_hello_once() {
     // What plain curl does, and what 0.1.0 delivered twice.
     let app = app_with_one_hello("curly").await;

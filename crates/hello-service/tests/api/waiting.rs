@@ -502,3 +502,56 @@ async fn a_stopping_world_is_not_asked_for_wakes_again_and_again() {
     );
     assert!(world.terminate(Duration::from_secs(15)));
 }
+
+/// Leases world has taken so far (its store timer's count), from hello's `/metrics`.
+async fn leases_taken(app: &TestApp) -> f64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| line.starts_with("world_store_operation_duration_seconds_count"))
+        .filter(|line| line.contains(r#"operation="lease""#))
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_hello_wakes_one_of_many_readers_of_its_inbox_and_each_hello_one_more() {
+    let app = spawn_app_with(on("embedded")).await;
+    let readers: Vec<_> = (0..12)
+        .map(|_| start(&app, "/hello/herd?wait=20&limit=1", None))
+        .collect();
+    still_waiting(&readers[0]).await;
+    let before = leases_taken(&app).await;
+    // Three hellos: three readers answered, one each, the others still waiting.
+    for sender in ["a1", "a2", "a3"] {
+        assert_eq!(app.say(sender, "herd").await.status(), 201);
+    }
+    let deadline = Instant::now() + SOON;
+    while readers.iter().filter(|read| read.is_finished()).count() < 3 {
+        assert!(Instant::now() < deadline, "three readers answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(readers.iter().filter(|read| read.is_finished()).count(), 3);
+    // About one lease a hello, not one per waiting reader (12 a hello before).
+    let leases = leases_taken(&app).await - before;
+    assert!(
+        leases <= 6.0,
+        "{leases} leases for 3 hellos and 12 waiting readers"
+    );
+    let mut senders = Vec::new();
+    for read in readers.into_iter().filter(|read| read.is_finished()) {
+        let (answer, _) = read.await.unwrap();
+        let inbox: Value = answer.json().await.unwrap();
+        senders.push(inbox["hellos"][0]["from"].as_str().unwrap().to_owned());
+    }
+    senders.sort();
+    assert_eq!(senders, ["a1", "a2", "a3"]);
+}

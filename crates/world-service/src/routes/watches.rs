@@ -8,21 +8,19 @@ use actix_web::{HttpResponse, web};
 use hello_common::{
     Problem,
     lifecycle::Lifecycle,
-    wire::{MAX_SESSION_LENGTH, MAX_WAKES_WAIT_MS, MAX_WATCH_CHANGES, Wakes, WatchChange},
+    wire::{MAX_SESSION_LENGTH, MAX_WAKES_WAIT_MS, MAX_WATCH_CHANGES, WatchChange},
 };
 use serde::Deserialize;
 
 use crate::{startup::AppState, watches::WatchError};
 
-/// The `Retry-After` of a change refused at `WORLD_WATCH_CAP`, and of a wakes call while this
-/// process stops.
+/// The `Retry-After` of a wakes call while this process stops.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl From<WatchError> for Problem {
     fn from(error: WatchError) -> Self {
         match error {
             WatchError::UnknownSession => Problem::unknown_watch(error.to_string()),
-            WatchError::Full { .. } => Problem::unavailable(error.to_string(), RETRY_AFTER),
             WatchError::Invalid(detail) => Problem::invalid_watch(detail),
         }
     }
@@ -43,8 +41,8 @@ fn session(raw: &str) -> Result<&str, Problem> {
     }
 }
 
-/// `PUT /v1/watches/{session}`: 204 once applied; 404 an unknown session (without `reset`);
-/// 503 past `WORLD_WATCH_CAP` (nothing applied).
+/// `PUT /v1/watches/{session}`: 204 once applied (additions past `WORLD_WATCH_CAP` dropped); 404
+/// an unknown session (without `reset`); 400 an entry world cannot take.
 pub async fn change(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -92,9 +90,9 @@ pub async fn wakes(
             )));
         }
     };
-    let inboxes = state
+    let wakes = state
         .watches
         .wakes(session, Duration::from_millis(wait), lifecycle.draining())
         .await?;
-    Ok(HttpResponse::Ok().json(Wakes { inboxes }))
+    Ok(HttpResponse::Ok().json(wakes))
 }

@@ -74,6 +74,16 @@ impl WatchedRead {
     }
 }
 
+/// What [`Store::wakeable`] found, by inbox key.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Wakeable {
+    /// Inboxes holding a hello a lease of their readers could take: one reader looks.
+    pub leasable: std::collections::HashSet<String>,
+    /// Inboxes whose covering claim no longer lets in a reader as it did: every reader looks
+    /// (and is answered 401).
+    pub changed: std::collections::HashSet<String>,
+}
+
 /// What confirming a lease found; see [`Store::confirm`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Confirmation {
@@ -250,7 +260,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn wakeable(
         &self,
         watched: std::sync::Arc<[WatchedRead]>,
-    ) -> Result<std::collections::HashSet<String>, StoreError>;
+    ) -> Result<Wakeable, StoreError>;
 
     /// Succeeds when the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -102,7 +102,7 @@ impl<S: Store> Store for TracedStore<S> {
     async fn wakeable(
         &self,
         watched: std::sync::Arc<[super::WatchedRead]>,
-    ) -> Result<std::collections::HashSet<String>, StoreError> {
+    ) -> Result<super::Wakeable, StoreError> {
         // Asked every interval, outside any request: not worth a trace of its own.
         self.0.wakeable(watched).await
     }

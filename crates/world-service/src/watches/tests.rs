@@ -1,8 +1,8 @@
-use std::{future::pending, time::Duration};
+use std::{future::pending, sync::Arc, time::Duration};
 
 use hello_common::{
     token::TokenHash,
-    wire::{WatchChange, WatchedInbox},
+    wire::{Wakes, WatchChange, WatchedInbox},
 };
 use prometheus::IntGauge;
 
@@ -27,7 +27,34 @@ fn add(reset: bool, inboxes: &[WatchedInbox]) -> WatchChange {
     }
 }
 
-const NO_WAIT: Duration = Duration::from_millis(0);
+fn removal(inboxes: &[WatchedInbox]) -> WatchChange {
+    WatchChange {
+        reset: false,
+        add: Vec::new(),
+        remove: inboxes.to_vec(),
+    }
+}
+
+/// The wakes of session "s" now (without waiting): (leasable, changed), each sorted.
+async fn woken(watches: &Watches) -> (Vec<String>, Vec<String>) {
+    let Wakes {
+        mut inboxes,
+        mut changed,
+    } = watches.wakes("s", Duration::ZERO, pending()).await.unwrap();
+    inboxes.sort();
+    changed.sort();
+    (inboxes, changed)
+}
+
+fn watched_inboxes(watches: &Watches) -> Vec<String> {
+    let mut watched: Vec<String> = watches
+        .watched()
+        .iter()
+        .map(|read| read.inbox.to_string())
+        .collect();
+    watched.sort();
+    watched
+}
 
 #[tokio::test]
 async fn a_session_starts_with_reset_and_wakes_only_what_it_watches() {
@@ -37,59 +64,45 @@ async fn a_session_starts_with_reset_and_wakes_only_what_it_watches() {
         Err(WatchError::UnknownSession)
     ));
     assert!(matches!(
-        watches.wakes("s", NO_WAIT, pending()).await,
+        watches.wakes("s", Duration::ZERO, pending()).await,
         Err(WatchError::UnknownSession)
     ));
     watches
         .change("s", add(true, &[inbox("bob", None)]))
         .unwrap();
     watches.wake_inbox("alice");
-    assert!(
-        watches
-            .wakes("s", NO_WAIT, pending())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(woken(&watches).await, (vec![], vec![]));
     watches.wake_inbox("bob");
     watches.wake_inbox("bob");
-    assert_eq!(
-        watches.wakes("s", NO_WAIT, pending()).await.unwrap(),
-        ["bob"]
-    );
-    assert!(
-        watches
-            .wakes("s", NO_WAIT, pending())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(woken(&watches).await, (vec!["bob".to_owned()], vec![]));
+    assert_eq!(woken(&watches).await, (vec![], vec![]));
 }
 
 #[tokio::test]
 async fn a_held_call_is_answered_by_a_wake_or_by_stopping() {
-    let watches = std::sync::Arc::new(watches(10));
+    let watches = Arc::new(watches(10));
     watches
         .change("s", add(true, &[inbox("bob", None)]))
         .unwrap();
     let held = {
-        let watches = std::sync::Arc::clone(&watches);
+        let watches = Arc::clone(&watches);
         tokio::spawn(async move { watches.wakes("s", Duration::from_secs(30), pending()).await })
     };
     tokio::time::sleep(Duration::from_millis(20)).await;
     watches.wake_inbox("bob");
     let woken = tokio::time::timeout(Duration::from_secs(5), held).await;
-    assert_eq!(woken.unwrap().unwrap().unwrap(), ["bob"]);
+    assert_eq!(woken.unwrap().unwrap().unwrap().inboxes, ["bob"]);
     let stopped = tokio::time::timeout(
         Duration::from_secs(5),
         watches.wakes("s", Duration::from_secs(30), async {}),
     )
     .await;
-    assert!(stopped.unwrap().unwrap().is_empty());
+    let stopped = stopped.unwrap().unwrap();
+    assert!(stopped.inboxes.is_empty() && stopped.changed.is_empty());
 }
 
 #[tokio::test]
-async fn a_claim_change_wakes_every_inbox_it_covers() {
+async fn a_claim_change_wakes_every_reader_of_every_inbox_it_covers() {
     let watches = watches(10);
     let token = TokenHash::of("hw_token");
     // "bob1" and "bobl" are look-alikes; "carol" is not.
@@ -107,23 +120,14 @@ async fn a_claim_change_wakes_every_inbox_it_covers() {
         )
         .unwrap();
     watches.wake_lookalike(&hello_common::lookalike_key_of_inbox("bobl"));
-    let mut woken = watches.wakes("s", NO_WAIT, pending()).await.unwrap();
-    woken.sort();
-    assert_eq!(woken, ["bob1", "bobl"]);
-}
-
-fn watched_inboxes(watches: &Watches) -> Vec<String> {
-    let mut watched: Vec<String> = watches
-        .watched()
-        .iter()
-        .map(|read| read.inbox.to_string())
-        .collect();
-    watched.sort();
-    watched
+    assert_eq!(
+        woken(&watches).await,
+        (vec![], vec!["bob1".to_owned(), "bobl".to_owned()])
+    );
 }
 
 #[tokio::test]
-async fn at_the_cap_additions_are_refused_and_removals_in_the_same_change_make_room() {
+async fn additions_past_the_cap_are_dropped_and_removals_make_room() {
     let watches = watches(2);
     let token = TokenHash::of("hw_token");
     watches
@@ -132,15 +136,13 @@ async fn at_the_cap_additions_are_refused_and_removals_in_the_same_change_make_r
             add(true, &[inbox("bob", None), inbox("bob", Some(&token))]),
         )
         .unwrap();
-    assert_eq!(watches.watched().len(), 2);
-    assert!(matches!(
-        watches.change("s", add(false, &[inbox("carol", None)])),
-        Err(WatchError::Full { cap: 2 })
-    ));
+    watches
+        .change("s", add(false, &[inbox("carol", None)]))
+        .unwrap();
     assert_eq!(
         watched_inboxes(&watches),
         ["bob", "bob"],
-        "no addition applied"
+        "carol is past the cap"
     );
     // One out, one in, in one change: the removal is applied first.
     watches
@@ -155,17 +157,18 @@ async fn at_the_cap_additions_are_refused_and_removals_in_the_same_change_make_r
         .unwrap();
     assert_eq!(watched_inboxes(&watches), ["bob", "carol"]);
     // Another session's reads count against the same cap.
-    assert!(matches!(
-        watches.change("t", add(true, &[inbox("dave", None)])),
-        Err(WatchError::Full { cap: 2 })
-    ));
+    watches
+        .change("t", add(true, &[inbox("dave", None)]))
+        .unwrap();
+    assert_eq!(watched_inboxes(&watches), ["bob", "carol"]);
 }
 
 #[tokio::test]
 async fn a_change_sent_twice_changes_nothing_more() {
     let watches = watches(10);
-    let change = add(true, &[inbox("bob", None)]);
-    watches.change("s", change.clone()).unwrap();
+    watches
+        .change("s", add(true, &[inbox("bob", None)]))
+        .unwrap();
     watches
         .change("s", add(false, &[inbox("bob", None)]))
         .unwrap();
@@ -174,13 +177,8 @@ async fn a_change_sent_twice_changes_nothing_more() {
         ["bob"],
         "an addition twice is one"
     );
-    let removal = WatchChange {
-        reset: false,
-        add: Vec::new(),
-        remove: vec![inbox("bob", None)],
-    };
-    watches.change("s", removal.clone()).unwrap();
-    watches.change("s", removal).unwrap();
+    watches.change("s", removal(&[inbox("bob", None)])).unwrap();
+    watches.change("s", removal(&[inbox("bob", None)])).unwrap();
     assert!(
         watched_inboxes(&watches).is_empty(),
         "one removal undoes it"
@@ -188,12 +186,17 @@ async fn a_change_sent_twice_changes_nothing_more() {
 }
 
 #[tokio::test]
-async fn only_inbox_keys_and_hex_hashes_are_watched() {
+async fn any_inbox_key_hello_makes_is_watched_and_only_hex_hashes() {
     let watches = watches(10);
+    // "İ" case-folds to two characters: 64 of them make a key longer than any name.
+    let long_key = "i\u{307}".repeat(64);
+    watches
+        .change("s", add(true, &[inbox(&long_key, None)]))
+        .unwrap();
+    assert_eq!(watched_inboxes(&watches), [long_key]);
     for bad in [
-        inbox("Bob", None),
         inbox("", None),
-        inbox("a b", None),
+        inbox(&"x".repeat(2000), None),
         WatchedInbox {
             inbox: "bob".into(),
             token_sha256: Some("not hex".into()),
@@ -207,5 +210,4 @@ async fn only_inbox_keys_and_hex_hashes_are_watched() {
             "{bad:?}"
         );
     }
-    assert!(watches.watched().is_empty());
 }

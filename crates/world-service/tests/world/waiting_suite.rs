@@ -6,7 +6,7 @@ on_every_backend! {
     use std::{collections::HashSet, time::Duration};
 
     use hello_common::token::TokenHash;
-    use world_service::store::{ClaimChange, Store, WatchedRead};
+    use world_service::store::{ClaimChange, Store, Wakeable, WatchedRead};
 
     use crate::support::{limits, name, take};
 
@@ -19,8 +19,20 @@ on_every_backend! {
         }
     }
 
-    async fn woken(store: &dyn Store, watched: &[WatchedRead]) -> HashSet<String> {
+    async fn check(store: &dyn Store, watched: &[WatchedRead]) -> Wakeable {
         store.wakeable(watched.to_vec().into()).await.expect("the check answers")
+    }
+
+    /// The inboxes where a hello can be leased.
+    async fn woken(store: &dyn Store, watched: &[WatchedRead]) -> HashSet<String> {
+        let found = check(store, watched).await;
+        assert!(found.changed.is_empty(), "no claim changed: {found:?}");
+        found.leasable
+    }
+
+    /// The inboxes whose claim changed for their readers.
+    async fn changed(store: &dyn Store, watched: &[WatchedRead]) -> HashSet<String> {
+        check(store, watched).await.changed
     }
 
     #[tokio::test]
@@ -48,7 +60,7 @@ on_every_backend! {
         // "bob1" and "bobl" are look-alikes: one claim covers both inboxes.
         let token = store.claim("bob1").await;
         let owner = [watching("bob1", Some(token.hash())), watching("bobl", Some(token.hash()))];
-        assert!(woken(&*store.store, &owner).await.is_empty());
+        assert!(changed(&*store.store, &owner).await.is_empty());
         // Anyone waiting with another token, or without one, is woken (to be answered 401).
         let strangers = [
             watching("bobl", Some(TokenHash::of("hw_other"))),
@@ -56,7 +68,7 @@ on_every_backend! {
             watching("bob1", None),
         ];
         assert_eq!(
-            woken(&*store.store, &strangers).await,
+            changed(&*store.store, &strangers).await,
             HashSet::from(["bobl".to_owned(), "dave".to_owned(), "bob1".to_owned()])
         );
         // A rotation wakes the owner's readers waiting with the old token.
@@ -68,20 +80,20 @@ on_every_backend! {
             .unwrap();
         assert_eq!(rotated, ClaimChange::Done);
         assert_eq!(
-            woken(&*store.store, &owner).await,
+            changed(&*store.store, &owner).await,
             HashSet::from(["bob1".to_owned(), "bobl".to_owned()])
         );
         let owner = [watching("bobl", Some(new.hash()))];
-        assert!(woken(&*store.store, &owner).await.is_empty());
+        assert!(changed(&*store.store, &owner).await.is_empty());
         // A release wakes them too.
         let released = store.store.release_name(&name("bob1"), &new.hash()).await.unwrap();
         assert_eq!(released, ClaimChange::Done);
-        assert_eq!(woken(&*store.store, &owner).await, HashSet::from(["bobl".to_owned()]));
+        assert_eq!(changed(&*store.store, &owner).await, HashSet::from(["bobl".to_owned()]));
         // And a new claim wakes whoever waits without a token on an inbox it covers.
         let anonymous = [watching("bobl", None), watching("dave", None)];
-        assert!(woken(&*store.store, &anonymous).await.is_empty());
+        assert!(changed(&*store.store, &anonymous).await.is_empty());
         store.claim("BOB1").await;
-        assert_eq!(woken(&*store.store, &anonymous).await, HashSet::from(["bobl".to_owned()]));
+        assert_eq!(changed(&*store.store, &anonymous).await, HashSet::from(["bobl".to_owned()]));
     }
 
     #[tokio::test]
@@ -101,9 +113,10 @@ on_every_backend! {
         let mut costs = Vec::new();
         for count in [10, 1000, 10] {
             let before = store.store.commands().total();
-            let found = woken(&*store.store, &readers(count)).await;
+            let found = check(&*store.store, &readers(count)).await;
             costs.push(store.store.commands().total() - before);
-            assert!(found.contains("reader1") && found.contains("reader0"), "{found:?}");
+            // Claimed (and watched without a token): every reader must look.
+            assert!(found.changed.contains("reader1") && found.changed.contains("reader0"), "{found:?}");
         }
         // A fixed number, whatever the readers: two at most (MongoDB: a find and an aggregate,
         // each answered in one batch; embedded: one read transaction, and a second when a
@@ -111,7 +124,7 @@ on_every_backend! {
         assert!(costs.iter().all(|cost| (1..=2).contains(cost)), "10, 1,000, 10 readers: {costs:?}");
         // Nobody waiting: nothing asked.
         let before = store.store.commands().total();
-        assert!(woken(&*store.store, &[]).await.is_empty());
+        assert_eq!(check(&*store.store, &[]).await, Wakeable::default());
         assert_eq!(store.store.commands().total(), before);
     }
 }

@@ -80,6 +80,9 @@ pub(super) async fn lease(
             .await
             .map_err(|error| state.charge_failures(request, error.into_problem(Call::Lease)))
     };
+    // The wait counts from the request's start: its first lease and the last one after a wake
+    // each take up to HELLO_WORLD_TIMEOUT_MS, and the whole must stay within nginx's 30 s.
+    let deadline = tokio::time::Instant::now() + wait;
     let found = take().await?;
     let draining = state.lifecycle.is_draining();
     if found.count > 0 || wait.is_zero() || draining {
@@ -92,7 +95,6 @@ pub(super) async fn lease(
         .waiting
         .enter(client_address(request), name.key(), reader.token)?;
     let since = Millis::now();
-    let deadline = tokio::time::Instant::now() + wait;
     let stopping = state.lifecycle.draining();
     tokio::pin!(stopping);
     // A client that leaves ends its wait at once: its slot is free for others.
@@ -124,6 +126,10 @@ pub(super) async fn lease(
         woken.as_mut().enable();
         let taken = take().await?;
         if taken.count > 0 {
+            if taken.remaining > 0 {
+                // More than this read took: the next reader of the inbox looks.
+                state.waiting.wake_one(name.key());
+            }
             state.observe_wake(&taken, since);
             return Ok(Taken {
                 lease: taken,

@@ -372,7 +372,7 @@ impl Store for EmbeddedStore {
     async fn wakeable(
         &self,
         watched: Arc<[super::WatchedRead]>,
-    ) -> Result<std::collections::HashSet<String>, StoreError> {
+    ) -> Result<super::Wakeable, StoreError> {
         // Thousands of lookups: on a blocking thread, not on the worker that serves requests.
         let (database, live) = (Arc::clone(&self.database), Arc::clone(&self.live));
         let (wake, transactions) =

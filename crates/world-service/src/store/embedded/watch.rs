@@ -3,7 +3,7 @@
 //! once for what it commits; this check finds what no commit announces (a lease that ran out) and
 //! anything a reader may have missed between its empty read and its wait being registered.
 
-use std::{collections::HashSet, sync::Mutex};
+use std::sync::Mutex;
 
 use hello_common::{timestamp::Millis, token::TokenHash};
 use redb::{Database, ReadableDatabase};
@@ -13,7 +13,7 @@ use super::{
     reads,
     tables::{self, ClaimRecord, Storage},
 };
-use crate::store::WatchedRead;
+use crate::store::{Wakeable, WatchedRead};
 
 /// See [`crate::store::Store::wakeable`]. First, without the lock on the leases in memory, the
 /// claims and the inboxes that hold any hello at all (most waiting inboxes hold none); then,
@@ -23,8 +23,8 @@ pub(super) fn wakeable(
     database: &Database,
     live: &Mutex<LiveLeases>,
     watched: &[WatchedRead],
-) -> Storage<(HashSet<String>, u64)> {
-    let mut wake = HashSet::new();
+) -> Storage<(Wakeable, u64)> {
+    let mut wake = Wakeable::default();
     let mut candidates: Vec<&str> = Vec::new();
     let mut transactions = 0;
     if watched.is_empty() {
@@ -36,7 +36,7 @@ pub(super) fn wakeable(
         let names = transaction.open_table(tables::NAMES)?;
         let hellos = transaction.open_table(tables::HELLOS)?;
         for read in watched {
-            if wake.contains(&*read.inbox) {
+            if wake.changed.contains(&*read.inbox) {
                 continue;
             }
             let claim_token = match names.get(&*read.lookalike)? {
@@ -47,7 +47,7 @@ pub(super) fn wakeable(
                 None => None,
             };
             if read.ownership_changed(claim_token.as_ref()) {
-                wake.insert(read.inbox.to_string());
+                wake.changed.insert(read.inbox.to_string());
             } else if tables::inbox_size(&hellos, &read.inbox)? > 0 {
                 candidates.push(&read.inbox);
             }
@@ -55,7 +55,7 @@ pub(super) fn wakeable(
     }
     candidates.sort_unstable();
     candidates.dedup();
-    candidates.retain(|inbox| !wake.contains(*inbox));
+    candidates.retain(|inbox| !wake.changed.contains(*inbox));
     if candidates.is_empty() {
         return Ok((wake, transactions));
     }
@@ -67,7 +67,7 @@ pub(super) fn wakeable(
     for inbox in candidates {
         let stored = tables::inbox_size(&hellos, inbox)?;
         if stored > reads::leased(&transaction, &live, inbox, now)? {
-            wake.insert(inbox.to_owned());
+            wake.leasable.insert(inbox.to_owned());
         }
     }
     Ok((wake, transactions))

@@ -362,7 +362,7 @@ impl Store for MongoStore {
     async fn wakeable(
         &self,
         watched: Arc<[super::WatchedRead]>,
-    ) -> Result<std::collections::HashSet<String>, StoreError> {
+    ) -> Result<super::Wakeable, StoreError> {
         self.wakeable_inboxes(&watched).await
     }
 

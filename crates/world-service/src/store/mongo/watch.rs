@@ -10,7 +10,7 @@ use hello_common::{timestamp::Millis, token::TokenHash};
 use mongodb::bson::{Bson, Document, doc};
 
 use super::MongoStore;
-use crate::store::{StoreError, WatchedRead};
+use crate::store::{StoreError, Wakeable, WatchedRead};
 
 /// Every answer in its first batch (a server's default is 101 documents, then a `getMore` per
 /// batch): the check stays two commands however many readers wait (at most `WORLD_WATCH_CAP`
@@ -34,8 +34,8 @@ impl MongoStore {
     pub(super) async fn wakeable_inboxes(
         &self,
         watched: &[WatchedRead],
-    ) -> Result<HashSet<String>, StoreError> {
-        let mut wake = HashSet::new();
+    ) -> Result<Wakeable, StoreError> {
+        let mut wake = Wakeable::default();
         if watched.is_empty() {
             return Ok(wake);
         }
@@ -92,8 +92,10 @@ impl MongoStore {
             let claim_token = claims
                 .get(&*read.lookalike)
                 .and_then(|(token, _)| token.as_ref());
-            if leasable.contains(&*read.inbox) || read.ownership_changed(claim_token) {
-                wake.insert(read.inbox.to_string());
+            if read.ownership_changed(claim_token) {
+                wake.changed.insert(read.inbox.to_string());
+            } else if leasable.contains(&*read.inbox) {
+                wake.leasable.insert(read.inbox.to_string());
             }
         }
         Ok(wake)
