@@ -183,7 +183,9 @@ def embedded_part(work: Path, readers: int, rate: float, seconds: float) -> None
             time.sleep(1)
             result = group.stop()
             sent = sent_results(work, "127.0.200.1")
-            print(f"  {count:,} waiting, {rate:.0f} sends/s: the store's commands {busy:.1f}/s; "
+            held = len(sent["sent"]) / sent["seconds"]
+            print(f"  {count:,} waiting, {rate:.0f} sends/s: the store's commands {busy:.1f}/s, "
+                  f"{busy / held:.2f} a send (its commit, its reader's lease and acknowledgement); "
                   f"reader errors {result['errors'] or 'none'}, send errors {sent['errors'] or 'none'}", flush=True)
             report_wakes(f"{count:,} waiting", sent["sent"], result["received"], sent["seconds"], 50)
     finally:
@@ -222,7 +224,8 @@ def nx_part(work: Path, rate: float, seconds: float, per_pod: int) -> None:
             result = sent_results(work, f"127.0.201.{index + 1}")
             sent |= result["sent"]
             took = max(took, result["seconds"])
-        print(f"  the store's commands with the sends: {busy:.1f}/s", flush=True)
+        print(f"  the store's commands with the sends: {busy:.1f}/s, {(busy - idle) / (len(sent) / took):.1f} a "
+              f"send above the idle rate", flush=True)
         report_wakes(f"{3 * per_pod:,} waiting on 3 pods", sent, received, took, WAKE_INTERVAL_MS + 100)
     finally:
         cluster.stop()
