@@ -12,7 +12,9 @@
 //! - `reliable`: reliable reads and their receipts, every status;
 //! - `names`: claims, bearer tokens, verified senders, look-alikes, rotation and release;
 //! - `waiting`: reads that wait for a hello, on both backends: woken by a send here or through
-//!   another replica, ended by a rotation, bounded per client and per pod.
+//!   another replica, ended by a rotation, bounded per client and per pod, one reader per hello;
+//! - `waiting_processes`: waiting reads when hello stops, world stops or restarts, or the client
+//!   hangs up, and their metrics.
 
 // In tests a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -28,3 +30,4 @@ mod reliable;
 mod settling;
 mod support;
 mod waiting;
+mod waiting_processes;
