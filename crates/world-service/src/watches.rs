@@ -102,6 +102,8 @@ pub struct Watches {
     cap: usize,
     /// The cap was reached and said so in the log.
     warned_full: AtomicBool,
+    /// How long a session nobody asks for its wakes is kept ([`SESSION_IDLE_MS`]).
+    idle: Duration,
     /// `world_watched_reads`: watched reads of every session.
     gauge: IntGauge,
 }
@@ -130,10 +132,16 @@ fn parse(watched: &WatchedInbox) -> Result<(String, Option<TokenHash>), WatchErr
 impl Watches {
     /// No session yet; at most `cap` watched reads in all; `gauge` follows their number.
     pub fn new(cap: usize, gauge: IntGauge) -> Self {
+        Self::forgetting_after(Duration::from_millis(SESSION_IDLE_MS), cap, gauge)
+    }
+
+    /// Like [`Watches::new`], keeping an idle session for `idle` (tests shorten it).
+    pub fn forgetting_after(idle: Duration, cap: usize, gauge: IntGauge) -> Self {
         Self {
             sessions: Mutex::default(),
             cap,
             warned_full: AtomicBool::new(false),
+            idle,
             gauge,
         }
     }
@@ -299,8 +307,7 @@ impl Watches {
     /// Every watched read of every session, for the check; forgets idle sessions first.
     pub fn watched(&self) -> Arc<[WatchedRead]> {
         let mut sessions = self.lock();
-        let idle = Duration::from_millis(SESSION_IDLE_MS);
-        sessions.retain(|_, watching| watching.seen.elapsed() < idle);
+        sessions.retain(|_, watching| watching.seen.elapsed() < self.idle);
         let reads = sessions
             .values()
             .map(|watching| watching.reads)

@@ -211,3 +211,36 @@ async fn any_inbox_key_hello_makes_is_watched_and_only_hex_hashes() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_session_nobody_asks_for_its_wakes_is_forgotten_and_frees_the_cap() {
+    let idle = Duration::from_millis(200);
+    let watches = Watches::forgetting_after(idle, 1, IntGauge::new("watched", "watched").unwrap());
+    watches
+        .change("dead", add(true, &[inbox("bob", None)]))
+        .unwrap();
+    watches
+        .change("alive", add(true, &[inbox("carol", None)]))
+        .unwrap();
+    assert_eq!(watched_inboxes(&watches), ["bob"], "carol is past the cap");
+    tokio::time::sleep(idle * 2).await;
+    // Neither asked for its wakes: the check forgets both. A live hello learns it from a 404 and
+    // sends its set again, and finds room now.
+    assert!(watches.watched().is_empty());
+    assert!(matches!(
+        watches.wakes("dead", Duration::ZERO, pending()).await,
+        Err(WatchError::UnknownSession)
+    ));
+    watches
+        .change("alive", add(true, &[inbox("carol", None)]))
+        .unwrap();
+    watches
+        .wakes("alive", Duration::ZERO, pending())
+        .await
+        .unwrap();
+    assert_eq!(
+        watched_inboxes(&watches),
+        ["carol"],
+        "room again for the live session"
+    );
+}
