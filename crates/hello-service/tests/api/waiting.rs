@@ -282,20 +282,13 @@ async fn mongodb_a_lease_that_runs_out_wakes_a_waiting_reader() {
     a_lease_that_runs_out_wakes_a_waiting_reader("mongodb").await;
 }
 
-/// Leases world has taken so far (its store timer's count), from hello's `/metrics`.
-async fn leases_taken(app: &TestApp) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+/// The sum of the series of `name` whose labels include every one of `labels`, in the
+/// Prometheus text at `url`.
+pub(crate) async fn metric(url: &str, name: &str, labels: &[&str]) -> f64 {
+    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
     text.lines()
-        .filter(|line| line.starts_with("world_store_operation_duration_seconds_count"))
-        .filter(|line| line.contains(r#"operation="lease""#))
+        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
         .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum()
 }
@@ -307,7 +300,16 @@ async fn a_hello_wakes_one_of_many_readers_of_its_inbox_and_each_hello_one_more(
         .map(|_| start(&app, "/hello/herd?wait=20&limit=1", None))
         .collect();
     still_waiting(&readers[0]).await;
-    let before = leases_taken(&app).await;
+    let metrics = format!("{}/metrics", app.url);
+    // Leases world has taken (its store timer's count), from hello's `/metrics`.
+    let leases_taken = || {
+        metric(
+            &metrics,
+            "world_store_operation_duration_seconds_count",
+            &[r#"operation="lease""#],
+        )
+    };
+    let before = leases_taken().await;
     // Three hellos: three readers answered, one each, the others still waiting.
     for sender in ["a1", "a2", "a3"] {
         assert_eq!(app.say(sender, "herd").await.status(), 201);
@@ -320,7 +322,7 @@ async fn a_hello_wakes_one_of_many_readers_of_its_inbox_and_each_hello_one_more(
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(readers.iter().filter(|read| read.is_finished()).count(), 3);
     // About one lease a hello, not one per waiting reader (12 a hello before).
-    let leases = leases_taken(&app).await - before;
+    let leases = leases_taken().await - before;
     assert!(
         leases <= 6.0,
         "{leases} leases for 3 hellos and 12 waiting readers"

@@ -11,19 +11,8 @@ use serde_json::{Value, json};
 
 use crate::{
     support::{Options, TestApp, spawn_app_with, spawn_hello, start_world_process, world_binary},
-    waiting::{call, on, start, still_waiting},
+    waiting::{call, metric, on, start, still_waiting},
 };
-
-/// The sum of the series of `name` whose labels include every one of `labels`, in the
-/// Prometheus text at `url`.
-async fn metric(url: &str, name: &str, labels: &[&str]) -> f64 {
-    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
-    text.lines()
-        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
-        .filter(|line| labels.iter().all(|label| line.contains(label)))
-        .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
-}
 
 #[tokio::test]
 async fn sigterm_answers_every_waiting_reader_at_once_with_nothing() {
