@@ -1,5 +1,6 @@
 //! Who may read an inbox, and who may send as a name: decided here, next to the store that
-//! keeps the claims, for every replica alike (no cache: a rotated or released token stops at once).
+//! keeps the claims, for every replica alike (no cache: each batch looks up its claims afresh, in
+//! one lookup, so a rotated or released token stops at once).
 //!
 //! hello-service parses the `Authorization` header at the edge and passes on only the SHA-256
 //! of the token ([`TOKEN_HASH_HEADER`]); the claim's stored hash is compared to it in constant
@@ -8,7 +9,7 @@
 use actix_web::HttpRequest;
 use hello_common::{Name, Problem, token::TokenHash, wire::TOKEN_HASH_HEADER};
 
-use crate::store::Store;
+use crate::store::claims::{Claims, Found};
 
 /// The presented token's hash, if the request carried one. A malformed value is hello-service's
 /// bug, not the client's: it is refused like a wrong token.
@@ -30,13 +31,13 @@ pub fn token_hash(hex: &str) -> Result<TokenHash, Problem> {
 /// confirmations): a claimed name (or a look-alike of one) needs the claim's token; an unclaimed
 /// one needs none, and takes none, unless `require_claim`. Answers the covering claim's
 /// [`Claim::claimed_at`](crate::store::Claim), if any, for [`LeaseRequest::covering_claim`](crate::store::LeaseRequest).
-pub async fn check_reader(
-    store: &dyn Store,
+pub fn check_reader(
+    claims: &Claims,
     name: &Name,
     presented: Option<TokenHash>,
     require_claim: bool,
 ) -> Result<Option<i64>, Problem> {
-    let claim = store.claim_covering(name).await?;
+    let claim = claims.covering(name)?.map(|found| &found.claim);
     match (claim, presented) {
         (Some(claim), Some(token)) if claim.token.matches(&token) => Ok(Some(claim.claimed_at)),
         (Some(claim), Some(_)) => Err(Problem::invalid_token(format!(
@@ -65,8 +66,8 @@ pub async fn check_reader(
 
 /// Who a send is from, and whether that is verified: with a token, the token's name (or a
 /// look-alike of it, if `from` says so); without one, `from`, unless a claim covers it.
-pub async fn check_sender(
-    store: &dyn Store,
+pub fn check_sender(
+    claims: &Claims,
     from: Option<Name>,
     presented: Option<TokenHash>,
 ) -> Result<(Name, bool), Problem> {
@@ -77,7 +78,7 @@ pub async fn check_sender(
                  claimed name in 'Authorization: Bearer <token>'",
             )
         })?;
-        if let Some(claim) = store.claim_covering(&from).await? {
+        if let Some(Found { claim, .. }) = claims.covering(&from)? {
             let which = if claim.inbox == from.key() {
                 format!("{from} is claimed")
             } else {
@@ -89,7 +90,7 @@ pub async fn check_sender(
         }
         return Ok((from, false));
     };
-    let Some(claim) = store.claim_by_token(&token).await? else {
+    let Some(claim) = claims.by_token(&token)? else {
         return Err(Problem::invalid_token(
             "this token is not the token of any claimed name (it may have been rotated, or the \
              name released): send without it, or with your name's current token",

@@ -129,11 +129,20 @@ pub struct BatchedLease {
     /// The SHA-256 (hex) of the token the read presented.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_sha256: Option<String>,
+    /// Whether a confirmation will follow (a reliable read): world keeps a record of the lease
+    /// for it. A GET's lease is acknowledged at once and needs none. Absent: kept (as before the
+    /// field existed).
+    #[serde(default = "kept")]
+    pub receipt: bool,
     /// The id of the public request that carried it.
     pub request_id: String,
     /// The public request's trace context, when traces are on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+}
+
+fn kept() -> bool {
+    true
 }
 
 /// What became of one lease.
@@ -259,6 +268,7 @@ mod tests {
             limit: MAX_PAGE,
             lease_ms: Some(u64::MAX),
             token_sha256: Some("f".repeat(64)),
+            receipt: false,
             request_id: "\\".repeat(MAX_REQUEST_ID),
             traceparent: traceparent.clone(),
         };

@@ -83,6 +83,16 @@ impl Caller {
     }
 }
 
+/// What a lease is for.
+#[derive(Debug, Clone, Copy)]
+pub enum LeaseFor {
+    /// A GET: acknowledged as soon as its hellos are written to the client; world's lease time.
+    Get,
+    /// A reliable read: confirmed later by its reader, so world keeps a record of the lease; for
+    /// `lease_ms`, or world's lease time.
+    ReliableRead { lease_ms: Option<u64> },
+}
+
 /// A handle on world-service; cheap to clone, and clones share its connections and batchers.
 /// Each HTTP worker makes its own with [`WorldClient::new`], so that its calls stay on its
 /// thread; the settling of reads' answers uses another.
@@ -189,20 +199,25 @@ impl WorldClient {
         self.batched(&self.sends, "send", send).await
     }
 
-    /// Leases up to `limit` of the oldest hellos of `name`. Never retried.
+    /// Leases up to `limit` of the oldest hellos of `name`, for `read`. Never retried.
     pub async fn lease(
         &self,
         name: &Name,
         limit: u32,
-        lease_ms: Option<u64>,
+        read: LeaseFor,
         caller: &Caller,
         request_id: &RequestId,
     ) -> Result<RawLease, WorldError> {
+        let (lease_ms, receipt) = match read {
+            LeaseFor::Get => (None, false),
+            LeaseFor::ReliableRead { lease_ms } => (lease_ms, true),
+        };
         let lease = |traceparent| BatchedLease {
             name: name.as_str().to_owned(),
             limit,
             lease_ms,
             token_sha256: caller.token_hex(),
+            receipt,
             request_id: request_id.0.clone(),
             traceparent,
         };

@@ -6,6 +6,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use hello_common::{
     Name, Problem,
+    token::TokenHash,
     wire::{
         Acknowledged, Acknowledgements, Batch, BatchedConfirmation, BatchedLease, ConfirmOutcome,
         LEASE_MS, Lease, LeaseOutcome, MAX_ACKNOWLEDGEMENTS, MAX_LEASE_ID_LENGTH, MAX_PAGE,
@@ -14,10 +15,11 @@ use hello_common::{
 };
 
 use crate::{
-    batched::each_on_its_own,
+    batched::answer_together,
     ownership::{check_reader, token_hash},
+    routes::hellos::missing,
     startup::AppState,
-    store::{Confirmation, LeaseRequest},
+    store::{Confirmation, LeaseRequest, claims::ClaimsWanted},
 };
 
 /// `POST /v1/leases`: leases for reads, each judged and answered on its own (the owner's token
@@ -26,7 +28,7 @@ pub async fn lease_batch(
     state: web::Data<AppState>,
     body: web::Json<Batch<BatchedLease>>,
 ) -> Result<HttpResponse, Problem> {
-    let outcomes = each_on_its_own(body.into_inner().calls, 200, |lease| take(&state, lease))
+    let outcomes = answer_together(body.into_inner().calls, 200, |leases| take(&state, leases))
         .await?
         .into_iter()
         .map(LeaseOutcome::from)
@@ -34,31 +36,111 @@ pub async fn lease_batch(
     Ok(HttpResponse::Ok().json(Outcomes { outcomes }))
 }
 
-/// One lease: its input checked, its reader checked, then taken.
-async fn take(state: &AppState, lease: BatchedLease) -> Result<Lease, Problem> {
-    let presented = lease.token_sha256.as_deref().map(token_hash).transpose()?;
-    let name = Name::parse(&lease.name).map_err(|error| Problem::invalid_name("name", &error))?;
-    let limit = lease.limit;
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::invalid_limit(&limit.to_string()));
+/// A read (a lease, or a confirmation) with its input parsed: its inbox, the token presented.
+struct Reader<T> {
+    name: Name,
+    presented: Option<TokenHash>,
+    call: T,
+}
+
+/// The claims every reader of a batch needs, looked up once: each reader checked against them
+/// answers its covering claim ([`check_reader`]), or its problem.
+async fn check_readers<T>(
+    state: &AppState,
+    readers: Vec<Result<Reader<T>, Problem>>,
+) -> Vec<Result<(Reader<T>, Option<i64>), Problem>> {
+    let mut wanted = ClaimsWanted::default();
+    for reader in readers.iter().flatten() {
+        wanted.cover(&reader.name);
+        if let Some(token) = reader.presented {
+            wanted.token(token);
+        }
     }
-    let lease_ms = lease.lease_ms.unwrap_or(state.lease_ms);
-    let _timer = state.time_store("lease");
-    let covering_claim =
-        check_reader(state.store.as_ref(), &name, presented, state.require_claim).await?;
-    let lease = state
-        .store
-        .lease(
-            &name,
-            LeaseRequest {
-                limit,
+    match state.store.claims(&wanted).await {
+        Ok(claims) => readers
+            .into_iter()
+            .map(|reader| {
+                let reader = reader?;
+                let covering =
+                    check_reader(&claims, &reader.name, reader.presented, state.require_claim)?;
+                Ok((reader, covering))
+            })
+            .collect(),
+        Err(error) => {
+            let problem = Problem::from(error);
+            readers
+                .into_iter()
+                .map(|reader| reader.and(Err(problem.clone())))
+                .collect()
+        }
+    }
+}
+
+/// Hands the calls that passed their checks to the store together (`store`), and puts its
+/// outcomes back in the batch's order.
+async fn store_checked<C, R, F, Fut>(
+    checked: Vec<Result<C, Problem>>,
+    store: F,
+) -> Vec<Result<R, Problem>>
+where
+    F: FnOnce(Vec<C>) -> Fut,
+    Fut: std::future::Future<Output = Vec<Result<R, crate::store::StoreError>>>,
+{
+    let mut outcomes: Vec<Option<Result<R, Problem>>> = Vec::new();
+    let (mut calls, mut places) = (Vec::new(), Vec::new());
+    for (index, call) in checked.into_iter().enumerate() {
+        match call {
+            Ok(call) => {
+                places.push(index);
+                calls.push(call);
+                outcomes.push(None);
+            }
+            Err(problem) => outcomes.push(Some(Err(problem))),
+        }
+    }
+    for (index, outcome) in places.into_iter().zip(store(calls).await) {
+        outcomes[index] = Some(outcome.map_err(Problem::from));
+    }
+    outcomes
+        .into_iter()
+        .map(|outcome| outcome.unwrap_or_else(|| Err(Problem::from(missing()))))
+        .collect()
+}
+
+/// The batch's leases: input checked, readers checked, then taken together.
+async fn take(state: &AppState, leases: Vec<BatchedLease>) -> Vec<Result<Lease, Problem>> {
+    let _timers: Vec<_> = leases.iter().map(|_| state.time_store("lease")).collect();
+    let parsed = leases.into_iter().map(|lease| {
+        let presented = lease.token_sha256.as_deref().map(token_hash).transpose()?;
+        let name =
+            Name::parse(&lease.name).map_err(|error| Problem::invalid_name("name", &error))?;
+        if !(1..=MAX_PAGE).contains(&lease.limit) {
+            return Err(Problem::invalid_limit(&lease.limit.to_string()));
+        }
+        Ok(Reader {
+            name,
+            presented,
+            call: lease,
+        })
+    });
+    let checked = check_readers(state, parsed.collect()).await;
+    let requests = checked.into_iter().map(|checked| {
+        checked.map(|(reader, covering_claim)| {
+            let lease_ms = reader.call.lease_ms.unwrap_or(state.lease_ms);
+            let request = LeaseRequest {
+                limit: reader.call.limit,
                 lease: Duration::from_millis(lease_ms.clamp(*LEASE_MS.start(), *LEASE_MS.end())),
                 covering_claim,
-            },
-        )
-        .await?;
-    state.store_metrics.redelivered.inc_by(lease.redelivered);
-    Ok(lease)
+                receipt: reader.call.receipt,
+            };
+            (reader.name, request)
+        })
+    });
+    let leases = store_checked(requests.collect(), |leases| state.store.lease_batch(leases)).await;
+    for lease in leases.iter().flatten() {
+        state.store_metrics.redelivered.inc_by(lease.redelivered);
+    }
+    leases
 }
 
 /// `POST /v1/leases/acknowledge`: the caller delivered these leases' hellos; delete them.
@@ -95,8 +177,8 @@ pub async fn confirm_batch(
     state: web::Data<AppState>,
     body: web::Json<Batch<BatchedConfirmation>>,
 ) -> Result<HttpResponse, Problem> {
-    let outcomes = each_on_its_own(body.into_inner().calls, 204, |confirmation| {
-        confirm(&state, confirmation)
+    let outcomes = answer_together(body.into_inner().calls, 204, |confirmations| {
+        confirm(&state, confirmations)
     })
     .await?
     .into_iter()
@@ -105,32 +187,69 @@ pub async fn confirm_batch(
     Ok(HttpResponse::Ok().json(Outcomes { outcomes }))
 }
 
-/// One confirmation: `Ok` once the lease's hellos are gone for good.
-async fn confirm(state: &AppState, confirmation: BatchedConfirmation) -> Result<(), Problem> {
-    let presented = confirmation
-        .token_sha256
-        .as_deref()
-        .map(token_hash)
-        .transpose()?;
-    let (name, lease_id) = (&confirmation.name, &confirmation.lease);
-    let name = Name::parse(name).map_err(|error| Problem::invalid_name("name", &error))?;
-    let _timer = state.time_store("confirm");
-    check_reader(state.store.as_ref(), &name, presented, state.require_claim).await?;
+/// The batch's confirmations: readers checked, then confirmed together; `Ok` once a lease's
+/// hellos are gone for good.
+async fn confirm(
+    state: &AppState,
+    confirmations: Vec<BatchedConfirmation>,
+) -> Vec<Result<(), Problem>> {
+    let _timers: Vec<_> = confirmations
+        .iter()
+        .map(|_| state.time_store("confirm"))
+        .collect();
+    let parsed = confirmations.into_iter().map(|confirmation| {
+        let presented = confirmation
+            .token_sha256
+            .as_deref()
+            .map(token_hash)
+            .transpose()?;
+        let name = Name::parse(&confirmation.name)
+            .map_err(|error| Problem::invalid_name("name", &error))?;
+        Ok(Reader {
+            name,
+            presented,
+            call: confirmation.lease,
+        })
+    });
+    let checked = check_readers(state, parsed.collect()).await;
     // A lease id no lease can have is simply unknown: no need to ask the store.
-    let confirmation = if lease_id.is_empty() || lease_id.len() > MAX_LEASE_ID_LENGTH {
-        Confirmation::Unknown
-    } else {
-        state.store.confirm(&name, lease_id).await?
-    };
-    let (outcome, answer) = match confirmation {
-        Confirmation::Confirmed => ("confirmed", Ok(())),
-        Confirmation::Expired => ("expired", Err(Problem::lease_expired())),
-        Confirmation::Unknown => ("unknown", Err(Problem::receipt_not_found())),
-    };
-    state
-        .store_metrics
-        .confirmations
-        .with_label_values(&[outcome])
-        .inc();
-    answer
+    let possible =
+        |lease_id: &String| !lease_id.is_empty() && lease_id.len() <= MAX_LEASE_ID_LENGTH;
+    let asked = checked
+        .into_iter()
+        .map(|checked| checked.map(|(reader, _)| (reader.name, reader.call)));
+    let confirmed = store_checked(
+        asked.collect(),
+        |confirmations: Vec<(Name, String)>| async move {
+            let ask: Vec<usize> = (0..confirmations.len())
+                .filter(|&at| possible(&confirmations[at].1))
+                .collect();
+            let mut answers: Vec<Result<Confirmation, crate::store::StoreError>> = Vec::new();
+            answers.resize_with(confirmations.len(), || Ok(Confirmation::Unknown));
+            let asking: Vec<(Name, String)> =
+                ask.iter().map(|&at| confirmations[at].clone()).collect();
+            let answered = state.store.confirm_batch(asking).await;
+            for (at, answer) in ask.into_iter().zip(answered) {
+                answers[at] = answer;
+            }
+            answers
+        },
+    )
+    .await;
+    confirmed
+        .into_iter()
+        .map(|confirmation| {
+            let (outcome, answer) = match confirmation? {
+                Confirmation::Confirmed => ("confirmed", Ok(())),
+                Confirmation::Expired => ("expired", Err(Problem::lease_expired())),
+                Confirmation::Unknown => ("unknown", Err(Problem::receipt_not_found())),
+            };
+            state
+                .store_metrics
+                .confirmations
+                .with_label_values(&[outcome])
+                .inc();
+            answer
+        })
+        .collect()
 }

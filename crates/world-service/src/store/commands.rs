@@ -19,6 +19,7 @@ pub const MONGODB_COMMANDS: &[&str] = &[
     "update",
     "delete",
     "aggregate",
+    "count",
     "findAndModify",
     "getMore",
     "killCursors",

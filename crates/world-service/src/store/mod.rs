@@ -14,6 +14,7 @@
 //! (the redb tables `claims` and `claims_by_inbox`, the field `claim` of a hello in both
 //! backends), so that a store written by an earlier release opens and works with this one.
 
+pub mod claims;
 pub mod commands;
 pub mod embedded;
 pub mod mongo;
@@ -23,6 +24,7 @@ pub mod traced;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::join_all;
 use hello_common::{
     IdempotencyKey, Name,
     token::TokenHash,
@@ -52,6 +54,11 @@ pub struct LeaseRequest {
     /// embedded store needs no such check (its writer runs a release and the sends around it one
     /// after the other) and ignores it.
     pub covering_claim: Option<i64>,
+    /// Kept so that a confirmation can find it (a reliable read). A GET's lease is acknowledged
+    /// as soon as its hellos are delivered and needs no record: MongoDB writes none (a
+    /// confirmation of it answers [`Confirmation::Unknown`]); the embedded store keeps its leases
+    /// in memory either way.
+    pub receipt: bool,
 }
 
 /// A reader waiting on an inbox, as [`Store::wakeable`] needs it.
@@ -190,6 +197,24 @@ impl StoreError {
     pub fn unavailable(error: impl Into<anyhow::Error>) -> Self {
         Self::Unavailable(error.into())
     }
+
+    /// The same failure again, for another call of a batch it touched: same kind, same message.
+    pub fn copy(&self) -> Self {
+        match self {
+            Self::InboxFull { name, cap } => Self::InboxFull {
+                name: name.clone(),
+                cap: *cap,
+            },
+            Self::StoreFull { what, cap } => Self::StoreFull { what, cap: *cap },
+            Self::NameTaken { name } => Self::NameTaken { name: name.clone() },
+            Self::IdempotencyKeyReused => Self::IdempotencyKeyReused,
+            Self::Unavailable(cause) => Self::Unavailable(anyhow::anyhow!("{cause:#}")),
+            Self::OutcomeUnknown { operation, cause } => Self::OutcomeUnknown {
+                operation: *operation,
+                cause: anyhow::anyhow!("{cause:#}"),
+            },
+        }
+    }
 }
 
 /// Where hellos live.
@@ -221,6 +246,69 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// remembered for the idempotency keys' lifetime after the lease's end; an unknown lease, one
     /// of another inbox, or one forgotten since, answers [`Confirmation::Unknown`].
     async fn confirm(&self, name: &Name, lease_id: &str) -> Result<Confirmation, StoreError>;
+
+    /// The claims `wanted` names, looked up together for a batch to judge its readers and
+    /// senders against (MongoDB: one `find`). The default asks name by name and token by token
+    /// (the embedded store reads its last commit for each, no writer involved).
+    async fn claims(&self, wanted: &claims::ClaimsWanted) -> Result<claims::Claims, StoreError> {
+        let mut found = claims::Claims::default();
+        for name in &wanted.covering {
+            let claim = self.claim_covering(name).await?;
+            let claim = claim.map(|claim| claims::Found {
+                claim,
+                releasing: false,
+            });
+            found.found_covering(name.lookalike_key(), claim);
+        }
+        for token in &wanted.tokens {
+            found.found_token(*token, self.claim_by_token(token).await?);
+        }
+        Ok(found)
+    }
+
+    /// Stores hellos as [`Store::send`] does, each on its own terms (one refused or failed
+    /// fails no other); their outcomes in their order. `claims` covers every recipient (a
+    /// MongoDB hello is stamped with its recipient's claim). The default sends them all at once
+    /// (the embedded store's writer takes them in one commit); MongoDB issues a fixed number of
+    /// commands for the whole batch.
+    async fn send_batch(
+        &self,
+        hellos: Vec<NewHello>,
+        claims: &claims::Claims,
+    ) -> Vec<Result<StoredHello, StoreError>> {
+        let _ = claims;
+        join_all(hellos.into_iter().map(|hello| self.send(hello))).await
+    }
+
+    /// Leases as [`Store::lease`] does, each on its own terms; their outcomes in their order.
+    /// The default takes them all at once; MongoDB issues a fixed number of commands for the
+    /// whole batch (more only when another replica won a lease's every candidate first).
+    async fn lease_batch(
+        &self,
+        leases: Vec<(Name, LeaseRequest)>,
+    ) -> Vec<Result<Lease, StoreError>> {
+        join_all(
+            leases
+                .iter()
+                .map(|(name, request)| self.lease(name, *request)),
+        )
+        .await
+    }
+
+    /// Confirms as [`Store::confirm`] does, each on its own terms; their outcomes in their
+    /// order. The default confirms them all at once; MongoDB issues a fixed number of commands
+    /// for the whole batch.
+    async fn confirm_batch(
+        &self,
+        confirmations: Vec<(Name, String)>,
+    ) -> Vec<Result<Confirmation, StoreError>> {
+        join_all(
+            confirmations
+                .iter()
+                .map(|(name, lease_id)| self.confirm(name, lease_id)),
+        )
+        .await
+    }
 
     /// Claims `name` for the holder of the token whose hash is `token`. Refused with
     /// [`StoreError::NameTaken`] when the name or a look-alike of it is claimed, and with

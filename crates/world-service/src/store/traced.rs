@@ -10,7 +10,10 @@ use hello_common::{
 };
 use tracing::Instrument;
 
-use super::{Claim, ClaimChange, Confirmation, LeaseRequest, NewHello, Store, StoreError};
+use super::{
+    Claim, ClaimChange, Confirmation, LeaseRequest, NewHello, Store, StoreError,
+    claims::{Claims, ClaimsWanted},
+};
 
 /// Wraps another store; answers exactly as it does.
 #[derive(Debug)]
@@ -52,6 +55,44 @@ impl<S: Store> Store for TracedStore<S> {
         self.0
             .confirm(name, lease_id)
             .instrument(self.span("confirm"))
+            .await
+    }
+
+    async fn claims(&self, wanted: &ClaimsWanted) -> Result<Claims, StoreError> {
+        self.0
+            .claims(wanted)
+            .instrument(self.span("find claims"))
+            .await
+    }
+
+    async fn send_batch(
+        &self,
+        hellos: Vec<NewHello>,
+        claims: &Claims,
+    ) -> Vec<Result<StoredHello, StoreError>> {
+        self.0
+            .send_batch(hellos, claims)
+            .instrument(self.span("send batch"))
+            .await
+    }
+
+    async fn lease_batch(
+        &self,
+        leases: Vec<(Name, LeaseRequest)>,
+    ) -> Vec<Result<Lease, StoreError>> {
+        self.0
+            .lease_batch(leases)
+            .instrument(self.span("lease batch"))
+            .await
+    }
+
+    async fn confirm_batch(
+        &self,
+        confirmations: Vec<(Name, String)>,
+    ) -> Vec<Result<Confirmation, StoreError>> {
+        self.0
+            .confirm_batch(confirmations)
+            .instrument(self.span("confirm batch"))
             .await
     }
 

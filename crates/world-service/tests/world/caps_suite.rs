@@ -138,7 +138,8 @@ on_every_backend! {
         for to in ["ann", "ben", "cid"] {
             store.say("zed", to).await;
         }
-        let first = store.leased("ann", 1).await;
+        // Reliable reads' leases: kept, so that their confirmations can be answered.
+        store.leased("ann", 1).await;
         store.leased("ben", 1).await;
         // A read that takes nothing keeps nothing, and still answers.
         let empty = store.leased("nobody", 1).await;
@@ -150,10 +151,6 @@ on_every_backend! {
             }) => {}
             other => panic!("a third lease with a cap of two: {other:?}"),
         }
-        // A GET's lease, delivered, is forgotten at once: room for another.
-        store.acknowledge(&first).await;
-        let third = store.leased("cid", 1).await;
-        assert_eq!(third.hellos.len(), 1);
     }
 
     #[tokio::test]

@@ -24,6 +24,7 @@ use crate::{
     routes::openapi::TooManyReads,
     settling::{Connection, Settlements},
     startup::AppState,
+    world_client::LeaseFor,
 };
 
 /// Who said hello to `name` since the last read.
@@ -63,7 +64,7 @@ pub async fn read(
         &request,
         &name,
         limit,
-        None,
+        LeaseFor::Get,
         &reader,
         &request_id,
         wait,

@@ -23,7 +23,7 @@ use crate::{
     auth::Credential,
     routes::openapi::{TooManyReads, TooManyRequests},
     startup::AppState,
-    world_client::Call,
+    world_client::{Call, LeaseFor},
 };
 
 /// Lease the oldest hellos of `name` until the reader confirms them.
@@ -82,7 +82,7 @@ pub async fn take(
         &request,
         &name,
         limit,
-        lease_ms,
+        LeaseFor::ReliableRead { lease_ms },
         &reader,
         &request_id,
         wait,

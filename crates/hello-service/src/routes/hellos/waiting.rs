@@ -19,7 +19,7 @@ use crate::{
     connection,
     rate_limit::client_address,
     startup::AppState,
-    world_client::{Call, Caller, RawLease},
+    world_client::{Call, Caller, LeaseFor, RawLease},
 };
 
 /// What a read took, and whether it waited for it.
@@ -68,7 +68,7 @@ pub(super) async fn lease(
     request: &HttpRequest,
     name: &Name,
     limit: u32,
-    lease_ms: Option<u64>,
+    read: LeaseFor,
     reader: &Caller,
     request_id: &RequestId,
     wait: Duration,
@@ -76,7 +76,7 @@ pub(super) async fn lease(
     let take = || async {
         state
             .world
-            .lease(name, limit, lease_ms, reader, request_id)
+            .lease(name, limit, read, reader, request_id)
             .await
             .map_err(|error| state.charge_failures(request, error.into_problem(Call::Lease)))
     };

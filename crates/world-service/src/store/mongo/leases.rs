@@ -1,6 +1,14 @@
-//! Taking hellos out of MongoDB: leasing, acknowledging (GET) and confirming (reliable reads).
+//! Leasing hellos out of MongoDB, a batch at a time. Whatever the number of leases in it, a batch
+//! costs the same commands: one `aggregate` picking every lease's candidates (one `$unionWith`
+//! branch per inbox, each walking the `{to, order}` index), one `update` with a statement per
+//! lease that wins what is still free (each document is updated atomically, so each hello is won
+//! by exactly one lease, whichever replica asked), one `find` reading back what each won, one
+//! `insert` of the records of reliable reads' leases (a GET's lease is acknowledged at once and
+//! needs none) and one `aggregate` counting what remains. A lease that lost every candidate to
+//! another replica tries again, with the others that did. Acknowledgements and confirmations are
+//! in [`super::confirmations`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use futures::TryStreamExt;
 use hello_common::{
@@ -8,231 +16,343 @@ use hello_common::{
     timestamp::Millis,
     wire::{DeliveredHello, Lease},
 };
-use mongodb::bson::{DateTime, doc};
+use mongodb::bson::{Bson, DateTime, Document, doc};
 
 use super::{
     MongoStore, RACE_ATTEMPTS,
+    batch::{Inserted, Outcomes, inserted},
     documents::{HelloDocument, LEASE_FIELD, LeaseDocument},
-    is_duplicate_key, write_failed,
+    watch::ONE_BATCH,
 };
-use crate::store::{Confirmation, LeaseRequest, Operation, StoreError, new_lease_id, ttl_millis};
+use crate::store::{LeaseRequest, Operation, StoreError, new_lease_id, ttl_millis};
 
-/// What one attempt to lease found.
-#[derive(Default)]
-struct Attempt {
-    /// Hellos that were free to take when the attempt looked.
-    candidates: usize,
-    /// Those it won (others may have taken the rest first), oldest first.
-    won: Vec<HelloDocument>,
-    /// When the lease runs out.
-    until: i64,
-    /// How many of `won` an earlier lease had taken.
-    redelivered: u64,
+/// The hellos of `inbox` a lease may take at `now`: not leased, and sent while no claim covered
+/// the inbox or while the claim that covers it now did (see `HelloDocument::covered_by`).
+/// `covered_by` is matched with `$in` (a missing field matches `null` there): the form every
+/// server we test against evaluates alike inside an `$or`.
+fn leasable(inbox: &str, covering_claim: Option<i64>, now: i64) -> Document {
+    let claims = match covering_claim {
+        Some(claim) => vec![Bson::Null, Bson::Int64(claim)],
+        None => vec![Bson::Null],
+    };
+    doc! { "to": inbox, "lease_until": { "$lt": now }, "covered_by": { "$in": claims } }
 }
 
-/// The hellos of `name` a lease may take at `now`: not leased, and sent while no claim covered
-/// the inbox or while the claim that covers it now did (see `HelloDocument::covered_by`).
-fn leasable(name: &Name, request: &LeaseRequest, now: i64) -> mongodb::bson::Document {
-    let covered_by = match request.covering_claim {
-        Some(claim) => mongodb::bson::Bson::Document(doc! { "$in": [null, claim] }),
-        None => mongodb::bson::Bson::Null,
-    };
-    doc! { "to": name.key(), "lease_until": { "$lt": now }, "covered_by": covered_by }
+/// One lease of a batch.
+struct Taking {
+    name: Name,
+    request: LeaseRequest,
+    id: String,
+    until: i64,
+    /// What it won, oldest first, and how many of those an earlier lease had taken.
+    won: Vec<HelloDocument>,
+    redelivered: u64,
+    /// Whether any candidate was free when it last looked (else nothing remains either).
+    saw_any: bool,
+}
+
+impl Taking {
+    fn inbox(&self) -> &str {
+        self.name.key()
+    }
 }
 
 impl MongoStore {
-    /// Leases up to `request.limit` of the oldest visible hellos of `name`.
-    pub(super) async fn lease_hellos(
+    /// See [`crate::store::Store::lease_batch`].
+    pub(super) async fn lease_batch_here(
         &self,
-        name: &Name,
-        request: LeaseRequest,
-    ) -> Result<Lease, StoreError> {
-        let lease_id = new_lease_id();
-        let mut attempt = Attempt::default();
+        leases: Vec<(Name, LeaseRequest)>,
+    ) -> Vec<Result<Lease, StoreError>> {
+        let mut outcomes = Outcomes::new(leases.len());
+        let mut takings: Vec<Taking> = leases
+            .into_iter()
+            .map(|(name, request)| Taking {
+                name,
+                request,
+                id: new_lease_id(),
+                until: 0,
+                won: Vec::new(),
+                redelivered: 0,
+                saw_any: false,
+            })
+            .collect();
+        let mut open: Vec<usize> = (0..takings.len()).collect();
         for _ in 0..RACE_ATTEMPTS {
-            attempt = self.try_lease(name, request, &lease_id).await?;
-            // Stop when there was nothing to take, or when we won something: a smaller page is
-            // fine. Retry only if other readers took every candidate first.
-            if attempt.candidates == 0 || !attempt.won.is_empty() {
+            if open.is_empty() {
                 break;
             }
-        }
-        let Attempt {
-            won,
-            until,
-            redelivered,
-            ..
-        } = attempt;
-        if !won.is_empty() {
-            // Recorded after the hellos are won: a crash in between leaves a lease no
-            // confirmation knows (404), whose hellos come back when it runs out.
-            let lease = LeaseDocument {
-                id: lease_id.clone(),
-                to: name.key().to_owned(),
-                until,
-                forget_at: DateTime::from_millis(
-                    until.saturating_add(ttl_millis(self.limits.idempotency_ttl)),
-                ),
-                confirmed_at: None,
-            };
-            match self.leases.insert_one(&lease).await {
-                Ok(_) => self.count_leases(1),
-                Err(error) if is_duplicate_key(&error) => {}
-                Err(error) => return Err(write_failed(Operation::Lease)(error)),
-            }
-        }
-        let remaining = self
-            .hellos
-            .count_documents(leasable(name, &request, Millis::now().0))
-            .await
-            .map_err(StoreError::unavailable)?;
-        Ok(Lease {
-            lease_id: (!won.is_empty()).then_some(lease_id),
-            expires_at: (!won.is_empty()).then(|| Millis(until).to_rfc3339()),
-            hellos: won
-                .into_iter()
-                .map(|hello| DeliveredHello {
-                    id: hello.id,
-                    from: hello.from,
-                    at: Millis(hello.at).to_rfc3339(),
-                    verified: hello.verified,
-                })
-                .collect(),
-            remaining,
-            redelivered,
-        })
-    }
-
-    /// One attempt to lease up to `limit` hellos: pick candidates, then win what is still free.
-    async fn try_lease(
-        &self,
-        name: &Name,
-        request: LeaseRequest,
-        lease_id: &str,
-    ) -> Result<Attempt, StoreError> {
-        let now = Millis::now();
-        let until = now
-            .plus_millis(u64::try_from(request.lease.as_millis()).unwrap_or(u64::MAX))
-            .0;
-        let now = now.0;
-        let leasable = leasable(name, &request, now);
-        let candidates: Vec<HelloDocument> = self
-            .hellos
-            .find(leasable.clone())
-            .sort(doc! { "order": 1 })
-            .limit(i64::from(request.limit))
-            .await
-            .map_err(StoreError::unavailable)?
-            .try_collect()
-            .await
-            .map_err(StoreError::unavailable)?;
-        if candidates.is_empty() {
-            return Ok(Attempt {
-                until,
-                ..Attempt::default()
-            });
-        }
-        // This lease would take hellos, and so be kept: refused at the cap, before it takes any.
-        self.check_lease_cap().await?;
-        // Candidates an earlier lease took (and did not confirm in time): if won, delivered again.
-        let leased_before: HashSet<&str> = candidates
-            .iter()
-            .filter(|hello| hello.lease_until != 0)
-            .map(|hello| hello.id.as_str())
-            .collect();
-        let ids: Vec<&str> = candidates.iter().map(|hello| hello.id.as_str()).collect();
-        let mut win = leasable;
-        win.insert("_id", doc! { "$in": ids });
-        self.hellos
-            .update_many(
-                win,
-                doc! { "$set": { "lease_until": until, LEASE_FIELD: lease_id } },
-            )
-            .await
-            .map_err(write_failed(Operation::Lease))?;
-        let won: Vec<HelloDocument> = self
-            .hellos
-            .find(doc! { LEASE_FIELD: lease_id })
-            .sort(doc! { "order": 1 })
-            .await
-            .map_err(StoreError::unavailable)?
-            .try_collect()
-            .await
-            .map_err(StoreError::unavailable)?;
-        let redelivered = won
-            .iter()
-            .filter(|hello| leased_before.contains(hello.id.as_str()))
-            .count() as u64;
-        Ok(Attempt {
-            candidates: candidates.len(),
-            won,
-            until,
-            redelivered,
-        })
-    }
-
-    /// A GET's leases, delivered: deletes the hellos they still hold, and forgets them.
-    pub(super) async fn acknowledge_leases(&self, lease_ids: &[String]) -> Result<u64, StoreError> {
-        let result = self
-            .hellos
-            .delete_many(doc! { LEASE_FIELD: { "$in": lease_ids } })
-            .await
-            .map_err(write_failed(Operation::Acknowledge))?;
-        self.count_deleted(result.deleted_count);
-        let forgotten = self
-            .leases
-            .delete_many(doc! { "_id": { "$in": lease_ids } })
-            .await
-            .map_err(write_failed(Operation::Acknowledge))?;
-        self.count_leases(-i64::try_from(forgotten.deleted_count).unwrap_or(i64::MAX));
-        Ok(result.deleted_count)
-    }
-
-    /// A reliable read's confirmation; see [`crate::store::Store::confirm`]. The lease is marked
-    /// confirmed (only while it still holds) before its hellos are deleted: a crash in between
-    /// is finished by the client's retry, which finds the mark and deletes again.
-    pub(super) async fn confirm_lease(
-        &self,
-        name: &Name,
-        lease_id: &str,
-    ) -> Result<Confirmation, StoreError> {
-        let ours = doc! { "_id": lease_id, "to": name.key() };
-        let Some(lease) = self
-            .leases
-            .find_one(ours.clone())
-            .await
-            .map_err(StoreError::unavailable)?
-        else {
-            return Ok(Confirmation::Unknown);
-        };
-        if lease.confirmed_at.is_none() {
-            let now = Millis::now().0;
-            let mut in_time = ours;
-            in_time.insert("until", doc! { "$gte": now });
-            in_time.insert("confirmed_at", doc! { "$exists": false });
-            let marked = self
-                .leases
-                .update_one(in_time, doc! { "$set": { "confirmed_at": now } })
-                .await
-                .map_err(write_failed(Operation::Confirm))?;
-            if marked.modified_count == 0 {
-                // Ran out before this confirmation, unless another one just marked it.
-                let again = self
-                    .leases
-                    .find_one(doc! { "_id": lease_id })
-                    .await
-                    .map_err(StoreError::unavailable)?;
-                if again.and_then(|lease| lease.confirmed_at).is_none() {
-                    return Ok(Confirmation::Expired);
+            match self.lease_round(&mut takings, &open, &mut outcomes).await {
+                // Retry only the leases that saw candidates and won none (others took them).
+                Ok(lost) => open = lost,
+                Err(error) => {
+                    outcomes.fail(open.iter().copied(), &error);
+                    open.clear();
                 }
             }
         }
-        let deleted = self
+        self.record_leases(&takings, &mut outcomes).await;
+        let remaining = self.remaining(&takings).await;
+        for (index, taking) in takings.into_iter().enumerate() {
+            if outcomes.is_set(index) {
+                continue;
+            }
+            let remaining = match &remaining {
+                Ok(remaining) => remaining.get(taking.inbox()).copied().unwrap_or_default(),
+                Err(error) => {
+                    outcomes.fail([index], error);
+                    continue;
+                }
+            };
+            outcomes.set(index, Ok(answer(taking, remaining)));
+        }
+        outcomes.into_vec()
+    }
+
+    /// One attempt of the `open` leases: picks their candidates (one `aggregate`), wins what is
+    /// still free (one `update`) and reads back what each won (one `find`). Answers the leases
+    /// that saw candidates and won none.
+    async fn lease_round(
+        &self,
+        takings: &mut [Taking],
+        open: &[usize],
+        outcomes: &mut Outcomes<Lease>,
+    ) -> Result<Vec<usize>, StoreError> {
+        let now = Millis::now();
+        for &at in open {
+            let lease = u64::try_from(takings[at].request.lease.as_millis()).unwrap_or(u64::MAX);
+            takings[at].until = now.plus_millis(lease).0;
+        }
+        let candidates = self.candidates(takings, open, now.0).await?;
+        // Each candidate to one lease, in the batch's order, oldest first.
+        let mut assigned: HashMap<usize, Vec<&HelloDocument>> = HashMap::new();
+        let mut given: HashSet<&str> = HashSet::new();
+        for &at in open {
+            let taking = &takings[at];
+            let mine: Vec<&HelloDocument> = candidates
+                .iter()
+                .filter(|hello| hello.to == taking.inbox() && !given.contains(hello.id.as_str()))
+                .filter(|hello| {
+                    hello.covered_by.is_none() || hello.covered_by == taking.request.covering_claim
+                })
+                .take(taking.request.limit as usize)
+                .collect();
+            given.extend(mine.iter().map(|hello| hello.id.as_str()));
+            if !mine.is_empty() {
+                assigned.insert(at, mine);
+            }
+        }
+        for &at in open {
+            takings[at].saw_any = assigned.contains_key(&at);
+        }
+        if assigned.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A reliable read's lease that would take hellos is kept, so refused at the cap first.
+        if takings
+            .iter()
+            .enumerate()
+            .any(|(at, taking)| taking.request.receipt && assigned.contains_key(&at))
+            && let Err(error) = self.check_lease_cap().await
+        {
+            let refused: Vec<usize> = assigned
+                .keys()
+                .copied()
+                .filter(|&at| takings[at].request.receipt)
+                .collect();
+            for at in refused {
+                assigned.remove(&at);
+                outcomes.fail([at], &error);
+            }
+        }
+        let statements: Vec<Document> = assigned
+            .iter()
+            .map(|(&at, hellos)| {
+                let taking = &takings[at];
+                let ids: Vec<&str> = hellos.iter().map(|hello| hello.id.as_str()).collect();
+                let mut win = leasable(taking.inbox(), taking.request.covering_claim, now.0);
+                win.insert("_id", doc! { "$in": ids });
+                doc! {
+                    "q": win,
+                    "u": { "$set": { "lease_until": taking.until, LEASE_FIELD: &taking.id } },
+                    "multi": true,
+                }
+            })
+            .collect();
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.update_each("hellos", statements, Operation::Lease)
+            .await?;
+        let ids: Vec<&str> = assigned.keys().map(|&at| takings[at].id.as_str()).collect();
+        let won: Vec<HelloDocument> = self
             .hellos
-            .delete_many(doc! { LEASE_FIELD: lease_id })
+            .find(doc! { LEASE_FIELD: { "$in": ids } })
+            .sort(doc! { "order": 1 })
+            .batch_size(ONE_BATCH)
             .await
-            .map_err(write_failed(Operation::Confirm))?;
-        self.count_deleted(deleted.deleted_count);
-        Ok(Confirmation::Confirmed)
+            .map_err(StoreError::unavailable)?
+            .try_collect()
+            .await
+            .map_err(StoreError::unavailable)?;
+        let mut lost = Vec::new();
+        let leased_before: HashSet<String> = assigned
+            .values()
+            .flatten()
+            .filter(|hello| hello.lease_until != 0)
+            .map(|hello| hello.id.clone())
+            .collect();
+        let at_of: HashMap<String, usize> = assigned
+            .keys()
+            .map(|&at| (takings[at].id.clone(), at))
+            .collect();
+        for hello in won {
+            if let Some(&at) = hello.lease.as_ref().and_then(|lease| at_of.get(lease)) {
+                takings[at].redelivered += u64::from(leased_before.contains(&hello.id));
+                takings[at].won.push(hello);
+            }
+        }
+        for &at in at_of.values() {
+            if takings[at].won.is_empty() {
+                lost.push(at);
+            }
+        }
+        lost.sort_unstable();
+        Ok(lost)
+    }
+
+    /// The oldest leasable hellos of every open lease's inbox, as many as its leases may take
+    /// together: one `aggregate`, one `$unionWith` branch per inbox after the first, each
+    /// walking the `{to, order}` index and stopping at its limit.
+    async fn candidates(
+        &self,
+        takings: &[Taking],
+        open: &[usize],
+        now: i64,
+    ) -> Result<Vec<HelloDocument>, StoreError> {
+        let mut branches: Vec<(&str, Option<i64>, i64)> = Vec::new();
+        for &at in open {
+            let taking = &takings[at];
+            let key = (taking.inbox(), taking.request.covering_claim);
+            match branches
+                .iter_mut()
+                .find(|(inbox, claim, _)| (*inbox, *claim) == key)
+            {
+                Some(branch) => branch.2 += i64::from(taking.request.limit),
+                None => branches.push((key.0, key.1, i64::from(taking.request.limit))),
+            }
+        }
+        let branch = |(inbox, claim, limit): &(&str, Option<i64>, i64)| {
+            vec![
+                doc! { "$match": leasable(inbox, *claim, now) },
+                doc! { "$sort": { "order": 1 } },
+                doc! { "$limit": *limit },
+            ]
+        };
+        let mut pipeline = branch(&branches[0]);
+        for other in &branches[1..] {
+            pipeline.push(doc! { "$unionWith": { "coll": "hellos", "pipeline": branch(other) } });
+        }
+        let documents: Vec<Document> = self
+            .hellos
+            .clone_with_type::<Document>()
+            .aggregate(pipeline)
+            .batch_size(ONE_BATCH)
+            .await
+            .map_err(StoreError::unavailable)?
+            .try_collect()
+            .await
+            .map_err(StoreError::unavailable)?;
+        documents
+            .into_iter()
+            .map(|document| mongodb::bson::from_document(document).map_err(StoreError::unavailable))
+            .collect()
+    }
+
+    /// Records the reliable reads' leases that took something, so that their confirmations can
+    /// be answered: one `insert`. Recorded after the hellos are won: a failure in between
+    /// leaves a lease no confirmation knows (404), whose hellos come back when it runs out.
+    async fn record_leases(&self, takings: &[Taking], outcomes: &mut Outcomes<Lease>) {
+        let recorded: Vec<usize> = (0..takings.len())
+            .filter(|&at| takings[at].request.receipt && !takings[at].won.is_empty())
+            .collect();
+        if recorded.is_empty() {
+            return;
+        }
+        let forget_after = ttl_millis(self.limits.idempotency_ttl);
+        let records = recorded.iter().map(|&at| LeaseDocument {
+            id: takings[at].id.clone(),
+            to: takings[at].inbox().to_owned(),
+            until: takings[at].until,
+            forget_at: DateTime::from_millis(takings[at].until.saturating_add(forget_after)),
+            confirmed_at: None,
+        });
+        let outcome = self.leases.insert_many(records).ordered(false).await;
+        match inserted(outcome.map(|_| ()), Operation::Lease) {
+            Inserted::Each { refused } => {
+                self.count_leases(recorded.len() as i64 - refused.len() as i64);
+                for (index, _) in refused {
+                    let error = StoreError::unavailable(anyhow::anyhow!(
+                        "the store refused this lease's record; its hellos come back when it runs out"
+                    ));
+                    outcomes.set(recorded[index], Err(error));
+                }
+            }
+            Inserted::All(error) => outcomes.fail(recorded, &error),
+        }
+    }
+
+    /// How many hellos each lease's reader could still take, by inbox: one `aggregate`, for the
+    /// inboxes where a lease saw anything (the others hold nothing leasable).
+    async fn remaining(&self, takings: &[Taking]) -> Result<HashMap<String, u64>, StoreError> {
+        let now = Millis::now().0;
+        let mut any: Vec<Document> = Vec::new();
+        for taking in takings.iter().filter(|taking| taking.saw_any) {
+            let filter = leasable(taking.inbox(), taking.request.covering_claim, now);
+            if !any.contains(&filter) {
+                any.push(filter);
+            }
+        }
+        if any.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let pipeline = [
+            doc! { "$match": { "$or": any } },
+            doc! { "$group": { "_id": "$to", "left": { "$sum": 1 } } },
+        ];
+        let mut left = HashMap::new();
+        let mut groups = self
+            .hellos
+            .clone_with_type::<Document>()
+            .aggregate(pipeline)
+            .batch_size(ONE_BATCH)
+            .await
+            .map_err(StoreError::unavailable)?;
+        while let Some(group) = groups.try_next().await.map_err(StoreError::unavailable)? {
+            if let (Ok(inbox), Some(count)) = (group.get_str("_id"), group.get("left")) {
+                left.insert(inbox.to_owned(), super::counts::whole(count));
+            }
+        }
+        Ok(left)
+    }
+}
+
+/// A lease's answer.
+fn answer(taking: Taking, remaining: u64) -> Lease {
+    let took = !taking.won.is_empty();
+    Lease {
+        lease_id: took.then_some(taking.id),
+        expires_at: took.then(|| Millis(taking.until).to_rfc3339()),
+        hellos: taking
+            .won
+            .into_iter()
+            .map(|hello| DeliveredHello {
+                id: hello.id,
+                from: hello.from,
+                at: Millis(hello.at).to_rfc3339(),
+                verified: hello.verified,
+            })
+            .collect(),
+        remaining,
+        redelivered: taking.redelivered,
     }
 }

@@ -6,27 +6,36 @@
 //!   lease_until, claim}`. `to` is the case-folded name; `claim` holds the id of the lease that
 //!   took the hello (the field keeps its 0.1.0 name); `order` repeats the time-ordered id so that
 //!   the index `{to: 1, order: 1}` walks an inbox oldest first and stops after `limit` documents.
-//!   Sends are single inserts: no document grows, none is contended by writers.
-//! - Leases mark documents with `claim` and `lease_until` through `updateMany` with the leasable
-//!   filter repeated: MongoDB updates each document atomically, so each hello is won by exactly
-//!   one lease, whichever replica asked. Acknowledging is `deleteMany({claim: {$in: ids}})` (`claim`
-//!   is the stored name of a hello's lease, [`documents::LEASE_FIELD`]).
-//! - `leases`: one document per lease that took something, `{_id, to, until, forget_at,
-//!   confirmed_at}`, so that a reliable read's confirmation can be answered (again 204 after a
+//!   Sends are multi-document inserts: no document grows, none is contended by writers.
+//! - Leases mark documents with `claim` and `lease_until` through an `update` with one statement
+//!   per lease, the leasable filter repeated: MongoDB updates each document atomically, so each
+//!   hello is won by exactly one lease, whichever replica asked. Acknowledging is
+//!   `deleteMany({claim: {$in: ids}})` (`claim` is the stored name of a hello's lease,
+//!   [`documents::LEASE_FIELD`]).
+//! - `leases`: one document per reliable read's lease that took something, `{_id, to, until,
+//!   forget_at, confirmed_at}`, so that its confirmation can be answered (again 204 after a
 //!   confirmation in time, 410 after the lease ran out) until a TTL index on `forget_at` (the
-//!   lease's end plus the idempotency keys' lifetime) removes it. New in 0.2.0: a lease taken by
-//!   0.1.0 has none, and is simply unknown to a confirmation.
+//!   lease's end plus the idempotency keys' lifetime) removes it. A GET's lease, acknowledged at
+//!   once, has none (earlier releases wrote one and deleted it on acknowledgement; any left
+//!   are forgotten by the TTL). A lease taken by 0.1.0 has none either, and is unknown to a
+//!   confirmation.
 //! - `idempotency`: one document per key, expired by a TTL index on `created`.
 //! - `names`: one document per claimed name, keyed by its look-alike key; see [`names`]. New in
 //!   0.2.0.
 //!
-//! Only single-document operations are used (a standalone MongoDB refuses multi-document
-//! transactions); where an operation takes several, they are ordered so that a crash between two
-//! loses nothing acknowledged: the next attempt finishes it, or a lease runs out.
+//! Only single-document atomicity is relied on (a standalone MongoDB refuses multi-document
+//! transactions); where an operation takes several steps, they are ordered so that a crash
+//! between two loses nothing acknowledged: the next attempt finishes it, or a lease runs out.
+//!
+//! A batch of calls from hello-service (sends, leases, confirmations) costs a fixed number of
+//! commands whatever its size: multi-document `insert`s, `update`s of one statement per call,
+//! `deleteMany`, `find` and `aggregate` over every call's documents together, each call keeping
+//! its own outcome ([`batch`]). Only commands MongoDB 7.0 has (`bulkWrite` is 8.0's).
 //!
 //! - [`documents`]: the stored documents;
 //! - [`sends`]: storing hellos, idempotently;
-//! - [`leases`]: leasing, acknowledging and confirming;
+//! - [`leases`]: leasing; [`confirmations`]: acknowledging and confirming;
+//! - [`counts`]: what the store holds, for its caps;
 //! - [`names`]: claiming, rotating and releasing names.
 //!
 //! Every write uses write concern `majority` with journaling: a send is answered only once it is
@@ -37,6 +46,9 @@
 //! nx-27017 test server turns a `$set` DateTime into a string). `created` and `forget_at` stay BSON
 //! dates because MongoDB's TTL index needs one; they are only ever inserted.
 
+mod batch;
+mod confirmations;
+mod counts;
 mod documents;
 mod leases;
 mod names;
@@ -69,7 +81,9 @@ use self::{
 };
 use super::{
     Claim, ClaimChange, Confirmation, LeaseRequest, NewHello, Operation, Store, StoreError,
-    StoreLimits, commands::StoreCommands,
+    StoreLimits,
+    claims::{Claims, ClaimsWanted},
+    commands::StoreCommands,
 };
 
 /// MongoDB's code for a duplicate key.
@@ -275,6 +289,13 @@ fn write_failed(operation: Operation) -> impl Fn(mongodb::error::Error) -> Store
     }
 }
 
+/// A batch of one answered nothing: world's bug, answered as a store failure.
+fn one_outcome_missing<T>() -> Result<T, StoreError> {
+    Err(StoreError::unavailable(anyhow::anyhow!(
+        "a batch of one call answered no outcome"
+    )))
+}
+
 fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     match error.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(failure)) => failure.code == DUPLICATE_KEY,
@@ -285,12 +306,47 @@ fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
 
 #[async_trait]
 impl Store for MongoStore {
+    // One path: a single call is a batch of one.
     async fn send(&self, hello: NewHello) -> Result<StoredHello, StoreError> {
-        self.send_hello(hello).await
+        let mut wanted = ClaimsWanted::default();
+        wanted.cover(&hello.to);
+        let claims = self.claims(&wanted).await?;
+        let sent = self.send_batch_here(vec![hello], &claims).await;
+        sent.into_iter().next().unwrap_or_else(one_outcome_missing)
     }
 
     async fn lease(&self, name: &Name, request: LeaseRequest) -> Result<Lease, StoreError> {
-        self.lease_hellos(name, request).await
+        let leased = self.lease_batch_here(vec![(name.clone(), request)]).await;
+        leased
+            .into_iter()
+            .next()
+            .unwrap_or_else(one_outcome_missing)
+    }
+
+    async fn claims(&self, wanted: &ClaimsWanted) -> Result<Claims, StoreError> {
+        self.claims_here(wanted).await
+    }
+
+    async fn send_batch(
+        &self,
+        hellos: Vec<NewHello>,
+        claims: &Claims,
+    ) -> Vec<Result<StoredHello, StoreError>> {
+        self.send_batch_here(hellos, claims).await
+    }
+
+    async fn lease_batch(
+        &self,
+        leases: Vec<(Name, LeaseRequest)>,
+    ) -> Vec<Result<Lease, StoreError>> {
+        self.lease_batch_here(leases).await
+    }
+
+    async fn confirm_batch(
+        &self,
+        confirmations: Vec<(Name, String)>,
+    ) -> Vec<Result<Confirmation, StoreError>> {
+        self.confirm_batch_here(confirmations).await
     }
 
     async fn acknowledge(&self, lease_ids: &[String]) -> Result<u64, StoreError> {
@@ -298,7 +354,13 @@ impl Store for MongoStore {
     }
 
     async fn confirm(&self, name: &Name, lease_id: &str) -> Result<Confirmation, StoreError> {
-        self.confirm_lease(name, lease_id).await
+        let confirmed = self
+            .confirm_batch_here(vec![(name.clone(), lease_id.to_owned())])
+            .await;
+        confirmed
+            .into_iter()
+            .next()
+            .unwrap_or_else(one_outcome_missing)
     }
 
     async fn claim_name(&self, name: &Name, token: TokenHash) -> Result<(), StoreError> {

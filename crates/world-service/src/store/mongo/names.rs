@@ -10,7 +10,7 @@
 //! every inbox it covered (by their stored look-alike key), delete the claim. Until the last step
 //! the name stays claimed, so a crash half-way never leaves its hellos readable by anyone else;
 //! repeating the release, or claiming the name anew, finishes it. A send stamps its hello with
-//! the claim covering its recipient ([`MongoStore::covering_claim`]), so that one which raced the
+//! the claim covering its recipient (looked up with the batch's claims), so that one which raced the
 //! release and landed after its deletion is leased by nobody who reads under another claim.
 //!
 //! Moving a claim to a new look-alike key ([`crate::store::rekey`], on open) takes three steps too,
@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::{MongoStore, RACE_ATTEMPTS, is_duplicate_key, write_failed};
 use crate::store::{
     Claim, ClaimChange, Operation, StoreError,
+    claims::{Claims, ClaimsWanted, Found},
     rekey::{self, Rekey, StoredClaim},
 };
 
@@ -118,17 +119,51 @@ impl MongoStore {
             .map_err(StoreError::unavailable)
     }
 
-    /// The `claimed_at` of the claim covering a send's recipient, to stamp its hello with
-    /// ([`super::documents::HelloDocument::covered_by`]). A claim being released refuses the send
-    /// (503, retry): its hellos are being deleted.
-    pub(super) async fn covering_claim(&self, to: &Name) -> Result<Option<i64>, StoreError> {
-        match self.name_document(to).await? {
-            Some(claim) if claim.releasing_at.is_some() => Err(StoreError::unavailable(
-                anyhow::anyhow!("the claim covering the recipient is being released; retry"),
-            )),
-            Some(claim) => Ok(Some(claim.claimed_at.timestamp_millis())),
-            None => Ok(None),
+    /// See [`crate::store::Store::claims`]: one `find`, answered in one batch, whatever the
+    /// number of names and tokens. A token's claim is found by its hash and compared again in
+    /// constant time ([`Claims::by_token`]).
+    pub(super) async fn claims_here(&self, wanted: &ClaimsWanted) -> Result<Claims, StoreError> {
+        use futures::TryStreamExt;
+        let mut claims = Claims::default();
+        if wanted.covering.is_empty() && wanted.tokens.is_empty() {
+            return Ok(claims);
         }
+        let lookalikes: Vec<&str> = wanted.covering.iter().map(Name::lookalike_key).collect();
+        let tokens: Vec<String> = wanted.tokens.iter().map(TokenHash::to_hex).collect();
+        let found: Vec<NameDocument> = self
+            .names
+            .find(doc! { "$or": [ { "_id": { "$in": &lookalikes } }, { "token": { "$in": tokens } } ] })
+            .batch_size(super::watch::ONE_BATCH)
+            .await
+            .map_err(StoreError::unavailable)?
+            .try_collect()
+            .await
+            .map_err(StoreError::unavailable)?;
+        for lookalike in lookalikes {
+            let document = found
+                .iter()
+                .find(|document| document.lookalike == lookalike);
+            let claim = document
+                .map(|document| {
+                    Ok::<_, StoreError>(Found {
+                        claim: document.clone().claim()?,
+                        releasing: document.releasing_at.is_some(),
+                    })
+                })
+                .transpose()?;
+            claims.found_covering(lookalike, claim);
+        }
+        for token in &wanted.tokens {
+            let mut claim = None;
+            for document in &found {
+                let stored = TokenHash::from_hex(&document.token);
+                if stored.is_some_and(|stored| stored.matches(token)) {
+                    claim = Some(document.clone().claim()?);
+                }
+            }
+            claims.found_token(*token, claim);
+        }
+        Ok(claims)
     }
 
     pub(super) async fn claim_covering_here(

@@ -1,233 +1,407 @@
-//! Storing hellos in MongoDB, idempotently.
+//! Storing hellos in MongoDB, a batch at a time. Whatever the number of sends in it, a batch
+//! costs the same commands: one `find` of the idempotency records its keys name, one
+//! `aggregate` counting its recipients' inboxes, one multi-document `insert` of its new
+//! idempotency records, one of its hellos, and one `update` marking the records stored (three
+//! without idempotency keys; the claims are looked up before, in one `find`, by the route).
+//! Every send keeps its own outcome: a full inbox, a reused key or a refused document fails that
+//! send alone.
+//!
+//! With an idempotency key a send is stored at most once: its record (the hello it stores, no
+//! `stored_at`) is inserted before the hello and marked once the hello is. A retry finds the
+//! record and answers its hello, inserting it first if the first attempt died in between. A key
+//! used twice in one batch is answered once the first use is done, as a retry.
 
-use std::{
-    sync::PoisonError,
-    time::{Duration, Instant},
-};
+use std::collections::HashMap;
 
-use hello_common::{IdempotencyKey, Name, timestamp::Millis, wire::StoredHello};
+use futures::TryStreamExt;
+use hello_common::{Name, timestamp::Millis, wire::StoredHello};
 use mongodb::bson::{DateTime, doc};
 
 use super::{
-    Counts, MongoStore, RACE_ATTEMPTS,
+    MongoStore,
+    batch::{Inserted, Outcomes, inserted},
     documents::{HelloDocument, IdempotencyDocument, document_for, new_hello},
-    is_duplicate_key, write_failed,
+    watch::ONE_BATCH,
+    write_failed,
 };
-use crate::store::{NewHello, Operation, StoreError, scoped_idempotency_id};
+use crate::store::{
+    NewHello, Operation, StoreError, StoreLimits, claims::Claims, scoped_idempotency_id,
+};
 
-/// How long a count of the store serves the caps before it is taken again. Between counts this
-/// process adds its own writes; other replicas' show at the next count, so with several replicas
-/// the store may go past its caps by what they write in this time.
-const COUNTS_FRESH: Duration = Duration::from_millis(500);
+/// One send of a batch, on its way to the store.
+struct Pending {
+    /// Its place in the batch.
+    index: usize,
+    hello: NewHello,
+    /// What it answers, and the document that stores it.
+    stored: StoredHello,
+    document: HelloDocument,
+    /// The id of its idempotency record, if it has a key.
+    record: Option<String>,
+    /// A retry finishing a first attempt that recorded its key and died before storing the
+    /// hello: nothing new to record or to count against the caps.
+    finishing: bool,
+}
+
+/// The claim a hello to `to` is stamped with (see `HelloDocument::covered_by`). A claim being
+/// released refuses the send (503, retry): its hellos are being deleted.
+fn stamp(claims: &Claims, to: &Name) -> Result<Option<i64>, StoreError> {
+    match claims.covering(to)? {
+        Some(found) if found.releasing => Err(StoreError::unavailable(anyhow::anyhow!(
+            "the claim covering the recipient is being released; retry"
+        ))),
+        Some(found) => Ok(Some(found.claim.claimed_at)),
+        None => Ok(None),
+    }
+}
 
 impl MongoStore {
-    /// Stores a hello; with an idempotency key, at most once per key.
-    pub(super) async fn send_hello(&self, hello: NewHello) -> Result<StoredHello, StoreError> {
-        if let Some(key) = &hello.idempotency_key {
-            return self.send_idempotent(&hello, key).await;
-        }
-        let covered_by = self.covering_claim(&hello.to).await?;
-        self.check_inbox_cap(&hello.to).await?;
-        self.check_store_caps(false).await?;
-        let (stored, document) = new_hello(&hello, covered_by);
-        self.insert_hello(&document).await?;
-        Ok(stored)
-    }
-
-    /// Inserts a hello document; a duplicate id (a retried idempotent send) is not an error.
-    async fn insert_hello(&self, document: &HelloDocument) -> Result<(), StoreError> {
-        match self.hellos.insert_one(document).await {
-            Ok(_) => {
-                self.count(1, 0);
-                Ok(())
-            }
-            Err(error) if is_duplicate_key(&error) => Ok(()),
-            Err(error) => Err(write_failed(Operation::Send)(error)),
-        }
-    }
-
-    /// Refuses a send when the store holds `WORLD_STORE_CAP` hellos, or a new key when it holds
-    /// `WORLD_IDEMPOTENCY_CAP` keys.
-    async fn check_store_caps(&self, new_key: bool) -> Result<(), StoreError> {
-        let counts = self.counts().await?;
-        if counts.hellos >= self.limits.store_cap {
-            return Err(StoreError::StoreFull {
-                what: "hellos",
-                cap: self.limits.store_cap,
-            });
-        }
-        if new_key && counts.keys >= self.limits.idempotency_cap {
-            return Err(StoreError::StoreFull {
-                what: "idempotency keys",
-                cap: self.limits.idempotency_cap,
-            });
-        }
-        Ok(())
-    }
-
-    /// What the store holds, as counted at most [`COUNTS_FRESH`] ago (plus this process's own
-    /// writes since).
-    async fn counts(&self) -> Result<Counts, StoreError> {
-        let cached = *self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(counts) = cached.filter(|counts| counts.at.elapsed() < COUNTS_FRESH) {
-            return Ok(counts);
-        }
-        let hellos = self.hellos.estimated_document_count().await;
-        let keys = self.idempotency.estimated_document_count().await;
-        let leases = self.leases.estimated_document_count().await;
-        let counts = Counts {
-            at: Instant::now(),
-            hellos: hellos.map_err(StoreError::unavailable)?,
-            keys: keys.map_err(StoreError::unavailable)?,
-            leases: leases.map_err(StoreError::unavailable)?,
-        };
-        *self.counts.lock().unwrap_or_else(PoisonError::into_inner) = Some(counts);
-        Ok(counts)
-    }
-
-    /// Refuses a lease that would take hellos when `lease_record_cap` leases are kept.
-    pub(super) async fn check_lease_cap(&self) -> Result<(), StoreError> {
-        if self.counts().await?.leases >= self.limits.lease_record_cap {
-            return Err(StoreError::StoreFull {
-                what: "lease records",
-                cap: self.limits.lease_record_cap,
-            });
-        }
-        Ok(())
-    }
-
-    /// Adds lease records this process inserted (or takes those it deleted) to the last count.
-    pub(super) fn count_leases(&self, delta: i64) {
-        if let Some(counts) = self
-            .counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
-            counts.leases = counts.leases.saturating_add_signed(delta);
-        }
-    }
-
-    /// Takes hellos this process deleted off the last count.
-    pub(super) fn count_deleted(&self, hellos: u64) {
-        self.count(-i64::try_from(hellos).unwrap_or(i64::MAX), 0);
-    }
-
-    /// Adds this process's own writes to the last count.
-    pub(super) fn count(&self, hellos: i64, keys: i64) {
-        if let Some(counts) = self
-            .counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
-            counts.hellos = counts.hellos.saturating_add_signed(hellos);
-            counts.keys = counts.keys.saturating_add_signed(keys);
-        }
-    }
-
-    async fn check_inbox_cap(&self, to: &Name) -> Result<(), StoreError> {
-        let waiting = self
-            .hellos
-            .count_documents(doc! { "to": to.key() })
-            .limit(self.limits.inbox_cap)
-            .await
-            .map_err(StoreError::unavailable)?;
-        if waiting >= self.limits.inbox_cap {
-            return Err(StoreError::InboxFull {
-                name: to.to_string(),
-                cap: self.limits.inbox_cap,
-            });
-        }
-        Ok(())
-    }
-
-    /// The record of this sender's key: stored scoped to the sender, or, for a key recorded
-    /// before 0.2.0, bare (and then only if this sender made it).
-    async fn first_send_with(
+    /// See [`crate::store::Store::send_batch`].
+    pub(super) async fn send_batch_here(
         &self,
-        hello: &NewHello,
-        key: &IdempotencyKey,
-        scoped: &str,
-    ) -> Result<Option<IdempotencyDocument>, StoreError> {
-        let legacy = doc! { "_id": key.as_str(), "from_key": hello.from.key() };
-        for filter in [legacy, doc! { "_id": scoped }] {
-            if let Some(first) = self
-                .idempotency
-                .find_one(filter)
-                .await
-                .map_err(StoreError::unavailable)?
-            {
-                return Ok(Some(first));
-            }
-        }
-        Ok(None)
-    }
-
-    async fn send_idempotent(
-        &self,
-        hello: &NewHello,
-        key: &IdempotencyKey,
-    ) -> Result<StoredHello, StoreError> {
-        let scoped = scoped_idempotency_id(&hello.from, key);
-        for _ in 0..RACE_ATTEMPTS {
-            if let Some(first) = self.first_send_with(hello, key, &scoped).await? {
-                if first.to_key != hello.to.key() {
-                    return Err(StoreError::IdempotencyKeyReused);
+        hellos: Vec<NewHello>,
+        claims: &Claims,
+    ) -> Vec<Result<StoredHello, StoreError>> {
+        let mut outcomes = Outcomes::new(hellos.len());
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut repeats: Vec<(usize, NewHello)> = Vec::new();
+        for (index, hello) in hellos.into_iter().enumerate() {
+            let covered_by = match stamp(claims, &hello.to) {
+                Ok(covered_by) => covered_by,
+                Err(error) => {
+                    outcomes.set(index, Err(error));
+                    continue;
                 }
-                if first.stored_at.is_none() {
-                    // The first attempt died between recording the key and storing the hello:
-                    // store it under the claim it was sent under (a release since must not make
-                    // it readable by others).
-                    let covered_by = if first.stamped {
-                        first.covered_by
-                    } else {
-                        self.covering_claim(&hello.to).await?
-                    };
-                    self.insert_hello(&document_for(&first.hello, &hello.to, covered_by)?)
-                        .await?;
-                    self.mark_stored(&first.key).await?;
-                }
-                return Ok(first.hello);
-            }
-
-            let covered_by = self.covering_claim(&hello.to).await?;
-            self.check_inbox_cap(&hello.to).await?;
-            self.check_store_caps(true).await?;
-            let (stored, document) = new_hello(hello, covered_by);
-            let record = IdempotencyDocument {
-                key: scoped.clone(),
-                to_key: hello.to.key().to_owned(),
-                from_key: hello.from.key().to_owned(),
-                hello: stored.clone(),
-                created: DateTime::now(),
-                stored_at: None,
-                covered_by,
-                stamped: true,
             };
-            match self.idempotency.insert_one(&record).await {
-                Ok(_) => self.count(0, 1),
-                // Another request with this key got there first: answer what it recorded.
-                Err(error) if is_duplicate_key(&error) => continue,
-                Err(error) => return Err(write_failed(Operation::Send)(error)),
+            let record = hello
+                .idempotency_key
+                .as_ref()
+                .map(|key| scoped_idempotency_id(&hello.from, key));
+            if record.is_some() && pending.iter().any(|other| other.record == record) {
+                repeats.push((index, hello));
+                continue;
             }
-            self.insert_hello(&document).await?;
-            self.mark_stored(&scoped).await?;
-            return Ok(stored);
+            let (stored, document) = new_hello(&hello, covered_by);
+            pending.push(Pending {
+                index,
+                hello,
+                stored,
+                document,
+                record,
+                finishing: false,
+            });
         }
-        Err(StoreError::unavailable(anyhow::anyhow!(
-            "the idempotency record for this key kept changing; retry"
-        )))
+        if pending.iter().any(|send| send.record.is_some()) {
+            self.answer_retries(&mut pending, &mut outcomes).await;
+        }
+        let sizes = self.inbox_sizes_of(&pending).await;
+        let counts = self.counts().await;
+        check_caps(&mut pending, &mut outcomes, self.limits, sizes, counts);
+        repeats.extend(self.record_keys(&mut pending, &mut outcomes).await);
+        self.insert_hellos(&mut pending, &mut outcomes).await;
+        self.mark_stored(pending, &mut outcomes).await;
+        if !repeats.is_empty() {
+            // Now answered as retries of the first use of their key (or, if another request
+            // recorded the key first, of that one).
+            let (indices, hellos): (Vec<usize>, Vec<NewHello>) = repeats.into_iter().unzip();
+            let answers = Box::pin(self.send_batch_here(hellos, claims)).await;
+            for (index, answer) in indices.into_iter().zip(answers) {
+                outcomes.set(index, answer);
+            }
+        }
+        outcomes.into_vec()
     }
 
-    async fn mark_stored(&self, key: &str) -> Result<(), StoreError> {
-        self.idempotency
-            .update_one(
-                doc! { "_id": key },
-                doc! { "$set": { "stored_at": Millis::now().0 } },
-            )
+    /// Answers the sends whose key is recorded already (their first hello, or a reused key),
+    /// and turns those whose first attempt died half-way into finishing ones: one `find`.
+    async fn answer_retries(
+        &self,
+        pending: &mut Vec<Pending>,
+        outcomes: &mut Outcomes<StoredHello>,
+    ) {
+        // Keys recorded before 0.2.0 were stored bare; they answer only the sender who made them.
+        let ids: Vec<&str> = pending
+            .iter()
+            .filter_map(|send| {
+                Some((
+                    send.record.as_deref()?,
+                    send.hello.idempotency_key.as_ref()?,
+                ))
+            })
+            .flat_map(|(scoped, key)| [scoped, key.as_str()])
+            .collect();
+        let found: Result<Vec<IdempotencyDocument>, _> = match self
+            .idempotency
+            .find(doc! { "_id": { "$in": ids } })
+            .batch_size(ONE_BATCH)
             .await
-            .map_err(write_failed(Operation::Send))?;
-        Ok(())
+        {
+            Ok(cursor) => cursor.try_collect().await,
+            Err(error) => Err(error),
+        };
+        let records: HashMap<String, IdempotencyDocument> = match found {
+            Ok(records) => records
+                .into_iter()
+                .map(|record| (record.key.clone(), record))
+                .collect(),
+            Err(error) => {
+                let error = StoreError::unavailable(error);
+                let keyed = pending.iter().filter(|send| send.record.is_some());
+                outcomes.fail(keyed.map(|send| send.index), &error);
+                pending.retain(|send| send.record.is_none());
+                return;
+            }
+        };
+        pending.retain_mut(|send| {
+            let (Some(scoped), Some(key)) = (&send.record, &send.hello.idempotency_key) else {
+                return true;
+            };
+            let legacy = records
+                .get(key.as_str())
+                .filter(|record| record.from_key == send.hello.from.key());
+            let Some(first) = legacy.or_else(|| records.get(scoped)) else {
+                return true;
+            };
+            if first.to_key != send.hello.to.key() {
+                outcomes.set(send.index, Err(StoreError::IdempotencyKeyReused));
+                return false;
+            }
+            if first.stored_at.is_some() {
+                outcomes.set(send.index, Ok(first.hello.clone()));
+                return false;
+            }
+            // Stored under the claim it was first sent under: a release since must not make it
+            // readable by others.
+            let covered_by = if first.stamped {
+                first.covered_by
+            } else {
+                send.document.covered_by
+            };
+            match document_for(&first.hello, &send.hello.to, covered_by) {
+                Ok(document) => {
+                    send.document = document;
+                    send.stored = first.hello.clone();
+                    send.record = Some(first.key.clone());
+                    send.finishing = true;
+                    true
+                }
+                Err(error) => {
+                    outcomes.set(send.index, Err(error));
+                    false
+                }
+            }
+        });
     }
+
+    /// How many hellos wait in the inboxes new sends go to: one `aggregate`.
+    async fn inbox_sizes_of(
+        &self,
+        pending: &[Pending],
+    ) -> Result<HashMap<String, u64>, StoreError> {
+        let mut inboxes: Vec<&str> = pending
+            .iter()
+            .filter(|send| !send.finishing)
+            .map(|send| send.hello.to.key())
+            .collect();
+        inboxes.sort_unstable();
+        inboxes.dedup();
+        if inboxes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.inbox_sizes(&inboxes).await
+    }
+
+    /// Records the new sends' keys: one `insert`. Answers the sends another request recorded
+    /// the same key for first: they go again, as retries.
+    async fn record_keys(
+        &self,
+        pending: &mut Vec<Pending>,
+        outcomes: &mut Outcomes<StoredHello>,
+    ) -> Vec<(usize, NewHello)> {
+        let new: Vec<usize> = (0..pending.len())
+            .filter(|&at| pending[at].record.is_some() && !pending[at].finishing)
+            .collect();
+        if new.is_empty() {
+            return Vec::new();
+        }
+        let records: Vec<IdempotencyDocument> = new
+            .iter()
+            .map(|&at| {
+                let send = &pending[at];
+                IdempotencyDocument {
+                    key: send.record.clone().unwrap_or_default(),
+                    to_key: send.hello.to.key().to_owned(),
+                    from_key: send.hello.from.key().to_owned(),
+                    hello: send.stored.clone(),
+                    created: DateTime::now(),
+                    stored_at: None,
+                    covered_by: send.document.covered_by,
+                    stamped: true,
+                }
+            })
+            .collect();
+        let outcome = self.idempotency.insert_many(records).ordered(false).await;
+        let mut dropped = vec![false; pending.len()];
+        let mut raced = Vec::new();
+        match inserted(outcome.map(|_| ()), Operation::Send) {
+            Inserted::Each { refused } => {
+                self.count(0, (new.len() - refused.len()) as i64);
+                for (index, duplicate) in refused {
+                    let at = new[index];
+                    dropped[at] = true;
+                    if duplicate {
+                        raced.push(at);
+                    } else {
+                        let error = StoreError::unavailable(anyhow::anyhow!(
+                            "the store refused this send's idempotency record"
+                        ));
+                        outcomes.set(pending[at].index, Err(error));
+                    }
+                }
+            }
+            Inserted::All(error) => {
+                // No hello is stored for a key whose record is in doubt: its retry finishes it.
+                outcomes.fail(new.iter().map(|&at| pending[at].index), &error);
+                for &at in &new {
+                    dropped[at] = true;
+                }
+            }
+        }
+        let mut kept = Vec::with_capacity(pending.len());
+        let mut again = Vec::new();
+        for (at, send) in std::mem::take(pending).into_iter().enumerate() {
+            if raced.contains(&at) {
+                again.push((send.index, send.hello));
+            } else if !dropped[at] {
+                kept.push(send);
+            }
+        }
+        *pending = kept;
+        again
+    }
+
+    /// Inserts the hellos: one `insert`. A hello already there (a retry finishing its first
+    /// attempt) is not an error.
+    async fn insert_hellos(
+        &self,
+        pending: &mut Vec<Pending>,
+        outcomes: &mut Outcomes<StoredHello>,
+    ) {
+        if pending.is_empty() {
+            return;
+        }
+        let documents: Vec<&HelloDocument> = pending.iter().map(|send| &send.document).collect();
+        let outcome = self.hellos.insert_many(documents).ordered(false).await;
+        match inserted(outcome.map(|_| ()), Operation::Send) {
+            Inserted::Each { refused } => {
+                let mut stored = 0;
+                let mut at = 0;
+                pending.retain(|send| {
+                    let refusal = refused.iter().find(|(index, _)| *index == at);
+                    at += 1;
+                    match refusal {
+                        None => {
+                            stored += 1;
+                            true
+                        }
+                        Some((_, true)) => true,
+                        Some((_, false)) => {
+                            let error = StoreError::unavailable(anyhow::anyhow!(
+                                "the store refused this hello"
+                            ));
+                            outcomes.set(send.index, Err(error));
+                            false
+                        }
+                    }
+                });
+                self.count(stored, 0);
+            }
+            Inserted::All(error) => {
+                outcomes.fail(pending.iter().map(|send| send.index), &error);
+                pending.clear();
+            }
+        }
+    }
+
+    /// Marks the stored hellos' records stored (one `update`) and answers every stored send.
+    async fn mark_stored(&self, pending: Vec<Pending>, outcomes: &mut Outcomes<StoredHello>) {
+        let records: Vec<&str> = pending
+            .iter()
+            .filter_map(|send| send.record.as_deref())
+            .collect();
+        let marked = if records.is_empty() {
+            Ok(())
+        } else {
+            self.idempotency
+                .update_many(
+                    doc! { "_id": { "$in": records } },
+                    doc! { "$set": { "stored_at": Millis::now().0 } },
+                )
+                .await
+                .map(|_| ())
+                .map_err(write_failed(Operation::Send))
+        };
+        for send in pending {
+            match (&marked, &send.record) {
+                (Err(error), Some(_)) => outcomes.fail([send.index], error),
+                _ => outcomes.set(send.index, Ok(send.stored)),
+            }
+        }
+    }
+}
+
+/// Refuses, in the batch's order, the new sends past an inbox's cap or the store's caps.
+fn check_caps(
+    pending: &mut Vec<Pending>,
+    outcomes: &mut Outcomes<StoredHello>,
+    limits: StoreLimits,
+    sizes: Result<HashMap<String, u64>, StoreError>,
+    counts: Result<super::Counts, StoreError>,
+) {
+    let (mut sizes, counts) = match (sizes, counts) {
+        (Ok(sizes), Ok(counts)) => (sizes, counts),
+        (Err(error), _) | (_, Err(error)) => {
+            let new = pending.iter().filter(|send| !send.finishing);
+            outcomes.fail(new.map(|send| send.index), &error);
+            pending.retain(|send| send.finishing);
+            return;
+        }
+    };
+    let (mut hellos, mut keys) = (counts.hellos, counts.keys);
+    pending.retain(|send| {
+        if send.finishing {
+            return true;
+        }
+        let waiting = sizes.entry(send.hello.to.key().to_owned()).or_default();
+        let refusal = if *waiting >= limits.inbox_cap {
+            Some(StoreError::InboxFull {
+                name: send.hello.to.to_string(),
+                cap: limits.inbox_cap,
+            })
+        } else if hellos >= limits.store_cap {
+            Some(StoreError::StoreFull {
+                what: "hellos",
+                cap: limits.store_cap,
+            })
+        } else if send.record.is_some() && keys >= limits.idempotency_cap {
+            Some(StoreError::StoreFull {
+                what: "idempotency keys",
+                cap: limits.idempotency_cap,
+            })
+        } else {
+            None
+        };
+        match refusal {
+            Some(error) => {
+                outcomes.set(send.index, Err(error));
+                false
+            }
+            None => {
+                *waiting += 1;
+                hellos += 1;
+                keys += u64::from(send.record.is_some());
+                true
+            }
+        }
+    });
 }

@@ -1,0 +1,117 @@
+//! Ending leases on MongoDB, a batch at a time: a GET's acknowledgements cost one `delete`; a
+//! batch of reliable reads' confirmations one `update` marking the leases confirmed (only those
+//! that still hold), one `find` reading them back and one `delete` of their hellos, whatever its
+//! number of calls.
+
+use std::collections::HashMap;
+
+use futures::TryStreamExt;
+use hello_common::{Name, timestamp::Millis};
+use mongodb::bson::{Document, doc};
+
+use super::{
+    MongoStore,
+    batch::Outcomes,
+    documents::{LEASE_FIELD, LeaseDocument},
+    watch::ONE_BATCH,
+    write_failed,
+};
+use crate::store::{Confirmation, Operation, StoreError};
+
+impl MongoStore {
+    /// A GET's leases, delivered: deletes the hellos they still hold (one `delete`). A GET's
+    /// lease has no record to forget (those of earlier releases are forgotten by their TTL).
+    pub(super) async fn acknowledge_leases(&self, lease_ids: &[String]) -> Result<u64, StoreError> {
+        let result = self
+            .hellos
+            .delete_many(doc! { LEASE_FIELD: { "$in": lease_ids } })
+            .await
+            .map_err(write_failed(Operation::Acknowledge))?;
+        self.count_deleted(result.deleted_count);
+        Ok(result.deleted_count)
+    }
+
+    /// See [`crate::store::Store::confirm_batch`]. The leases are marked confirmed (only those
+    /// that still hold) before their hellos are deleted: a failure in between is finished by the
+    /// client's retry, which finds the mark and deletes again.
+    pub(super) async fn confirm_batch_here(
+        &self,
+        confirmations: Vec<(Name, String)>,
+    ) -> Vec<Result<Confirmation, StoreError>> {
+        let mut outcomes = Outcomes::new(confirmations.len());
+        let every = 0..confirmations.len();
+        let ours: Vec<Document> = confirmations
+            .iter()
+            .map(|(name, lease_id)| doc! { "_id": lease_id, "to": name.key() })
+            .collect();
+        let now = Millis::now().0;
+        let mark = doc! {
+            "q": { "$or": ours, "until": { "$gte": now }, "confirmed_at": { "$exists": false } },
+            "u": { "$set": { "confirmed_at": now } },
+            "multi": true,
+        };
+        if let Err(error) = self
+            .update_each("leases", vec![mark], Operation::Confirm)
+            .await
+        {
+            outcomes.fail(every, &error);
+            return outcomes.into_vec();
+        }
+        let ids: Vec<&str> = confirmations.iter().map(|(_, id)| id.as_str()).collect();
+        let found: Result<Vec<LeaseDocument>, _> = match self
+            .leases
+            .find(doc! { "_id": { "$in": &ids } })
+            .batch_size(ONE_BATCH)
+            .await
+        {
+            Ok(cursor) => cursor.try_collect().await,
+            Err(error) => Err(error),
+        };
+        let leases: HashMap<String, LeaseDocument> = match found {
+            Ok(found) => found
+                .into_iter()
+                .map(|lease| (lease.id.clone(), lease))
+                .collect(),
+            Err(error) => {
+                outcomes.fail(every, &StoreError::unavailable(error));
+                return outcomes.into_vec();
+            }
+        };
+        let answers: Vec<Confirmation> = confirmations
+            .iter()
+            .map(|(name, id)| match leases.get(id) {
+                Some(lease) if lease.to == name.key() && lease.confirmed_at.is_some() => {
+                    Confirmation::Confirmed
+                }
+                Some(lease) if lease.to == name.key() => Confirmation::Expired,
+                _ => Confirmation::Unknown,
+            })
+            .collect();
+        let confirmed: Vec<&str> = ids
+            .iter()
+            .zip(&answers)
+            .filter(|(_, answer)| **answer == Confirmation::Confirmed)
+            .map(|(id, _)| *id)
+            .collect();
+        if !confirmed.is_empty() {
+            match self
+                .hellos
+                .delete_many(doc! { LEASE_FIELD: { "$in": confirmed } })
+                .await
+                .map_err(write_failed(Operation::Confirm))
+            {
+                Ok(deleted) => self.count_deleted(deleted.deleted_count),
+                Err(error) => {
+                    let touched = every.filter(|&at| answers[at] == Confirmation::Confirmed);
+                    outcomes.fail(touched, &error);
+                }
+            }
+        }
+        for (at, answer) in answers.into_iter().enumerate() {
+            if !outcomes.is_set(at) {
+                outcomes.set(at, Ok(answer));
+            }
+        }
+        outcomes.into_vec()
+    }
+}
