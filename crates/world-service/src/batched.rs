@@ -2,11 +2,12 @@
 //! the whole batch to the store together (MongoDB answers it with a fixed number of commands,
 //! the embedded store's writer takes its writes in one commit), and gives each call a span of
 //! its own that continues its public request's trace and carries its request id, with a log line
-//! of its own as an access log would give it.
+//! of its own as an access log would give it. The store's spans are under the first call's span.
 
 use std::{future::Future, time::Instant};
 
 use hello_common::{Problem, telemetry, wire::BatchedCall};
+use tracing::Instrument;
 
 /// Runs `run` on `calls` (1 to the kind's most, else 400), which answers one outcome per call,
 /// in their order. `done` is the status the public request answers when its call succeeds.
@@ -44,8 +45,13 @@ where
             span
         })
         .collect();
+    // The batch's store work is one piece of work: traced under its first call, which the
+    // others' spans follow from (a span has one parent).
+    for span in &spans[1..] {
+        span.follows_from(&spans[0]);
+    }
     let started = Instant::now();
-    let outcomes = run(calls).await;
+    let outcomes = run(calls).instrument(spans[0].clone()).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     for (span, outcome) in spans.iter().zip(&outcomes) {
         let status = outcome

@@ -72,7 +72,7 @@ impl<S: Store> Store for TracedStore<S> {
     ) -> Vec<Result<StoredHello, StoreError>> {
         self.0
             .send_batch(hellos, claims)
-            .instrument(self.span("send batch"))
+            .instrument(self.span("send"))
             .await
     }
 
@@ -82,7 +82,7 @@ impl<S: Store> Store for TracedStore<S> {
     ) -> Vec<Result<Lease, StoreError>> {
         self.0
             .lease_batch(leases)
-            .instrument(self.span("lease batch"))
+            .instrument(self.span("lease"))
             .await
     }
 
@@ -92,7 +92,7 @@ impl<S: Store> Store for TracedStore<S> {
     ) -> Vec<Result<Confirmation, StoreError>> {
         self.0
             .confirm_batch(confirmations)
-            .instrument(self.span("confirm batch"))
+            .instrument(self.span("confirm"))
             .await
     }
 
