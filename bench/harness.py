@@ -68,15 +68,41 @@ def budget_free_nginx_conf(work: Path, conf: Path = ROOT / "deploy" / "nginx" / 
     return lifted
 
 
+def store_commands(world: str = WORLD) -> dict[str, float]:
+    """world's store commands so far by command (world_store_commands_total), without `count`:
+    MongoDB's collection sizes from metadata, which the caps take at most every 500 ms and each
+    scrape of /metrics takes once (this one too)."""
+    with urllib.request.urlopen(f"{world}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    commands = {}
+    for line in text.splitlines():
+        if line.startswith('world_store_commands_total{command="'):
+            command = line.split('"', 2)[1]
+            if command != "count":
+                commands[command] = float(line.rsplit(" ", 1)[1])
+    return commands
+
+
+def spent_since(before: dict[str, float], world: str = WORLD) -> dict[str, float]:
+    """The store commands world issued since `before` (store_commands()), those it issued at all."""
+    after = store_commands(world)
+    spent = {command: count - before.get(command, 0.0) for command, count in after.items()}
+    return {command: count for command, count in spent.items() if count > 0}
+
+
 class Bench:
     """The pod of one run, the rows measured so far, and the services' peak memory."""
 
-    def __init__(self, work: Path, seconds: int, nginx_conf: Path | None = None) -> None:
+    def __init__(self, work: Path, seconds: int, nginx_conf: Path | None = None, store=None,
+                 binaries: Path = RELEASE) -> None:
+        """`store`: a MongoDB for world (anything with a `uri()`), else the embedded store;
+        `binaries`: where the services' release binaries are."""
         work.mkdir(parents=True, exist_ok=True)
         nginx_conf = budget_free_nginx_conf(work, nginx_conf or ROOT / "deploy" / "nginx" / "nginx.conf")
         self.work = work
         self.seconds = seconds
-        self.pod = Pod(work / "pod", name="bench", release=Release("this checkout", ROOT, RELEASE), world_port=8082,
+        self.pod = Pod(work / "pod", name="bench", release=Release("this checkout", ROOT, binaries), world_port=8082,
+                       store=store, database="bench",
                        env={"RUST_LOG": "warn", **IMAGE_ENV},
                        world_env={"WORLD_SHUTDOWN_DRAIN_MS": "0"},
                        hello_env={"HELLO_RATE_LIMIT_PER_SECOND": "0", "HELLO_SHUTDOWN_DRAIN_MS": "0"},
@@ -177,11 +203,20 @@ class Bench:
         say(f"wrk {label}" + ("" if counted else f" ({self.seconds} s)"))
         pod_load = self.pod.world.running and self.worlds_started == 1
         watched = {"hello": self.pid("hello"), "world": self.pid("world")} if pod_load else {}
+        commands_before = store_commands() if self.pod.world.running else None
         with OpenFiles(watched) as open_files:
             if counted:
                 row = {"label": label, **wrk_counted(url, script, self.work / "done")}
             else:
                 row = {"label": label, **wrk(url, self.seconds, script)}
+        commands = ""
+        if commands_before is not None:
+            spent = spent_since(commands_before)
+            row["store_commands"] = spent
+            if row["requests"]:
+                per_request = sum(spent.values()) / row["requests"]
+                row["commands_per_request"] = per_request
+                commands = f"  store commands/request {per_request:.2f}"
         self.results[key] = row
         peak = ""
         if pod_load:
@@ -190,7 +225,7 @@ class Bench:
             peak = (f"  RSS peak so far: hello {self.peak['hello'] / 1024:.1f}, world {self.peak['world'] / 1024:.1f} MiB;"
                     f" open files at most: hello {open_files.most['hello']}, world {open_files.most['world']}")
         print(f"  {row['rps']:>10,.0f} req/s  p50 {row['p50']:.2f} ms  p99 {row['p99']:.2f} ms  "
-              f"non-2xx {row['non2xx']}  requests {row['requests']:,}{peak}", flush=True)
+              f"non-2xx {row['non2xx']}  requests {row['requests']:,}{commands}{peak}", flush=True)
         if script is not None and script.read_text().find("confirmed %d") >= 0 and row["pairs_per_s"] is None:
             fail(f"{label}: wrk printed no 'confirmed N' line (the reliable-read script's count)")
         if row["non2xx"] or row["socket_errors"]:

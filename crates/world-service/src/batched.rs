@@ -61,3 +61,8 @@ where
     }
     Ok(outcomes)
 }
+
+/// The store answered fewer outcomes than it was given calls: world's bug, a 503.
+pub fn missing() -> crate::store::StoreError {
+    crate::store::StoreError::unavailable(anyhow::anyhow!("the store left a call unanswered"))
+}

@@ -132,8 +132,8 @@ pub struct BatchedLease {
     /// Whether a confirmation will follow (a reliable read): world keeps a record of the lease
     /// for it. A GET's lease is acknowledged at once and needs none. Absent: kept (as before the
     /// field existed).
-    #[serde(default = "kept")]
-    pub receipt: bool,
+    #[serde(default = "confirmable_by_default")]
+    pub confirmable: bool,
     /// The id of the public request that carried it.
     pub request_id: String,
     /// The public request's trace context, when traces are on.
@@ -141,7 +141,7 @@ pub struct BatchedLease {
     pub traceparent: Option<String>,
 }
 
-fn kept() -> bool {
+fn confirmable_by_default() -> bool {
     true
 }
 
@@ -268,7 +268,7 @@ mod tests {
             limit: MAX_PAGE,
             lease_ms: Some(u64::MAX),
             token_sha256: Some("f".repeat(64)),
-            receipt: false,
+            confirmable: false,
             request_id: "\\".repeat(MAX_REQUEST_ID),
             traceparent: traceparent.clone(),
         };

@@ -208,7 +208,7 @@ impl WorldClient {
         caller: &Caller,
         request_id: &RequestId,
     ) -> Result<RawLease, WorldError> {
-        let (lease_ms, receipt) = match read {
+        let (lease_ms, confirmable) = match read {
             LeaseFor::Get => (None, false),
             LeaseFor::ReliableRead { lease_ms } => (lease_ms, true),
         };
@@ -217,7 +217,7 @@ impl WorldClient {
             limit,
             lease_ms,
             token_sha256: caller.token_hex(),
-            receipt,
+            confirmable,
             request_id: request_id.0.clone(),
             traceparent,
         };

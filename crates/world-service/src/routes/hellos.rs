@@ -120,11 +120,6 @@ async fn store(state: &AppState, sends: Vec<BatchedSend>) -> Vec<Result<StoredHe
     }
     outcomes
         .into_iter()
-        .map(|outcome| outcome.unwrap_or_else(|| Err(Problem::from(missing()))))
+        .map(|outcome| outcome.unwrap_or_else(|| Err(Problem::from(crate::batched::missing()))))
         .collect()
-}
-
-/// The store answered fewer outcomes than it was given calls: world's bug, a 503.
-pub(crate) fn missing() -> crate::store::StoreError {
-    crate::store::StoreError::unavailable(anyhow::anyhow!("the store left a call unanswered"))
 }

@@ -17,7 +17,6 @@ use hello_common::{
 use crate::{
     batched::answer_together,
     ownership::{check_reader, token_hash},
-    routes::hellos::missing,
     startup::AppState,
     store::{Confirmation, LeaseRequest, claims::ClaimsWanted},
 };
@@ -103,7 +102,7 @@ where
     }
     outcomes
         .into_iter()
-        .map(|outcome| outcome.unwrap_or_else(|| Err(Problem::from(missing()))))
+        .map(|outcome| outcome.unwrap_or_else(|| Err(Problem::from(crate::batched::missing()))))
         .collect()
 }
 
@@ -131,7 +130,7 @@ async fn take(state: &AppState, leases: Vec<BatchedLease>) -> Vec<Result<Lease, 
                 limit: reader.call.limit,
                 lease: Duration::from_millis(lease_ms.clamp(*LEASE_MS.start(), *LEASE_MS.end())),
                 covering_claim,
-                receipt: reader.call.receipt,
+                confirmable: reader.call.confirmable,
             };
             (reader.name, request)
         })

@@ -58,7 +58,7 @@ pub struct LeaseRequest {
     /// as soon as its hellos are delivered and needs no record: MongoDB writes none (a
     /// confirmation of it answers [`Confirmation::Unknown`]); the embedded store keeps its leases
     /// in memory either way.
-    pub receipt: bool,
+    pub confirmable: bool,
 }
 
 /// A reader waiting on an inbox, as [`Store::wakeable`] needs it.
@@ -199,7 +199,7 @@ impl StoreError {
     }
 
     /// The same failure again, for another call of a batch it touched: same kind, same message.
-    pub fn copy(&self) -> Self {
+    pub fn for_another_call(&self) -> Self {
         match self {
             Self::InboxFull { name, cap } => Self::InboxFull {
                 name: name.clone(),

@@ -1,12 +1,14 @@
 //! On MongoDB a batch costs a fixed number of store commands whatever the number of calls in it:
-//! batches of 1, 8 and 32 sends, leases and confirmations through the real binary's routes, each
+//! batches of 1, 8 and 32 sends, GETs' and reliable reads' leases, acknowledgements and
+//! confirmations through the real binary's routes, each
 //! counted by `world_store_commands_total{command}` from its `/metrics`. Calls carry what costs
 //! commands on the old per-call path: a claimed recipient, a sender's token, idempotency keys, a
 //! reliable read's record, hellos to take in every inbox.
 //!
-//! Left out of the counts: `count`, the collections' sizes from their metadata, which the store
-//! caps take at most every 500 ms whatever the load (so it may fall in any batch) and each
-//! scrape of `/metrics` takes for `world_hellos_stored`.
+//! A GET's lease writes no record: its batch costs one command less, and a confirmation of it
+//! finds nothing. `count` (the collections' sizes from their metadata) is bounded rather than
+//! counted: the caps take it at most every 500 ms whatever the load, and each scrape of
+//! `/metrics` once.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::binary::start;
 
-/// Commands by name, as `/metrics` counts them so far (without `count`).
+/// Commands by name, as `/metrics` counts them so far.
 async fn commands(world: &ChildService) -> BTreeMap<String, f64> {
     let scrape = reqwest::get(format!("{}/metrics", world.url()))
         .await
@@ -33,35 +35,50 @@ async fn commands(world: &ChildService) -> BTreeMap<String, f64> {
             let (command, value) = labels.split_once("\"} ")?;
             Some((command.to_owned(), value.trim().parse().ok()?))
         })
-        .filter(|(command, _)| command != "count")
         .collect()
 }
 
-/// The commands `batch` cost, by name (those it used at all).
+/// The commands a batch of `calls` cost, by name (those it used at all), and its answer.
 async fn cost(
     world: &ChildService,
     path: &str,
     calls: Vec<Value>,
 ) -> (BTreeMap<String, f64>, Value) {
+    cost_body(world, path, json!({ "calls": calls })).await
+}
+
+/// The commands a POST of `body` cost, by name (those it used at all), and its answer. The
+/// collections' `count` is left out of the names: at most four may fall in any call (the caps'
+/// three, every 500 ms, and the scrape's one), so it is bounded here instead.
+async fn cost_body(
+    world: &ChildService,
+    path: &str,
+    body: Value,
+) -> (BTreeMap<String, f64>, Value) {
     let before = commands(world).await;
     let answer = reqwest::Client::new()
         .post(format!("{}{path}", world.url()))
-        .json(&json!({ "calls": calls }))
+        .json(&body)
         .send()
         .await
         .unwrap();
     assert_eq!(answer.status(), 200);
-    let outcomes: Value = answer.json().await.unwrap();
+    let answer: Value = answer.json().await.unwrap();
     let after = commands(world).await;
+    let counts = after["count"] - before["count"];
+    assert!(
+        counts <= 4.0,
+        "{path} cost {counts} counts of the collections"
+    );
     let spent = after
         .into_iter()
         .map(|(command, count)| {
             let spent = count - before.get(&command).copied().unwrap_or_default();
             (command, spent)
         })
-        .filter(|(_, spent)| *spent > 0.0)
+        .filter(|(command, spent)| *spent > 0.0 && command != "count")
         .collect();
-    (spent, outcomes)
+    (spent, answer)
 }
 
 fn outcomes<'a>(answer: &'a Value, kind: &str) -> Vec<&'a Value> {
@@ -108,43 +125,83 @@ async fn a_batch_of_1_8_or_32_calls_costs_the_same_commands_on_mongodb() {
             }
         };
         // Sends: every other one idempotent, every third from the claimed sender by its token.
-        let sends = (0..size)
-            .map(|call| {
-                let mut send = json!({ "to": inbox(call), "request_id": format!("s{call}") });
-                if call % 3 == 0 {
-                    send["token_sha256"] = json!(tokens["sender"]);
-                } else {
-                    send["from"] = json!("someone");
-                }
-                if call % 2 == 0 {
-                    send["idempotency_key"] = json!(format!("key-{round}-{call}"));
-                }
-                send
-            })
-            .collect();
-        let (sent, answer) = cost(&world, "/v1/hellos", sends).await;
-        assert_eq!(outcomes(&answer, "stored").len(), size);
+        let sends = |pass: &str| -> Vec<Value> {
+            (0..size)
+                .map(|call| {
+                    let mut send = json!({ "to": inbox(call), "request_id": format!("s{call}") });
+                    if call % 3 == 0 {
+                        send["token_sha256"] = json!(tokens["sender"]);
+                    } else {
+                        send["from"] = json!("someone");
+                    }
+                    if call % 2 == 0 {
+                        send["idempotency_key"] = json!(format!("key-{pass}-{round}-{call}"));
+                    }
+                    send
+                })
+                .collect()
+        };
+        let leases = |confirmable: bool| -> Vec<Value> {
+            (0..size)
+                .map(|call| {
+                    let mut lease = json!({
+                        "name": inbox(call),
+                        "limit": 10,
+                        "confirmable": confirmable,
+                        "request_id": format!("l{call}"),
+                    });
+                    if call == 0 {
+                        lease["token_sha256"] = json!(tokens["owner"]);
+                    }
+                    lease
+                })
+                .collect()
+        };
+        let mut cost_of = BTreeMap::new();
 
-        // Leases: reliable reads (kept), each finding its hello.
-        let leases = (0..size)
-            .map(|call| {
-                let mut lease =
-                    json!({ "name": inbox(call), "limit": 10, "request_id": format!("l{call}") });
-                if call == 0 {
-                    lease["token_sha256"] = json!(tokens["owner"]);
-                }
-                lease
-            })
-            .collect();
-        let (leased, answer) = cost(&world, "/v1/leases", leases).await;
+        let (spent, answer) = cost(&world, "/v1/hellos", sends("get")).await;
+        assert_eq!(outcomes(&answer, "stored").len(), size);
+        cost_of.insert("sends", spent);
+        // GETs' leases, each finding its hello, then acknowledged together.
+        let (spent, answer) = cost(&world, "/v1/leases", leases(false)).await;
+        let taken = outcomes(&answer, "leased");
+        assert!(
+            taken
+                .iter()
+                .all(|lease| lease["hellos"].as_array().unwrap().len() == 1)
+        );
+        cost_of.insert("GET leases", spent);
+        let ids: Vec<&Value> = taken.iter().map(|lease| &lease["lease_id"]).collect();
+        let (spent, answer) =
+            cost_body(&world, "/v1/leases/acknowledge", json!({ "leases": ids })).await;
+        assert_eq!(answer["deleted"], json!(size), "{answer}");
+        cost_of.insert("acknowledgements", spent);
+        if round == 0 {
+            // A GET's lease was never recorded: a confirmation of it finds nothing.
+            let (_, answer) = cost(
+                &world,
+                "/v1/confirmations",
+                vec![json!({
+                    "name": inbox(0),
+                    "lease": ids[0],
+                    "token_sha256": tokens["owner"],
+                    "request_id": "c",
+                })],
+            )
+            .await;
+            assert_eq!(answer["outcomes"][0]["refused"]["status"], 404, "{answer}");
+        }
+
+        // Reliable reads: their leases recorded, then confirmed together.
+        cost(&world, "/v1/hellos", sends("reliable")).await;
+        let (spent, answer) = cost(&world, "/v1/leases", leases(true)).await;
         let leases = outcomes(&answer, "leased");
         assert!(
             leases
                 .iter()
                 .all(|lease| lease["hellos"].as_array().unwrap().len() == 1)
         );
-
-        // Confirmations of those leases.
+        cost_of.insert("reliable leases", spent);
         let confirmations = leases
             .iter()
             .enumerate()
@@ -160,32 +217,37 @@ async fn a_batch_of_1_8_or_32_calls_costs_the_same_commands_on_mongodb() {
                 confirmation
             })
             .collect();
-        let (confirmed, answer) = cost(&world, "/v1/confirmations", confirmations).await;
+        let (spent, answer) = cost(&world, "/v1/confirmations", confirmations).await;
         let confirmed_all = answer["outcomes"].as_array().unwrap();
         assert!(
             confirmed_all.iter().all(|outcome| *outcome == "confirmed"),
             "{answer}"
         );
-        costs.push((size, sent, leased, confirmed));
+        cost_of.insert("confirmations", spent);
+        costs.push((size, cost_of));
     }
-    for (size, sent, leased, confirmed) in &costs {
-        println!("{size:>2} calls: sends {sent:?}, leases {leased:?}, confirmations {confirmed:?}");
+    for (size, cost_of) in &costs {
+        println!("{size:>2} calls: {cost_of:?}");
     }
-    let (_, sent, leased, confirmed) = &costs[0];
-    for (size, other_sent, other_leased, other_confirmed) in &costs[1..] {
-        assert_eq!(other_sent, sent, "a batch of {size} sends");
-        assert_eq!(other_leased, leased, "a batch of {size} leases");
-        assert_eq!(
-            other_confirmed, confirmed,
-            "a batch of {size} confirmations"
-        );
+    let (_, first) = &costs[0];
+    for (size, other) in &costs[1..] {
+        for (kind, spent) in other {
+            assert_eq!(spent, &first[kind], "a batch of {size} {kind}");
+        }
     }
-    // What a batch costs, whatever its size: the claims' find and the documents' writes.
-    assert_eq!(sent.values().sum::<f64>(), 6.0, "sends: {sent:?}");
-    assert_eq!(leased.values().sum::<f64>(), 6.0, "leases: {leased:?}");
+    // What a batch costs, whatever its size: the claims' find and the documents' commands.
+    let total = |kind: &str| first[kind].values().sum::<f64>();
+    assert_eq!(total("sends"), 6.0, "sends: {first:?}");
     assert_eq!(
-        confirmed.values().sum::<f64>(),
-        4.0,
-        "confirmations: {confirmed:?}"
+        total("GET leases"),
+        5.0,
+        "GET leases (no record): {first:?}"
     );
+    assert_eq!(
+        total("acknowledgements"),
+        1.0,
+        "acknowledgements: {first:?}"
+    );
+    assert_eq!(total("reliable leases"), 6.0, "reliable leases: {first:?}");
+    assert_eq!(total("confirmations"), 4.0, "confirmations: {first:?}");
 }

@@ -99,7 +99,7 @@ async fn the_claims_moved_and_the_later_of_the_pair_was_released(store: &dyn Sto
             &Name::parse_existing_claim(SMALL).unwrap(),
             world_service::store::LeaseRequest {
                 covering_claim: Some(first.claimed_at),
-                receipt: true,
+                confirmable: true,
                 ..take(10, 60_000)
             },
         )

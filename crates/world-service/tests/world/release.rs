@@ -79,7 +79,7 @@ async fn a_hello_stored_after_the_release_deleted_its_inbox_is_never_read_by_oth
             &name("ｃａｒｏｌ"),
             world_service::store::LeaseRequest {
                 covering_claim: Some(claimed_at),
-                receipt: true,
+                confirmable: true,
                 ..crate::support::take(10, 60_000)
             },
         )

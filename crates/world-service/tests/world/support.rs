@@ -180,6 +180,6 @@ pub fn take(limit: u32, lease_ms: u64) -> LeaseRequest {
         limit,
         lease: Duration::from_millis(lease_ms),
         covering_claim: None,
-        receipt: true,
+        confirmable: true,
     }
 }

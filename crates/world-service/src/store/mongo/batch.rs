@@ -1,19 +1,19 @@
 //! What every batched operation on MongoDB shares: outcomes kept per call, one failure told to
-//! every call it touched, and the multi-statement write commands MongoDB 7.0 has (`update` with
-//! one statement per call; `bulkWrite` is 8.0 only).
+//! every call it touched, unordered multi-document inserts sorted by document, and the
+//! multi-statement `update` command (MongoDB 7.0 has it; `bulkWrite` is 8.0 only).
 
 use mongodb::{
     bson::{Document, doc},
     error::{ErrorKind, InsertManyError},
 };
 
-use super::{DUPLICATE_KEY, MongoStore, write_failed};
+use super::{DUPLICATE_KEY, MongoStore, counts, write_failed};
 use crate::store::{Operation, StoreError};
 
 /// The outcome of each call of a batch, filled in as they are known.
-pub(super) struct Outcomes<T>(Vec<Option<Result<T, StoreError>>>);
+pub(super) struct CallOutcomes<T>(Vec<Option<Result<T, StoreError>>>);
 
-impl<T> Outcomes<T> {
+impl<T> CallOutcomes<T> {
     pub fn new(calls: usize) -> Self {
         Self((0..calls).map(|_| None).collect())
     }
@@ -30,7 +30,7 @@ impl<T> Outcomes<T> {
     /// Fails every call of `indices` with `error` (each with a copy of its own).
     pub fn fail(&mut self, indices: impl IntoIterator<Item = usize>, error: &StoreError) {
         for index in indices {
-            self.0[index] = Some(Err(error.copy()));
+            self.0[index] = Some(Err(error.for_another_call()));
         }
     }
 
@@ -94,14 +94,14 @@ pub(super) fn inserted(
 impl MongoStore {
     /// Runs one `update` command of `statements` (each `{q, u, multi}`), unordered and durable
     /// as every write is. Fails, as a write does, when the command failed or was not confirmed
-    /// durable; a statement the server refused did nothing, and the callers read back what each
-    /// statement did (the command answers only totals).
+    /// durable. Answers the indexes of the statements the server refused (they did nothing);
+    /// the callers read back what the others did (the command answers only totals).
     pub(super) async fn update_each(
         &self,
         collection: &str,
         statements: Vec<Document>,
         operation: Operation,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<usize>, StoreError> {
         let command = doc! {
             "update": collection,
             "updates": statements,
@@ -120,16 +120,24 @@ impl MongoStore {
                 cause: anyhow::anyhow!("the store did not confirm the {operation} durable"),
             });
         }
-        // A statement the server refused did nothing: the callers read back what each did.
-        if let Ok(errors) = answer.get_array("writeErrors")
-            && !errors.is_empty()
-        {
+        let refused: Vec<usize> = answer
+            .get_array("writeErrors")
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|error| {
+                        let index = error.as_document()?.get("index")?;
+                        usize::try_from(counts::whole(index)).ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !refused.is_empty() {
             tracing::warn!(
-                refused = errors.len(),
-                first = %errors[0],
+                refused = refused.len(),
                 "the store refused statements of a batched {operation}"
             );
         }
-        Ok(())
+        Ok(refused)
     }
 }

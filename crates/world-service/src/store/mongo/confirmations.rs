@@ -10,10 +10,9 @@ use hello_common::{Name, timestamp::Millis};
 use mongodb::bson::{Document, doc};
 
 use super::{
-    MongoStore,
-    batch::Outcomes,
+    MongoStore, ONE_BATCH,
+    batch::CallOutcomes,
     documents::{LEASE_FIELD, LeaseDocument},
-    watch::ONE_BATCH,
     write_failed,
 };
 use crate::store::{Confirmation, Operation, StoreError};
@@ -38,7 +37,10 @@ impl MongoStore {
         &self,
         confirmations: Vec<(Name, String)>,
     ) -> Vec<Result<Confirmation, StoreError>> {
-        let mut outcomes = Outcomes::new(confirmations.len());
+        let mut outcomes = CallOutcomes::new(confirmations.len());
+        if confirmations.is_empty() {
+            return Vec::new();
+        }
         let every = 0..confirmations.len();
         let ours: Vec<Document> = confirmations
             .iter()
@@ -50,12 +52,22 @@ impl MongoStore {
             "u": { "$set": { "confirmed_at": now } },
             "multi": true,
         };
-        if let Err(error) = self
+        match self
             .update_each("leases", vec![mark], Operation::Confirm)
             .await
         {
-            outcomes.fail(every, &error);
-            return outcomes.into_vec();
+            Ok(refused) if refused.is_empty() => {}
+            Ok(_) => {
+                let error = StoreError::unavailable(anyhow::anyhow!(
+                    "the store refused to mark these leases confirmed"
+                ));
+                outcomes.fail(every, &error);
+                return outcomes.into_vec();
+            }
+            Err(error) => {
+                outcomes.fail(every, &error);
+                return outcomes.into_vec();
+            }
         }
         let ids: Vec<&str> = confirmations.iter().map(|(_, id)| id.as_str()).collect();
         let found: Result<Vec<LeaseDocument>, _> = match self

@@ -11,7 +11,7 @@ use std::{
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 
-use super::{Counts, MongoStore, watch::ONE_BATCH};
+use super::{Counts, MongoStore, ONE_BATCH};
 use crate::store::StoreError;
 
 /// How long a count of the store serves the caps before it is taken again. Between counts this
@@ -51,7 +51,7 @@ impl MongoStore {
         Ok(())
     }
 
-    /// Adds lease records this process inserted (or takes those it deleted) to the last count.
+    /// Adds lease records this process inserted to the last count.
     pub(super) fn count_leases(&self, delta: i64) {
         if let Some(counts) = self
             .counts

@@ -19,10 +19,9 @@ use hello_common::{
 use mongodb::bson::{Bson, DateTime, Document, doc};
 
 use super::{
-    MongoStore, RACE_ATTEMPTS,
-    batch::{Inserted, Outcomes, inserted},
+    MongoStore, ONE_BATCH, RACE_ATTEMPTS,
+    batch::{CallOutcomes, Inserted, inserted},
     documents::{HelloDocument, LEASE_FIELD, LeaseDocument},
-    watch::ONE_BATCH,
 };
 use crate::store::{LeaseRequest, Operation, StoreError, new_lease_id, ttl_millis};
 
@@ -47,8 +46,9 @@ struct Taking {
     /// What it won, oldest first, and how many of those an earlier lease had taken.
     won: Vec<HelloDocument>,
     redelivered: u64,
-    /// Whether any candidate was free when it last looked (else nothing remains either).
-    saw_any: bool,
+    /// Whether it was given candidates when it last looked (if not, none was free: nothing
+    /// remains either).
+    assigned_any: bool,
 }
 
 impl Taking {
@@ -63,7 +63,7 @@ impl MongoStore {
         &self,
         leases: Vec<(Name, LeaseRequest)>,
     ) -> Vec<Result<Lease, StoreError>> {
-        let mut outcomes = Outcomes::new(leases.len());
+        let mut outcomes = CallOutcomes::new(leases.len());
         let mut takings: Vec<Taking> = leases
             .into_iter()
             .map(|(name, request)| Taking {
@@ -73,7 +73,7 @@ impl MongoStore {
                 until: 0,
                 won: Vec::new(),
                 redelivered: 0,
-                saw_any: false,
+                assigned_any: false,
             })
             .collect();
         let mut open: Vec<usize> = (0..takings.len()).collect();
@@ -115,7 +115,7 @@ impl MongoStore {
         &self,
         takings: &mut [Taking],
         open: &[usize],
-        outcomes: &mut Outcomes<Lease>,
+        outcomes: &mut CallOutcomes<Lease>,
     ) -> Result<Vec<usize>, StoreError> {
         let now = Millis::now();
         for &at in open {
@@ -142,7 +142,7 @@ impl MongoStore {
             }
         }
         for &at in open {
-            takings[at].saw_any = assigned.contains_key(&at);
+            takings[at].assigned_any = assigned.contains_key(&at);
         }
         if assigned.is_empty() {
             return Ok(Vec::new());
@@ -151,24 +151,25 @@ impl MongoStore {
         if takings
             .iter()
             .enumerate()
-            .any(|(at, taking)| taking.request.receipt && assigned.contains_key(&at))
+            .any(|(at, taking)| taking.request.confirmable && assigned.contains_key(&at))
             && let Err(error) = self.check_lease_cap().await
         {
             let refused: Vec<usize> = assigned
                 .keys()
                 .copied()
-                .filter(|&at| takings[at].request.receipt)
+                .filter(|&at| takings[at].request.confirmable)
                 .collect();
             for at in refused {
                 assigned.remove(&at);
                 outcomes.fail([at], &error);
             }
         }
-        let statements: Vec<Document> = assigned
+        let order: Vec<usize> = assigned.keys().copied().collect();
+        let statements: Vec<Document> = order
             .iter()
-            .map(|(&at, hellos)| {
-                let taking = &takings[at];
-                let ids: Vec<&str> = hellos.iter().map(|hello| hello.id.as_str()).collect();
+            .map(|at| {
+                let taking = &takings[*at];
+                let ids: Vec<&str> = assigned[at].iter().map(|hello| hello.id.as_str()).collect();
                 let mut win = leasable(taking.inbox(), taking.request.covering_claim, now.0);
                 win.insert("_id", doc! { "$in": ids });
                 doc! {
@@ -181,8 +182,17 @@ impl MongoStore {
         if statements.is_empty() {
             return Ok(Vec::new());
         }
-        self.update_each("hellos", statements, Operation::Lease)
+        let refused = self
+            .update_each("hellos", statements, Operation::Lease)
             .await?;
+        for statement in refused {
+            let Some(&at) = order.get(statement) else {
+                continue;
+            };
+            assigned.remove(&at);
+            let error = StoreError::unavailable(anyhow::anyhow!("the store refused this lease"));
+            outcomes.fail([at], &error);
+        }
         let ids: Vec<&str> = assigned.keys().map(|&at| takings[at].id.as_str()).collect();
         let won: Vec<HelloDocument> = self
             .hellos
@@ -271,9 +281,9 @@ impl MongoStore {
     /// Records the reliable reads' leases that took something, so that their confirmations can
     /// be answered: one `insert`. Recorded after the hellos are won: a failure in between
     /// leaves a lease no confirmation knows (404), whose hellos come back when it runs out.
-    async fn record_leases(&self, takings: &[Taking], outcomes: &mut Outcomes<Lease>) {
+    async fn record_leases(&self, takings: &[Taking], outcomes: &mut CallOutcomes<Lease>) {
         let recorded: Vec<usize> = (0..takings.len())
-            .filter(|&at| takings[at].request.receipt && !takings[at].won.is_empty())
+            .filter(|&at| takings[at].request.confirmable && !takings[at].won.is_empty())
             .collect();
         if recorded.is_empty() {
             return;
@@ -306,7 +316,7 @@ impl MongoStore {
     async fn remaining(&self, takings: &[Taking]) -> Result<HashMap<String, u64>, StoreError> {
         let now = Millis::now().0;
         let mut any: Vec<Document> = Vec::new();
-        for taking in takings.iter().filter(|taking| taking.saw_any) {
+        for taking in takings.iter().filter(|taking| taking.assigned_any) {
             let filter = leasable(taking.inbox(), taking.request.covering_claim, now);
             if !any.contains(&filter) {
                 any.push(filter);

@@ -28,7 +28,7 @@
 //! between two loses nothing acknowledged: the next attempt finishes it, or a lease runs out.
 //!
 //! A batch of calls from hello-service (sends, leases, confirmations) costs a fixed number of
-//! commands whatever its size: multi-document `insert`s, `update`s of one statement per call,
+//! commands whatever its size: multi-document `insert`s, `update`s of one statement per lease,
 //! `deleteMany`, `find` and `aggregate` over every call's documents together, each call keeping
 //! its own outcome ([`batch`]). Only commands MongoDB 7.0 has (`bulkWrite` is 8.0's).
 //!
@@ -88,8 +88,13 @@ use super::{
 
 /// MongoDB's code for a duplicate key.
 const DUPLICATE_KEY: i32 = 11000;
-/// How often an operation that lost a race with another replica tries again.
+/// How many times, at most, an operation tries when it keeps losing a race with another replica
+/// (or another request): its attempts, or a batch's rounds, in all.
 const RACE_ATTEMPTS: usize = 5;
+/// Every answer in its first batch (a server's default is 101 documents, then a `getMore` per
+/// batch), so that a query over a whole batch of calls, or over every watched inbox, stays one
+/// command: at most a few thousand small documents, far below a 16 MiB batch.
+const ONE_BATCH: u32 = 1_000_000;
 
 /// The MongoDB store.
 #[derive(Debug, Clone)]
@@ -101,7 +106,7 @@ pub struct MongoStore {
     leases: Collection<LeaseDocument>,
     names: Collection<NameDocument>,
     limits: StoreLimits,
-    /// What this process last counted of the store, for its caps; see [`sends`].
+    /// What this process last counted of the store, for its caps; see [`counts`].
     counts: Arc<Mutex<Option<Counts>>>,
     /// Every command the driver starts, by name.
     commands: StoreCommands,

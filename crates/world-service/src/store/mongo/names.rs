@@ -133,7 +133,7 @@ impl MongoStore {
         let found: Vec<NameDocument> = self
             .names
             .find(doc! { "$or": [ { "_id": { "$in": &lookalikes } }, { "token": { "$in": tokens } } ] })
-            .batch_size(super::watch::ONE_BATCH)
+            .batch_size(super::ONE_BATCH)
             .await
             .map_err(StoreError::unavailable)?
             .try_collect()

@@ -1,8 +1,10 @@
 //! Storing hellos in MongoDB, a batch at a time. Whatever the number of sends in it, a batch
 //! costs the same commands: one `find` of the idempotency records its keys name, one
 //! `aggregate` counting its recipients' inboxes, one multi-document `insert` of its new
-//! idempotency records, one of its hellos, and one `update` marking the records stored (three
-//! without idempotency keys; the claims are looked up before, in one `find`, by the route).
+//! idempotency records, one of its hellos, and one `update` marking the records stored: five,
+//! two without idempotency keys (plus the one `find` of the batch's claims, made by the route,
+//! and the caps' count of the collections, at most every 500 ms). A key repeated within the
+//! batch, or recorded by another request meanwhile, costs a second pass (see `send_pass`).
 //! Every send keeps its own outcome: a full inbox, a reused key or a refused document fails that
 //! send alone.
 //!
@@ -18,10 +20,9 @@ use hello_common::{Name, timestamp::Millis, wire::StoredHello};
 use mongodb::bson::{DateTime, doc};
 
 use super::{
-    MongoStore,
-    batch::{Inserted, Outcomes, inserted},
+    MongoStore, ONE_BATCH, RACE_ATTEMPTS,
+    batch::{CallOutcomes, Inserted, inserted},
     documents::{HelloDocument, IdempotencyDocument, document_for, new_hello},
-    watch::ONE_BATCH,
     write_failed,
 };
 use crate::store::{
@@ -62,7 +63,28 @@ impl MongoStore {
         hellos: Vec<NewHello>,
         claims: &Claims,
     ) -> Vec<Result<StoredHello, StoreError>> {
-        let mut outcomes = Outcomes::new(hellos.len());
+        self.send_pass(hellos, claims, 0).await
+    }
+
+    /// One pass over `hellos`. The first holds back the later uses of a key the batch repeats;
+    /// they go in the next pass with the sends whose key another request recorded first, all
+    /// answered as retries then. A pass after the first holds nothing back, so the passes are
+    /// few (a key repeated in the batch whose first use was refused records in the second pass
+    /// and answers the rest in the third), and at most [`RACE_ATTEMPTS`] whatever happens.
+    async fn send_pass(
+        &self,
+        hellos: Vec<NewHello>,
+        claims: &Claims,
+        pass: usize,
+    ) -> Vec<Result<StoredHello, StoreError>> {
+        let mut outcomes = CallOutcomes::new(hellos.len());
+        if pass >= RACE_ATTEMPTS {
+            let error = StoreError::unavailable(anyhow::anyhow!(
+                "the idempotency record for this key kept changing; retry"
+            ));
+            outcomes.fail(0..hellos.len(), &error);
+            return outcomes.into_vec();
+        }
         let mut pending: Vec<Pending> = Vec::new();
         let mut repeats: Vec<(usize, NewHello)> = Vec::new();
         for (index, hello) in hellos.into_iter().enumerate() {
@@ -77,7 +99,7 @@ impl MongoStore {
                 .idempotency_key
                 .as_ref()
                 .map(|key| scoped_idempotency_id(&hello.from, key));
-            if record.is_some() && pending.iter().any(|other| other.record == record) {
+            if pass == 0 && record.is_some() && pending.iter().any(|other| other.record == record) {
                 repeats.push((index, hello));
                 continue;
             }
@@ -94,9 +116,11 @@ impl MongoStore {
         if pending.iter().any(|send| send.record.is_some()) {
             self.answer_retries(&mut pending, &mut outcomes).await;
         }
-        let sizes = self.inbox_sizes_of(&pending).await;
-        let counts = self.counts().await;
-        check_caps(&mut pending, &mut outcomes, self.limits, sizes, counts);
+        if pending.iter().any(|send| !send.finishing) {
+            let sizes = self.inbox_sizes_of(&pending).await;
+            let counts = self.counts().await;
+            check_caps(&mut pending, &mut outcomes, self.limits, sizes, counts);
+        }
         repeats.extend(self.record_keys(&mut pending, &mut outcomes).await);
         self.insert_hellos(&mut pending, &mut outcomes).await;
         self.mark_stored(pending, &mut outcomes).await;
@@ -104,7 +128,7 @@ impl MongoStore {
             // Now answered as retries of the first use of their key (or, if another request
             // recorded the key first, of that one).
             let (indices, hellos): (Vec<usize>, Vec<NewHello>) = repeats.into_iter().unzip();
-            let answers = Box::pin(self.send_batch_here(hellos, claims)).await;
+            let answers = Box::pin(self.send_pass(hellos, claims, pass + 1)).await;
             for (index, answer) in indices.into_iter().zip(answers) {
                 outcomes.set(index, answer);
             }
@@ -117,7 +141,7 @@ impl MongoStore {
     async fn answer_retries(
         &self,
         pending: &mut Vec<Pending>,
-        outcomes: &mut Outcomes<StoredHello>,
+        outcomes: &mut CallOutcomes<StoredHello>,
     ) {
         // Keys recorded before 0.2.0 were stored bare; they answer only the sender who made them.
         let ids: Vec<&str> = pending
@@ -216,7 +240,7 @@ impl MongoStore {
     async fn record_keys(
         &self,
         pending: &mut Vec<Pending>,
-        outcomes: &mut Outcomes<StoredHello>,
+        outcomes: &mut CallOutcomes<StoredHello>,
     ) -> Vec<(usize, NewHello)> {
         let new: Vec<usize> = (0..pending.len())
             .filter(|&at| pending[at].record.is_some() && !pending[at].finishing)
@@ -285,7 +309,7 @@ impl MongoStore {
     async fn insert_hellos(
         &self,
         pending: &mut Vec<Pending>,
-        outcomes: &mut Outcomes<StoredHello>,
+        outcomes: &mut CallOutcomes<StoredHello>,
     ) {
         if pending.is_empty() {
             return;
@@ -324,7 +348,7 @@ impl MongoStore {
     }
 
     /// Marks the stored hellos' records stored (one `update`) and answers every stored send.
-    async fn mark_stored(&self, pending: Vec<Pending>, outcomes: &mut Outcomes<StoredHello>) {
+    async fn mark_stored(&self, pending: Vec<Pending>, outcomes: &mut CallOutcomes<StoredHello>) {
         let records: Vec<&str> = pending
             .iter()
             .filter_map(|send| send.record.as_deref())
@@ -353,7 +377,7 @@ impl MongoStore {
 /// Refuses, in the batch's order, the new sends past an inbox's cap or the store's caps.
 fn check_caps(
     pending: &mut Vec<Pending>,
-    outcomes: &mut Outcomes<StoredHello>,
+    outcomes: &mut CallOutcomes<StoredHello>,
     limits: StoreLimits,
     sizes: Result<HashMap<String, u64>, StoreError>,
     counts: Result<super::Counts, StoreError>,

@@ -9,13 +9,8 @@ use futures::TryStreamExt;
 use hello_common::{timestamp::Millis, token::TokenHash};
 use mongodb::bson::{Bson, Document, doc};
 
-use super::MongoStore;
+use super::{MongoStore, ONE_BATCH};
 use crate::store::{StoreError, Wakeable, WatchedRead};
-
-/// Every answer in its first batch (a server's default is 101 documents, then a `getMore` per
-/// batch): the check stays two commands however many readers wait (at most `WORLD_WATCH_CAP`
-/// claims or inboxes, far below a 16 MiB batch).
-pub(super) const ONE_BATCH: u32 = 1_000_000;
 
 /// A stored instant in ms, however the server typed it (an Int64 may come back as an Int32 or a
 /// double from some servers; a claim's `claimed_at` is a date).

@@ -1,0 +1,128 @@
+"""Benchmark of the pod on MongoDB: the store's commands per request, with the store on loopback
+and 0.5 ms away.
+
+nx-27017 (a MongoDB wire-protocol server over SQLite; tests/support/store.py) plays MongoDB. It
+does about 1,600 single inserts a second and models no journal wait, so its req/s say little
+about a real MongoDB: judge the design by the store commands per request
+(world_store_commands_total, without `count`), which a store 0.5-1 ms away, every write waiting
+for a majority's journal, multiplies into latency.
+
+For each placement of the store: on loopback next to world, then behind bench/delay_proxy.py,
+which holds every chunk DELAY_MS in each direction (a store on another node). One pod (the pod's
+nginx -> hello -> world -> the store) on a fresh database, wrk at 64 connections, --seconds each:
+  - durable POST /hello/{name}, names of its own;
+  - GET /hello/{name}, draining what the POST stored (a lease and an acknowledgement a read that
+    finds something);
+  - reliable read (?limit=1) + confirm pairs, from inboxes filled beforehand through world's API;
+each printing req/s, p50, p99 and the store's commands per request, by command.
+
+--binaries measures another build (say, an earlier commit's release binaries) the same way, for
+a before and after in the same conditions.
+
+Run: python3 -m bench.mongo [--seconds N] [--delay-ms D] [--binaries DIR]   (from the repository's
+root; builds release binaries first unless --binaries is given; loopback only; about 3 min)
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.harness import POD, RELEASE, ROOT, Bench
+from bench.measure import say
+from bench.wrk import LUA_GET, LUA_POST, LUA_RELIABLE, lua
+from tests.support.ports import free_port, is_listening
+from tests.support.processes import Process, wait_until
+from tests.support.store import MongoStore
+
+BODY = '{"from":"bench"}'
+# Inboxes for the reliable pairs, and hellos in each: deep enough that a row of pairs finds a
+# hello at every read, small enough for nx to fill in seconds.
+RELIABLE_NAMES = 200
+RELIABLE_DEPTH = 25
+
+
+class DelayedStore:
+    """The store behind bench/delay_proxy.py: what world is told to connect to."""
+
+    def __init__(self, store: MongoStore, work: Path, delay_ms: float) -> None:
+        self.port = free_port()
+        self.process = Process("delay-proxy", [sys.executable, "-m", "bench.delay_proxy",
+                                               "--listen", f"127.0.0.1:{self.port}",
+                                               "--to", f"127.0.0.1:{store.port}", "--delay-ms", str(delay_ms)],
+                               {"PYTHONPATH": str(ROOT)}, work)
+
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def start(self) -> None:
+        self.process.start()
+        wait_until(lambda: is_listening("127.0.0.1", self.port), 30, "the delay proxy to listen")
+
+    def stop(self) -> None:
+        self.process.kill()
+
+
+def rows(work: Path, store, label: str, seconds: int, binaries: Path) -> dict[str, dict]:
+    """One pod on `store`: its POST, GET and reliable pairs."""
+    bench = Bench(work, seconds, store=store, binaries=binaries)
+    try:
+        bench.start_nginx()
+        bench.start_world(binaries)
+        bench.start_hello(binaries)
+        measure = bench.measure
+        measure("post", f"pod POST (durable), store {label}", POD, lua(work, "post", LUA_POST, "/hello/p", BODY))
+        measure("get", f"pod GET /hello/{{name}}, store {label}", POD, lua(work, "get", LUA_GET, "/hello/p"))
+        bench.fill("reliable", "r", RELIABLE_NAMES, RELIABLE_NAMES * RELIABLE_DEPTH)
+        measure("reliable", f"pod reliable read (?limit=1) + confirm (requests), store {label}", POD,
+                lua(work, "reliable", LUA_RELIABLE, "/hello/r", NAMES=RELIABLE_NAMES, QUERY="?limit=1"))
+        for key in ("post", "get", "reliable"):
+            spent = bench.results[key].get("store_commands", {})
+            by_command = ", ".join(f"{command} {count / max(bench.results[key]['requests'], 1):.2f}"
+                                   for command, count in sorted(spent.items()))
+            print(f"    {key}: commands per request by command: {by_command}", flush=True)
+        return bench.results
+    finally:
+        bench.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--delay-ms", type=float, default=0.5)
+    parser.add_argument("--binaries", type=Path, help="the release binaries to measure (default: build this checkout)")
+    args = parser.parse_args()
+    binaries = args.binaries or RELEASE
+    if args.binaries is None:
+        say("Building release binaries")
+        subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "hello-service", "-p", "world-service"],
+                       cwd=ROOT, check=True)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-mongo-") as temporary:
+        work = Path(temporary)
+        for placement in ("on loopback", f"{args.delay_ms:g} ms away"):
+            say(f"The pod on nx-27017, the store {placement}")
+            store = MongoStore(work / f"store-{len(results)}")
+            store.start()
+            delayed = DelayedStore(store, work, args.delay_ms) if "away" in placement else None
+            try:
+                if delayed:
+                    delayed.start()
+                results[placement] = rows(work / f"pod-{len(results)}", delayed or store, placement, args.seconds,
+                                          binaries)
+            finally:
+                if delayed:
+                    delayed.stop()
+                store.stop()
+    say("Summary: req/s, p99 and store commands per request")
+    for placement, measured in results.items():
+        for key, row in measured.items():
+            if key in ("post", "get", "reliable"):
+                print(f"  store {placement:>12}  {key:>8}: {row['rps']:>8,.0f} req/s  p99 {row['p99']:7.2f} ms  "
+                      f"{row.get('commands_per_request', float('nan')):.2f} commands/request", flush=True)
+    say("Benchmark on MongoDB done")
+
+
+if __name__ == "__main__":
+    main()
