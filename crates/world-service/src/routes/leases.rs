@@ -227,6 +227,9 @@ async fn confirm(
             answers.resize_with(confirmations.len(), || Ok(Confirmation::Unknown));
             let asking: Vec<(Name, String)> =
                 ask.iter().map(|&at| confirmations[at].clone()).collect();
+            for &at in &ask {
+                answers[at] = Err(crate::batched::missing());
+            }
             let answered = state.store.confirm_batch(asking).await;
             for (at, answer) in ask.into_iter().zip(answered) {
                 answers[at] = answer;

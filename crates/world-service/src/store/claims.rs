@@ -38,8 +38,9 @@ impl ClaimsWanted {
 /// The claims found for a [`ClaimsWanted`], as they were when the store was asked.
 #[derive(Debug, Default)]
 pub struct Claims {
-    /// By look-alike key: the claim stored there, if any, and whether it is being released.
-    covering: Vec<(String, Option<Found>)>,
+    /// By look-alike key: the claim stored there, if any, and whether it is being released; or
+    /// why the stored claim could not be read (which fails only the calls that need it).
+    covering: Vec<(String, Result<Option<Found>, String>)>,
     /// By presented token: the claim whose token it is, if any.
     by_token: Vec<(TokenHash, Option<Claim>)>,
 }
@@ -65,7 +66,12 @@ fn not_asked(what: &str) -> super::StoreError {
 impl Claims {
     /// Records what was found under a look-alike key (`None`: nothing).
     pub fn found_covering(&mut self, lookalike: &str, found: Option<Found>) {
-        self.covering.push((lookalike.to_owned(), found));
+        self.covering.push((lookalike.to_owned(), Ok(found)));
+    }
+
+    /// Records that the claim stored under a look-alike key could not be read, and why.
+    pub fn unreadable_covering(&mut self, lookalike: &str, why: String) {
+        self.covering.push((lookalike.to_owned(), Err(why)));
     }
 
     /// Records the claim of a presented token (`None`: no claim has it).
@@ -78,8 +84,11 @@ impl Claims {
         self.covering
             .iter()
             .find(|(lookalike, _)| lookalike == name.lookalike_key())
-            .map(|(_, found)| found.as_ref())
-            .ok_or_else(|| not_asked("name"))
+            .ok_or_else(|| not_asked("name"))?
+            .1
+            .as_ref()
+            .map(Option::as_ref)
+            .map_err(|why| super::StoreError::unavailable(anyhow::anyhow!("{why}")))
     }
 
     /// The claim whose token is `token`, if any. Compared in constant time, one by one (a batch

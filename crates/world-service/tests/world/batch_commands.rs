@@ -1,4 +1,5 @@
-//! On MongoDB a batch costs a fixed number of store commands whatever the number of calls in it:
+//! On MongoDB a batch is done together, each call on its own terms: a claim that cannot be read
+//! fails only the calls that need it; and a batch costs a fixed number of store commands whatever the number of calls in it:
 //! batches of 1, 8 and 32 sends, GETs' and reliable reads' leases, acknowledgements and
 //! confirmations through the real binary's routes, each
 //! counted by `world_store_commands_total{command}` from its `/metrics`. Calls carry what costs
@@ -250,4 +251,42 @@ async fn a_batch_of_1_8_or_32_calls_costs_the_same_commands_on_mongodb() {
     );
     assert_eq!(total("reliable leases"), 6.0, "reliable leases: {first:?}");
     assert_eq!(total("confirmations"), 4.0, "confirmations: {first:?}");
+}
+
+/// A claim that cannot be read (its token parked mid-move by a crash, until the next open)
+/// fails the calls that need it, not the others of their batch.
+#[tokio::test]
+async fn an_unreadable_claim_fails_only_the_calls_that_need_it() {
+    let server = MongoTestServer::shared();
+    let (uri, database) = (server.uri(), server.fresh_database());
+    let world = start(&[
+        ("WORLD_MONGODB_URI", uri.clone()),
+        ("WORLD_MONGODB_DATABASE", database.clone()),
+    ]);
+    let stuck = hello_common::Name::parse("stuck").unwrap();
+    let client = ::mongodb::Client::with_uri_str(&uri).await.unwrap();
+    client
+        .database(&database)
+        .collection::<::mongodb::bson::Document>("names")
+        .insert_one(::mongodb::bson::doc! {
+            "_id": stuck.lookalike_key(), "name": "stuck", "inbox": stuck.key(),
+            "token": "moving:0123", "claimed_at": ::mongodb::bson::DateTime::now(),
+        })
+        .await
+        .unwrap();
+    let send = |to: &str| json!({ "to": to, "from": "someone", "request_id": format!("s-{to}") });
+    let (_, answer) = cost(&world, "/v1/hellos", vec![send("stuck"), send("free")]).await;
+    assert_eq!(answer["outcomes"][0]["refused"]["status"], 503, "{answer}");
+    assert!(answer["outcomes"][1]["stored"].is_object(), "{answer}");
+    let lease = |name: &str| json!({ "name": name, "limit": 1, "request_id": format!("l-{name}") });
+    let (_, answer) = cost(&world, "/v1/leases", vec![lease("stuck"), lease("free")]).await;
+    assert_eq!(answer["outcomes"][0]["refused"]["status"], 503, "{answer}");
+    assert_eq!(
+        answer["outcomes"][1]["leased"]["hellos"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{answer}"
+    );
 }

@@ -1,7 +1,8 @@
 //! world-service's integration tests: one binary, one module per concern.
 //!
 //! - `backends`: `on_every_backend!`, which runs a suite on the embedded store and on MongoDB;
-//! - `batch_commands`: on MongoDB a batch of 1, 8 or 32 calls costs the same store commands;
+//! - `batch_commands`: on MongoDB a batch of 1, 8 or 32 calls costs the same store commands, and
+//!   an unreadable claim fails only the calls that need it;
 //! - `batches`: batches of sends, leases and confirmations, each call judged on its own, on each backend;
 //! - `calls`: one send, lease or confirmation through the batch routes, as a status and a body;
 //! - `binary`: the real binary started for a test, and one-call helpers;

@@ -85,7 +85,12 @@ impl MongoStore {
                 .map(|lease| (lease.id.clone(), lease))
                 .collect(),
             Err(error) => {
-                outcomes.fail(every, &StoreError::unavailable(error));
+                // The leases that still held are marked confirmed: repeating is safe, and says.
+                let error = StoreError::OutcomeUnknown {
+                    operation: Operation::Confirm,
+                    cause: error.into(),
+                };
+                outcomes.fail(every, &error);
                 return outcomes.into_vec();
             }
         };

@@ -123,46 +123,31 @@ impl MongoStore {
             takings[at].until = now.plus_millis(lease).0;
         }
         let candidates = self.candidates(takings, open, now.0).await?;
-        // Each candidate to one lease, in the batch's order, oldest first.
-        let mut assigned: HashMap<usize, Vec<&HelloDocument>> = HashMap::new();
-        let mut given: HashSet<&str> = HashSet::new();
-        for &at in open {
-            let taking = &takings[at];
-            let mine: Vec<&HelloDocument> = candidates
+        let mut assigned = assign(takings, open, &candidates, &HashSet::new());
+        // A reliable read's lease that would take hellos is kept, so refused at the cap first;
+        // the candidates go to the batch's other leases.
+        if assigned.keys().any(|&at| takings[at].request.confirmable)
+            && let Err(error) = self.check_lease_cap().await
+        {
+            // Those that would take hellos are refused; none of them takes any.
+            for (&at, _) in assigned
                 .iter()
-                .filter(|hello| hello.to == taking.inbox() && !given.contains(hello.id.as_str()))
-                .filter(|hello| {
-                    hello.covered_by.is_none() || hello.covered_by == taking.request.covering_claim
-                })
-                .take(taking.request.limit as usize)
-                .collect();
-            given.extend(mine.iter().map(|hello| hello.id.as_str()));
-            if !mine.is_empty() {
-                assigned.insert(at, mine);
+                .filter(|(at, _)| takings[**at].request.confirmable)
+            {
+                outcomes.fail([at], &error);
             }
+            let kept: HashSet<usize> = open
+                .iter()
+                .copied()
+                .filter(|&at| takings[at].request.confirmable)
+                .collect();
+            assigned = assign(takings, open, &candidates, &kept);
         }
         for &at in open {
             takings[at].assigned_any = assigned.contains_key(&at);
         }
         if assigned.is_empty() {
             return Ok(Vec::new());
-        }
-        // A reliable read's lease that would take hellos is kept, so refused at the cap first.
-        if takings
-            .iter()
-            .enumerate()
-            .any(|(at, taking)| taking.request.confirmable && assigned.contains_key(&at))
-            && let Err(error) = self.check_lease_cap().await
-        {
-            let refused: Vec<usize> = assigned
-                .keys()
-                .copied()
-                .filter(|&at| takings[at].request.confirmable)
-                .collect();
-            for at in refused {
-                assigned.remove(&at);
-                outcomes.fail([at], &error);
-            }
         }
         let order: Vec<usize> = assigned.keys().copied().collect();
         let statements: Vec<Document> = order
@@ -344,6 +329,34 @@ impl MongoStore {
         }
         Ok(left)
     }
+}
+
+/// Each candidate to one of the `open` leases (but those `refused`), in the batch's order, oldest
+/// first, as many as each may take.
+fn assign<'a>(
+    takings: &[Taking],
+    open: &[usize],
+    candidates: &'a [HelloDocument],
+    refused: &HashSet<usize>,
+) -> HashMap<usize, Vec<&'a HelloDocument>> {
+    let mut assigned = HashMap::new();
+    let mut given: HashSet<&str> = HashSet::new();
+    for &at in open.iter().filter(|at| !refused.contains(at)) {
+        let taking = &takings[at];
+        let mine: Vec<&HelloDocument> = candidates
+            .iter()
+            .filter(|hello| hello.to == taking.inbox() && !given.contains(hello.id.as_str()))
+            .filter(|hello| {
+                hello.covered_by.is_none() || hello.covered_by == taking.request.covering_claim
+            })
+            .take(taking.request.limit as usize)
+            .collect();
+        given.extend(mine.iter().map(|hello| hello.id.as_str()));
+        if !mine.is_empty() {
+            assigned.insert(at, mine);
+        }
+    }
+    assigned
 }
 
 /// A lease's answer.

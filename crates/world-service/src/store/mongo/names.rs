@@ -143,15 +143,19 @@ impl MongoStore {
             let document = found
                 .iter()
                 .find(|document| document.lookalike == lookalike);
-            let claim = document
-                .map(|document| {
-                    Ok::<_, StoreError>(Found {
-                        claim: document.clone().claim()?,
+            // A claim that cannot be read (a move to a new key a crash interrupted) fails the
+            // calls that need it, not the batch.
+            match document.map(|document| (document.clone().claim(), document)) {
+                None => claims.found_covering(lookalike, None),
+                Some((Ok(claim), document)) => claims.found_covering(
+                    lookalike,
+                    Some(Found {
+                        claim,
                         releasing: document.releasing_at.is_some(),
-                    })
-                })
-                .transpose()?;
-            claims.found_covering(lookalike, claim);
+                    }),
+                ),
+                Some((Err(error), _)) => claims.unreadable_covering(lookalike, error.to_string()),
+            }
         }
         for token in &wanted.tokens {
             let mut claim = None;
