@@ -1,10 +1,10 @@
-//! On MongoDB a batch is done together, each call on its own terms: a claim that cannot be read
-//! fails only the calls that need it; and a batch costs a fixed number of store commands whatever the number of calls in it:
-//! batches of 1, 8 and 32 sends, GETs' and reliable reads' leases, acknowledgements and
-//! confirmations through the real binary's routes, each
-//! counted by `world_store_commands_total{command}` from its `/metrics`. Calls carry what costs
-//! commands on the old per-call path: a claimed recipient, a sender's token, idempotency keys, a
-//! reliable read's record, hellos to take in every inbox.
+//! On MongoDB a batch is done together, each call on its own terms (a claim that cannot be read
+//! fails only the calls that need it), and costs a fixed number of store commands whatever the
+//! number of calls in it: batches of 1, 8 and 32 sends, GETs' and reliable reads' leases,
+//! acknowledgements and confirmations through the real binary's routes, each counted by
+//! `world_store_commands_total{command}` from its `/metrics`. Calls carry what costs commands on
+//! a per-call path: a claimed recipient, a sender's token, idempotency keys, a reliable read's
+//! record, hellos to take in every inbox.
 //!
 //! A GET's lease writes no record: its batch costs one command less, and a confirmation of it
 //! finds nothing. `count` (the collections' sizes from their metadata) is bounded rather than
