@@ -12,7 +12,9 @@ use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 
 use super::{Counts, MongoStore, ONE_BATCH};
-use crate::store::StoreError;
+use super::{batch::CallOutcomes, sends::Pending};
+use crate::store::{StoreError, StoreLimits};
+use hello_common::wire::StoredHello;
 
 /// How long a count of the store serves the caps before it is taken again. Between counts this
 /// process adds its own writes; other replicas' show at the next count, so with several replicas
@@ -116,4 +118,60 @@ pub(super) fn whole(value: &Bson) -> u64 {
         Bson::Double(count) => *count as u64,
         _ => 0,
     }
+}
+
+/// Refuses, in the batch's order, the new sends past an inbox's cap or the store's caps.
+pub(super) fn check_caps(
+    pending: &mut Vec<Pending>,
+    outcomes: &mut CallOutcomes<StoredHello>,
+    limits: StoreLimits,
+    sizes: Result<HashMap<String, u64>, StoreError>,
+    counts: Result<Counts, StoreError>,
+) {
+    let (mut sizes, counts) = match (sizes, counts) {
+        (Ok(sizes), Ok(counts)) => (sizes, counts),
+        (Err(error), _) | (_, Err(error)) => {
+            let new = pending.iter().filter(|send| !send.finishing);
+            outcomes.fail(new.map(|send| send.index), &error);
+            pending.retain(|send| send.finishing);
+            return;
+        }
+    };
+    let (mut hellos, mut keys) = (counts.hellos, counts.keys);
+    pending.retain(|send| {
+        if send.finishing {
+            return true;
+        }
+        let waiting = sizes.entry(send.hello.to.key().to_owned()).or_default();
+        let refusal = if *waiting >= limits.inbox_cap {
+            Some(StoreError::InboxFull {
+                name: send.hello.to.to_string(),
+                cap: limits.inbox_cap,
+            })
+        } else if hellos >= limits.store_cap {
+            Some(StoreError::StoreFull {
+                what: "hellos",
+                cap: limits.store_cap,
+            })
+        } else if send.record.is_some() && keys >= limits.idempotency_cap {
+            Some(StoreError::StoreFull {
+                what: "idempotency keys",
+                cap: limits.idempotency_cap,
+            })
+        } else {
+            None
+        };
+        match refusal {
+            Some(error) => {
+                outcomes.set(send.index, Err(error));
+                false
+            }
+            None => {
+                *waiting += 1;
+                hellos += 1;
+                keys += u64::from(send.record.is_some());
+                true
+            }
+        }
+    });
 }

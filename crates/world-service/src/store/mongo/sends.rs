@@ -25,23 +25,21 @@ use super::{
     documents::{HelloDocument, IdempotencyDocument, document_for, new_hello},
     write_failed,
 };
-use crate::store::{
-    NewHello, Operation, StoreError, StoreLimits, claims::Claims, scoped_idempotency_id,
-};
+use crate::store::{NewHello, Operation, StoreError, claims::Claims, scoped_idempotency_id};
 
 /// One send of a batch, on its way to the store.
-struct Pending {
+pub(super) struct Pending {
     /// Its place in the batch.
-    index: usize,
-    hello: NewHello,
+    pub index: usize,
+    pub hello: NewHello,
     /// What it answers, and the document that stores it.
-    stored: StoredHello,
-    document: HelloDocument,
+    pub stored: StoredHello,
+    pub document: HelloDocument,
     /// The id of its idempotency record, if it has a key.
-    record: Option<String>,
+    pub record: Option<String>,
     /// A retry finishing a first attempt that recorded its key and died before storing the
     /// hello: nothing new to record or to count against the caps.
-    finishing: bool,
+    pub finishing: bool,
 }
 
 /// The claim a hello to `to` is stamped with (see `HelloDocument::covered_by`). A claim being
@@ -119,7 +117,7 @@ impl MongoStore {
         if pending.iter().any(|send| !send.finishing) {
             let sizes = self.inbox_sizes_of(&pending).await;
             let counts = self.counts().await;
-            check_caps(&mut pending, &mut outcomes, self.limits, sizes, counts);
+            super::counts::check_caps(&mut pending, &mut outcomes, self.limits, sizes, counts);
         }
         repeats.extend(self.record_keys(&mut pending, &mut outcomes).await);
         self.insert_hellos(&mut pending, &mut outcomes).await;
@@ -372,60 +370,4 @@ impl MongoStore {
             }
         }
     }
-}
-
-/// Refuses, in the batch's order, the new sends past an inbox's cap or the store's caps.
-fn check_caps(
-    pending: &mut Vec<Pending>,
-    outcomes: &mut CallOutcomes<StoredHello>,
-    limits: StoreLimits,
-    sizes: Result<HashMap<String, u64>, StoreError>,
-    counts: Result<super::Counts, StoreError>,
-) {
-    let (mut sizes, counts) = match (sizes, counts) {
-        (Ok(sizes), Ok(counts)) => (sizes, counts),
-        (Err(error), _) | (_, Err(error)) => {
-            let new = pending.iter().filter(|send| !send.finishing);
-            outcomes.fail(new.map(|send| send.index), &error);
-            pending.retain(|send| send.finishing);
-            return;
-        }
-    };
-    let (mut hellos, mut keys) = (counts.hellos, counts.keys);
-    pending.retain(|send| {
-        if send.finishing {
-            return true;
-        }
-        let waiting = sizes.entry(send.hello.to.key().to_owned()).or_default();
-        let refusal = if *waiting >= limits.inbox_cap {
-            Some(StoreError::InboxFull {
-                name: send.hello.to.to_string(),
-                cap: limits.inbox_cap,
-            })
-        } else if hellos >= limits.store_cap {
-            Some(StoreError::StoreFull {
-                what: "hellos",
-                cap: limits.store_cap,
-            })
-        } else if send.record.is_some() && keys >= limits.idempotency_cap {
-            Some(StoreError::StoreFull {
-                what: "idempotency keys",
-                cap: limits.idempotency_cap,
-            })
-        } else {
-            None
-        };
-        match refusal {
-            Some(error) => {
-                outcomes.set(send.index, Err(error));
-                false
-            }
-            None => {
-                *waiting += 1;
-                hellos += 1;
-                keys += u64::from(send.record.is_some());
-                true
-            }
-        }
-    });
 }
