@@ -14,7 +14,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     task::{Context, Poll},
 };
@@ -26,8 +26,13 @@ use tokio::{
 };
 
 /// What is known about one connection; shared by its stream and the answers sent on it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnectionState {
+    /// Bytes written to the peer so far.
+    written: AtomicU64,
+    /// How many bytes had been written when the peer left ([`NOT_LEFT`] while it has not): an
+    /// answer whose first byte came later was never read.
+    written_when_left: AtomicU64,
     /// A read or a write failed: the peer reset the connection, or the network broke it.
     broken: AtomicBool,
     /// The last write could not finish yet: the peer is not taking the bytes.
@@ -41,7 +46,37 @@ pub struct ConnectionState {
     left: tokio::sync::Notify,
 }
 
+/// [`ConnectionState::written_when_left`] while the peer has not left.
+const NOT_LEFT: u64 = u64::MAX;
+
+impl Default for ConnectionState {
+    fn default() -> Self {
+        Self {
+            written: AtomicU64::new(0),
+            written_when_left: AtomicU64::new(NOT_LEFT),
+            broken: AtomicBool::default(),
+            write_blocked: AtomicBool::default(),
+            closed: AtomicBool::default(),
+            peer_left: AtomicBool::default(),
+            left: tokio::sync::Notify::default(),
+        }
+    }
+}
+
 impl ConnectionState {
+    /// Bytes written to the peer so far: taken before an answer is written, it tells that
+    /// answer's bytes from earlier ones ([`ConnectionState::left_before`]).
+    pub fn bytes_written(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
+    }
+
+    /// True if the peer left before any byte past the first `written` was written: an answer
+    /// that began after them was never read. A client that read the answer and then closed
+    /// (a plain `curl`) left after its first byte, however late this is asked.
+    pub fn left_before(&self, written: u64) -> bool {
+        self.written_when_left.load(Ordering::SeqCst) <= written
+    }
+
     /// True once a read or a write on the connection failed.
     pub fn is_broken(&self) -> bool {
         self.broken.load(Ordering::SeqCst)
@@ -65,6 +100,14 @@ impl ConnectionState {
     }
 
     fn leave(&self) {
+        let written = self.written.load(Ordering::SeqCst);
+        // Only the first departure counts (a FIN, then the stream dropped).
+        let _ = self.written_when_left.compare_exchange(
+            NOT_LEFT,
+            written,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
         self.peer_left.store(true, Ordering::SeqCst);
         self.left.notify_waiters();
     }
@@ -90,7 +133,10 @@ impl ConnectionState {
     }
 
     /// A write's outcome: a failure, or whether the peer is not taking bytes yet.
-    fn record_write<T>(&self, poll: &Poll<io::Result<T>>) {
+    fn record_write(&self, poll: &Poll<io::Result<usize>>) {
+        if let Poll::Ready(Ok(bytes)) = poll {
+            self.written.fetch_add(*bytes as u64, Ordering::SeqCst);
+        }
         self.record(poll);
         self.write_blocked
             .store(poll.is_pending(), Ordering::SeqCst);
@@ -188,5 +234,28 @@ impl AsyncWrite for WatchedStream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Closing our side may fail on a connection the peer already left; that is not news.
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_that_left_after_an_answer_began_had_it_written_to_it() {
+        let state = ConnectionState::default();
+        let before_first = state.bytes_written();
+        state.record_write(&Poll::Ready(Ok(120)));
+        let before_second = state.bytes_written();
+        assert!(!state.left_before(before_first));
+        // It read the first answer and closed: asked now, that answer was not left unread...
+        state.leave();
+        assert!(!state.left_before(before_first));
+        // ...and an answer begun after it left was never read.
+        assert!(state.left_before(before_second));
+        // Only the first departure counts.
+        state.record_write(&Poll::Ready(Ok(10)));
+        state.leave();
+        assert!(state.left_before(before_second));
     }
 }

@@ -47,13 +47,19 @@ use crate::{
 #[derive(Debug)]
 pub struct Connection {
     state: Option<Arc<ConnectionState>>,
+    /// Bytes written on it before this answer: the peer must have left before any later byte
+    /// to have never read the answer.
+    written_before: u64,
 }
 
 impl Connection {
-    /// The connection `request` arrived on.
+    /// The connection `request` arrived on, before its answer is written.
     pub fn of(request: &HttpRequest) -> Self {
+        let state = connection::state_of(request);
+        let written_before = state.as_ref().map_or(0, |state| state.bytes_written());
         Self {
-            state: connection::state_of(request),
+            state,
+            written_before,
         }
     }
 }
@@ -125,10 +131,12 @@ impl Settlements {
     /// Called once the answer carrying `lease_id` has been handed to the connection.
     pub fn answer_written(&self, connection: Connection, lease_id: String, request_id: RequestId) {
         self.inner.pending.fetch_add(1, Ordering::SeqCst);
+        // Asked after the write, which may have reached the client, been read and been followed
+        // by its FIN already: what counts is whether it left before this answer's first byte.
         let left_before = connection
             .state
             .as_ref()
-            .is_some_and(|state| state.has_peer_left());
+            .is_some_and(|state| state.left_before(connection.written_before));
         self.enqueue(Written {
             due: Instant::now() + self.inner.settle,
             left_before,
