@@ -42,27 +42,32 @@ impl MongoStore {
             return Vec::new();
         }
         let every = 0..confirmations.len();
-        let ours: Vec<Document> = confirmations
-            .iter()
-            .map(|(name, lease_id)| doc! { "_id": lease_id, "to": name.key() })
-            .collect();
+        // One statement per confirmation, each naming its lease and its inbox, in one command.
         let now = Millis::now().0;
-        let mark = doc! {
-            "q": { "$or": ours, "until": { "$gte": now }, "confirmed_at": { "$exists": false } },
-            "u": { "$set": { "confirmed_at": now } },
-            "multi": true,
-        };
+        let marks: Vec<Document> = confirmations
+            .iter()
+            .map(|(name, lease_id)| {
+                doc! {
+                    "q": {
+                        "_id": lease_id,
+                        "to": name.key(),
+                        "until": { "$gte": now },
+                        "confirmed_at": { "$exists": false },
+                    },
+                    "u": { "$set": { "confirmed_at": now } },
+                    "multi": false,
+                }
+            })
+            .collect();
         match self
-            .update_each("leases", vec![mark], Operation::Confirm)
+            .update_each("leases", marks, Operation::Confirm)
             .await
         {
-            Ok(refused) if refused.is_empty() => {}
-            Ok(_) => {
+            Ok(refused) => {
                 let error = StoreError::unavailable(anyhow::anyhow!(
-                    "the store refused to mark these leases confirmed"
+                    "the store refused to mark this lease confirmed"
                 ));
-                outcomes.fail(every, &error);
-                return outcomes.into_vec();
+                outcomes.fail(refused, &error);
             }
             Err(error) => {
                 outcomes.fail(every, &error);

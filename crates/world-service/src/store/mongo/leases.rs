@@ -300,18 +300,24 @@ impl MongoStore {
     /// inboxes where a lease saw anything (the others hold nothing leasable).
     async fn remaining(&self, takings: &[Taking]) -> Result<HashMap<String, u64>, StoreError> {
         let now = Millis::now().0;
-        let mut any: Vec<Document> = Vec::new();
+        let (mut inboxes, mut claims): (Vec<&str>, Vec<Bson>) = (Vec::new(), vec![Bson::Null]);
         for taking in takings.iter().filter(|taking| taking.assigned_any) {
-            let filter = leasable(taking.inbox(), taking.request.covering_claim, now);
-            if !any.contains(&filter) {
-                any.push(filter);
-            }
+            inboxes.push(taking.inbox());
+            claims.extend(taking.request.covering_claim.map(Bson::Int64));
         }
-        if any.is_empty() {
+        if inboxes.is_empty() {
             return Ok(HashMap::new());
         }
+        // One filter for every inbox (an `$or` of one per inbox is evaluated clause by clause
+        // on some servers): a hello of one inbox stamped with the claim of another in the batch
+        // would count, which takes two claims made in the same millisecond; the count is
+        // advice to the reader, the leases themselves are exact.
         let pipeline = [
-            doc! { "$match": { "$or": any } },
+            doc! { "$match": {
+                "to": { "$in": inboxes },
+                "lease_until": { "$lt": now },
+                "covered_by": { "$in": claims },
+            } },
             doc! { "$group": { "_id": "$to", "left": { "$sum": 1 } } },
         ];
         let mut left = HashMap::new();
