@@ -39,7 +39,7 @@ def rate(row: dict, key: str) -> float:
 def spread(values: list[float], digits: int = 3) -> str:
     """A median with its range: 0.254 (0.249–0.262)."""
     median = statistics.median(values)
-    return f"{median:.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+    return f"{median:,.{digits}f} ({min(values):,.{digits}f}–{max(values):,.{digits}f})"
 
 
 def ratios(results: dict, key: str, ceiling: str) -> list[float]:
