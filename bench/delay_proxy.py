@@ -2,64 +2,82 @@
 as if it were on another node. Delays, never throttles: each chunk is delivered `delay` after it
 arrived, in order, however many are on their way.
 
+Two threads a direction: one reads and stamps each chunk with when it is due, one sleeps until
+then (time.sleep has microsecond resolution, where asyncio's timers round up to whole
+milliseconds) and writes it.
+
 Run: python3 -m bench.delay_proxy --listen 127.0.0.1:PORT --to 127.0.0.1:PORT --delay-ms 0.5
 Loopback only: it refuses any other address.
 """
 
 import argparse
-import asyncio
 import ipaddress
+import queue
+import socket
+import sys
+import threading
+import time
 
 
 def loopback(address: str) -> tuple[str, int]:
-    host, port = address.rsplit(":", 1)
-    if not ipaddress.ip_address(host).is_loopback:
-        raise SystemExit(f"{address} is not on loopback: this proxy serves and reaches loopback only")
-    return host, int(port)
-
-
-async def carry(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
-    """Copies reader to writer, each chunk `delay` seconds after it arrived."""
-    loop = asyncio.get_running_loop()
-    chunks: asyncio.Queue = asyncio.Queue()
-
-    async def receive() -> None:
-        while True:
-            data = await reader.read(1 << 16)
-            chunks.put_nowait((loop.time() + delay, data))
-            if not data:
-                return
-
-    async def deliver() -> None:
-        while True:
-            due, data = await chunks.get()
-            if (wait := due - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            if not data:
-                writer.close()
-                return
-            writer.write(data)
-            await writer.drain()
-
+    host, _, port = address.rpartition(":")
     try:
-        await asyncio.gather(receive(), deliver())
-    except (ConnectionError, asyncio.IncompleteReadError):
-        writer.close()
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError
+        return host, int(port)
+    except ValueError:
+        sys.exit(f"{address} is not a loopback address and port (127.0.0.1:PORT): this proxy serves and "
+                 "reaches loopback only")
 
 
-async def serve(listen: tuple[str, int], target: tuple[str, int], delay: float) -> None:
-    async def connection(client_reader, client_writer):
+def carry(source: socket.socket, target: socket.socket, delay: float) -> None:
+    """Copies source to target, each chunk `delay` seconds after it arrived; closes target's
+    sending side when source ends, and both sockets once both directions are done."""
+    chunks: queue.SimpleQueue = queue.SimpleQueue()
+
+    def deliver() -> None:
+        while True:
+            due, data = chunks.get()
+            if (wait := due - time.monotonic()) > 0:
+                time.sleep(wait)
+            if not data:
+                break
+            try:
+                target.sendall(data)
+            except OSError:
+                break
         try:
-            store_reader, store_writer = await asyncio.open_connection(*target)
+            target.shutdown(socket.SHUT_WR)
         except OSError:
-            client_writer.close()
-            return
-        await asyncio.gather(carry(client_reader, store_writer, delay), carry(store_reader, client_writer, delay),
-                             return_exceptions=True)
+            pass
 
-    server = await asyncio.start_server(connection, *listen)
-    async with server:
-        await server.serve_forever()
+    sender = threading.Thread(target=deliver, daemon=True)
+    sender.start()
+    while True:
+        try:
+            data = source.recv(1 << 16)
+        except OSError:
+            data = b""
+        chunks.put((time.monotonic() + delay, data))
+        if not data:
+            break
+    sender.join()
+
+
+def connection(client: socket.socket, target: tuple[str, int], delay: float) -> None:
+    try:
+        store = socket.create_connection(target)
+    except OSError:
+        client.close()
+        return
+    for sock in (client, store):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    back = threading.Thread(target=carry, args=(store, client, delay), daemon=True)
+    back.start()
+    carry(client, store, delay)
+    back.join()
+    client.close()
+    store.close()
 
 
 def main() -> None:
@@ -68,7 +86,11 @@ def main() -> None:
     parser.add_argument("--to", required=True)
     parser.add_argument("--delay-ms", type=float, default=0.5)
     args = parser.parse_args()
-    asyncio.run(serve(loopback(args.listen), loopback(args.to), args.delay_ms / 1000))
+    listen, target = loopback(args.listen), loopback(args.to)
+    server = socket.create_server(listen, reuse_port=False)
+    while True:
+        client, _ = server.accept()
+        threading.Thread(target=connection, args=(client, target, args.delay_ms / 1000), daemon=True).start()
 
 
 if __name__ == "__main__":

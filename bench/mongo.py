@@ -8,11 +8,12 @@ about a real MongoDB: judge the design by the store commands per request
 for a majority's journal, multiplies into latency.
 
 For each placement of the store: on loopback next to world, then behind bench/delay_proxy.py,
-which holds every chunk DELAY_MS in each direction (a store on another node). One pod (the pod's
+which holds every chunk DELAY_MS in each direction (a store on another node; the round trip it
+really adds is measured first and printed). One pod (the pod's
 nginx -> hello -> world -> the store) on a fresh database, wrk at 64 connections, --seconds each:
   - durable POST /hello/{name}, names of its own;
-  - GET /hello/{name}, draining what the POST stored (a lease and an acknowledgement a read that
-    finds something);
+  - GET /hello/{name} over the POST's 100,000 names, draining what it stored (most reads find an
+    empty inbox, as a polling reader's would: a lease without a write);
   - reliable read (?limit=1) + confirm pairs, from inboxes filled beforehand through world's API;
 each printing req/s, p50, p99 and the store's commands per request, by command.
 
@@ -21,17 +22,23 @@ behind under 64 connections on some paths. --binaries measures another build (sa
 a before and after in the same conditions.
 
 Run: python3 -m bench.mongo [--seconds N] [--delay-ms D] [--binaries DIR]   (from the repository's
-root; builds release binaries first unless --binaries is given; loopback only; about 3 min)
+root; builds release binaries first unless --binaries is given; loopback only; about 6 minutes,
+most of it nx-27017 filling the reliable reads' inboxes)
 """
 
 import argparse
+import shutil
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
-from bench.harness import POD, RELEASE, ROOT, Bench
-from bench.measure import say
+from bench.harness import POD, PORTS, RELEASE, ROOT, Bench
+from bench.measure import fail, say
 from bench.wrk import LUA_GET, LUA_POST, LUA_RELIABLE, lua
 from tests.support.ports import free_port, is_listening
 from tests.support.processes import Process, wait_until
@@ -65,9 +72,44 @@ class DelayedStore:
         self.process.kill()
 
 
+def proxy_round_trip(work: Path, delay_ms: float) -> float:
+    """The median round trip (ms) of 100 small messages through a delay proxy to an echo server:
+    what the delay really is on this machine now."""
+    echo = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        peer, _ = echo.accept()
+        while data := peer.recv(1 << 16):
+            peer.sendall(data)
+        peer.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = free_port()
+    proxy = Process("delay-proxy-probe", [sys.executable, "-m", "bench.delay_proxy", "--listen", f"127.0.0.1:{port}",
+                                          "--to", f"127.0.0.1:{echo.getsockname()[1]}", "--delay-ms", str(delay_ms)],
+                    {"PYTHONPATH": str(ROOT)}, work)
+    proxy.start()
+    try:
+        wait_until(lambda: is_listening("127.0.0.1", port), 30, "the delay proxy to listen")
+        rounds = []
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for _ in range(100):
+                started = time.perf_counter()
+                client.sendall(b"x" * 64)
+                got = b""
+                while len(got) < 64:
+                    got += client.recv(64)
+                rounds.append((time.perf_counter() - started) * 1000)
+        return statistics.median(rounds)
+    finally:
+        proxy.kill()
+        echo.close()
+
+
 def rows(work: Path, store, label: str, seconds: int, binaries: Path) -> dict[str, dict]:
     """One pod on `store`: its POST, GET and reliable pairs."""
-    bench = Bench(work, seconds, store=store, binaries=binaries, tolerate_timeouts=True)
+    bench = Bench(work, seconds, store=store, binaries=binaries, report_failures=True)
     try:
         bench.start_nginx()
         bench.start_world(binaries)
@@ -94,6 +136,12 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=0.5)
     parser.add_argument("--binaries", type=Path, help="the release binaries to measure (default: build this checkout)")
     args = parser.parse_args()
+    for tool in ("wrk", "nginx"):
+        if not shutil.which(tool):
+            fail(f"{tool} is missing (Debian: apt-get install -y wrk nginx)")
+    busy = [port for port in PORTS if is_listening("127.0.0.1", port)]
+    if busy:
+        fail(f"ports {busy} on 127.0.0.1 are in use: stop what uses them (scripts/run-local.sh?) and retry")
     binaries = args.binaries or RELEASE
     if args.binaries is None:
         say("Building release binaries")
@@ -102,12 +150,15 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-mongo-") as temporary:
         work = Path(temporary)
+        round_trip = proxy_round_trip(work, args.delay_ms)
+        print(f"  a round trip through the delay proxy ({args.delay_ms:g} ms each way): median {round_trip:.2f} ms",
+              flush=True)
         for placement in ("on loopback", f"{args.delay_ms:g} ms away"):
             say(f"The pod on nx-27017, the store {placement}")
             store = MongoStore(work / f"store-{len(results)}")
-            store.start()
             delayed = DelayedStore(store, work, args.delay_ms) if "away" in placement else None
             try:
+                store.start()
                 if delayed:
                     delayed.start()
                 results[placement] = rows(work / f"pod-{len(results)}", delayed or store, placement, args.seconds,

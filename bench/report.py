@@ -1,5 +1,5 @@
-"""bench/run.py's report: its tables, round two's goals beside the figures, the charts, and
-docs/benchmarks.md."""
+"""bench/run.py's report: its tables, the goals beside the figures (the goal rows' medians and
+ranges over three alternating rounds), the charts, and docs/benchmarks.md."""
 
 import os
 import platform
@@ -69,9 +69,13 @@ def goal_table(results: dict, peak: dict, big_store: bool) -> list[str]:
         median = statistics.median(against_two_hop)
         rows.append((f"{what} / two-hop ceiling", spread(against_two_hop),
                      f"≥ {of_two_hop}" if of_two_hop else "", median >= of_two_hop if of_two_hop else None))
-    for key in ("pod_get", "pod_post", "owner_get", "owner_post"):
+    for key in ("pod_get", "pod_post"):
+        p99s = [row["p99"] for row in rounds(results, key)]
+        rows.append((f"p99, {results[key]['label'][3:]}", f"{spread(p99s, 2)} ms", "≤ 10 ms",
+                     statistics.median(p99s) <= 10))
+    for key in ("owner_get", "owner_post"):
         p99 = results[key]["p99"]
-        rows.append((f"p99, {results[key]['label'][3:]}", f"{p99:.2f} ms", "≤ 10 ms", p99 <= 10))
+        rows.append((f"p99, {results[key]['label'][3:]} (one run)", f"{p99:.2f} ms", "≤ 10 ms", p99 <= 10))
     for service in ("hello", "world"):
         mib = peak[service] / 1024
         rows.append((f"{service}-service RSS peak under load", f"{mib:.1f} MiB", "< 16 MiB", mib < 16))

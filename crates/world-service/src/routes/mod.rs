@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | POST | `/v1/hellos` | store hellos (`{"calls": [sends]}`), each durably and on its own terms: 200 with one outcome each |
 //! | POST | `/v1/leases` | lease the oldest waiting hellos for reads (`{"calls": [leases]}`): 200 with one outcome each |
-//! | POST | `/v1/confirmations` | confirm reliable reads' leases (`{"calls": [confirmations]}`): 200 with one outcome each (confirmed; 410 ran out; 404 unknown) |
+//! | POST | `/v1/confirmations` | confirm reliable reads' leases (`{"calls": [confirmations]}`): 200 with one outcome each (confirmed; 410 ran out; 404 unknown; 503 the store refused or did not answer it) |
 //! | POST | `/v1/leases/acknowledge` | acknowledge leases (`{"leases": [ids]}`): their hellos are deleted |
 //! | POST | `/v1/names/{name}` | claim a name (`{"token_sha256"}`): 201; 409 it or a look-alike is claimed |
 //! | POST | `/v1/names/{name}/token` | replace its token (`{"new_token_sha256"}`, the current one's hash in `x-token-sha256`): 204; 401; 404 |

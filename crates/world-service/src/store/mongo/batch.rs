@@ -94,14 +94,16 @@ pub(super) fn inserted(
 impl MongoStore {
     /// Runs one `update` command of `statements` (each `{q, u, multi}`), unordered and durable
     /// as every write is. Fails, as a write does, when the command failed or was not confirmed
-    /// durable. Answers the indexes of the statements the server refused (they did nothing);
-    /// the callers read back what the others did (the command answers only totals).
+    /// durable. Answers the indexes of the statements the server refused (one that updates many
+    /// documents may have updated some before it was refused); the callers read back what the
+    /// others did (the command answers only totals).
     pub(super) async fn update_each(
         &self,
         collection: &str,
         statements: Vec<Document>,
         operation: Operation,
     ) -> Result<Vec<usize>, StoreError> {
+        let statements_count = statements.len();
         let command = doc! {
             "update": collection,
             "updates": statements,
@@ -120,6 +122,7 @@ impl MongoStore {
                 cause: anyhow::anyhow!("the store did not confirm the {operation} durable"),
             });
         }
+        let statements_sent = statements_count;
         let refused: Vec<usize> = answer
             .get_array("writeErrors")
             .map(|errors| {
@@ -129,6 +132,7 @@ impl MongoStore {
                         let index = error.as_document()?.get("index")?;
                         usize::try_from(counts::whole(index)).ok()
                     })
+                    .filter(|&index| index < statements_sent)
                     .collect()
             })
             .unwrap_or_default();

@@ -59,10 +59,7 @@ impl MongoStore {
                 }
             })
             .collect();
-        match self
-            .update_each("leases", marks, Operation::Confirm)
-            .await
-        {
+        match self.update_each("leases", marks, Operation::Confirm).await {
             Ok(refused) => {
                 let error = StoreError::unavailable(anyhow::anyhow!(
                     "the store refused to mark this lease confirmed"

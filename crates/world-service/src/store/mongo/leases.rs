@@ -175,7 +175,12 @@ impl MongoStore {
                 continue;
             };
             assigned.remove(&at);
-            let error = StoreError::unavailable(anyhow::anyhow!("the store refused this lease"));
+            // It may have taken some of its hellos before it was refused: they come back when
+            // the lease runs out, as after any lease whose answer was lost.
+            let error = StoreError::OutcomeUnknown {
+                operation: Operation::Lease,
+                cause: anyhow::anyhow!("the store refused this lease part-way"),
+            };
             outcomes.fail([at], &error);
         }
         let ids: Vec<&str> = assigned.keys().map(|&at| takings[at].id.as_str()).collect();
