@@ -77,11 +77,19 @@ def proxy_round_trip(work: Path, delay_ms: float) -> float:
     what the delay really is on this machine now."""
     echo = socket.create_server(("127.0.0.1", 0))
 
+    def answer(peer: socket.socket) -> None:
+        with peer:
+            while data := peer.recv(1 << 16):
+                peer.sendall(data)
+
     def serve() -> None:
-        peer, _ = echo.accept()
-        while data := peer.recv(1 << 16):
-            peer.sendall(data)
-        peer.close()
+        # Every connection: the readiness probe's comes first.
+        while True:
+            try:
+                peer, _ = echo.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(peer,), daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()
     port = free_port()
