@@ -89,11 +89,20 @@ impl MongoStore {
         &self,
         inboxes: &[&str],
     ) -> Result<HashMap<String, u64>, StoreError> {
+        self.count_by_inbox(doc! { "to": { "$in": inboxes } }).await
+    }
+
+    /// How many hellos `filter` selects in each inbox (inbox key → count; none is left out):
+    /// one `aggregate`, answered in one batch.
+    pub(super) async fn count_by_inbox(
+        &self,
+        filter: Document,
+    ) -> Result<HashMap<String, u64>, StoreError> {
         let pipeline = [
-            doc! { "$match": { "to": { "$in": inboxes } } },
-            doc! { "$group": { "_id": "$to", "waiting": { "$sum": 1 } } },
+            doc! { "$match": filter },
+            doc! { "$group": { "_id": "$to", "hellos": { "$sum": 1 } } },
         ];
-        let mut sizes = HashMap::new();
+        let mut counts = HashMap::new();
         let mut groups = self
             .hellos
             .clone_with_type::<Document>()
@@ -102,11 +111,11 @@ impl MongoStore {
             .await
             .map_err(StoreError::unavailable)?;
         while let Some(group) = groups.try_next().await.map_err(StoreError::unavailable)? {
-            if let (Ok(inbox), Some(waiting)) = (group.get_str("_id"), group.get("waiting")) {
-                sizes.insert(inbox.to_owned(), whole(waiting));
+            if let (Ok(inbox), Some(hellos)) = (group.get_str("_id"), group.get("hellos")) {
+                counts.insert(inbox.to_owned(), whole(hellos));
             }
         }
-        Ok(sizes)
+        Ok(counts)
     }
 }
 

@@ -317,28 +317,12 @@ impl MongoStore {
         // on some servers): a hello of one inbox stamped with the claim of another in the batch
         // would count, which takes two claims made in the same millisecond; the count is
         // advice to the reader, the leases themselves are exact.
-        let pipeline = [
-            doc! { "$match": {
-                "to": { "$in": inboxes },
-                "lease_until": { "$lt": now },
-                "covered_by": { "$in": claims },
-            } },
-            doc! { "$group": { "_id": "$to", "left": { "$sum": 1 } } },
-        ];
-        let mut left = HashMap::new();
-        let mut groups = self
-            .hellos
-            .clone_with_type::<Document>()
-            .aggregate(pipeline)
-            .batch_size(ONE_BATCH)
-            .await
-            .map_err(StoreError::unavailable)?;
-        while let Some(group) = groups.try_next().await.map_err(StoreError::unavailable)? {
-            if let (Ok(inbox), Some(count)) = (group.get_str("_id"), group.get("left")) {
-                left.insert(inbox.to_owned(), super::counts::whole(count));
-            }
-        }
-        Ok(left)
+        self.count_by_inbox(doc! {
+            "to": { "$in": inboxes },
+            "lease_until": { "$lt": now },
+            "covered_by": { "$in": claims },
+        })
+        .await
     }
 }
 
