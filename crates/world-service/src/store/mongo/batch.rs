@@ -144,4 +144,37 @@ impl MongoStore {
         }
         Ok(refused)
     }
+
+    /// Runs one `delete` command of `statements` (each `{q, limit}`), unordered and durable as
+    /// every write is; answers how many documents it deleted. Fails, as a write does, when the
+    /// command failed, any statement was refused, or it was not confirmed durable.
+    pub(super) async fn delete_each(
+        &self,
+        collection: &str,
+        statements: Vec<Document>,
+        operation: Operation,
+    ) -> Result<u64, StoreError> {
+        let command = doc! {
+            "delete": collection,
+            "deletes": statements,
+            "ordered": false,
+            "writeConcern": { "w": "majority", "j": true },
+        };
+        let answer = self
+            .client
+            .database(&self.database)
+            .run_command(command)
+            .await
+            .map_err(write_failed(operation))?;
+        let refused = answer
+            .get_array("writeErrors")
+            .is_ok_and(|errors| !errors.is_empty());
+        if refused || answer.contains_key("writeConcernError") {
+            return Err(StoreError::OutcomeUnknown {
+                operation,
+                cause: anyhow::anyhow!("the store did not confirm the {operation}'s deletions"),
+            });
+        }
+        Ok(answer.get("n").map(counts::whole).unwrap_or_default())
+    }
 }

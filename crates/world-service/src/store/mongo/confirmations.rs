@@ -1,7 +1,7 @@
 //! Ending leases on MongoDB, a batch at a time: a GET's acknowledgements cost one `delete`; a
 //! batch of reliable reads' confirmations one `update` marking the leases confirmed (only those
-//! that still hold), one `find` reading them back and one `delete` of their hellos, whatever its
-//! number of calls.
+//! that still hold), one `delete` of the hellos they still hold and one `find` reading the leases
+//! back, whatever its number of calls.
 
 use std::collections::HashMap;
 
@@ -71,6 +71,30 @@ impl MongoStore {
                 return outcomes.into_vec();
             }
         }
+        // Right after the mark, in one command, a statement each: the hellos each lease still
+        // holds (its own, in its inbox, its time not run out). Marked and deleted one round trip
+        // apart, so that a lease running out in between, and its hellos leased again by another
+        // replica, is as unlikely as it can be without a transaction; a lease that ran out keeps
+        // its hellos (they come back), and one confirmed before has its leftovers deleted.
+        let deletes: Vec<Document> = confirmations
+            .iter()
+            .map(|(name, lease_id)| {
+                doc! {
+                    "q": { LEASE_FIELD: lease_id, "to": name.key(), "lease_until": { "$gte": now } },
+                    "limit": 0,
+                }
+            })
+            .collect();
+        match self
+            .delete_each("hellos", deletes, Operation::Confirm)
+            .await
+        {
+            Ok(deleted) => self.count_deleted(deleted),
+            Err(error) => {
+                outcomes.fail(every, &error);
+                return outcomes.into_vec();
+            }
+        }
         let ids: Vec<&str> = confirmations.iter().map(|(_, id)| id.as_str()).collect();
         let found: Result<Vec<LeaseDocument>, _> = match self
             .leases
@@ -106,26 +130,6 @@ impl MongoStore {
                 _ => Confirmation::Unknown,
             })
             .collect();
-        let confirmed: Vec<&str> = ids
-            .iter()
-            .zip(&answers)
-            .filter(|(_, answer)| **answer == Confirmation::Confirmed)
-            .map(|(id, _)| *id)
-            .collect();
-        if !confirmed.is_empty() {
-            match self
-                .hellos
-                .delete_many(doc! { LEASE_FIELD: { "$in": confirmed } })
-                .await
-                .map_err(write_failed(Operation::Confirm))
-            {
-                Ok(deleted) => self.count_deleted(deleted.deleted_count),
-                Err(error) => {
-                    let touched = every.filter(|&at| answers[at] == Confirmation::Confirmed);
-                    outcomes.fail(touched, &error);
-                }
-            }
-        }
         for (at, answer) in answers.into_iter().enumerate() {
             if !outcomes.is_set(at) {
                 outcomes.set(at, Ok(answer));
