@@ -104,18 +104,9 @@ impl MongoStore {
         operation: Operation,
     ) -> Result<Vec<usize>, StoreError> {
         let statements_count = statements.len();
-        let command = doc! {
-            "update": collection,
-            "updates": statements,
-            "ordered": false,
-            "writeConcern": { "w": "majority", "j": true },
-        };
         let answer = self
-            .client
-            .database(&self.database)
-            .run_command(command)
-            .await
-            .map_err(write_failed(operation))?;
+            .write_command("update", collection, "updates", statements, operation)
+            .await?;
         if answer.contains_key("writeConcernError") {
             return Err(StoreError::OutcomeUnknown {
                 operation,
@@ -154,18 +145,9 @@ impl MongoStore {
         statements: Vec<Document>,
         operation: Operation,
     ) -> Result<u64, StoreError> {
-        let command = doc! {
-            "delete": collection,
-            "deletes": statements,
-            "ordered": false,
-            "writeConcern": { "w": "majority", "j": true },
-        };
         let answer = self
-            .client
-            .database(&self.database)
-            .run_command(command)
-            .await
-            .map_err(write_failed(operation))?;
+            .write_command("delete", collection, "deletes", statements, operation)
+            .await?;
         let refused = answer
             .get_array("writeErrors")
             .is_ok_and(|errors| !errors.is_empty());
@@ -176,5 +158,26 @@ impl MongoStore {
             });
         }
         Ok(answer.get("n").map(counts::whole).unwrap_or_default())
+    }
+
+    /// Runs one write command (`update` or `delete`) of `statements` on `collection`,
+    /// unordered and durable as every write is; answers the server's reply.
+    async fn write_command(
+        &self,
+        command: &str,
+        collection: &str,
+        statements_field: &str,
+        statements: Vec<Document>,
+        operation: Operation,
+    ) -> Result<Document, StoreError> {
+        let mut document = doc! { command: collection };
+        document.insert(statements_field, statements);
+        document.insert("ordered", false);
+        document.insert("writeConcern", doc! { "w": "majority", "j": true });
+        self.client
+            .database(&self.database)
+            .run_command(document)
+            .await
+            .map_err(write_failed(operation))
     }
 }
