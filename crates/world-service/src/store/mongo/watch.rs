@@ -59,29 +59,18 @@ impl MongoStore {
         // The watched inboxes holding a hello no running lease hides and a lease of their
         // readers may take: one sent under no claim, or under a claim that covers a watched
         // inbox now (`covered_by`; a hello sent while a claim since released covered it is for
-        // nobody else). `$group` by a plain field: every server we test against groups by one.
+        // nobody else). Counted by inbox (`count_by_inbox`: a `$group` by a plain field, which
+        // every server we test against supports).
         let claimed_at: Vec<i64> = claims.values().filter_map(|(_, at)| *at).collect();
-        let pipeline = [
-            doc! { "$match": {
+        let leasable: HashSet<String> = self
+            .count_by_inbox(doc! {
                 "to": { "$in": inboxes.iter().copied().collect::<Vec<_>>() },
                 "lease_until": { "$lt": Millis::now().0 },
                 "$or": [ { "covered_by": null }, { "covered_by": { "$in": claimed_at } } ],
-            } },
-            doc! { "$group": { "_id": "$to" } },
-        ];
-        let mut leasable: HashSet<String> = HashSet::new();
-        let mut groups = self
-            .hellos
-            .clone_with_type::<Document>()
-            .aggregate(pipeline)
-            .batch_size(ONE_BATCH)
-            .await
-            .map_err(StoreError::unavailable)?;
-        while let Some(group) = groups.try_next().await.map_err(StoreError::unavailable)? {
-            if let Ok(inbox) = group.get_str("_id") {
-                leasable.insert(inbox.to_owned());
-            }
-        }
+            })
+            .await?
+            .into_keys()
+            .collect();
 
         for read in watched {
             let claim_token = claims
