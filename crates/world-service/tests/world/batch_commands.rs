@@ -6,8 +6,8 @@
 //! a per-call path: a claimed recipient, a sender's token, idempotency keys, a reliable read's
 //! record, hellos to take in every inbox.
 //!
-//! A GET's lease writes no record: its batch costs one command less, and a confirmation of it
-//! finds nothing. `count` (the collections' sizes from their metadata) is bounded rather than
+//! A GET's lease writes no record (a confirmation of it finds nothing); a lease that takes hellos
+//! sent with keys marks their keys' records stored (one `update`). `count` (the collections' sizes from their metadata) is bounded rather than
 //! counted: the caps take it at most every 500 ms whatever the load, and each scrape of
 //! `/metrics` once.
 
@@ -247,16 +247,19 @@ async fn a_batch_of_1_8_or_32_calls_costs_the_same_commands_on_mongodb() {
         3.0,
         "sends without keys: {first:?}"
     );
+    // GETs' leases take the hellos sent with keys: one `update` marks their records stored
+    // (a retry of their sends must not store them again); they write no lease record.
     assert_eq!(
         total("GET leases"),
-        5.0,
-        "GET leases (no record): {first:?}"
+        6.0,
+        "GET leases (no record, the keys' records marked): {first:?}"
     );
     assert_eq!(
         total("acknowledgements"),
         1.0,
         "acknowledgements: {first:?}"
     );
+    // Reliable reads' leases take the hellos sent without keys: no record to mark.
     assert_eq!(total("reliable leases"), 6.0, "reliable leases: {first:?}");
     assert_eq!(total("confirmations"), 4.0, "confirmations: {first:?}");
 }

@@ -18,8 +18,17 @@ use world_service::store::{Confirmation, Operation, Store, StoreError, mongo::Mo
 
 use crate::support::{hello, limits, name, take};
 
-/// Which command's answers to swallow; `None` passes everything.
-type Armed = Arc<Mutex<Option<&'static str>>>;
+/// Which requests' answers to swallow: those whose bytes hold the pattern, once `skip` such
+/// requests have passed; `None` passes everything.
+type Armed = Arc<Mutex<Option<Trap>>>;
+
+struct Trap {
+    pattern: Vec<u8>,
+    skip: usize,
+    /// Whether the doomed request reaches the server (a lost answer) or not (the process died
+    /// before sending it).
+    reaches_server: bool,
+}
 
 struct LossyProxy {
     uri: String,
@@ -52,8 +61,35 @@ impl LossyProxy {
     }
 
     /// From now on, answers to `command` (for example `insert`) are lost.
-    fn lose_answers_to(&self, command: &'static str) {
-        *self.armed.lock().unwrap() = Some(command);
+    fn lose_answers_to(&self, command: &str) {
+        // In BSON: a string element (type 0x02) named after the command.
+        let pattern = [&[0x02][..], command.as_bytes(), &[0x00]].concat();
+        *self.armed.lock().unwrap() = Some(Trap {
+            pattern,
+            skip: 0,
+            reaches_server: true,
+        });
+    }
+
+    /// From now on, the answer to `command` on `collection` is lost, once `skip` of them have
+    /// passed; unless `reaches_server`, the request is lost too.
+    fn lose_nth(&self, command: &str, collection: &str, skip: usize, reaches_server: bool) {
+        // The element `command: collection`: its name, then the string's length (with its NUL).
+        let length = i32::try_from(collection.len() + 1).unwrap().to_le_bytes();
+        let pattern = [
+            &[0x02][..],
+            command.as_bytes(),
+            &[0x00],
+            &length,
+            collection.as_bytes(),
+            &[0x00],
+        ]
+        .concat();
+        *self.armed.lock().unwrap() = Some(Trap {
+            pattern,
+            skip,
+            reaches_server,
+        });
     }
 
     fn pass_everything(&self) {
@@ -67,9 +103,9 @@ impl Drop for LossyProxy {
     }
 }
 
-/// Relays one connection. A request whose command document starts with the armed command (in
-/// BSON: a string element, type 0x02, named after the command) dooms the connection: the next
-/// bytes the server sends back are dropped, and both sides are closed.
+/// Relays one connection. A request holding the armed pattern (once the trap's `skip` have
+/// passed) dooms the connection: it reaches the server or not as the trap says, the next bytes
+/// the server sends back are dropped, and both sides are closed.
 async fn relay(client: TcpStream, server: TcpStream, armed: Armed) {
     let (mut from_client, mut to_client) = client.into_split();
     let (mut from_server, mut to_server) = server.into_split();
@@ -84,11 +120,22 @@ async fn relay(client: TcpStream, server: TcpStream, armed: Armed) {
                 return;
             }
             let chunk = &buffer[..read];
-            if let Some(command) = *armed.lock().unwrap() {
-                let element = [&[0x02][..], command.as_bytes(), &[0x00]].concat();
-                if chunk.windows(element.len()).any(|window| window == element) {
-                    doomed_tx.send_replace(true);
+            let mut forward = true;
+            if let Some(trap) = armed.lock().unwrap().as_mut() {
+                let pattern = &trap.pattern;
+                if chunk.windows(pattern.len()).any(|window| window == pattern) {
+                    if trap.skip == 0 {
+                        doomed_tx.send_replace(true);
+                        forward = trap.reaches_server;
+                    } else {
+                        trap.skip -= 1;
+                    }
                 }
+            }
+            if !forward {
+                // The server sees the connection end, closes its side, and so ends the relay.
+                let _ = to_server.shutdown().await;
+                return;
             }
             if to_server.write_all(chunk).await.is_err() {
                 return;
@@ -145,6 +192,89 @@ async fn a_send_whose_answer_was_lost_is_an_unknown_outcome_and_its_retry_stores
     let lease = store.lease(&name("bob"), take(10, 60_000)).await.unwrap();
     let ids: Vec<_> = lease.hellos.iter().map(|hello| &hello.id).collect();
     assert_eq!(ids, [&retried.id], "stored exactly once");
+}
+
+#[tokio::test]
+async fn a_retry_after_the_hello_was_delivered_answers_it_and_does_not_store_it_again() {
+    let proxy = LossyProxy::start(MongoTestServer::shared().port()).await;
+    let store = open_through(&proxy).await;
+
+    // The hello is inserted, and the process dies before marking its key's record stored.
+    proxy.lose_nth("update", "idempotency", 0, false);
+    let lost = store.send(hello("alice", "dave", Some("key-2"))).await;
+    assert!(
+        matches!(lost, Err(StoreError::OutcomeUnknown { .. })),
+        "{lost:?}"
+    );
+    proxy.pass_everything();
+
+    // Read, confirmed and deleted before the client retries.
+    let lease = store.lease(&name("dave"), take(10, 60_000)).await.unwrap();
+    assert_eq!(lease.hellos.len(), 1, "the hello was stored: {lease:?}");
+    let receipt = lease.lease_id.clone().expect("a hello was leased");
+    assert_eq!(
+        store.confirm(&name("dave"), &receipt).await.unwrap(),
+        Confirmation::Confirmed
+    );
+
+    let retried = store
+        .send(hello("alice", "dave", Some("key-2")))
+        .await
+        .expect("the retry with the same key");
+    assert_eq!(
+        retried.id, lease.hellos[0].id,
+        "the key answers the first hello"
+    );
+    let after = store.lease(&name("dave"), take(10, 60_000)).await.unwrap();
+    assert!(
+        after.hellos.is_empty(),
+        "a confirmed hello is never delivered again, even to a retry of its send: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_that_died_before_showing_its_hello_is_finished_by_the_next_and_delivered_once() {
+    let proxy = LossyProxy::start(MongoTestServer::shared().port()).await;
+    let store = open_through(&proxy).await;
+
+    // The first attempt records the key and dies before storing the hello.
+    proxy.lose_answers_to("insert");
+    let lost = store.send(hello("alice", "erin", Some("key-3"))).await;
+    assert!(
+        matches!(lost, Err(StoreError::OutcomeUnknown { .. })),
+        "{lost:?}"
+    );
+    // Its retry inserts the hello hidden and dies before reading the record again (the
+    // second `find` of the record: the first is the retry's own lookup).
+    proxy.lose_nth("find", "idempotency", 1, true);
+    let cut = store.send(hello("alice", "erin", Some("key-3"))).await;
+    assert!(
+        matches!(cut, Err(StoreError::OutcomeUnknown { .. })),
+        "{cut:?}"
+    );
+    proxy.pass_everything();
+    let hidden = store.lease(&name("erin"), take(10, 60_000)).await.unwrap();
+    assert!(
+        hidden.hellos.is_empty(),
+        "a retry's copy stays hidden until it is settled: {hidden:?}"
+    );
+
+    let finished = store
+        .send(hello("alice", "erin", Some("key-3")))
+        .await
+        .expect("the next retry finishes it");
+    let lease = store.lease(&name("erin"), take(10, 60_000)).await.unwrap();
+    let ids: Vec<_> = lease.hellos.iter().map(|hello| &hello.id).collect();
+    assert_eq!(ids, [&finished.id], "stored exactly once, and shown");
+    let receipt = lease.lease_id.expect("a hello was leased");
+    store.confirm(&name("erin"), &receipt).await.unwrap();
+    let again = store
+        .send(hello("alice", "erin", Some("key-3")))
+        .await
+        .unwrap();
+    assert_eq!(again.id, finished.id);
+    let after = store.lease(&name("erin"), take(10, 60_000)).await.unwrap();
+    assert!(after.hellos.is_empty(), "{after:?}");
 }
 
 #[tokio::test]

@@ -39,6 +39,10 @@ pub(super) struct HelloDocument {
     /// stored after the release deleted the inbox, stays unread by whoever reads next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub covered_by: Option<i64>,
+    /// The idempotency record of the send that stored it, if it was sent with a key: a lease
+    /// marks that record stored before the hello is delivered (see [`super::retries`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
 }
 
 /// The first hello sent with an idempotency key.
@@ -50,8 +54,9 @@ pub(super) struct IdempotencyDocument {
     pub from_key: String,
     pub hello: StoredHello,
     pub created: DateTime,
-    /// When the hello was inserted (ms); absent between recording the key and inserting its
-    /// hello, in which case a retry finishes the insert.
+    /// When the hello was known stored (ms): set by the send after its insert, or by the first
+    /// lease that won the hello. Absent, the hello may or may not be in the store; a retry
+    /// finishes the send (see [`super::retries`]).
     #[serde(default)]
     pub stored_at: Option<i64>,
     /// The claim covering the recipient when the first attempt was made
@@ -83,8 +88,13 @@ pub(super) struct LeaseDocument {
     pub confirmed_at: Option<i64>,
 }
 
-/// A new hello and the document that stores it; `covered_by` as [`HelloDocument::covered_by`].
-pub(super) fn new_hello(hello: &NewHello, covered_by: Option<i64>) -> (StoredHello, HelloDocument) {
+/// A new hello and the document that stores it; `covered_by` and `record` as
+/// [`HelloDocument`]'s.
+pub(super) fn new_hello(
+    hello: &NewHello,
+    covered_by: Option<i64>,
+    record: Option<String>,
+) -> (StoredHello, HelloDocument) {
     let now = Millis::now();
     let id = new_hello_id();
     let stored = StoredHello {
@@ -106,15 +116,18 @@ pub(super) fn new_hello(hello: &NewHello, covered_by: Option<i64>) -> (StoredHel
         verified: hello.verified,
         lookalike: Some(hello.to.lookalike_key().to_owned()),
         covered_by,
+        record,
     };
     (stored, document)
 }
 
-/// Rebuilds the document of a hello recorded with an idempotency key.
-pub(super) fn document_for(
+/// Rebuilds, parked (see [`super::retries`]), the document of a hello whose send recorded
+/// `record` and may have died before storing it.
+pub(super) fn parked_document_for(
     hello: &StoredHello,
     to: &hello_common::Name,
     covered_by: Option<i64>,
+    record: &str,
 ) -> Result<HelloDocument, StoreError> {
     let at = DateTime::parse_rfc3339_str(&hello.at)
         .map_err(StoreError::unavailable)?
@@ -126,10 +139,11 @@ pub(super) fn document_for(
         from: hello.from.clone(),
         at,
         order: hello.id.clone(),
-        lease_until: 0,
+        lease_until: super::retries::PARKED,
         lease: None,
         verified: hello.verified,
         lookalike: Some(to.lookalike_key().to_owned()),
         covered_by,
+        record: Some(record.to_owned()),
     })
 }

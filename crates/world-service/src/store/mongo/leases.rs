@@ -90,6 +90,19 @@ impl MongoStore {
                 }
             }
         }
+        // Before any lease is answered: a retry of a send whose hello it won must not store
+        // the hello again (see `super::retries`).
+        let won: Vec<&HelloDocument> = (0..takings.len())
+            .filter(|&at| !outcomes.is_set(at))
+            .flat_map(|at| &takings[at].won)
+            .collect();
+        if let Err(error) = self.mark_delivered_records(&won).await {
+            // Their hellos come back when the leases run out, as after any lost answer.
+            let delivering = (0..takings.len())
+                .filter(|&at| !outcomes.is_set(at) && !takings[at].won.is_empty())
+                .collect::<Vec<_>>();
+            outcomes.fail(delivering, &error);
+        }
         self.record_leases(&takings, &mut outcomes).await;
         let remaining = self.remaining(&takings).await;
         for (index, taking) in takings.into_iter().enumerate() {

@@ -33,7 +33,8 @@
 //! its own outcome ([`batch`]). Only commands MongoDB 7.0 has (`bulkWrite` is 8.0's).
 //!
 //! - [`documents`]: the stored documents;
-//! - [`sends`]: storing hellos, idempotently;
+//! - [`sends`]: storing hellos, idempotently; [`retries`]: why a retried send never stores a
+//!   delivered hello again;
 //! - [`leases`]: leasing; [`confirmations`]: acknowledging and confirming;
 //! - [`counts`]: what the store holds, for its caps;
 //! - [`names`]: claiming, rotating and releasing names.
@@ -52,6 +53,7 @@ mod counts;
 mod documents;
 mod leases;
 mod names;
+mod retries;
 mod sends;
 mod setup;
 mod watch;

@@ -10,8 +10,9 @@
 //!
 //! With an idempotency key a send is stored at most once: its record (the hello it stores, no
 //! `stored_at`) is inserted before the hello and marked once the hello is. A retry finds the
-//! record and answers its hello, inserting it first if the first attempt died in between. A key
-//! used twice in one batch is answered once the first use is done, as a retry.
+//! record and answers its hello, finishing the send first if the first attempt died in between
+//! (see [`super::retries`]: a hello delivered meanwhile is not stored again). A key used twice in
+//! one batch is answered once the first use is done, as a retry.
 
 use std::collections::HashMap;
 
@@ -22,7 +23,7 @@ use mongodb::bson::{DateTime, doc};
 use super::{
     MongoStore, ONE_BATCH, RACE_ATTEMPTS,
     batch::{CallOutcomes, Inserted, inserted},
-    documents::{HelloDocument, IdempotencyDocument, document_for, new_hello},
+    documents::{HelloDocument, IdempotencyDocument, new_hello, parked_document_for},
     write_failed,
 };
 use crate::store::{NewHello, Operation, StoreError, claims::Claims, scoped_idempotency_id};
@@ -37,8 +38,9 @@ pub(super) struct Pending {
     pub document: HelloDocument,
     /// The id of its idempotency record, if it has a key.
     pub record: Option<String>,
-    /// A retry finishing a first attempt that recorded its key and died before storing the
-    /// hello: nothing new to record or to count against the caps.
+    /// A retry finishing a first attempt that recorded its key and may have died before storing
+    /// the hello: its document is inserted parked, then settled ([`super::retries`]); nothing
+    /// new to record or to count against the caps.
     pub finishing: bool,
 }
 
@@ -101,7 +103,7 @@ impl MongoStore {
                 repeats.push((index, hello));
                 continue;
             }
-            let (stored, document) = new_hello(&hello, covered_by);
+            let (stored, document) = new_hello(&hello, covered_by, record.clone());
             pending.push(Pending {
                 index,
                 hello,
@@ -121,6 +123,7 @@ impl MongoStore {
         }
         repeats.extend(self.record_keys(&mut pending, &mut outcomes).await);
         self.insert_hellos(&mut pending, &mut outcomes).await;
+        self.settle_parked(&mut pending, &mut outcomes).await;
         self.mark_stored(pending, &mut outcomes).await;
         if !repeats.is_empty() {
             // Now answered as retries of the first use of their key (or, if another request
@@ -199,7 +202,7 @@ impl MongoStore {
             } else {
                 send.document.covered_by
             };
-            match document_for(&first.hello, &send.hello.to, covered_by) {
+            match parked_document_for(&first.hello, &send.hello.to, covered_by, &first.key) {
                 Ok(document) => {
                     send.document = document;
                     send.stored = first.hello.clone();

@@ -1,0 +1,170 @@
+//! Sends retried with their idempotency key, and the one thing a delivery must do first so that
+//! such a retry never stores a hello twice.
+//!
+//! A keyed send records its key (no `stored_at`), inserts its hello, then marks the record
+//! stored. A process that dies between the insert and the mark leaves a record that does not say
+//! whether its hello is in the store. The hello may be read, confirmed and deleted before the
+//! client's retry comes; the retry then finds neither the hello nor a mark, and must not store
+//! the hello again. So:
+//! - every hello sent with a key names its record (`HelloDocument::record`), and a lease marks
+//!   the records of the hellos it won stored before it is answered
+//!   ([`MongoStore::mark_delivered_records`]): a hello delivered even once has a marked record;
+//! - a retry that finds its record unmarked (`Pending::finishing`) inserts the hello *parked*
+//!   (hidden from every lease), reads the record again, and only then either shows the hello or
+//!   deletes the copy ([`MongoStore::settle_parked`]). A lease that marked the record between the
+//!   retry's two reads can only have leased the first hello (the parked copy is hidden), so a
+//!   mark seen after the insert means the hello was delivered and the copy must go.
+
+use std::collections::HashMap;
+
+use futures::TryStreamExt;
+use hello_common::{timestamp::Millis, wire::StoredHello};
+use mongodb::bson::{Document, doc};
+
+use super::{
+    MongoStore, ONE_BATCH,
+    batch::CallOutcomes,
+    documents::{HelloDocument, IdempotencyDocument},
+    sends::Pending,
+    write_failed,
+};
+use crate::store::{Operation, StoreError};
+
+/// The `lease_until` of a retry's copy of a hello until the retry knows it was never delivered:
+/// no lease takes it (a lease takes hellos whose `lease_until` has passed).
+pub(super) const PARKED: i64 = i64::MAX;
+
+impl MongoStore {
+    /// Marks stored the idempotency records of `hellos`, which a lease won: one `update`, and
+    /// none when no hello was sent with a key. A retry of their sends then answers the hello
+    /// instead of storing it again, even after it was delivered and deleted.
+    pub(super) async fn mark_delivered_records(
+        &self,
+        hellos: &[&HelloDocument],
+    ) -> Result<(), StoreError> {
+        let records: Vec<&str> = hellos
+            .iter()
+            .filter_map(|hello| hello.record.as_deref())
+            .collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.idempotency
+            .update_many(
+                doc! { "_id": { "$in": records }, "stored_at": { "$exists": false } },
+                doc! { "$set": { "stored_at": Millis::now().0 } },
+            )
+            .await
+            .map(|_| ())
+            .map_err(write_failed(Operation::Lease))
+    }
+
+    /// After the insert, for the retries that found their record unmarked (inserted parked): one
+    /// `find` of their records, then one `delete` of the copies whose record a delivery marked
+    /// meanwhile (answered with their first hello) and one `update` showing the others, which
+    /// stay in `pending` to be marked stored. A parked copy left by a retry that died here is
+    /// settled by the next retry (its insert finds the copy, and settles it the same way).
+    pub(super) async fn settle_parked(
+        &self,
+        pending: &mut Vec<Pending>,
+        outcomes: &mut CallOutcomes<StoredHello>,
+    ) {
+        let parked: Vec<&str> = pending
+            .iter()
+            .filter(|send| send.finishing)
+            .filter_map(|send| send.record.as_deref())
+            .collect();
+        if parked.is_empty() {
+            return;
+        }
+        let found: Result<Vec<IdempotencyDocument>, _> = match self
+            .idempotency
+            .find(doc! { "_id": { "$in": &parked } })
+            .batch_size(ONE_BATCH)
+            .await
+        {
+            Ok(cursor) => cursor.try_collect().await,
+            Err(error) => Err(error),
+        };
+        let delivered: HashMap<String, bool> = match found {
+            Ok(records) => records
+                .into_iter()
+                .map(|record| (record.key, record.stored_at.is_some()))
+                .collect(),
+            Err(error) => {
+                // The copy stays parked: the client's retry settles it.
+                let error = StoreError::OutcomeUnknown {
+                    operation: Operation::Send,
+                    cause: error.into(),
+                };
+                let finishing = pending.iter().filter(|send| send.finishing);
+                outcomes.fail(finishing.map(|send| send.index), &error);
+                pending.retain(|send| !send.finishing);
+                return;
+            }
+        };
+        let was_delivered = |send: &Pending| {
+            send.finishing
+                && send
+                    .record
+                    .as_ref()
+                    .is_some_and(|record| delivered.get(record).copied().unwrap_or(false))
+        };
+        // The copy of each retry, if it is still parked: deleted, or shown to readers.
+        let (mut copies, mut shown) = (Vec::new(), Vec::new());
+        for send in pending.iter().filter(|send| send.finishing) {
+            let copy = doc! { "_id": &send.document.id, "lease_until": PARKED };
+            if was_delivered(send) {
+                copies.push(doc! { "q": copy, "limit": 1 });
+            } else {
+                let show = doc! { "$set": { "lease_until": 0_i64 } };
+                shown.push(doc! { "q": copy, "u": show, "multi": false });
+            }
+        }
+        let failed = match self.delete_and_show(copies, shown).await {
+            Ok(deleted) => {
+                self.count(-i64::try_from(deleted).unwrap_or(i64::MAX), 0);
+                None
+            }
+            Err(error) => Some(error),
+        };
+        pending.retain(|send| {
+            if !send.finishing {
+                return true;
+            }
+            if let Some(error) = &failed {
+                outcomes.fail([send.index], error);
+                return false;
+            }
+            if was_delivered(send) {
+                outcomes.set(send.index, Ok(send.stored.clone()));
+                return false;
+            }
+            true
+        });
+    }
+
+    /// Deletes the parked `copies` (one `delete`) and shows the `shown` ones (one `update`), each
+    /// command only if it has statements; answers how many copies were deleted.
+    async fn delete_and_show(
+        &self,
+        copies: Vec<Document>,
+        shown: Vec<Document>,
+    ) -> Result<u64, StoreError> {
+        let deleted = if copies.is_empty() {
+            0
+        } else {
+            self.delete_each("hellos", copies, Operation::Send).await?
+        };
+        if !shown.is_empty() {
+            let refused = self.update_each("hellos", shown, Operation::Send).await?;
+            if !refused.is_empty() {
+                return Err(StoreError::OutcomeUnknown {
+                    operation: Operation::Send,
+                    cause: anyhow::anyhow!("the store refused to show a retried hello"),
+                });
+            }
+        }
+        Ok(deleted)
+    }
+}
