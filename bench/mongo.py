@@ -138,6 +138,46 @@ def rows(work: Path, store, label: str, seconds: int, binaries: Path) -> dict[st
         bench.stop()
 
 
+def measure_on_mongodb(work: Path, seconds: int, delay_ms: float, binaries: Path) -> tuple[float, dict]:
+    """The delay proxy's measured round trip (ms), and the rows of each placement of the store:
+    {placement: {"post"|"get"|"reliable": row}}. bench/run.py runs this as its last part."""
+    results = {}
+    round_trip = proxy_round_trip(work, delay_ms)
+    print(f"  a round trip through the delay proxy ({delay_ms:g} ms each way): median {round_trip:.2f} ms",
+          flush=True)
+    for placement in ("on loopback", f"{delay_ms:g} ms away"):
+        say(f"The pod on nx-27017, the store {placement}")
+        store = MongoStore(work / f"store-{len(results)}")
+        delayed = DelayedStore(store, work, delay_ms) if "away" in placement else None
+        try:
+            store.start()
+            if delayed:
+                delayed.start()
+            results[placement] = rows(work / f"pod-{len(results)}", delayed or store, placement, seconds, binaries)
+        finally:
+            if delayed:
+                delayed.stop()
+            store.stop()
+    return round_trip, results
+
+
+def table(round_trip: float, results: dict) -> list[str]:
+    """The rows of every placement: req/s, p99, commands a request (by command) and timeouts."""
+    lines = ["| store | row | req/s | p99 ms | store commands a request | by command | timed out |",
+             "|---|---|---:|---:|---:|---|---:|"]
+    for placement, measured in results.items():
+        for key in ("post", "get", "reliable"):
+            row = measured[key]
+            spent = row.get("store_commands", {})
+            by_command = ", ".join(f"{command} {count / max(row['requests'], 1):.2f}"
+                                   for command, count in sorted(spent.items()) if count)
+            lines.append(f"| {placement} | {key} | {row['rps']:,.0f} | {row['p99']:.2f} | "
+                         f"{row.get('commands_per_request', float('nan')):.2f} | {by_command} | "
+                         f"{row.get('timeouts', 0):,} |")
+    lines += ["", f"The delay proxy's round trip, measured before the rows: median {round_trip:.2f} ms."]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
@@ -155,33 +195,10 @@ def main() -> None:
         say("Building release binaries")
         subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "hello-service", "-p", "world-service"],
                        cwd=ROOT, check=True)
-    results = {}
     with tempfile.TemporaryDirectory(prefix="bench-mongo-") as temporary:
-        work = Path(temporary)
-        round_trip = proxy_round_trip(work, args.delay_ms)
-        print(f"  a round trip through the delay proxy ({args.delay_ms:g} ms each way): median {round_trip:.2f} ms",
-              flush=True)
-        for placement in ("on loopback", f"{args.delay_ms:g} ms away"):
-            say(f"The pod on nx-27017, the store {placement}")
-            store = MongoStore(work / f"store-{len(results)}")
-            delayed = DelayedStore(store, work, args.delay_ms) if "away" in placement else None
-            try:
-                store.start()
-                if delayed:
-                    delayed.start()
-                results[placement] = rows(work / f"pod-{len(results)}", delayed or store, placement, args.seconds,
-                                          binaries)
-            finally:
-                if delayed:
-                    delayed.stop()
-                store.stop()
+        round_trip, results = measure_on_mongodb(Path(temporary), args.seconds, args.delay_ms, binaries)
     say("Summary: req/s, p99 and store commands per request")
-    for placement, measured in results.items():
-        for key, row in measured.items():
-            if key in ("post", "get", "reliable"):
-                print(f"  store {placement:>12}  {key:>8}: {row['rps']:>8,.0f} req/s  p99 {row['p99']:7.2f} ms  "
-                      f"{row.get('commands_per_request', float('nan')):.2f} commands/request  "
-                      f"{row.get('timeouts', 0):,} timed out", flush=True)
+    print("\n".join(table(round_trip, results)), flush=True)
     say("Benchmark on MongoDB done")
 
 

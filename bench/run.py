@@ -27,12 +27,14 @@ Then, each on a fresh world-service:
     an OTLP receiver on loopback that discards them), and a build without the `traces` feature,
     alternating, 3 rounds each, compared by their medians;
   - transport: hello -> world over loopback TCP against the Unix socket the pod uses,
-    alternating, 3 rounds each.
+    alternating, 3 rounds each;
+  - MongoDB: the pod on nx-27017, the store on loopback and 0.5 ms away (bench/mongo.py): POST,
+    GET and reliable pairs with their store commands a request.
 
 Writes docs/benchmarks.md, docs/benchmarks.svg (throughput) and docs/benchmarks-latency.svg.
 
 Run: python3 -m bench.run [--seconds N] [--quick]   (from the repository's root; builds release
-binaries first; loopback only; ~20 min; --quick runs parts 0 and 1 only, prints them and writes
+binaries first; loopback only; ~27 min; --quick runs parts 0 and 1 only, prints them and writes
 nothing)
 """
 
@@ -47,12 +49,15 @@ from bench.harness import (ALTERNATING_ROUNDS, BARE_NGINX, CLAIMED_NAMES, DEPTH_
                            OWNERS_EMPTY_STORE, POD, PORTS, RELEASE, RELIABLE_DEPTH, RELIABLE_NAMES, ROOT,
                            STAND_IN_WORLD, STATIC_BYTES, STORED_HELLOS, STORED_NAMES, WORLD, Bench)
 from bench.measure import fail, rss_kib, say
+from bench.mongo import measure_on_mongodb
 from bench.wrk import (LUA_COUNTED, LUA_GET, LUA_OWNER_GET, LUA_OWNER_POST, LUA_POST, LUA_RELIABLE,
                        OWNER_TOKEN_FORMAT, WrkFailed, lua)
 from tests.support.otlp import Receiver
 from tests.support.ports import is_listening
 
 BODY = '{"from":"bench"}'
+# How far the last part puts the store: a MongoDB on another node of the cluster.
+MONGODB_DELAY_MS = 0.5
 
 # The bare nginx: two workers (one per core here), no access log, one static file.
 BARE_NGINX_CONF = """
@@ -269,6 +274,11 @@ def main() -> None:
         idle, ready = first_parts(bench)
         if not args.quick:
             big_world_peak, exports = later_parts(bench, no_traces)
+        if not args.quick:
+            bench.stop()
+            # Last: the pod on MongoDB (nx-27017), its store on loopback and 0.5 ms away.
+            (work / "mongodb").mkdir()
+            mongodb = measure_on_mongodb(work / "mongodb", args.seconds, MONGODB_DELAY_MS, RELEASE)
     finally:
         bench.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -277,7 +287,7 @@ def main() -> None:
         print("\n".join(report.summary(bench.results, bench.peak, big_store=False)))
         say("Quick benchmark done (nothing written)")
         return
-    report.write(bench.results, bench.peak, idle, ready, big_world_peak, args.seconds, exports)
+    report.write(bench.results, bench.peak, idle, ready, big_world_peak, args.seconds, exports, mongodb)
     say("Benchmark done: docs/benchmarks.md, docs/benchmarks.svg and docs/benchmarks-latency.svg written")
 
 
