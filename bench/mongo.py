@@ -163,15 +163,15 @@ def measure_on_mongodb(work: Path, seconds: int, delay_ms: float, binaries: Path
 
 def table(round_trip: float, results: dict) -> list[str]:
     """The rows of every placement: req/s, p99, commands a request (by command) and timeouts."""
-    lines = ["| store | row | req/s | p99 ms | store commands a request | by command | timed out |",
-             "|---|---|---:|---:|---:|---|---:|"]
+    lines = ["| store | row | req/s | p50 ms | p99 ms | store commands a request | by command | timed out |",
+             "|---|---|---:|---:|---:|---:|---|---:|"]
     for placement, measured in results.items():
         for key in ("post", "get", "reliable"):
             row = measured[key]
             spent = row.get("store_commands", {})
             by_command = ", ".join(f"{command} {count / max(row['requests'], 1):.2f}"
                                    for command, count in sorted(spent.items()) if count)
-            lines.append(f"| {placement} | {key} | {row['rps']:,.0f} | {row['p99']:.2f} | "
+            lines.append(f"| {placement} | {key} | {row['rps']:,.0f} | {row['p50']:.2f} | {row['p99']:.2f} | "
                          f"{row.get('commands_per_request', float('nan')):.2f} | {by_command} | "
                          f"{row.get('timeouts', 0):,} |")
     lines += ["", f"The delay proxy's round trip, measured before the rows: median {round_trip:.2f} ms."]

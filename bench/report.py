@@ -283,13 +283,14 @@ def write(results: dict, peak: dict, idle: dict, ready: dict, big_world_peak: in
         *comparison(results, "transport", ("socket", "socket"), ("tcp", "TCP")),
     ]
     round_trip, on_mongodb = mongodb
+    delay_ms = next(float(placement.split(" ms")[0]) for placement in on_mongodb if "away" in placement)
     lines += [
         "",
-        "## On MongoDB: the store on loopback and 0.5 ms away",
+        f"## On MongoDB: the store on loopback and {delay_ms:g} ms away",
         "",
         "Last, one pod on nx-27017 (a MongoDB wire-protocol server over SQLite; no MongoDB server runs here), "
         "a fresh database for each placement of the store: next to world on loopback, then behind a proxy that "
-        "holds every chunk 0.5 ms in each direction, as a MongoDB on another node of the cluster would be "
+        f"holds every chunk {delay_ms:g} ms in each direction, as a MongoDB on another node of the cluster would be "
         "(`bench/mongo.py`). nx does about 1,600 inserts a second and models no journal wait, so its req/s say "
         "little about a real MongoDB; the design is judged by the store commands a request, which a store "
         "0.5-1 ms away, each write waiting for a majority's journal, multiplies into latency. The GET row reads "

@@ -54,6 +54,7 @@ from bench.wrk import (LUA_COUNTED, LUA_GET, LUA_OWNER_GET, LUA_OWNER_POST, LUA_
                        OWNER_TOKEN_FORMAT, WrkFailed, lua)
 from tests.support.otlp import Receiver
 from tests.support.ports import is_listening
+from tests.support.store import NX
 
 BODY = '{"from":"bench"}'
 # How far the last part puts the store: a MongoDB on another node of the cluster.
@@ -261,6 +262,8 @@ def main() -> None:
     for tool in ("wrk", "nginx", "cargo"):
         if not shutil.which(tool):
             fail(f"{tool} is missing (Debian: apt-get install -y wrk nginx; Rust: rustup)")
+    if not args.quick and not NX.exists():
+        fail(f"{NX} is missing (the MongoDB part needs it): pip install -r tests/requirements.txt into .venv")
     busy = [port for port in PORTS if is_listening("127.0.0.1", port)]
     if busy:
         fail(f"ports {busy} on 127.0.0.1 are in use: stop what uses them (scripts/run-local.sh?) and retry")
@@ -272,21 +275,19 @@ def main() -> None:
     try:
         start_ceilings(bench)
         idle, ready = first_parts(bench)
-        if not args.quick:
-            big_world_peak, exports = later_parts(bench, no_traces)
-        if not args.quick:
-            bench.stop()
-            # Last: the pod on MongoDB (nx-27017), its store on loopback and 0.5 ms away.
-            (work / "mongodb").mkdir()
-            mongodb = measure_on_mongodb(work / "mongodb", args.seconds, MONGODB_DELAY_MS, RELEASE)
+        if args.quick:
+            print("\n".join(report.summary(bench.results, bench.peak, big_store=False)))
+            say("Quick benchmark done (nothing written)")
+            return
+        big_world_peak, exports = later_parts(bench, no_traces)
     finally:
         bench.stop()
+    try:
+        # Last: the pod on MongoDB (nx-27017), its store on loopback and MONGODB_DELAY_MS away.
+        (work / "mongodb").mkdir()
+        mongodb = measure_on_mongodb(work / "mongodb", args.seconds, MONGODB_DELAY_MS, RELEASE)
+    finally:
         shutil.rmtree(work, ignore_errors=True)
-
-    if args.quick:
-        print("\n".join(report.summary(bench.results, bench.peak, big_store=False)))
-        say("Quick benchmark done (nothing written)")
-        return
     report.write(bench.results, bench.peak, idle, ready, big_world_peak, args.seconds, exports, mongodb)
     say("Benchmark done: docs/benchmarks.md, docs/benchmarks.svg and docs/benchmarks-latency.svg written")
 

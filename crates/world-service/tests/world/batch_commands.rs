@@ -7,9 +7,9 @@
 //! record, hellos to take in every inbox.
 //!
 //! A GET's lease writes no record (a confirmation of it finds nothing); a lease that takes hellos
-//! sent with keys marks their keys' records stored (one `update`). `count` (the collections' sizes from their metadata) is bounded rather than
-//! counted: the caps take it at most every 500 ms whatever the load, and each scrape of
-//! `/metrics` once.
+//! sent with keys costs one `update` more (their records marked delivered where not yet stored).
+//! `count` (the collections' sizes from their metadata) is bounded rather than counted: the caps
+//! take it at most every 500 ms whatever the load, and each scrape of `/metrics` once.
 
 use std::collections::BTreeMap;
 
@@ -247,8 +247,9 @@ async fn a_batch_of_1_8_or_32_calls_costs_the_same_commands_on_mongodb() {
         3.0,
         "sends without keys: {first:?}"
     );
-    // GETs' leases take the hellos sent with keys: one `update` marks their records stored
-    // (a retry of their sends must not store them again); they write no lease record.
+    // GETs' leases take the first sends' hellos, some sent with keys: one `update` marks their
+    // records delivered where not yet stored (it matches none here: every send was finished);
+    // they write no lease record.
     assert_eq!(
         total("GET leases"),
         6.0,

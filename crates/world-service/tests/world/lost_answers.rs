@@ -71,8 +71,9 @@ impl LossyProxy {
         });
     }
 
-    /// From now on, the answer to `command` on `collection` is lost, once `skip` of them have
-    /// passed; unless `reaches_server`, the request is lost too.
+    /// From now on, the answers to `command` on `collection` are lost, once `skip` of them have
+    /// passed (counted by the chunks read from the driver: each of these small commands is one);
+    /// unless `reaches_server`, the requests are lost too.
     fn lose_nth(&self, command: &str, collection: &str, skip: usize, reaches_server: bool) {
         // The element `command: collection`: its name, then the string's length (with its NUL).
         let length = i32::try_from(collection.len() + 1).unwrap().to_le_bytes();
@@ -233,7 +234,7 @@ async fn a_retry_after_the_hello_was_delivered_answers_it_and_does_not_store_it_
 }
 
 #[tokio::test]
-async fn a_retry_that_died_before_showing_its_hello_is_finished_by_the_next_and_delivered_once() {
+async fn a_retry_cut_short_before_showing_its_hello_is_finished_by_the_next_and_delivered_once() {
     let proxy = LossyProxy::start(MongoTestServer::shared().port()).await;
     let store = open_through(&proxy).await;
 
@@ -244,8 +245,9 @@ async fn a_retry_that_died_before_showing_its_hello_is_finished_by_the_next_and_
         matches!(lost, Err(StoreError::OutcomeUnknown { .. })),
         "{lost:?}"
     );
-    // Its retry inserts the hello hidden and dies before reading the record again (the
-    // second `find` of the record: the first is the retry's own lookup).
+    // Its retry inserts the hello hidden; the answer to reading the record again (the second
+    // `find` of the record: the first is the retry's own lookup) is lost, so the retry stops
+    // with its copy hidden.
     proxy.lose_nth("find", "idempotency", 1, true);
     let cut = store.send(hello("alice", "erin", Some("key-3"))).await;
     assert!(

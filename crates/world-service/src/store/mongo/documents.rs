@@ -22,7 +22,8 @@ pub(super) struct HelloDocument {
     /// Stored at, ms since the epoch.
     pub at: i64,
     pub order: String,
-    /// Hidden from readers until this instant (ms since the epoch); 0 when never leased.
+    /// Hidden from readers until this instant (ms since the epoch); 0 when never leased,
+    /// [`super::retries::PARKED`] while a retry's copy is not yet known undelivered.
     pub lease_until: i64,
     /// The lease that took it last (stored as [`LEASE_FIELD`]).
     #[serde(default, rename = "claim")]
@@ -54,11 +55,14 @@ pub(super) struct IdempotencyDocument {
     pub from_key: String,
     pub hello: StoredHello,
     pub created: DateTime,
-    /// When the hello was known stored (ms): set by the send after its insert, or by the first
-    /// lease that won the hello. Absent, the hello may or may not be in the store; a retry
-    /// finishes the send (see [`super::retries`]).
+    /// When the hello was stored (ms), set by the send after its insert; `null` until then, in
+    /// which case a retry finishes the send (see [`super::retries`]).
     #[serde(default)]
     pub stored_at: Option<i64>,
+    /// When a lease first won the hello while `stored_at` was still `null` (ms): the hello was
+    /// stored, and may be delivered and deleted already; a retry must not store it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<i64>,
     /// The claim covering the recipient when the first attempt was made
     /// ([`HelloDocument::covered_by`]), for a retry that finishes the insert: the hello keeps
     /// the claim it was sent under, even if that claim was released meanwhile. `stamped` is

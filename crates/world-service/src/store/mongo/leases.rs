@@ -4,8 +4,9 @@
 //! lease that wins what is still free (each document is updated atomically, so each hello is won
 //! by exactly one lease, whichever replica asked), one `find` reading back what each won, one
 //! `insert` of the records of reliable reads' leases (a GET's lease is acknowledged at once and
-//! needs none) and one `aggregate` counting what remains. A lease that lost every candidate to
-//! another replica tries again, with the others that did. Acknowledgements and confirmations are
+//! needs none) and one `aggregate` counting what remains; and, when it took hellos sent with
+//! idempotency keys, one `update` of their keys' records (see [`super::retries`]). A lease that
+//! lost every candidate to another replica tries again, with the others that did. Acknowledgements and confirmations are
 //! in [`super::confirmations`].
 
 use std::collections::{HashMap, HashSet};
@@ -97,11 +98,13 @@ impl MongoStore {
             .flat_map(|at| &takings[at].won)
             .collect();
         if let Err(error) = self.mark_delivered_records(&won).await {
-            // Their hellos come back when the leases run out, as after any lost answer.
-            let delivering = (0..takings.len())
-                .filter(|&at| !outcomes.is_set(at) && !takings[at].won.is_empty())
+            // Those that took hellos sent with keys fail; their hellos come back when the leases
+            // run out, as after any lost answer. The others are answered.
+            let keyed = (0..takings.len())
+                .filter(|&at| !outcomes.is_set(at))
+                .filter(|&at| takings[at].won.iter().any(|hello| hello.record.is_some()))
                 .collect::<Vec<_>>();
-            outcomes.fail(delivering, &error);
+            outcomes.fail(keyed, &error);
         }
         self.record_leases(&takings, &mut outcomes).await;
         let remaining = self.remaining(&takings).await;

@@ -3,7 +3,9 @@
 //! Document model, chosen so that a hot inbox stays cheap and many world-service processes can
 //! read one inbox at once without two of them taking the same hello:
 //! - `hellos`: one small document per waiting hello, `{_id, to, to_spelling, from, at, order,
-//!   lease_until, claim}`. `to` is the case-folded name; `claim` holds the id of the lease that
+//!   lease_until, claim, verified, lookalike, covered_by, record}` (`record`: its send's
+//!   idempotency record, see [`retries`]; `lease_until` is `i64::MAX` while a retry's copy is
+//!   parked). `to` is the case-folded name; `claim` holds the id of the lease that
 //!   took the hello (the field keeps its 0.1.0 name); `order` repeats the time-ordered id so that
 //!   the index `{to: 1, order: 1}` walks an inbox oldest first and stops after `limit` documents.
 //!   Sends are multi-document inserts: no document grows, none is contended by writers.
@@ -19,7 +21,8 @@
 //!   once, has none (earlier releases wrote one and deleted it on acknowledgement; any left
 //!   are forgotten by the TTL). A lease taken by 0.1.0 has none either, and is unknown to a
 //!   confirmation.
-//! - `idempotency`: one document per key, expired by a TTL index on `created`.
+//! - `idempotency`: one document per key, expired by a TTL index on `created`; marked
+//!   `stored_at` by its send, or `delivered_at` by a lease that took its hello first.
 //! - `names`: one document per claimed name, keyed by its look-alike key; see [`names`]. New in
 //!   0.2.0.
 //!

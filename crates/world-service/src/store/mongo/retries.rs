@@ -1,19 +1,29 @@
-//! Sends retried with their idempotency key, and the one thing a delivery must do first so that
-//! such a retry never stores a hello twice.
+//! Sends retried with their idempotency key, and what a delivery must do first so that such a
+//! retry never stores a delivered hello again.
 //!
-//! A keyed send records its key (no `stored_at`), inserts its hello, then marks the record
+//! A keyed send records its key (`stored_at` null), inserts its hello, then marks the record
 //! stored. A process that dies between the insert and the mark leaves a record that does not say
 //! whether its hello is in the store. The hello may be read, confirmed and deleted before the
 //! client's retry comes; the retry then finds neither the hello nor a mark, and must not store
 //! the hello again. So:
-//! - every hello sent with a key names its record (`HelloDocument::record`), and a lease marks
-//!   the records of the hellos it won stored before it is answered
-//!   ([`MongoStore::mark_delivered_records`]): a hello delivered even once has a marked record;
-//! - a retry that finds its record unmarked (`Pending::finishing`) inserts the hello *parked*
-//!   (hidden from every lease), reads the record again, and only then either shows the hello or
-//!   deletes the copy ([`MongoStore::settle_parked`]). A lease that marked the record between the
-//!   retry's two reads can only have leased the first hello (the parked copy is hidden), so a
-//!   mark seen after the insert means the hello was delivered and the copy must go.
+//! - every hello sent with a key names its record (`HelloDocument::record`), and a lease that
+//!   won hellos whose records are not marked stored marks them `delivered_at` before it is
+//!   answered ([`MongoStore::mark_delivered_records`]): a hello delivered before its send was
+//!   finished has a record that says so, and a retry answers it without storing it;
+//! - a retry that finds its record neither stored nor delivered (`Pending::finishing`) inserts
+//!   the hello *parked* (hidden from every lease), reads the record again, and only then shows
+//!   the hello, or deletes its copy if the record now says delivered ([`MongoStore::settle_parked`]).
+//!   A lease cannot take the parked copy, so a delivery seen after the insert was of the first
+//!   attempt's hello: the copy must go. `stored_at` alone proves nothing here: the first attempt,
+//!   slow rather than dead, may have marked it after its own insert met the copy;
+//! - such a first attempt (its insert met a copy: same id) settles the copy the same way before
+//!   it answers, so a copy whose retry died is shown, never left hidden behind a 201.
+//!
+//! What this does not cover: a first attempt whose insert reaches the store only after its retry
+//! showed the hello and the hello was delivered and deleted stores it again (one extra delivery;
+//! the client retried before the first attempt's answer was due). A copy whose retry died, with
+//! no first attempt or later retry to settle it, stays hidden: that send was never answered 201.
+//! Hellos stored before this release name no record.
 
 use std::collections::HashMap;
 
@@ -35,9 +45,9 @@ use crate::store::{Operation, StoreError};
 pub(super) const PARKED: i64 = i64::MAX;
 
 impl MongoStore {
-    /// Marks stored the idempotency records of `hellos`, which a lease won: one `update`, and
-    /// none when no hello was sent with a key. A retry of their sends then answers the hello
-    /// instead of storing it again, even after it was delivered and deleted.
+    /// Marks delivered the idempotency records of `hellos` (which a lease won) that are not
+    /// marked stored: one `update`, and none when no hello was sent with a key. A retry of their
+    /// sends then answers the hello instead of storing it again, even after it was deleted.
     pub(super) async fn mark_delivered_records(
         &self,
         hellos: &[&HelloDocument],
@@ -51,19 +61,20 @@ impl MongoStore {
         }
         self.idempotency
             .update_many(
-                doc! { "_id": { "$in": records }, "stored_at": { "$exists": false } },
-                doc! { "$set": { "stored_at": Millis::now().0 } },
+                // `null` matches a missing field too; `$exists: false` would not match the
+                // `null` a record is inserted with.
+                doc! { "_id": { "$in": records }, "stored_at": null, "delivered_at": null },
+                doc! { "$set": { "delivered_at": Millis::now().0 } },
             )
             .await
             .map(|_| ())
             .map_err(write_failed(Operation::Lease))
     }
 
-    /// After the insert, for the retries that found their record unmarked (inserted parked): one
-    /// `find` of their records, then one `delete` of the copies whose record a delivery marked
-    /// meanwhile (answered with their first hello) and one `update` showing the others, which
-    /// stay in `pending` to be marked stored. A parked copy left by a retry that died here is
-    /// settled by the next retry (its insert finds the copy, and settles it the same way).
+    /// After the insert, for the sends whose hello may be a parked copy (`finishing`: retries,
+    /// and first attempts whose insert met a retry's copy): one `find` of their records, then one
+    /// `delete` of the copies whose record a delivery marked meanwhile (answered with their first
+    /// hello) and one `update` showing the others, which stay in `pending` to be marked stored.
     pub(super) async fn settle_parked(
         &self,
         pending: &mut Vec<Pending>,
@@ -89,7 +100,7 @@ impl MongoStore {
         let delivered: HashMap<String, bool> = match found {
             Ok(records) => records
                 .into_iter()
-                .map(|record| (record.key, record.stored_at.is_some()))
+                .map(|record| (record.key, record.delivered_at.is_some()))
                 .collect(),
             Err(error) => {
                 // The copy stays parked: the client's retry settles it.

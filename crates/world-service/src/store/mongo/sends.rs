@@ -4,12 +4,14 @@
 //! idempotency records, one of its hellos, and one `update` marking the records stored: five,
 //! two without idempotency keys (plus the one `find` of the batch's claims, made by the route,
 //! and the caps' count of the collections, at most every 500 ms). A key repeated within the
-//! batch, or recorded by another request meanwhile, costs a second pass (see `send_pass`).
+//! batch, or recorded by another request meanwhile, costs a second pass (see `send_pass`); a
+//! batch holding a retry that finishes a send cut short, up to three more (see
+//! [`super::retries`]).
 //! Every send keeps its own outcome: a full inbox, a reused key or a refused document fails that
 //! send alone.
 //!
-//! With an idempotency key a send is stored at most once: its record (the hello it stores, no
-//! `stored_at`) is inserted before the hello and marked once the hello is. A retry finds the
+//! With an idempotency key a send is stored at most once: its record (the hello it stores,
+//! `stored_at` null) is inserted before the hello and marked once the hello is. A retry finds the
 //! record and answers its hello, finishing the send first if the first attempt died in between
 //! (see [`super::retries`]: a hello delivered meanwhile is not stored again). A key used twice in
 //! one batch is answered once the first use is done, as a retry.
@@ -191,7 +193,7 @@ impl MongoStore {
                 outcomes.set(send.index, Err(StoreError::IdempotencyKeyReused));
                 return false;
             }
-            if first.stored_at.is_some() {
+            if first.stored_at.is_some() || first.delivered_at.is_some() {
                 outcomes.set(send.index, Ok(first.hello.clone()));
                 return false;
             }
@@ -260,6 +262,7 @@ impl MongoStore {
                     hello: send.stored.clone(),
                     created: DateTime::now(),
                     stored_at: None,
+                    delivered_at: None,
                     covered_by: send.document.covered_by,
                     stamped: true,
                 }
@@ -305,8 +308,9 @@ impl MongoStore {
         again
     }
 
-    /// Inserts the hellos: one `insert`. A hello already there (a retry finishing its first
-    /// attempt) is not an error.
+    /// Inserts the hellos: one `insert`. A hello already there is not an error: the first
+    /// attempt's, met by a retry, or a retry's parked copy, met by a slow first attempt (which
+    /// then settles it as a retry would, see [`super::retries`]).
     async fn insert_hellos(
         &self,
         pending: &mut Vec<Pending>,
@@ -321,7 +325,7 @@ impl MongoStore {
             Inserted::Each { refused } => {
                 let mut stored = 0;
                 let mut at = 0;
-                pending.retain(|send| {
+                pending.retain_mut(|send| {
                     let refusal = refused.iter().find(|(index, _)| *index == at);
                     at += 1;
                     match refusal {
@@ -329,7 +333,12 @@ impl MongoStore {
                             stored += 1;
                             true
                         }
-                        Some((_, true)) => true,
+                        // The hello is there already: a retry finishing it, or (a first
+                        // attempt, whose id is new) a retry's copy, which may be parked.
+                        Some((_, true)) => {
+                            send.finishing |= send.record.is_some();
+                            true
+                        }
                         Some((_, false)) => {
                             let error = StoreError::unavailable(anyhow::anyhow!(
                                 "the store refused this hello"
