@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.measure import OpenFiles, children, fail, rss_kib, say, wait_ready
+from bench.measure import OpenFiles, busy_since, children, fail, machine_ticks, rss_kib, say, wait_ready
 from bench.wrk import LUA_COUNTED, LUA_WORLD_SEND, lua, owner_token, wrk, wrk_counted
 from tests.support.pod import Pod, Release
 from tests.support.processes import Process
@@ -211,11 +211,15 @@ class Bench:
         pod_load = pod_load and self.pod.world.running and self.worlds_started == 1
         watched = {"hello": self.pid("hello"), "world": self.pid("world")} if pod_load else {}
         commands_before = store_commands() if self.pod.world.running else None
+        ticks = machine_ticks()
         with OpenFiles(watched) as open_files:
             if counted:
                 row = {"label": label, **wrk_counted(url, script, self.work / "done")}
             else:
                 row = {"label": label, **wrk(url, self.seconds, script)}
+        # Cores left idle during a row that should saturate them: the requests waited on
+        # something other than the CPU (the store's syncs, one thread's queue).
+        row["cores_busy"] = busy_since(ticks)
         commands = ""
         if commands_before is not None:
             spent = spent_since(commands_before)
@@ -232,7 +236,8 @@ class Bench:
             peak = (f"  RSS peak so far: hello {self.peak['hello'] / 1024:.1f}, world {self.peak['world'] / 1024:.1f} MiB;"
                     f" open files at most: hello {open_files.most['hello']}, world {open_files.most['world']}")
         print(f"  {row['rps']:>10,.0f} req/s  p50 {row['p50']:.2f} ms  p99 {row['p99']:.2f} ms  "
-              f"non-2xx {row['non2xx']}  requests {row['requests']:,}{commands}{peak}", flush=True)
+              f"non-2xx {row['non2xx']}  requests {row['requests']:,}  cores busy {row['cores_busy']:.0%}"
+              f"{commands}{peak}", flush=True)
         if script is not None and script.read_text().find("confirmed %d") >= 0 and row["pairs_per_s"] is None:
             fail(f"{label}: wrk printed no 'confirmed N' line (the reliable-read script's count)")
         errors = {kind: int(count) for kind, count in re.findall(r"(\w+) (\d+)", row["socket_errors"])}

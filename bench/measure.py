@@ -53,6 +53,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def machine_ticks() -> tuple[int, int]:
+    """All CPU time of the machine so far, and the part of it no core had work for (idle and
+    waiting on the disk), in clock ticks, from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields[:8]), fields[3] + fields[4]
+
+
+def busy_since(before: tuple[int, int]) -> float:
+    """The share of the machine's cores that had work since `before` (machine_ticks())."""
+    total, idle = machine_ticks()
+    elapsed = total - before[0]
+    return 1 - (idle - before[1]) / elapsed if elapsed else float("nan")
+
+
 def children(pid: int) -> list[int]:
     """The processes `pid` started (nginx's workers)."""
     found = []

@@ -13,8 +13,8 @@ from bench.measure import image_sizes
 from bench.mongo import table as mongodb_table
 from bench.wrk import CONNECTIONS, THREADS
 
-HEADER = ["| target | req/s | p50 ms | p99 ms | requests | store commands a request |",
-          "|---|---:|---:|---:|---:|---:|"]
+HEADER = ["| target | req/s | p50 ms | p99 ms | requests | store commands a request | cores busy |",
+          "|---|---:|---:|---:|---:|---:|---:|"]
 PART0 = ["bare_static", "static", "one_hop", "two_hop", "bare"]
 PART1 = ["pod_post", "pod_get", "pod_reliable", "owner_post", "owner_get", "hello_post", "hello_get", "world_post"]
 # Part 5's variants, in the order they alternate: (key, name in the tables).
@@ -23,8 +23,10 @@ TRACES = [("default", "traces off"), ("traces-on", "traces on"), ("no-traces", "
 
 def table_row(result: dict) -> str:
     commands = result.get("commands_per_request")
+    busy = result.get("cores_busy")
     return (f"| {result['label']} | {result['rps']:,.0f} | {result['p50']:.2f} | {result['p99']:.2f} | "
-            f"{result['requests']:,} | {'' if commands is None else f'{commands:.2f}'} |")
+            f"{result['requests']:,} | {'' if commands is None else f'{commands:.2f}'} | "
+            f"{'' if busy is None else f'{busy:.0%}'} |")
 
 
 def rounds(results: dict, key: str) -> list[dict]:
@@ -182,7 +184,8 @@ def write(results: dict, peak: dict, idle: dict, ready: dict, big_world_peak: in
         "two-hop ceiling are measured again; the goals give their medians and ranges, against both ceilings of "
         "the same round, so that a reader can tell the machine's drift from the code. The store commands a request "
         "are world's `world_store_commands_total` during the row (the embedded store's commits and reads), "
-        "divided by its requests. "
+        "divided by its requests; cores busy is the share of the machine's CPU time that was not idle during the "
+        "row (all processes, wrk's too): a row below 100% waited on something other than the CPU. "
         "Other ratios are against the first row: a bare nginx (2 workers, no access log) serving a "
         f"{STATIC_BYTES:,}-byte static file, what nginx itself can do on this machine. The pod's own nginx "
         "configuration writes a JSON access log line per request; the one- and two-hop rows are the "
