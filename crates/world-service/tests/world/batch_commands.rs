@@ -7,7 +7,7 @@
 //! record, hellos to take in every inbox.
 //!
 //! A GET's lease writes no record (a confirmation of it finds nothing); a lease that takes hellos
-//! sent with keys costs one `update` more (their records marked delivered where not yet stored).
+//! sent with keys costs one `update` more (their records marked delivered).
 //! `count` (the collections' sizes from their metadata) is bounded rather than counted: the caps
 //! take it at most every 500 ms whatever the load, and each scrape of `/metrics` once.
 
@@ -248,8 +248,7 @@ async fn a_batch_of_1_8_or_32_calls_costs_the_same_commands_on_mongodb() {
         "sends without keys: {first:?}"
     );
     // GETs' leases take the first sends' hellos, some sent with keys: one `update` marks their
-    // records delivered where not yet stored (it matches none here: every send was finished);
-    // they write no lease record.
+    // records delivered; they write no lease record.
     assert_eq!(
         total("GET leases"),
         6.0,

@@ -9,6 +9,7 @@
 //! - `caps_suite`: the store's caps on every backend (as `store_suite`);
 //! - `claims_suite`: claimed names on every backend (as `store_suite`);
 //! - `leases_suite`: confirmations and leases across a restart on every backend (as `store_suite`);
+//! - `delivered_records`: on MongoDB a lease marks the records of the keyed hellos it takes;
 //! - `store_suite`: the behaviour every [`Store`](world_service::store::Store) backend must have,
 //!   run against the embedded store and against MongoDB (nx-27017);
 //! - `housekeeping`: a busy embedded store still forgets what is due;
@@ -33,6 +34,7 @@ mod binary;
 mod calls;
 mod caps_suite;
 mod claims_suite;
+mod delivered_records;
 mod housekeeping;
 mod leases_suite;
 mod lost_answers;

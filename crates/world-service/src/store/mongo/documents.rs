@@ -59,8 +59,8 @@ pub(super) struct IdempotencyDocument {
     /// which case a retry finishes the send (see [`super::retries`]).
     #[serde(default)]
     pub stored_at: Option<i64>,
-    /// When a lease first won the hello while `stored_at` was still `null` (ms): the hello was
-    /// stored, and may be delivered and deleted already; a retry must not store it again.
+    /// When a lease first won the hello (ms): the hello was stored, and may be delivered and
+    /// deleted already; a retry must not store it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<i64>,
     /// The claim covering the recipient when the first attempt was made

@@ -22,7 +22,7 @@
 //!   are forgotten by the TTL). A lease taken by 0.1.0 has none either, and is unknown to a
 //!   confirmation.
 //! - `idempotency`: one document per key, expired by a TTL index on `created`; marked
-//!   `stored_at` by its send, or `delivered_at` by a lease that took its hello first.
+//!   `stored_at` by its send, and `delivered_at` by the first lease that takes its hello.
 //! - `names`: one document per claimed name, keyed by its look-alike key; see [`names`]. New in
 //!   0.2.0.
 //!

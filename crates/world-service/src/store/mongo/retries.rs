@@ -6,10 +6,11 @@
 //! whether its hello is in the store. The hello may be read, confirmed and deleted before the
 //! client's retry comes; the retry then finds neither the hello nor a mark, and must not store
 //! the hello again. So:
-//! - every hello sent with a key names its record (`HelloDocument::record`), and a lease that
-//!   won hellos whose records are not marked stored marks them `delivered_at` before it is
-//!   answered ([`MongoStore::mark_delivered_records`]): a hello delivered before its send was
-//!   finished has a record that says so, and a retry answers it without storing it;
+//! - every hello sent with a key names its record (`HelloDocument::record`), and the first lease
+//!   that wins the hello marks that record `delivered_at` before it is answered
+//!   ([`MongoStore::mark_delivered_records`]): a delivered hello has a record that says so, and
+//!   a retry answers it without storing it, even one that read the record before the send
+//!   marked it stored;
 //! - a retry that finds its record neither stored nor delivered (`Pending::finishing`) inserts
 //!   the hello *parked* (hidden from every lease), reads the record again, and only then shows
 //!   the hello, or deletes its copy if the record now says delivered ([`MongoStore::settle_parked`]).
@@ -36,7 +37,6 @@ use super::{
     batch::CallOutcomes,
     documents::{HelloDocument, IdempotencyDocument},
     sends::Pending,
-    write_failed,
 };
 use crate::store::{Operation, StoreError};
 
@@ -45,30 +45,44 @@ use crate::store::{Operation, StoreError};
 pub(super) const PARKED: i64 = i64::MAX;
 
 impl MongoStore {
-    /// Marks delivered the idempotency records of `hellos` (which a lease won) that are not
-    /// marked stored: one `update`, and none when no hello was sent with a key. A retry of their
-    /// sends then answers the hello instead of storing it again, even after it was deleted.
+    /// Marks delivered the idempotency records of `hellos` (which a lease won), those not marked
+    /// delivered yet: one `update`, a statement per hello, and none when no hello was sent with
+    /// a key. A retry of their sends then answers the hello instead of storing it again, even
+    /// after it was deleted, whether or not its send had marked the record stored (a retry may
+    /// have read the record before that).
     pub(super) async fn mark_delivered_records(
         &self,
         hellos: &[&HelloDocument],
     ) -> Result<(), StoreError> {
-        let records: Vec<&str> = hellos
+        let now = Millis::now().0;
+        let marks: Vec<Document> = hellos
             .iter()
-            .filter_map(|hello| hello.record.as_deref())
+            .filter_map(|hello| Some((hello.record.as_deref()?, hello.id.as_str())))
+            .map(|(record, hello)| {
+                doc! {
+                    // The record of this very hello: a key reused once its record expired has
+                    // a new record under the same id, for another hello. `null` matches a
+                    // missing field too.
+                    "q": { "_id": record, "hello.id": hello, "delivered_at": null },
+                    "u": { "$set": { "delivered_at": now } },
+                    "multi": false,
+                }
+            })
             .collect();
-        if records.is_empty() {
+        if marks.is_empty() {
             return Ok(());
         }
-        self.idempotency
-            .update_many(
-                // `null` matches a missing field too; `$exists: false` would not match the
-                // `null` a record is inserted with.
-                doc! { "_id": { "$in": records }, "stored_at": null, "delivered_at": null },
-                doc! { "$set": { "delivered_at": Millis::now().0 } },
-            )
-            .await
-            .map(|_| ())
-            .map_err(write_failed(Operation::Lease))
+        let refused = self
+            .update_each("idempotency", marks, Operation::Lease)
+            .await?;
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::OutcomeUnknown {
+                operation: Operation::Lease,
+                cause: anyhow::anyhow!("the store refused to mark a delivered hello's record"),
+            })
+        }
     }
 
     /// After the insert, for the sends whose hello may be a parked copy (`finishing`: retries,
