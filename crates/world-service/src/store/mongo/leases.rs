@@ -6,8 +6,8 @@
 //! `insert` of the records of reliable reads' leases (a GET's lease is acknowledged at once and
 //! needs none) and one `aggregate` counting what remains; and, when it took hellos sent with
 //! idempotency keys, one `update` of their keys' records (see [`super::retries`]). A lease that
-//! lost every candidate to another replica tries again, with the others that did. Acknowledgements and confirmations are
-//! in [`super::confirmations`].
+//! lost every candidate to another replica tries again, with the others that did.
+//! Acknowledgements and confirmations are in [`super::confirmations`].
 
 use std::collections::{HashMap, HashSet};
 
