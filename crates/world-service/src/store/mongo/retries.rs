@@ -13,10 +13,11 @@
 //!   marked it stored;
 //! - a retry that finds its record neither stored nor delivered (`Pending::finishing`) inserts
 //!   the hello *parked* (hidden from every lease), reads the record again, and only then shows
-//!   the hello, or deletes its copy if the record now says delivered ([`MongoStore::settle_parked`]).
-//!   A lease cannot take the parked copy, so a delivery seen after the insert was of the first
-//!   attempt's hello: the copy must go. `stored_at` alone proves nothing here: the first attempt,
-//!   slow rather than dead, may have marked it after its own insert met the copy;
+//!   the hello, or deletes its copy if the record now says delivered
+//!   ([`MongoStore::settle_parked`]). A lease cannot take the parked copy, so a delivery seen
+//!   after the insert was of the first attempt's hello: the copy must go. `stored_at` alone
+//!   proves nothing here: the first attempt, slow rather than dead, may have marked it after its
+//!   own insert met the copy;
 //! - such a first attempt (its insert met a copy: same id) settles the copy the same way before
 //!   it answers, so a copy whose retry died is shown, never left hidden behind a 201.
 //!
