@@ -1,14 +1,34 @@
 //! What every batched operation on MongoDB shares: outcomes kept per call, one failure told to
 //! every call it touched, unordered multi-document inserts sorted by document, and the
-//! multi-statement `update` command (MongoDB 7.0 has it; `bulkWrite` is 8.0 only).
+//! multi-statement `update` command (MongoDB 7.0 has it; `bulkWrite` is 8.0 only), and reading
+//! every document a batch names in one `find`.
 
+use futures::TryStreamExt;
 use mongodb::{
+    Collection,
     bson::{Document, doc},
     error::{ErrorKind, InsertManyError},
 };
+use serde::de::DeserializeOwned;
 
-use super::{DUPLICATE_KEY, MongoStore, counts, write_failed};
+use super::{DUPLICATE_KEY, MongoStore, ONE_BATCH, counts, write_failed};
 use crate::store::{Operation, StoreError};
+
+/// Every document of `collection` that `filter` matches, in one `find` (one batch, no `getMore`).
+pub(super) async fn find_all<T>(
+    collection: &Collection<T>,
+    filter: Document,
+) -> mongodb::error::Result<Vec<T>>
+where
+    T: DeserializeOwned + Send + Sync,
+{
+    collection
+        .find(filter)
+        .batch_size(ONE_BATCH)
+        .await?
+        .try_collect()
+        .await
+}
 
 /// The outcome of each call of a batch, filled in as they are known.
 pub(super) struct CallOutcomes<T>(Vec<Option<Result<T, StoreError>>>);

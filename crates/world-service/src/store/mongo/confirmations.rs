@@ -5,13 +5,12 @@
 
 use std::collections::HashMap;
 
-use futures::TryStreamExt;
 use hello_common::{Name, timestamp::Millis};
 use mongodb::bson::{Document, doc};
 
 use super::{
-    MongoStore, ONE_BATCH,
-    batch::CallOutcomes,
+    MongoStore,
+    batch::{CallOutcomes, find_all},
     documents::{LEASE_FIELD, LeaseDocument},
     write_failed,
 };
@@ -96,15 +95,7 @@ impl MongoStore {
             }
         }
         let ids: Vec<&str> = confirmations.iter().map(|(_, id)| id.as_str()).collect();
-        let found: Result<Vec<LeaseDocument>, _> = match self
-            .leases
-            .find(doc! { "_id": { "$in": &ids } })
-            .batch_size(ONE_BATCH)
-            .await
-        {
-            Ok(cursor) => cursor.try_collect().await,
-            Err(error) => Err(error),
-        };
+        let found = find_all(&self.leases, doc! { "_id": { "$in": &ids } }).await;
         let leases: HashMap<String, LeaseDocument> = match found {
             Ok(found) => found
                 .into_iter()

@@ -29,14 +29,13 @@
 
 use std::collections::HashMap;
 
-use futures::TryStreamExt;
 use hello_common::{timestamp::Millis, wire::StoredHello};
 use mongodb::bson::{Document, doc};
 
 use super::{
-    MongoStore, ONE_BATCH,
-    batch::CallOutcomes,
-    documents::{HelloDocument, IdempotencyDocument},
+    MongoStore,
+    batch::{CallOutcomes, find_all},
+    documents::HelloDocument,
     sends::Pending,
 };
 use crate::store::{Operation, StoreError};
@@ -103,15 +102,7 @@ impl MongoStore {
         if parked.is_empty() {
             return;
         }
-        let found: Result<Vec<IdempotencyDocument>, _> = match self
-            .idempotency
-            .find(doc! { "_id": { "$in": &parked } })
-            .batch_size(ONE_BATCH)
-            .await
-        {
-            Ok(cursor) => cursor.try_collect().await,
-            Err(error) => Err(error),
-        };
+        let found = find_all(&self.idempotency, doc! { "_id": { "$in": &parked } }).await;
         let delivered: HashMap<String, bool> = match found {
             Ok(records) => records
                 .into_iter()

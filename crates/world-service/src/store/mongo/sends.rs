@@ -18,13 +18,12 @@
 
 use std::collections::HashMap;
 
-use futures::TryStreamExt;
 use hello_common::{Name, timestamp::Millis, wire::StoredHello};
 use mongodb::bson::{DateTime, doc};
 
 use super::{
-    MongoStore, ONE_BATCH, RACE_ATTEMPTS,
-    batch::{CallOutcomes, Inserted, inserted},
+    MongoStore, RACE_ATTEMPTS,
+    batch::{CallOutcomes, Inserted, find_all, inserted},
     documents::{HelloDocument, IdempotencyDocument, new_hello, parked_document_for},
     write_failed,
 };
@@ -157,15 +156,7 @@ impl MongoStore {
             })
             .flat_map(|(scoped, key)| [scoped, key.as_str()])
             .collect();
-        let found: Result<Vec<IdempotencyDocument>, _> = match self
-            .idempotency
-            .find(doc! { "_id": { "$in": ids } })
-            .batch_size(ONE_BATCH)
-            .await
-        {
-            Ok(cursor) => cursor.try_collect().await,
-            Err(error) => Err(error),
-        };
+        let found = find_all(&self.idempotency, doc! { "_id": { "$in": ids } }).await;
         let records: HashMap<String, IdempotencyDocument> = match found {
             Ok(records) => records
                 .into_iter()
