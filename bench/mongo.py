@@ -138,9 +138,10 @@ def rows(work: Path, store, label: str, seconds: int, binaries: Path) -> dict[st
         bench.stop()
 
 
-def measure_on_mongodb(work: Path, seconds: int, delay_ms: float, binaries: Path) -> tuple[float, dict]:
-    """The delay proxy's measured round trip (ms), and the rows of each placement of the store:
-    {placement: {"post"|"get"|"reliable": row}}. bench/run.py runs this as its last part."""
+def measure_on_mongodb(work: Path, seconds: int, delay_ms: float, binaries: Path) -> tuple[float, float, dict]:
+    """The delay asked for and the delay proxy's measured round trip (ms), and the rows of each
+    placement of the store: {placement: {"post"|"get"|"reliable": row}}. bench/run.py runs this
+    as its last part."""
     results = {}
     round_trip = proxy_round_trip(work, delay_ms)
     print(f"  a round trip through the delay proxy ({delay_ms:g} ms each way): median {round_trip:.2f} ms",
@@ -158,7 +159,7 @@ def measure_on_mongodb(work: Path, seconds: int, delay_ms: float, binaries: Path
             if delayed:
                 delayed.stop()
             store.stop()
-    return round_trip, results
+    return delay_ms, round_trip, results
 
 
 def table(round_trip: float, results: dict) -> list[str]:
@@ -196,7 +197,7 @@ def main() -> None:
         subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "hello-service", "-p", "world-service"],
                        cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory(prefix="bench-mongo-") as temporary:
-        round_trip, results = measure_on_mongodb(Path(temporary), args.seconds, args.delay_ms, binaries)
+        _, round_trip, results = measure_on_mongodb(Path(temporary), args.seconds, args.delay_ms, binaries)
     say("Summary: req/s, p99 and store commands per request")
     print("\n".join(table(round_trip, results)), flush=True)
     say("Benchmark on MongoDB done")

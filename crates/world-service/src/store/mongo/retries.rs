@@ -27,7 +27,7 @@
 //! no first attempt or later retry to settle it, stays hidden: that send was never answered 201.
 //! Hellos stored before this release name no record.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use hello_common::{timestamp::Millis, wire::StoredHello};
 use mongodb::bson::{Document, doc};
@@ -103,10 +103,12 @@ impl MongoStore {
             return;
         }
         let found = find_all(&self.idempotency, doc! { "_id": { "$in": &parked } }).await;
-        let delivered: HashMap<String, bool> = match found {
+        // The records a lease marked delivered: their hellos' copies must go.
+        let delivered: HashSet<String> = match found {
             Ok(records) => records
                 .into_iter()
-                .map(|record| (record.key, record.delivered_at.is_some()))
+                .filter(|record| record.delivered_at.is_some())
+                .map(|record| record.key)
                 .collect(),
             Err(error) => {
                 // The copy stays parked: the client's retry settles it.
@@ -121,11 +123,9 @@ impl MongoStore {
             }
         };
         let was_delivered = |send: &Pending| {
-            send.finishing
-                && send
-                    .record
-                    .as_ref()
-                    .is_some_and(|record| delivered.get(record).copied().unwrap_or(false))
+            send.record
+                .as_ref()
+                .is_some_and(|record| delivered.contains(record))
         };
         // The copy of each retry, if it is still parked: deleted, or shown to readers.
         let (mut copies, mut shown) = (Vec::new(), Vec::new());
